@@ -1,0 +1,28 @@
+"""Settings from the environment (API.md, Bootstrap). Reading them opens nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_FILE = "drumbeat.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DRUMBEAT_", extra="ignore")
+
+    database_url: str | None = None
+    secret_key: str | None = None
+    sweep_seconds: float = 60.0
+    tick_seconds: float = 1.0
+    max_body_bytes: int = 20 * 1024 * 1024
+    lease_seconds: float = 120.0
+    public_url: str = "http://127.0.0.1:8000"
+
+    def resolved_database_url(self) -> str:
+        """SQLAlchemy URL: plain postgresql:// means psycopg 3; unset means a local SQLite file."""
+        url = self.database_url or f"sqlite:///{Path.cwd() / DEFAULT_SQLITE_FILE}"
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url

@@ -1,0 +1,44 @@
+"""Refusals the domain raises; the API maps each one to its error code (API.md)."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "domain_error"
+
+    def __init__(self, message: str, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class InvalidTransition(DomainError):
+    code = "invalid_transition"
+
+    def __init__(self, from_status: str, action: str) -> None:
+        super().__init__(
+            f"cannot {action} a campaign that is {from_status}",
+            {"from": from_status, "action": action},
+        )
+
+
+class ConfirmationRequired(DomainError):
+    code = "confirmation_required"
+
+
+class ResumeBlocked(DomainError):
+    code = "resume_blocked"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class ValidationFailed(DomainError):
+    """Input that breaks a rule; `fields` name what is wrong."""
+
+    code = "validation_error"
+
+    def __init__(self, fields: list[dict], message: str = "invalid input") -> None:
+        super().__init__(message, {"fields": fields})
+        self.fields = fields

@@ -1,0 +1,89 @@
+"""The one gate check behind start, a due start_at, resume and the sweeper (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from drumbeat.domain.channels import Health
+from drumbeat.domain.lifecycle import TERMINAL_STATUSES, Status
+from drumbeat.domain.reasons import PauseReason
+
+
+@dataclass(frozen=True)
+class PoolMember:
+    integration_id: str
+    health: str
+    enabled: bool
+    failed_in_run: bool = False
+
+    @property
+    def usable(self) -> bool:
+        return self.enabled and self.health == Health.ACTIVE and not self.failed_in_run
+
+
+@dataclass(frozen=True)
+class Gate:
+    gate: str  # subscription | status | key_pool | integration_health
+    ok: bool
+    reason: str | None = None
+    channel: str | None = None
+    integration_id: str | None = None
+
+    def as_dict(self) -> dict:
+        out: dict = {"gate": self.gate, "ok": self.ok, "reason": self.reason}
+        if self.channel is not None:
+            out["channel"] = self.channel
+        if self.integration_id is not None:
+            out["integration_id"] = self.integration_id
+        return out
+
+
+@dataclass(frozen=True)
+class GateReport:
+    gates: list[Gate]
+    blocked_channels: dict[str, PauseReason] = field(default_factory=dict)
+    open_channels: list[str] = field(default_factory=list)
+
+    @property
+    def may_run(self) -> bool:
+        campaign_ok = all(g.ok for g in self.gates if g.gate in ("subscription", "status"))
+        return campaign_ok and (bool(self.open_channels) or not self.blocked_channels)
+
+
+def evaluate_gates(
+    *,
+    subscription_active: bool,
+    status: str,
+    pools: dict[str, list[PoolMember]],
+) -> GateReport:
+    """Every gate with ok and a reason. `pools` holds each channel that still has
+    unfinished leads, with the integrations of the campaign's key pool on it.
+
+    Key failure marks are ignored here: a start or resume begins a new run.
+    """
+    gates = [
+        Gate("subscription", subscription_active, None if subscription_active else "the workspace subscription is not active"),
+        Gate("status", Status(status) not in TERMINAL_STATUSES,
+             None if Status(status) not in TERMINAL_STATUSES else f"the campaign is {status}"),
+    ]
+    blocked: dict[str, PauseReason] = {}
+    open_channels: list[str] = []
+    for channel, members in sorted(pools.items()):
+        restricted = [m for m in members if m.enabled and m.health == Health.RESTRICTED]
+        for m in restricted:
+            gates.append(Gate("integration_health", False, "the account is restricted by the provider", channel, m.integration_id))
+        usable = [m for m in members if m.enabled and m.health == Health.ACTIVE]
+        if usable:
+            gates.append(Gate("key_pool", True, None, channel))
+        else:
+            disconnected = any(m.enabled and m.health == Health.DISCONNECTED for m in members)
+            text = "no active integration on this channel" + (" (account disconnected)" if disconnected else "")
+            gates.append(Gate("key_pool", False, text, channel))
+        if restricted:
+            blocked[channel] = PauseReason.ACCOUNT_RESTRICTED
+        elif not usable:
+            disconnected = any(m.enabled and m.health == Health.DISCONNECTED for m in members)
+            blocked[channel] = PauseReason.ACCOUNT_DISCONNECTED if disconnected else PauseReason.ALL_KEYS_FAILED
+        else:
+            open_channels.append(channel)
+    return GateReport(gates, blocked, open_channels)

@@ -1,0 +1,105 @@
+"""Lead states (DESIGN.md §3) and what one attempt's outcome does to a lead."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from drumbeat.domain.errors import ErrorClass
+
+
+class LeadState(StrEnum):
+    NOT_CONTACTED = "not_contacted"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    REPLIED = "replied"
+    FAILED = "failed"
+    OPTED_OUT = "opted_out"
+    IN_DOUBT = "in_doubt"
+    CANCELED = "canceled"
+
+
+TERMINAL_LEAD_STATES = frozenset(
+    {LeadState.COMPLETED, LeadState.REPLIED, LeadState.FAILED, LeadState.OPTED_OUT, LeadState.CANCELED}
+)
+# Leads the engine may still claim; in_doubt waits for a person.
+WORKABLE_LEAD_STATES = (LeadState.NOT_CONTACTED, LeadState.IN_PROGRESS)
+UNFINISHED_LEAD_STATES = (LeadState.NOT_CONTACTED, LeadState.IN_PROGRESS, LeadState.IN_DOUBT)
+
+
+class AttemptStatus(StrEnum):
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    KEY_ERROR = "key_error"
+    IN_DOUBT = "in_doubt"
+
+
+ACCEPTED_ATTEMPT_STATUSES = (AttemptStatus.SENT, AttemptStatus.DELIVERED, AttemptStatus.READ)
+
+MAX_TRANSIENT_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class LeadProgress:
+    """Where a lead stands: the fields an outcome may change."""
+
+    state: LeadState
+    current_step: int
+    next_action_at: datetime
+    retries: int  # transient retries spent on the current step
+
+
+@dataclass(frozen=True)
+class LeadChange:
+    lead: LeadProgress
+    attempt_status: AttemptStatus
+    counted_failure: bool  # counts in breakdown.failed and the failure window
+    last_error: str | None = None
+
+
+def transient_backoff(retries: int) -> timedelta:
+    return timedelta(seconds=min(300, 5 * 2**retries))
+
+
+def apply_outcome(
+    lead: LeadProgress,
+    *,
+    step_count: int,
+    error_class: ErrorClass | None,
+    error_code: str | None,
+    now: datetime,
+    next_step_delay: timedelta | None = None,
+    retry_after: timedelta | None = None,
+) -> LeadChange:
+    """The lead after one attempt of its current step (DESIGN.md §3).
+
+    `error_class` None means the provider accepted the message. Key-level, rate-limited
+    and campaign-level answers never charge the lead: it keeps its state and step.
+    """
+    if error_class is None:
+        nxt = lead.current_step + 1
+        if nxt >= step_count:
+            done = LeadProgress(LeadState.COMPLETED, nxt, now, 0)
+            return LeadChange(done, AttemptStatus.SENT, False)
+        delay = next_step_delay or timedelta(0)
+        return LeadChange(LeadProgress(LeadState.IN_PROGRESS, nxt, now + delay, 0), AttemptStatus.SENT, False)
+    if error_class is ErrorClass.LEAD:
+        failed = LeadProgress(LeadState.FAILED, lead.current_step, lead.next_action_at, lead.retries)
+        return LeadChange(failed, AttemptStatus.FAILED, True, error_code)
+    if error_class is ErrorClass.TRANSIENT:
+        if lead.retries >= MAX_TRANSIENT_RETRIES:
+            failed = LeadProgress(LeadState.FAILED, lead.current_step, lead.next_action_at, lead.retries)
+            return LeadChange(failed, AttemptStatus.FAILED, True, error_code)
+        later = LeadProgress(lead.state, lead.current_step, now + transient_backoff(lead.retries), lead.retries + 1)
+        return LeadChange(later, AttemptStatus.FAILED, False, error_code)
+    if error_class is ErrorClass.RATE:
+        later = LeadProgress(lead.state, lead.current_step, now + (retry_after or timedelta(seconds=1)), lead.retries)
+        return LeadChange(later, AttemptStatus.FAILED, False, error_code)
+    if error_class is ErrorClass.KEY:
+        return LeadChange(lead, AttemptStatus.KEY_ERROR, False, None)
+    # campaign-level: the lead waits, the channel is held (or the campaign fails)
+    return LeadChange(lead, AttemptStatus.FAILED, False, None)

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy tables, migrations, and the queries the services and engine need."""

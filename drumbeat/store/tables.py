@@ -1,0 +1,263 @@
+"""The schema. Alembic migrations create it; this module describes it for queries."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+from drumbeat.domain.reasons import PauseReason
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes on both engines (SQLite keeps no zone, so store naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+# Lead and attempt ids are integers (millions of rows); other ids are uuid hex strings.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+PAUSE_REASONS_SQL = ", ".join(f"'{r.value}'" for r in PauseReason)
+
+workspaces = Table(
+    "workspaces", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("subscription_status", String(20), nullable=False, server_default="active"),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+users = Table(
+    "users", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("workspace_id", String(32), ForeignKey("workspaces.id"), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("password_hash", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("workspace_id", "email", name="uq_users_workspace_email"),
+    CheckConstraint("role IN ('owner', 'operator', 'viewer')", name="role"),
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+integrations = Table(
+    "integrations", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("workspace_id", String(32), ForeignKey("workspaces.id"), nullable=False, index=True),
+    Column("channel", String(20), nullable=False),
+    Column("provider", String(20), nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("credentials_encrypted", Text, nullable=False),  # Fernet token of the JSON credentials
+    Column("config", Json, nullable=False),
+    Column("daily_cap", Integer),
+    Column("health", String(20), nullable=False, server_default="active"),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("health IN ('active', 'disconnected', 'restricted')", name="health"),
+)
+
+campaigns = Table(
+    "campaigns", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("workspace_id", String(32), ForeignKey("workspaces.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("paused_reason", String(40)),
+    Column("paused_at", UTCDateTime),
+    Column("paused_by_type", String(10)),
+    Column("paused_by_id", String(64)),
+    Column("pause_details", Json, nullable=False),
+    Column("schedule", Json, nullable=False),
+    Column("limits", Json, nullable=False),
+    Column("failure_policy", Json, nullable=False),
+    Column("integration_ids", Json),
+    Column("run", Integer, nullable=False, server_default="0"),  # bumped by every start/resume
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    CheckConstraint(
+        "status IN ('draft', 'scheduled', 'sending', 'paused', 'completed', 'failed', 'canceled')",
+        name="status",
+    ),
+    # DESIGN.md §2: paused if and only if a known reason is recorded.
+    CheckConstraint(
+        f"(status = 'paused' AND paused_reason IN ({PAUSE_REASONS_SQL}))"
+        " OR (status <> 'paused' AND paused_reason IS NULL)",
+        name="paused_iff_reason",
+    ),
+)
+
+steps = Table(
+    "steps", metadata,
+    Column("campaign_id", String(32), ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("channel", String(20), nullable=False),
+    Column("template", Json, nullable=False),
+    Column("delay_seconds", Integer, nullable=False, server_default="0"),
+)
+
+holds = Table(
+    "holds", metadata,
+    Column("campaign_id", String(32), ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True),
+    Column("channel", String(20), primary_key=True),
+    Column("reason", String(40), nullable=False),
+    Column("since", UTCDateTime, nullable=False),
+    Column("details", Json, nullable=False),
+)
+
+# Keys that answered a key-level error in a campaign's current run (DESIGN.md §4).
+key_failures = Table(
+    "key_failures", metadata,
+    Column("campaign_id", String(32), ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True),
+    Column("run", Integer, primary_key=True),
+    Column("integration_id", String(32), ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True),
+    Column("error_code", String(80)),
+    Column("error_message", Text),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+leads = Table(
+    "leads", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("campaign_id", String(32), ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("phone", String(20)),
+    Column("email", String(320)),
+    Column("linkedin_url", String(500)),
+    Column("first_name", String(200)),
+    Column("last_name", String(200)),
+    Column("timezone", String(64)),
+    Column("attributes", Json, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("current_step", Integer, nullable=False, server_default="0"),
+    Column("next_action_at", UTCDateTime, nullable=False),
+    Column("retries", Integer, nullable=False, server_default="0"),
+    Column("attempt_no", Integer, nullable=False, server_default="0"),  # attempts of current step
+    Column("lease_owner", String(64)),
+    Column("lease_expires_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint(
+        "state IN ('not_contacted', 'in_progress', 'completed', 'replied', 'failed',"
+        " 'opted_out', 'in_doubt', 'canceled')",
+        name="state",
+    ),
+    # The due-lead query: only unfinished leads, by campaign and next action time.
+    Index(
+        "ix_leads_due", "campaign_id", "next_action_at",
+        postgresql_where=text("state IN ('not_contacted', 'in_progress')"),
+        sqlite_where=text("state IN ('not_contacted', 'in_progress')"),
+    ),
+    Index("ix_leads_campaign_state", "campaign_id", "state"),
+    # Duplicates within a campaign are skipped at import: one lead per address.
+    Index("uq_leads_campaign_phone", "campaign_id", "phone", unique=True,
+          postgresql_where=text("phone IS NOT NULL"), sqlite_where=text("phone IS NOT NULL")),
+    Index("uq_leads_campaign_email", "campaign_id", "email", unique=True,
+          postgresql_where=text("email IS NOT NULL"), sqlite_where=text("email IS NOT NULL")),
+    Index("uq_leads_campaign_linkedin", "campaign_id", "linkedin_url", unique=True,
+          postgresql_where=text("linkedin_url IS NOT NULL"), sqlite_where=text("linkedin_url IS NOT NULL")),
+)
+
+attempts = Table(
+    "attempts", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("lead_id", BigId, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False),
+    Column("campaign_id", String(32), ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("integration_id", String(32)),
+    Column("run", Integer, nullable=False),
+    Column("idempotency_key", String(80), nullable=False, unique=True),
+    Column("status", String(20), nullable=False),
+    Column("provider_message_id", String(200)),
+    Column("error_code", String(80)),
+    Column("error_class", String(20)),
+    Column("error_message", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint(
+        "status IN ('sending', 'sent', 'delivered', 'read', 'failed', 'key_error', 'in_doubt')",
+        name="status",
+    ),
+    Index("ix_attempts_lead", "lead_id"),
+    Index("ix_attempts_campaign_status", "campaign_id", "status"),
+    Index("ix_attempts_provider_message", "provider_message_id"),
+)
+
+timeline = Table(
+    "timeline", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("campaign_id", String(32), ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("from_status", String(20)),
+    Column("to_status", String(20)),
+    Column("action", String(40), nullable=False),
+    Column("reason", String(40)),
+    Column("actor_type", String(10), nullable=False),
+    Column("actor_id", String(64)),
+    Column("details", Json, nullable=False),
+)
+
+suppressions = Table(
+    "suppressions", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("workspace_id", String(32), ForeignKey("workspaces.id"), nullable=False),
+    Column("phone", String(20)),
+    Column("email", String(320)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_suppressions_phone", "workspace_id", "phone"),
+    Index("ix_suppressions_email", "workspace_id", "email"),
+)
+
+

@@ -58,3 +58,11 @@ def most_severe(reasons: list[str]) -> PauseReason:
         if reason in present:
             return reason
     return PauseReason.MANUAL
+
+
+def pause_reason_for(held: dict[str, str], due_channels: set[str]) -> PauseReason | None:
+    """A sending campaign pauses when every channel its unfinished leads wait on is held
+    (DESIGN.md §4); the pause takes the most severe of those holds' reasons."""
+    if due_channels and all(channel in held for channel in due_channels):
+        return most_severe([held[channel] for channel in due_channels])
+    return None

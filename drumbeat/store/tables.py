@@ -132,7 +132,7 @@ campaigns = Table(
     ),
     # DESIGN.md §2: paused if and only if a known reason is recorded.
     CheckConstraint(
-        f"(status = 'paused' AND paused_reason IN ({PAUSE_REASONS_SQL}))"
+        f"(status = 'paused' AND paused_reason IS NOT NULL AND paused_reason IN ({PAUSE_REASONS_SQL}))"
         " OR (status <> 'paused' AND paused_reason IS NULL)",
         name="paused_iff_reason",
     ),

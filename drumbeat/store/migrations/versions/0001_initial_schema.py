@@ -46,7 +46,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
-    sa.CheckConstraint("(status = 'paused' AND paused_reason IN ('manual', 'all_keys_failed', 'high_failure_rate', 'account_disconnected', 'account_restricted', 'subscription_canceled', 'template_rejected')) OR (status <> 'paused' AND paused_reason IS NULL)", name=op.f('ck_campaigns_paused_iff_reason')),
+    sa.CheckConstraint("(status = 'paused' AND paused_reason IS NOT NULL AND paused_reason IN ('manual', 'all_keys_failed', 'high_failure_rate', 'account_disconnected', 'account_restricted', 'subscription_canceled', 'template_rejected')) OR (status <> 'paused' AND paused_reason IS NULL)", name=op.f('ck_campaigns_paused_iff_reason')),
     sa.CheckConstraint("status IN ('draft', 'scheduled', 'sending', 'paused', 'completed', 'failed', 'canceled')", name=op.f('ck_campaigns_status')),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_campaigns_workspace_id_workspaces')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_campaigns'))

@@ -1,0 +1,20 @@
+"""The FastAPI application: API v1, provider callbacks, health and the dashboard."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from drumbeat.api import campaigns, errors, integrations, leads, ops, users
+from drumbeat.api.limits import BodySizeLimit
+from drumbeat.services.context import Context
+
+
+def create_app(ctx: Context, *, max_body_bytes: int = 20 * 1024 * 1024) -> FastAPI:
+    app = FastAPI(title="Drumbeat", version="1", description="Multichannel outreach engine that knows when to stop.")
+    app.state.ctx = ctx
+    errors.install(app)
+    for module in (users, integrations, campaigns, leads):
+        app.include_router(module.router, prefix="/api/v1")
+    app.include_router(ops.router)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    return app

@@ -1,0 +1,44 @@
+"""FastAPI dependencies: the service context and the authenticated caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from drumbeat.api.errors import ApiError
+from drumbeat.domain.roles import Role, allows
+from drumbeat.services import workspaces
+from drumbeat.services.context import Context, Principal
+
+
+def get_context(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
+
+
+def current_principal(request: Request, ctx: ContextDep) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError("unauthorized", "a bearer token is required")
+    principal = workspaces.authenticate(ctx, token.strip())
+    if principal is None:
+        raise ApiError("unauthorized", "the token is not valid")
+    return principal
+
+
+def require(role: Role):
+    def _check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not allows(principal.role, role):
+            raise ApiError("forbidden", f"this action needs the {role.value} role")
+        return principal
+
+    return _check
+
+
+Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
+Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
+Owner = Annotated[Principal, Depends(require(Role.OWNER))]

@@ -1,0 +1,73 @@
+"""The error envelope of API.md: {"error": {"code", "message", "details"}}; never a 500 by design."""
+
+from __future__ import annotations
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from drumbeat.domain.exceptions import DomainError
+
+log = structlog.get_logger()
+
+STATUS_OF_CODE = {
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "validation_error": 422,
+    "invalid_transition": 409,
+    "resume_blocked": 409,
+    "confirmation_required": 409,
+    "payload_too_large": 413,
+    "rate_limited": 429,
+    "unavailable": 503,
+}
+CODE_OF_STATUS = {v: k for k, v in STATUS_OF_CODE.items() if k not in ("resume_blocked", "confirmation_required")}
+
+
+class ApiError(Exception):
+    def __init__(self, code: str, message: str, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.details = code, message, details or {}
+
+
+def error_response(code: str, message: str, details: dict | None = None, status: int | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, "details": details or {}}},
+                        status_code=status or STATUS_OF_CODE.get(code, 400))
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError):
+        return error_response(exc.code, exc.message, exc.details)
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(_: Request, exc: DomainError):
+        return error_response(exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError):
+        fields = [{"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "message": e["msg"]}
+                  for e in exc.errors()]
+        return error_response("validation_error", "the request is not valid", {"fields": fields})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException):
+        code = CODE_OF_STATUS.get(exc.status_code, "not_found" if exc.status_code == 404 else "validation_error")
+        if exc.status_code == 405:
+            return error_response("method_not_allowed", "method not allowed", status=405)
+        return error_response(code, str(exc.detail), status=exc.status_code)
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(_: Request, exc: OperationalError):
+        log.warning("database unavailable", error=type(exc.orig).__name__ if exc.orig else "OperationalError")
+        return error_response("unavailable", "the database is unavailable; try again shortly")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception):
+        # A bug, not a contract: log it (without request bodies, which may hold secrets).
+        log.error("unhandled error", error_type=type(exc).__name__)
+        return error_response("internal_error", "unexpected error", status=500)

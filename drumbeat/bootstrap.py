@@ -1,0 +1,26 @@
+"""The one place that builds engines, stores and channels from settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from drumbeat.config import Settings
+from drumbeat.services.context import Context
+from drumbeat.store.db import make_engine, migrate
+from drumbeat.store.secrets import SecretBox, key_beside
+
+
+def build_context(settings: Settings | None = None, *, run_migrations: bool = True) -> Context:
+    settings = settings or Settings()
+    url = settings.resolved_database_url()
+    engine = make_engine(url)
+    if run_migrations:
+        migrate(engine)
+    key = settings.secret_key
+    if key is None:
+        if engine.dialect.name != "sqlite":
+            raise SystemExit("DRUMBEAT_SECRET_KEY is required with PostgreSQL (a Fernet key)")
+        key = key_beside(Path(make_url(url).database))
+    return Context(db=engine, box=SecretBox(key))

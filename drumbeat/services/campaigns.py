@@ -1,0 +1,325 @@
+"""Campaign use cases: create, read, edit, and the lifecycle actions (DESIGN.md §2, §5)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, func, or_, select
+
+from drumbeat.domain.exceptions import InvalidTransition, NotFound, ResumeBlocked
+from drumbeat.domain.gates import evaluate_gates
+from drumbeat.domain.leads import TERMINAL_LEAD_STATES, LeadState
+from drumbeat.domain.lifecycle import Action, Status, check_cancel_confirmation, transition
+from drumbeat.domain.reasons import PauseReason
+from drumbeat.services.context import Actor, Context, Principal
+from drumbeat.services.holds import due_channels, key_pools, lift_hold, place_hold
+from drumbeat.store import campaigns as store
+from drumbeat.store.tables import campaigns as campaigns_table
+from drumbeat.store.tables import leads as leads_table
+
+LEAD_STATES = [s.value for s in LeadState]
+
+
+def _load(conn: Connection, principal: Principal, campaign_id: str, *, for_update: bool = False):
+    row = store.get_campaign(conn, principal.workspace_id, campaign_id, for_update=for_update)
+    if row is None:
+        raise NotFound("campaign not found", {"id": campaign_id})
+    return row
+
+
+# --- reading ---------------------------------------------------------------------------
+
+def campaign_view(conn: Connection, row, now: datetime) -> dict:
+    """The campaign object of API.md."""
+    campaign_id = row["id"]
+    counts = store.lead_counts(conn, campaign_id)
+    total = sum(counts.values())
+    terminal = sum(counts.get(s, 0) for s in TERMINAL_LEAD_STATES)
+    progress = {s: counts.get(s, 0) for s in LEAD_STATES}
+    progress["total"] = total
+    progress["percent"] = round(100.0 * terminal / total, 2) if total else 0.0
+    attempts = store.attempt_counts(conn, campaign_id)
+    read = attempts.get("read", 0)
+    delivered = attempts.get("delivered", 0) + read
+    breakdown = {
+        "sent": attempts.get("sent", 0) + delivered,
+        "delivered": delivered,
+        "read": read,
+        "replied": counts.get(LeadState.REPLIED, 0),
+        "failed": attempts.get("failed:lead", 0) + attempts.get("failed:transient", 0),
+    }
+    reason = row["paused_reason"]
+    paused_by = ({"type": row["paused_by_type"], "id": row["paused_by_id"]}
+                 if row["paused_by_type"] else None)
+    next_send_at, next_send_reason = _next_send(conn, row, now)
+    return {
+        "id": campaign_id,
+        "name": row["name"],
+        "status": row["status"],
+        "paused_reason": reason,
+        "paused_reason_text": PauseReason(reason).text if reason else None,
+        "paused_at": row["paused_at"],
+        "paused_by": paused_by,
+        "pause_details": row["pause_details"] or {},
+        "holds": [{"channel": h["channel"], "reason": h["reason"], "since": h["since"], "details": h["details"]}
+                  for h in store.get_holds(conn, campaign_id)],
+        "steps": store.get_steps(conn, campaign_id),
+        "schedule": row["schedule"],
+        "limits": row["limits"],
+        "failure_policy": row["failure_policy"],
+        "integration_ids": row["integration_ids"],
+        "created_at": row["created_at"],
+        "started_at": row["started_at"],
+        "finished_at": row["finished_at"],
+        "next_send_at": next_send_at,
+        "next_send_reason": next_send_reason,
+        "caps": _caps(conn, row, now),
+        "progress": progress,
+        "breakdown": breakdown,
+        "errors": store.error_groups(conn, campaign_id),
+    }
+
+
+def _next_send(conn: Connection, row, now: datetime) -> tuple[datetime | None, str | None]:
+    if row["status"] == Status.SCHEDULED:
+        start_at = row["schedule"].get("start_at")
+        return (datetime.fromisoformat(start_at), "window") if start_at else (None, None)
+    if row["status"] != Status.SENDING:
+        return None, None
+    due = store.next_due_at(conn, row["id"])
+    if due is None:
+        return None, None
+    return (now, None) if due <= now else (due, "step_delay")
+
+
+def _caps(conn: Connection, row, now: datetime) -> dict:
+    zone = ZoneInfo(row["schedule"].get("timezone") or "UTC")
+    local = now.astimezone(zone)
+    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    week_start = day_start - timedelta(days=local.weekday())
+    limits = row["limits"] or {}
+    return {
+        "today": store.accepted_since(conn, row["id"], day_start),
+        "this_week": store.accepted_since(conn, row["id"], week_start),
+        "daily_cap": limits.get("daily_cap"),
+        "weekly_cap": limits.get("weekly_cap"),
+        "ramp_cap": None,
+    }
+
+
+def get_campaign(ctx: Context, principal: Principal, campaign_id: str) -> dict:
+    with ctx.db.begin() as conn:
+        return campaign_view(conn, _load(conn, principal, campaign_id), ctx.clock())
+
+
+SORTS = {"created_at": campaigns_table.c.created_at, "name": campaigns_table.c.name,
+         "status": campaigns_table.c.status}
+
+
+def list_campaigns(ctx: Context, principal: Principal, *, status: str | None = None, q: str | None = None,
+                   sort: str = "created_at", order: str = "desc", limit: int = 50,
+                   cursor: str | None = None) -> dict:
+    """Keyset-free but stable paging: the cursor is an offset into the sorted list."""
+    offset = _decode_cursor(cursor)
+    c = campaigns_table.c
+    query = select(c.id).where(c.workspace_id == principal.workspace_id)
+    if status:
+        query = query.where(c.status.in_(status.split(",")))
+    if q:
+        query = query.where(func.lower(c.name).contains(q.lower(), autoescape=True))
+    if sort == "percent":
+        total = select(func.count()).where(leads_table.c.campaign_id == c.id).scalar_subquery()
+        done = select(func.count()).where(leads_table.c.campaign_id == c.id,
+                                          leads_table.c.state.in_(TERMINAL_LEAD_STATES)).scalar_subquery()
+        key = (done * 1.0) / func.nullif(total, 0)
+    else:
+        key = SORTS[sort]
+    query = query.order_by(key.desc() if order == "desc" else key.asc(), c.id).offset(offset).limit(limit + 1)
+    now = ctx.clock()
+    with ctx.db.begin() as conn:
+        ids = list(conn.execute(query).scalars())
+        more = len(ids) > limit
+        items = [campaign_view(conn, store.get_campaign(conn, principal.workspace_id, i), now) for i in ids[:limit]]
+    return {"items": items, "next_cursor": _encode_cursor(offset + limit) if more else None}
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        return max(0, int(json.loads(base64.urlsafe_b64decode(cursor.encode()))["o"]))
+    except Exception:
+        from drumbeat.domain.exceptions import ValidationFailed
+        raise ValidationFailed([{"field": "cursor", "message": "invalid cursor"}]) from None
+
+
+def get_timeline(ctx: Context, principal: Principal, campaign_id: str) -> list[dict]:
+    with ctx.db.begin() as conn:
+        _load(conn, principal, campaign_id)
+        return store.get_timeline(conn, campaign_id)
+
+
+# --- writing ---------------------------------------------------------------------------
+
+def create_campaign(ctx: Context, principal: Principal, data: dict) -> dict:
+    now = ctx.clock()
+    with ctx.db.begin() as conn:
+        campaign_id = store.insert_campaign(conn, principal.workspace_id, data, now)
+        store.add_timeline(conn, campaign_id, now=now, action="create", to_status=Status.DRAFT,
+                           actor_type="user", actor_id=principal.user_id)
+        return campaign_view(conn, store.get_campaign(conn, principal.workspace_id, campaign_id), now)
+
+
+EDITABLE_IN = frozenset({Status.DRAFT, Status.SCHEDULED, Status.PAUSED})
+
+
+def update_campaign(ctx: Context, principal: Principal, campaign_id: str, patch: dict) -> dict:
+    """PATCH: settings in draft/scheduled/paused; steps in draft; while paused only the
+    templates of the existing steps (same number and channels)."""
+    now = ctx.clock()
+    with ctx.db.begin() as conn:
+        row = _load(conn, principal, campaign_id, for_update=True)
+        status = Status(row["status"])
+        if status not in EDITABLE_IN:
+            raise InvalidTransition(status, "edit")
+        if "steps" in patch:
+            if status is Status.DRAFT:
+                store.replace_steps(conn, campaign_id, patch["steps"])
+            elif status is Status.PAUSED and _only_templates_changed(store.get_steps(conn, campaign_id), patch["steps"]):
+                store.update_step_templates(conn, campaign_id, {i: s["template"] for i, s in enumerate(patch["steps"])})
+            else:
+                raise InvalidTransition(status, "edit_steps")
+        values = {k: patch[k] for k in ("name", "schedule", "limits", "failure_policy", "integration_ids") if k in patch}
+        if values:
+            store.update_campaign(conn, campaign_id, **values)
+        store.add_timeline(conn, campaign_id, now=now, action="edit", actor_type="user", actor_id=principal.user_id,
+                           details={"fields": sorted(patch)})
+        return campaign_view(conn, store.get_campaign(conn, principal.workspace_id, campaign_id), now)
+
+
+def _only_templates_changed(current: list[dict], new: list[dict]) -> bool:
+    return len(current) == len(new) and all(
+        a["channel"] == b["channel"] and a["delay_seconds"] == b.get("delay_seconds", a["delay_seconds"])
+        for a, b in zip(current, new, strict=True))
+
+
+def schedule(ctx: Context, principal: Principal, campaign_id: str, start_at: datetime) -> dict:
+    now = ctx.clock()
+    if start_at <= now:
+        from drumbeat.domain.exceptions import ValidationFailed
+        raise ValidationFailed([{"field": "start_at", "message": "must be in the future"}])
+    return _simple_action(ctx, principal, campaign_id, Action.SCHEDULE,
+                          schedule_update={"start_at": start_at.isoformat()})
+
+
+def unschedule(ctx: Context, principal: Principal, campaign_id: str) -> dict:
+    return _simple_action(ctx, principal, campaign_id, Action.UNSCHEDULE, schedule_update={"start_at": None})
+
+
+def pause(ctx: Context, principal: Principal, campaign_id: str) -> dict:
+    return _simple_action(ctx, principal, campaign_id, Action.PAUSE)
+
+
+def cancel(ctx: Context, principal: Principal, campaign_id: str, confirm: str | None) -> dict:
+    now = ctx.clock()
+    with ctx.db.begin() as conn:
+        row = _load(conn, principal, campaign_id, for_update=True)
+        t = transition(row["status"], Action.CANCEL)
+        check_cancel_confirmation(row["name"], confirm)
+        _apply(conn, row, t, now, Actor.of(principal), extra={"finished_at": now})
+        canceled = store.set_unfinished_leads(conn, campaign_id, LeadState.CANCELED, now)
+        store.add_timeline(conn, campaign_id, now=now, action="leads_canceled", actor_type="user",
+                           actor_id=principal.user_id, details={"leads": canceled})
+        return campaign_view(conn, store.get_campaign(conn, principal.workspace_id, campaign_id), now)
+
+
+def _simple_action(ctx: Context, principal: Principal, campaign_id: str, action: Action,
+                   schedule_update: dict | None = None) -> dict:
+    now = ctx.clock()
+    with ctx.db.begin() as conn:
+        row = _load(conn, principal, campaign_id, for_update=True)
+        t = transition(row["status"], action, paused_reason=row["paused_reason"])
+        extra = {"schedule": {**row["schedule"], **schedule_update}} if schedule_update is not None else None
+        _apply(conn, row, t, now, Actor.of(principal), extra=extra)
+        return campaign_view(conn, store.get_campaign(conn, principal.workspace_id, campaign_id), now)
+
+
+def _apply(conn: Connection, row, t, now: datetime, actor: Actor, *, details: dict | None = None,
+           extra: dict | None = None) -> None:
+    if not store.apply_transition(conn, row["id"], t, now=now, actor_type=actor.type, actor_id=actor.id,
+                                  details=details, extra=extra):
+        # Somebody else changed the status between our read and our write.
+        current = store.get_campaign_by_id(conn, row["id"])
+        raise InvalidTransition(current["status"], t.action)
+
+
+def start(ctx: Context, principal: Principal, campaign_id: str) -> dict:
+    return run_through_gates(ctx, campaign_id, Action.START, Actor.of(principal), principal.workspace_id)
+
+
+def resume(ctx: Context, principal: Principal, campaign_id: str) -> dict:
+    return run_through_gates(ctx, campaign_id, Action.RESUME, Actor.of(principal), principal.workspace_id)
+
+
+def run_through_gates(ctx: Context, campaign_id: str, action: Action, actor: Actor, workspace_id: str) -> dict:
+    """Start or resume through the one gate check (DESIGN.md §5): a new run begins,
+    channels that pass are released, channels that fail are held; refused as a whole
+    (nothing changes) when the campaign gates fail or no channel passes."""
+    from drumbeat.store.workspaces import get_workspace
+
+    now = ctx.clock()
+    with ctx.db.begin() as conn:
+        row = store.get_campaign(conn, workspace_id, campaign_id, for_update=True)
+        if row is None:
+            raise NotFound("campaign not found", {"id": campaign_id})
+        holds = store.get_holds(conn, campaign_id)
+        t = transition(row["status"], action, paused_reason=row["paused_reason"], has_holds=bool(holds))
+        steps = store.get_steps(conn, campaign_id)
+        channels = due_channels(conn, campaign_id, steps)
+        workspace = get_workspace(conn, workspace_id)
+        report = evaluate_gates(subscription_active=workspace["subscription_status"] == "active",
+                                status=row["status"], pools=key_pools(conn, row, channels))
+        if not report.may_run:
+            raise ResumeBlocked(f"the campaign cannot {action.value}: a gate is closed",
+                                {"gates": [g.as_dict() for g in report.gates]})
+        extra: dict = {"run": row["run"] + 1}
+        if action is Action.START:
+            extra["started_at"] = now
+        if t.from_status != t.to_status:
+            _apply(conn, row, t, now, actor, details={"gates": [g.as_dict() for g in report.gates]}, extra=extra)
+        else:
+            store.update_campaign(conn, campaign_id, **extra)
+            store.add_timeline(conn, campaign_id, now=now, action=action, from_status=t.from_status,
+                               to_status=t.to_status, actor_type=actor.type, actor_id=actor.id)
+        for hold in holds:
+            if hold["channel"] not in report.blocked_channels:
+                lift_hold(conn, campaign_id, hold, now, actor)
+        for channel, reason in report.blocked_channels.items():
+            if all(h["channel"] != channel for h in holds):
+                gates = [g.as_dict() for g in report.gates if g.channel == channel and not g.ok]
+                place_hold(conn, campaign_id, channel, reason, {"gates": gates}, now, actor)
+        return campaign_view(conn, store.get_campaign(conn, workspace_id, campaign_id), now)
+
+
+def duplicate(ctx: Context, principal: Principal, campaign_id: str, include_leads: bool) -> dict:
+    from drumbeat.store.leads import copy_leads
+
+    now = ctx.clock()
+    with ctx.db.begin() as conn:
+        row = _load(conn, principal, campaign_id)
+        data = {"name": f"{row['name']} (copy)"[:200], "steps": store.get_steps(conn, campaign_id),
+                "schedule": {**row["schedule"], "start_at": None}, "limits": row["limits"],
+                "failure_policy": row["failure_policy"], "integration_ids": row["integration_ids"]}
+        new_id = store.insert_campaign(conn, principal.workspace_id, data, now)
+        store.add_timeline(conn, new_id, now=now, action="duplicate", to_status=Status.DRAFT, actor_type="user",
+                           actor_id=principal.user_id, details={"source_campaign_id": campaign_id})
+        if include_leads:
+            copy_leads(conn, campaign_id, new_id, now)
+        return campaign_view(conn, store.get_campaign(conn, principal.workspace_id, new_id), now)

@@ -1,0 +1,41 @@
+"""What every use case is handed: the database, the secret box and the clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from drumbeat.clock import Clock, utcnow
+from drumbeat.store.secrets import SecretBox
+
+
+@dataclass(frozen=True)
+class Context:
+    db: Engine
+    box: SecretBox
+    clock: Clock = utcnow
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: one user of one workspace."""
+
+    user_id: str
+    workspace_id: str
+    role: str
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: str  # "user" | "system"
+    id: str | None
+
+    @classmethod
+    def of(cls, principal: Principal) -> Actor:
+        return cls("user", principal.user_id)
+
+    @classmethod
+    def system(cls, detector: str) -> Actor:
+        return cls("system", detector)

@@ -1,0 +1,43 @@
+"""Workspaces, users, tokens and the subscription."""
+
+from __future__ import annotations
+
+from drumbeat.domain.exceptions import ValidationFailed
+from drumbeat.services.context import Context, Principal
+from drumbeat.store import workspaces as store
+
+
+def init_workspace(ctx: Context, name: str, owner_email: str, password_hash: str | None = None) -> dict:
+    now = ctx.clock()
+    with ctx.db.begin() as conn:
+        workspace_id = store.insert_workspace(conn, name, now)
+        user_id, token = store.insert_user(conn, workspace_id, owner_email, "owner", password_hash, now)
+    return {"workspace_id": workspace_id, "user_id": user_id, "token": token}
+
+
+def create_user(ctx: Context, principal: Principal, email: str, role: str, password_hash: str | None) -> dict:
+    with ctx.db.begin() as conn:
+        if store.user_exists(conn, principal.workspace_id, email):
+            raise ValidationFailed([{"field": "email", "message": "a user with this email already exists"}])
+        user_id, token = store.insert_user(conn, principal.workspace_id, email, role, password_hash, ctx.clock())
+    return {"id": user_id, "email": email, "role": role, "token": token}
+
+
+def authenticate(ctx: Context, token: str) -> Principal | None:
+    with ctx.db.begin() as conn:
+        row = store.find_user_by_token(conn, token)
+    if row is None:
+        return None
+    return Principal(row["id"], row["workspace_id"], row["role"], row["email"])
+
+
+def get_workspace(ctx: Context, principal: Principal) -> dict:
+    with ctx.db.begin() as conn:
+        row = store.get_workspace(conn, principal.workspace_id)
+    return {"id": row["id"], "name": row["name"], "subscription_status": row["subscription_status"]}
+
+
+def set_subscription(ctx: Context, principal: Principal, status: str) -> dict:
+    with ctx.db.begin() as conn:
+        store.set_subscription(conn, principal.workspace_id, status)
+    return get_workspace(ctx, principal)

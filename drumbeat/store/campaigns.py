@@ -1,0 +1,188 @@
+"""Campaign rows: reads, the compare-and-set status change, holds and the timeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
+
+from drumbeat.domain.leads import ACCEPTED_ATTEMPT_STATUSES, UNFINISHED_LEAD_STATES, WORKABLE_LEAD_STATES
+from drumbeat.domain.lifecycle import Transition
+from drumbeat.store.ids import new_id
+from drumbeat.store.tables import attempts, campaigns, holds, leads, steps, timeline
+
+
+def insert_campaign(conn: Connection, workspace_id: str, data: dict, now: datetime) -> str:
+    campaign_id = new_id()
+    conn.execute(insert(campaigns).values(
+        id=campaign_id, workspace_id=workspace_id, name=data["name"], status="draft",
+        pause_details={}, schedule=data["schedule"], limits=data["limits"],
+        failure_policy=data["failure_policy"], integration_ids=data.get("integration_ids"),
+        created_at=now,
+    ))
+    replace_steps(conn, campaign_id, data["steps"])
+    return campaign_id
+
+
+def replace_steps(conn: Connection, campaign_id: str, new_steps: list[dict]) -> None:
+    conn.execute(delete(steps).where(steps.c.campaign_id == campaign_id))
+    conn.execute(insert(steps), [
+        {"campaign_id": campaign_id, "position": i, "channel": s["channel"],
+         "template": s["template"], "delay_seconds": s.get("delay_seconds", 0)}
+        for i, s in enumerate(new_steps)
+    ])
+
+
+def update_step_templates(conn: Connection, campaign_id: str, templates: dict[int, dict]) -> None:
+    for position, template in templates.items():
+        conn.execute(update(steps).where(steps.c.campaign_id == campaign_id, steps.c.position == position)
+                     .values(template=template))
+
+
+def get_campaign(conn: Connection, workspace_id: str, campaign_id: str, *, for_update: bool = False):
+    query = select(campaigns).where(campaigns.c.id == campaign_id, campaigns.c.workspace_id == workspace_id)
+    if for_update:
+        query = query.with_for_update()
+    return conn.execute(query).mappings().first()
+
+
+def get_steps(conn: Connection, campaign_id: str) -> list[dict]:
+    rows = conn.execute(select(steps).where(steps.c.campaign_id == campaign_id).order_by(steps.c.position))
+    return [{"channel": r.channel, "template": r.template, "delay_seconds": r.delay_seconds} for r in rows]
+
+
+def update_campaign(conn: Connection, campaign_id: str, **values) -> None:
+    conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(**values))
+
+
+def apply_transition(conn: Connection, campaign_id: str, t: Transition, *, now: datetime,
+                     actor_type: str, actor_id: str | None, details: dict | None = None,
+                     extra: dict | None = None) -> bool:
+    """Compare-and-set the status: only the first of two racing actions wins.
+
+    Returns False (and changes nothing) if the status moved since it was read.
+    """
+    values: dict = {"status": t.to_status, **(extra or {})}
+    if t.paused_reason is not None:
+        values.update(paused_reason=t.paused_reason, paused_at=now, paused_by_type=actor_type,
+                      paused_by_id=actor_id, pause_details=details or {})
+    else:
+        values.update(paused_reason=None, paused_at=None, paused_by_type=None, paused_by_id=None,
+                      pause_details={})
+    guard = [campaigns.c.id == campaign_id, campaigns.c.status == t.from_status]
+    result = conn.execute(update(campaigns).where(*guard).values(**values))
+    if result.rowcount != 1:
+        return False
+    add_timeline(conn, campaign_id, now=now, from_status=t.from_status, to_status=t.to_status,
+                 action=t.action, reason=t.paused_reason, actor_type=actor_type, actor_id=actor_id,
+                 details=details or {})
+    return True
+
+
+def add_timeline(conn: Connection, campaign_id: str, *, now: datetime, action: str, actor_type: str,
+                 actor_id: str | None, from_status: str | None = None, to_status: str | None = None,
+                 reason: str | None = None, details: dict | None = None) -> None:
+    conn.execute(insert(timeline).values(
+        campaign_id=campaign_id, at=now, from_status=from_status, to_status=to_status, action=action,
+        reason=reason, actor_type=actor_type, actor_id=actor_id, details=details or {},
+    ))
+
+
+def get_timeline(conn: Connection, campaign_id: str) -> list[dict]:
+    rows = conn.execute(select(timeline).where(timeline.c.campaign_id == campaign_id).order_by(timeline.c.id))
+    return [dict(r) for r in rows.mappings()]
+
+
+def get_holds(conn: Connection, campaign_id: str) -> list[dict]:
+    rows = conn.execute(select(holds).where(holds.c.campaign_id == campaign_id).order_by(holds.c.channel))
+    return [dict(r) for r in rows.mappings()]
+
+
+def place_hold(conn: Connection, campaign_id: str, channel: str, reason: str, details: dict, now: datetime) -> bool:
+    """Hold a channel; False if it was already held (the first reason stays)."""
+    existing = conn.execute(select(holds.c.reason).where(holds.c.campaign_id == campaign_id,
+                                                         holds.c.channel == channel)).first()
+    if existing is not None:
+        return False
+    conn.execute(insert(holds).values(campaign_id=campaign_id, channel=channel, reason=reason,
+                                      since=now, details=details))
+    return True
+
+
+def lift_hold(conn: Connection, campaign_id: str, channel: str) -> None:
+    conn.execute(delete(holds).where(holds.c.campaign_id == campaign_id, holds.c.channel == channel))
+
+
+def lead_counts(conn: Connection, campaign_id: str) -> dict[str, int]:
+    rows = conn.execute(select(leads.c.state, func.count()).where(leads.c.campaign_id == campaign_id)
+                        .group_by(leads.c.state))
+    return {state: n for state, n in rows}
+
+
+def attempt_counts(conn: Connection, campaign_id: str) -> dict[str, int]:
+    rows = conn.execute(select(attempts.c.status, attempts.c.error_class, func.count())
+                        .where(attempts.c.campaign_id == campaign_id)
+                        .group_by(attempts.c.status, attempts.c.error_class))
+    counts: dict[str, int] = {}
+    for status, error_class, n in rows:
+        key = f"failed:{error_class}" if status == "failed" else status
+        counts[key] = counts.get(key, 0) + n
+    return counts
+
+
+def has_unfinished_leads(conn: Connection, campaign_id: str) -> bool:
+    query = select(leads.c.id).where(leads.c.campaign_id == campaign_id,
+                                     leads.c.state.in_(UNFINISHED_LEAD_STATES)).limit(1)
+    return conn.execute(query).first() is not None
+
+
+def contacted_any(conn: Connection, campaign_id: str) -> bool:
+    query = select(attempts.c.id).where(attempts.c.campaign_id == campaign_id,
+                                        attempts.c.status.in_(ACCEPTED_ATTEMPT_STATUSES)).limit(1)
+    return conn.execute(query).first() is not None
+
+
+def earliest_unfinished_step(conn: Connection, campaign_id: str) -> int | None:
+    return conn.execute(select(func.min(leads.c.current_step)).where(
+        leads.c.campaign_id == campaign_id, leads.c.state.in_(UNFINISHED_LEAD_STATES))).scalar()
+
+
+def next_due_at(conn: Connection, campaign_id: str) -> datetime | None:
+    return conn.execute(select(func.min(leads.c.next_action_at)).where(
+        leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES))).scalar()
+
+
+def accepted_since(conn: Connection, campaign_id: str, since: datetime) -> int:
+    return conn.execute(select(func.count()).select_from(attempts).where(
+        attempts.c.campaign_id == campaign_id, attempts.c.status.in_(ACCEPTED_ATTEMPT_STATUSES),
+        attempts.c.created_at >= since)).scalar_one()
+
+
+def error_groups(conn: Connection, campaign_id: str, samples: int = 5) -> list[dict]:
+    """Counted failures grouped by provider-qualified code, with a few sample leads."""
+    counted = and_(attempts.c.campaign_id == campaign_id, attempts.c.status == "failed",
+                   attempts.c.error_class.in_(("lead", "transient")))
+    groups = conn.execute(select(attempts.c.error_code, func.max(attempts.c.error_message), func.count())
+                          .where(counted).group_by(attempts.c.error_code).order_by(func.count().desc()))
+    out = []
+    for code, message, n in groups:
+        ids = conn.execute(select(attempts.c.lead_id).where(counted, attempts.c.error_code == code)
+                           .order_by(attempts.c.id).limit(samples)).scalars()
+        out.append({"code": code, "message": message, "count": n, "sample_lead_ids": [str(i) for i in ids]})
+    return out
+
+
+def set_unfinished_leads(conn: Connection, campaign_id: str, state: str, now: datetime) -> int:
+    """Cancel: every lead not yet terminal takes `state`."""
+    result = conn.execute(update(leads).where(leads.c.campaign_id == campaign_id,
+                                              leads.c.state.in_(UNFINISHED_LEAD_STATES))
+                          .values(state=state, lease_owner=None, lease_expires_at=None, updated_at=now))
+    return result.rowcount
+
+
+def get_campaign_by_id(conn: Connection, campaign_id: str, *, for_share: bool = False):
+    """For the engine, which works across workspaces."""
+    query = select(campaigns).where(campaigns.c.id == campaign_id)
+    if for_share:
+        query = query.with_for_update(read=True)
+    return conn.execute(query).mappings().first()

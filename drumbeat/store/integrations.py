@@ -1,0 +1,64 @@
+"""Integration rows (credentials stay encrypted here) and per-run key failure marks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select, update
+
+from drumbeat.store.ids import new_id
+from drumbeat.store.tables import integrations, key_failures
+
+
+def insert_integration(conn: Connection, workspace_id: str, data: dict, sealed_credentials: str,
+                       now: datetime) -> str:
+    integration_id = new_id()
+    conn.execute(insert(integrations).values(
+        id=integration_id, workspace_id=workspace_id, channel=data["channel"], provider=data["provider"],
+        label=data["label"], credentials_encrypted=sealed_credentials, config=data.get("config") or {},
+        daily_cap=data.get("daily_cap"), health="active", enabled=True, created_at=now,
+    ))
+    return integration_id
+
+
+def get_integration(conn: Connection, workspace_id: str, integration_id: str):
+    query = select(integrations).where(integrations.c.id == integration_id,
+                                       integrations.c.workspace_id == workspace_id)
+    return conn.execute(query).mappings().first()
+
+
+def list_integrations(conn: Connection, workspace_id: str, channel: str | None = None) -> list:
+    query = select(integrations).where(integrations.c.workspace_id == workspace_id)
+    if channel is not None:
+        query = query.where(integrations.c.channel == channel)
+    return list(conn.execute(query.order_by(integrations.c.created_at, integrations.c.id)).mappings())
+
+
+def update_integration(conn: Connection, integration_id: str, **values) -> None:
+    conn.execute(update(integrations).where(integrations.c.id == integration_id).values(**values))
+
+
+def pool_members(conn: Connection, workspace_id: str, channel: str, integration_ids: list[str] | None) -> list:
+    """The campaign's key pool on a channel: its integration_ids, or, when null, every
+    integration of the workspace on the channel (read now, so a key added later counts)."""
+    query = select(integrations).where(integrations.c.workspace_id == workspace_id,
+                                       integrations.c.channel == channel)
+    if integration_ids is not None:
+        query = query.where(integrations.c.id.in_(integration_ids))
+    return list(conn.execute(query.order_by(integrations.c.created_at, integrations.c.id)).mappings())
+
+
+def failed_keys(conn: Connection, campaign_id: str, run: int) -> dict[str, dict]:
+    rows = conn.execute(select(key_failures).where(key_failures.c.campaign_id == campaign_id,
+                                                   key_failures.c.run == run)).mappings()
+    return {r["integration_id"]: dict(r) for r in rows}
+
+
+def mark_key_failed(conn: Connection, campaign_id: str, run: int, integration_id: str, code: str | None,
+                    message: str | None, now: datetime) -> None:
+    exists = conn.execute(select(key_failures.c.integration_id).where(
+        key_failures.c.campaign_id == campaign_id, key_failures.c.run == run,
+        key_failures.c.integration_id == integration_id)).first()
+    if exists is None:
+        conn.execute(insert(key_failures).values(campaign_id=campaign_id, run=run, integration_id=integration_id,
+                                                 error_code=code, error_message=message, at=now))

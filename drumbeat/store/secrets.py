@@ -1,0 +1,41 @@
+"""Provider secrets encrypted at rest with Fernet (cryptography)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+
+class SecretBox:
+    def __init__(self, key: str | bytes) -> None:
+        self._fernet = Fernet(key)
+
+    def seal(self, secrets: dict) -> str:
+        return self._fernet.encrypt(json.dumps(secrets).encode()).decode()
+
+    def open(self, token: str) -> dict:
+        try:
+            return json.loads(self._fernet.decrypt(token.encode()))
+        except InvalidToken as exc:  # never echo the ciphertext or the key
+            raise RuntimeError("stored credentials cannot be decrypted with DRUMBEAT_SECRET_KEY") from None
+
+
+def key_beside(sqlite_file: Path) -> str:
+    """The embedded default keeps a generated key next to its SQLite file (mode 0600)."""
+    path = sqlite_file.with_name(sqlite_file.name + ".secret")
+    if path.exists():
+        return path.read_text().strip()
+    key = Fernet.generate_key().decode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def mask(value: object) -> str:
+    """`****f00d`: enough to tell keys apart, never enough to use one."""
+    text = str(value or "")
+    return "****" + text[-4:] if len(text) > 8 else "****"

@@ -1,0 +1,338 @@
+"""The worker loop: claim -> send -> record, with at most `concurrency` calls in flight.
+
+Every claimed lead has its `sending` attempt committed before the provider is called,
+and each outcome is committed as soon as it is known (in batches, within one tick), so
+a pause or a detector stops at most the calls already in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import select
+
+from drumbeat.channels.base import ChannelAdapter, Credential, OutboundMessage
+from drumbeat.domain.channels import ADDRESS_FIELD
+from drumbeat.domain.errors import ErrorClass, SendResult
+from drumbeat.domain.gates import PoolMember
+from drumbeat.domain.leads import AttemptStatus, LeadProgress, LeadState, apply_outcome
+from drumbeat.domain.lifecycle import Action, Status, finished_status, transition
+from drumbeat.domain.reasons import PauseReason
+from drumbeat.domain.templates import render
+from drumbeat.engine.keys import RoundRobin
+from drumbeat.services.context import Actor, Context
+from drumbeat.services.holds import key_pools, pause_if_nothing_can_run, place_hold
+from drumbeat.store import campaigns as campaign_store
+from drumbeat.store import claims
+from drumbeat.store import integrations as integration_store
+from drumbeat.store.leads import current_steps
+from drumbeat.store.tables import campaigns, integrations
+
+log = structlog.get_logger()
+
+
+@dataclass
+class Job:
+    campaign: dict
+    steps: list[dict]
+    claimed: claims.ClaimedAttempt
+    credential: Credential
+    result: SendResult | None = None
+
+
+@dataclass
+class CampaignPlan:
+    campaign: dict
+    steps: list[dict]
+    usable: dict[str, list[str]] = field(default_factory=dict)  # channel -> usable key ids
+    held: set[str] = field(default_factory=set)
+
+    @property
+    def open_steps(self) -> list[int]:
+        return [i for i, s in enumerate(self.steps) if s["channel"] not in self.held and self.usable.get(s["channel"])]
+
+
+class Worker:
+    def __init__(self, ctx: Context, adapters: dict[str, ChannelAdapter], *, concurrency: int = 32,
+                 tick_seconds: float = 1.0, lease_seconds: float = 120.0, owner: str | None = None) -> None:
+        self.ctx = ctx
+        self.adapters = adapters
+        self.concurrency = concurrency
+        self.tick = tick_seconds
+        self.lease = timedelta(seconds=lease_seconds)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.rr = RoundRobin()
+        self.inflight: set[asyncio.Task] = set()
+        self._credentials: dict[str, tuple[str, Credential]] = {}
+        self._steps: dict[tuple[str, int], list[dict]] = {}
+
+    # --- the loop -------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("worker started", owner=self.owner, concurrency=self.concurrency)
+        while not stop.is_set():
+            worked = await self.step()
+            if not worked:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=self.tick)
+                except TimeoutError:
+                    pass
+        # Graceful stop: claim nothing new, let in-flight calls finish and record them.
+        while self.inflight:
+            await self._collect(wait=True)
+        log.info("worker stopped", owner=self.owner)
+
+    async def step(self) -> bool:
+        """One round: recover dead leases, claim into free slots, record what finished.
+        Returns whether anything happened (an idle worker sleeps one tick)."""
+        self.recover_expired_leases()
+        claimed = self.claim()
+        for job in claimed:
+            self.inflight.add(asyncio.create_task(self._send(job)))
+        recorded = await self._collect(wait=bool(self.inflight))
+        if not claimed and not recorded:
+            self.settle_campaigns()
+        return bool(claimed or recorded)
+
+    async def drain(self, max_rounds: int = 1_000_000) -> None:
+        """Run until there is nothing due and nothing in flight (tests, benchmarks, demo)."""
+        for _ in range(max_rounds):
+            if not await self.step() and not self.inflight:
+                return
+
+    async def _send(self, job: Job) -> Job:
+        lead, step = job.claimed.lead, job.steps[job.claimed.step]
+        template = step["template"]
+        values = {**(lead.get("attributes") or {}), **{k: lead.get(k) for k in
+                  ("first_name", "last_name", "phone", "email", "linkedin_url")}}
+        message = OutboundMessage(
+            channel=step["channel"], to=lead.get(ADDRESS_FIELD[step["channel"]]) or "",
+            body=render(template.get("body", ""), values),
+            subject=render(template["subject"], values) if template.get("subject") else None,
+            idempotency_key=job.claimed.idempotency_key, template=template,
+        )
+        adapter = self.adapters[job.credential.provider]
+        try:
+            job.result = await adapter.send(job.credential, message)
+        except Exception as exc:  # an adapter bug must not lose the outcome: treat as transient
+            log.error("adapter raised", provider=job.credential.provider, error_type=type(exc).__name__)
+            job.result = SendResult(error_class=ErrorClass.TRANSIENT, error_code=f"{job.credential.provider}:exception",
+                                    error_message=type(exc).__name__)
+        return job
+
+    async def _collect(self, *, wait: bool) -> int:
+        if wait and self.inflight:
+            await asyncio.wait(self.inflight, timeout=self.tick, return_when=asyncio.FIRST_COMPLETED)
+        done = [t for t in self.inflight if t.done()]
+        if not done:
+            return 0
+        self.inflight.difference_update(done)
+        self.record([t.result() for t in done])
+        return len(done)
+
+    # --- claim ----------------------------------------------------------------------
+
+    def _sending_campaigns(self) -> list[dict]:
+        with self.ctx.db.connect() as conn:
+            rows = conn.execute(select(campaigns).where(campaigns.c.status == Status.SENDING)
+                                .order_by(campaigns.c.started_at)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def _steps_of(self, conn, campaign: dict) -> list[dict]:
+        # Steps change only while a campaign is paused, and resume starts a new run.
+        key = (campaign["id"], campaign["run"])
+        if key not in self._steps:
+            self._steps[key] = campaign_store.get_steps(conn, campaign["id"])
+        return self._steps[key]
+
+    def _plan(self, conn, campaign: dict) -> CampaignPlan:
+        steps = self._steps_of(conn, campaign)
+        pools = key_pools(conn, campaign, {s["channel"] for s in steps}, run=campaign["run"])
+        plan = CampaignPlan(campaign, steps)
+        plan.usable = {ch: [m.integration_id for m in members if m.usable] for ch, members in pools.items()}
+        plan.held = {h["channel"] for h in campaign_store.get_holds(conn, campaign["id"])}
+        return plan
+
+    def claim(self) -> list[Job]:
+        free = self.concurrency - len(self.inflight)
+        jobs: list[Job] = []
+        for campaign in self._sending_campaigns():
+            if free - len(jobs) <= 0:
+                break
+            jobs.extend(self._claim_campaign(campaign, free - len(jobs)))
+        return jobs
+
+    def _claim_campaign(self, campaign: dict, limit: int) -> list[Job]:
+        now = self.ctx.clock()
+        with self.ctx.db.begin() as conn:
+            plan = self._plan(conn, campaign)
+            steps = plan.steps
+
+            def pick(step: int) -> str:
+                channel = steps[step]["channel"]
+                return self.rr.pick(campaign["id"], channel, plan.usable[channel])
+
+            claimed = claims.claim_due_leads(
+                conn, campaign_id=campaign["id"], run=campaign["run"], steps_open=plan.open_steps, now=now,
+                limit=limit, owner=self.owner, lease=self.lease, pick_integration=pick,
+                channel_of_step=lambda i: steps[i]["channel"])
+            if not claimed:
+                return []
+            creds = self._credentials_for(conn, {c.integration_id for c in claimed})
+        return [Job(campaign, steps, c, creds[c.integration_id]) for c in claimed]
+
+    def _credentials_for(self, conn, ids: set[str]) -> dict[str, Credential]:
+        rows = conn.execute(select(integrations).where(integrations.c.id.in_(ids))).mappings()
+        out = {}
+        for r in rows:
+            cached = self._credentials.get(r["id"])
+            if cached is None or cached[0] != r["credentials_encrypted"] or cached[1].config != r["config"]:
+                cred = Credential(r["id"], r["provider"], r["channel"], self.ctx.box.open(r["credentials_encrypted"]),
+                                  r["config"] or {})
+                self._credentials[r["id"]] = cached = (r["credentials_encrypted"], cred)
+            out[r["id"]] = cached[1]
+        return out
+
+    # --- record ---------------------------------------------------------------------
+
+    def record(self, jobs: list[Job]) -> None:
+        now = self.ctx.clock()
+        attempt_rows, lead_rows = [], []
+        key_failures: list[Job] = []
+        campaign_errors: list[Job] = []
+        for job in jobs:
+            res, lead = job.result, job.claimed.lead
+            steps = job.steps
+            nxt = job.claimed.step + 1
+            change = apply_outcome(
+                LeadProgress(LeadState(lead["state"]), lead["current_step"], lead["next_action_at"], lead["retries"]),
+                step_count=len(steps), error_class=res.error_class, error_code=res.error_code, now=now,
+                next_step_delay=timedelta(seconds=steps[nxt]["delay_seconds"]) if nxt < len(steps) else None,
+                retry_after=timedelta(seconds=res.retry_after_seconds) if res.retry_after_seconds else None,
+            )
+            attempt_rows.append({"a_id": job.claimed.attempt_id, "a_status": change.attempt_status,
+                                 "a_msg": res.provider_message_id, "a_code": res.error_code,
+                                 "a_class": res.error_class, "a_text": res.error_message, "a_now": now})
+            advanced = change.lead.current_step != lead["current_step"]
+            lead_rows.append({"l_id": lead["id"], "l_owner": self.owner, "l_state": change.lead.state,
+                              "l_step": change.lead.current_step, "l_next": change.lead.next_action_at,
+                              "l_retries": change.lead.retries,
+                              "l_attempt_no": 0 if advanced else lead["attempt_no"],
+                              "l_error": change.last_error if change.last_error else lead.get("last_error"),
+                              "l_now": now})
+            if res.error_class is ErrorClass.KEY:
+                key_failures.append(job)
+            elif res.error_class is ErrorClass.CAMPAIGN:
+                campaign_errors.append(job)
+        touched = {job.campaign["id"]: job for job in jobs}
+        with self.ctx.db.begin() as conn:
+            claims.write_outcomes(conn, attempt_rows, lead_rows)
+            for job in key_failures:
+                integration_store.mark_key_failed(conn, job.campaign["id"], job.campaign["run"],
+                                                  job.claimed.integration_id, job.result.error_code,
+                                                  job.result.error_message, now)
+            for job in {(j.campaign["id"], j.steps[j.claimed.step]["channel"]): j for j in key_failures}.values():
+                self._hold_if_pool_empty(conn, job, now)
+            for job in {j.campaign["id"]: j for j in campaign_errors}.values():
+                self._campaign_level_error(conn, job, now)
+            for campaign_id, job in touched.items():
+                self._finish_if_done(conn, campaign_id, now)
+
+    def _hold_if_pool_empty(self, conn, job: Job, now) -> None:
+        """All keys failed: every key in the channel's pool answered a key-level error in this run."""
+        campaign, channel = job.campaign, job.steps[job.claimed.step]["channel"]
+        fresh = campaign_store.get_campaign_by_id(conn, campaign["id"])
+        if fresh["run"] != campaign["run"]:
+            return  # a resume started a new run meanwhile; its keys start fresh
+        members = key_pools(conn, fresh, {channel}, run=fresh["run"])[channel]
+        if any(m.usable for m in members):
+            return
+        failed = integration_store.failed_keys(conn, campaign["id"], campaign["run"])
+        details = {"channel": channel, "keys": [
+            {"integration_id": m.integration_id, "error_code": failed.get(m.integration_id, {}).get("error_code"),
+             "error_message": failed.get(m.integration_id, {}).get("error_message")} for m in members]}
+        actor = Actor.system("all_keys_failed")
+        if place_hold(conn, campaign["id"], channel, PauseReason.ALL_KEYS_FAILED, details, now, actor):
+            log.warning("channel held", campaign_id=campaign["id"], channel=channel, reason="all_keys_failed")
+        pause_if_nothing_can_run(conn, campaign["id"], job.steps, now, actor)
+
+    def _campaign_level_error(self, conn, job: Job, now) -> None:
+        """A rejected template: fail the campaign if nobody was contacted yet, else hold the channel."""
+        campaign_id, channel = job.campaign["id"], job.steps[job.claimed.step]["channel"]
+        actor = Actor.system("template_rejected")
+        details = {"channel": channel, "step": job.claimed.step, "error_code": job.result.error_code,
+                   "error_message": job.result.error_message}
+        fresh = campaign_store.get_campaign_by_id(conn, campaign_id)
+        if fresh["status"] != Status.SENDING:
+            return
+        if not campaign_store.contacted_any(conn, campaign_id):
+            t = transition(fresh["status"], Action.FAIL)
+            campaign_store.apply_transition(conn, campaign_id, t, now=now, actor_type=actor.type, actor_id=actor.id,
+                                            details=details, extra={"finished_at": now})
+            return
+        place_hold(conn, campaign_id, channel, PauseReason.TEMPLATE_REJECTED, details, now, actor)
+        pause_if_nothing_can_run(conn, campaign_id, job.steps, now, actor)
+
+    def _finish_if_done(self, conn, campaign_id: str, now) -> None:
+        """A sending campaign whose leads are all terminal is completed (or failed if nobody was contacted)."""
+        fresh = campaign_store.get_campaign_by_id(conn, campaign_id, for_share=True)
+        if fresh is None or fresh["status"] != Status.SENDING or campaign_store.has_unfinished_leads(conn, campaign_id):
+            return
+        if not campaign_store.lead_counts(conn, campaign_id):
+            return  # no leads yet: a sending campaign waits for its first import
+        action = finished_status(campaign_store.contacted_any(conn, campaign_id))
+        t = transition(fresh["status"], action)
+        campaign_store.apply_transition(conn, campaign_id, t, now=now, actor_type="system", actor_id="engine",
+                                        extra={"finished_at": now})
+
+    # --- housekeeping ---------------------------------------------------------------
+
+    def settle_campaigns(self) -> None:
+        """When idle: finish campaigns whose leads are all terminal, hold channels whose due
+        leads have no usable key, and pause campaigns that nothing can move."""
+        now = self.ctx.clock()
+        for campaign in self._sending_campaigns():
+            with self.ctx.db.begin() as conn:
+                plan = self._plan(conn, campaign)
+                waiting = {plan.steps[i]["channel"] for i in current_steps(conn, campaign["id"]) if i < len(plan.steps)}
+                for channel in sorted(waiting - plan.held):
+                    if not plan.usable.get(channel):
+                        self._hold_empty_pool(conn, plan, channel, now)
+                pause_if_nothing_can_run(conn, campaign["id"], plan.steps, now, Actor.system("key_pool"))
+                self._finish_if_done(conn, campaign["id"], now)
+
+    def _hold_empty_pool(self, conn, plan: CampaignPlan, channel: str, now) -> None:
+        members = key_pools(conn, plan.campaign, {channel}, run=plan.campaign["run"])[channel]
+        reason = (PauseReason.ACCOUNT_DISCONNECTED if any(m.health == "disconnected" and m.enabled for m in members)
+                  else PauseReason.ACCOUNT_RESTRICTED if any(m.health == "restricted" and m.enabled for m in members)
+                  else PauseReason.ALL_KEYS_FAILED)
+        details = {"channel": channel, "keys": [m.integration_id for m in members],
+                   "note": "no usable integration in the channel's key pool"}
+        place_hold(conn, plan.campaign["id"], channel, reason, details, now, Actor.system("key_pool"))
+
+    def recover_expired_leases(self) -> None:
+        """A worker died mid-send: its leads' leases expire. A lead without an unfinished
+        attempt is simply released; one whose attempt may have reached the provider
+        becomes in doubt and waits for a person (contacting twice is worse than asking)."""
+        now = self.ctx.clock()
+        with self.ctx.db.begin() as conn:
+            expired = claims.expired_leases(conn, now)
+            if not expired:
+                return
+            doubtful = [r for r in expired if r["attempt_id"] is not None]
+            claims.release_leads(conn, [r["id"] for r in expired if r["attempt_id"] is None])
+            claims.mark_in_doubt(conn, [r["id"] for r in doubtful], [r["attempt_id"] for r in doubtful], now)
+            per_campaign: dict[str, int] = {}
+            for r in doubtful:
+                per_campaign[r["campaign_id"]] = per_campaign.get(r["campaign_id"], 0) + 1
+            for campaign_id, n in per_campaign.items():
+                campaign_store.add_timeline(conn, campaign_id, now=now, action="leads_in_doubt", actor_type="system",
+                                            actor_id="lease_recovery", details={"leads": n})
+        if expired:
+            log.warning("expired leases recovered", released=len(expired) - len(doubtful), in_doubt=len(doubtful))

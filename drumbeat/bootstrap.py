@@ -6,6 +6,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from drumbeat.channels.base import ChannelAdapter
+from drumbeat.channels.sandbox import SandboxAdapter
 from drumbeat.config import Settings
 from drumbeat.services.context import Context
 from drumbeat.store.db import make_engine, migrate
@@ -24,3 +26,15 @@ def build_context(settings: Settings | None = None, *, run_migrations: bool = Tr
             raise SystemExit("DRUMBEAT_SECRET_KEY is required with PostgreSQL (a Fernet key)")
         key = key_beside(Path(make_url(url).database))
     return Context(db=engine, box=SecretBox(key))
+
+
+def build_adapters() -> dict[str, ChannelAdapter]:
+    """One adapter per provider, shared by every campaign a worker serves."""
+    return {"sandbox": SandboxAdapter()}
+
+
+def build_worker(ctx: Context, settings: Settings, *, concurrency: int = 32):
+    from drumbeat.engine.worker import Worker
+
+    return Worker(ctx, build_adapters(), concurrency=concurrency, tick_seconds=settings.tick_seconds,
+                  lease_seconds=settings.lease_seconds)

@@ -17,7 +17,7 @@ import pytest
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
-from drumbeat.api.app import create_app
+from drumbeat.app import create_app
 from drumbeat.services.context import Context
 from drumbeat.store.db import make_engine, migrate
 from drumbeat.store.secrets import SecretBox

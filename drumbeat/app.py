@@ -1,4 +1,4 @@
-"""The FastAPI application: API v1, provider callbacks, health and the dashboard."""
+"""The FastAPI application: API v1, provider callbacks, health and the dashboard pages."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from drumbeat.api import campaigns, errors, integrations, leads, ops, users
 from drumbeat.api.limits import BodySizeLimit
 from drumbeat.services.context import Context
+from drumbeat.web import pages
 
 
 def create_app(ctx: Context, *, max_body_bytes: int = 20 * 1024 * 1024) -> FastAPI:
@@ -16,5 +17,6 @@ def create_app(ctx: Context, *, max_body_bytes: int = 20 * 1024 * 1024) -> FastA
     for module in (users, integrations, campaigns, leads):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(ops.router)
+    app.include_router(pages.router)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     return app

@@ -1,0 +1,151 @@
+"""Command line: drumbeat serve | worker | demo | migrate | init-workspace."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+from typing import Annotated
+
+import typer
+
+from drumbeat import logs
+from drumbeat.config import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Drumbeat outreach engine.")
+
+
+def _context(settings: Settings):
+    from drumbeat.bootstrap import build_context
+
+    return build_context(settings)
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    logs.configure()
+    _context(Settings())
+    typer.echo("schema is up to date", err=True)
+
+
+@app.command("init-workspace")
+def init_workspace(name: str, owner: Annotated[str, typer.Option("--owner", help="owner's email")],
+                   password: Annotated[str | None, typer.Option("--password")] = None) -> None:
+    """Create a workspace and its owner; prints one JSON line with the owner's token."""
+    logs.configure()
+    from drumbeat.services.workspaces import init_workspace as init
+    from drumbeat.services.passwords import hash_password
+
+    ctx = _context(Settings())
+    boot = init(ctx, name, owner, hash_password(password) if password else None)
+    typer.echo(json.dumps(boot))
+
+
+def _run_worker_until(worker, stop: asyncio.Event | None = None) -> None:
+    async def main():
+        stop_event = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, stop_event.set)
+            except (NotImplementedError, RuntimeError):
+                pass  # not the main thread (embedded worker): the server stops us
+        await worker.run(stop_event)
+
+    asyncio.run(main())
+
+
+@app.command()
+def worker(concurrency: Annotated[int, typer.Option(min=1, max=10_000)] = 32) -> None:
+    """Run a worker alone (any number of them may share one PostgreSQL)."""
+    logs.configure()
+    from drumbeat.bootstrap import build_worker
+
+    settings = Settings()
+    _run_worker_until(build_worker(_context(settings), settings, concurrency=concurrency))
+
+
+class EmbeddedWorker:
+    """A worker on its own thread and event loop beside the web server."""
+
+    def __init__(self, worker) -> None:
+        self.worker = worker
+        self.loop = asyncio.new_event_loop()
+        self.stop_event: asyncio.Event | None = None
+        self.thread = threading.Thread(target=self._main, name="drumbeat-worker", daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def main():
+            self.stop_event = asyncio.Event()
+            await self.worker.run(self.stop_event)
+
+        self.loop.run_until_complete(main())
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self.stop_event is not None:
+            self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(timeout=30)
+
+
+def _serve(ctx, settings: Settings, host: str, port: int, with_worker: bool, on_ready=None) -> None:
+    import uvicorn
+
+    from drumbeat.app import create_app
+    from drumbeat.bootstrap import build_worker
+
+    embedded = EmbeddedWorker(build_worker(ctx, settings)) if with_worker else None
+    if embedded:
+        embedded.start()
+    server = uvicorn.Server(uvicorn.Config(create_app(ctx, max_body_bytes=settings.max_body_bytes), host=host,
+                                           port=port, log_level="warning"))
+    if on_ready:
+        threading.Thread(target=on_ready, args=(server,), daemon=True).start()
+    try:
+        server.run()
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000,
+          worker: Annotated[bool, typer.Option("--worker/--no-worker", help="run an embedded worker")] = True) -> None:
+    """Serve the API and dashboard (with an embedded worker unless --no-worker)."""
+    logs.configure()
+    settings = Settings()
+    _serve(_context(settings), settings, host, port, worker)
+
+
+@app.command()
+def demo(host: str = "127.0.0.1", port: int = 8000,
+         leads: Annotated[int, typer.Option(min=1, max=1_000_000)] = 3000,
+         exit_when_done: Annotated[bool, typer.Option(help="stop serving once the campaign finishes")] = False) -> None:
+    """A demo campaign on the embedded default: SQLite, sandbox channels, dashboard served."""
+    logs.configure("WARNING")
+    from drumbeat.demo import prepare_demo, watch_demo
+
+    settings = Settings()
+    ctx = _context(settings)
+    info = prepare_demo(ctx, leads)
+    url = f"http://{host}:{port}"
+    typer.echo(f"Drumbeat demo: dashboard {url}/  API {url}/docs")
+    typer.echo(f"Owner token: {info['token']}")
+    typer.echo(f"  curl -H 'Authorization: Bearer {info['token']}' {url}/api/v1/campaigns/{info['campaign_id']}")
+
+    def watch(server):
+        watch_demo(ctx, info)
+        if exit_when_done:
+            server.should_exit = True
+
+    _serve(ctx, settings, host, port, True, on_ready=watch)
+
+
+if __name__ == "__main__":
+    app()

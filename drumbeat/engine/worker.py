@@ -71,6 +71,7 @@ class Worker:
         self.inflight: set[asyncio.Task] = set()
         self._credentials: dict[str, tuple[str, Credential]] = {}
         self._steps: dict[tuple[str, int], list[dict]] = {}
+        self.rounds = 0  # completed loop rounds, for observers
 
     # --- the loop -------------------------------------------------------------------
 
@@ -98,6 +99,7 @@ class Worker:
         recorded = await self._collect(wait=bool(self.inflight))
         if not claimed and not recorded:
             self.settle_campaigns()
+        self.rounds += 1
         return bool(claimed or recorded)
 
     async def drain(self, max_rounds: int = 1_000_000) -> None:

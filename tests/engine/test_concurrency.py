@@ -1,0 +1,162 @@
+"""Pause, resume and many workers: nobody is contacted twice, nobody is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from sqlalchemy import func, select
+
+from drumbeat.channels.sandbox import SandboxAdapter
+from drumbeat.engine.worker import Worker
+from drumbeat.services import campaigns as svc
+from drumbeat.store.tables import attempts, leads
+from tests.engine.test_worker import TWO_STEPS
+from tests.factory import add_leads, new_campaign, sandbox_key, workspace
+
+
+def count(ctx, query) -> int:
+    with ctx.db.connect() as conn:
+        return conn.execute(query).scalar_one()
+
+
+def attempts_started(ctx) -> int:
+    return count(ctx, select(func.count()).select_from(attempts))
+
+
+def double_contacts(ctx) -> int:
+    """(lead, step) pairs with more than one accepted send."""
+    per_pair = (select(attempts.c.lead_id, attempts.c.step).where(attempts.c.status.in_(("sent", "delivered", "read")))
+                .group_by(attempts.c.lead_id, attempts.c.step).having(func.count() > 1).subquery())
+    return count(ctx, select(func.count()).select_from(per_pair))
+
+
+def accepted_pairs(ctx) -> int:
+    return count(ctx, select(func.count()).select_from(attempts).where(attempts.c.status == "sent"))
+
+
+class ThreadedWorker:
+    """A real worker running its loop on another thread, as `drumbeat serve` does."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.loop = asyncio.new_event_loop()
+        self.stop_event = None
+        self.thread = threading.Thread(target=self._main, daemon=True)
+        self.error: BaseException | None = None
+
+    def _main(self):
+        async def main():
+            self.stop_event = asyncio.Event()
+            await self.worker.run(self.stop_event)
+
+        try:
+            self.loop.run_until_complete(main())
+        except BaseException as exc:  # surfaced by the test
+            self.error = exc
+
+    def __enter__(self):
+        self.thread.start()
+        while self.stop_event is None:
+            time.sleep(0.001)
+        return self
+
+    def wait_rounds(self, n: int, timeout: float = 30) -> None:
+        """Block until the worker has completed n more loop rounds."""
+        target = self.worker.rounds + n
+        deadline = time.monotonic() + timeout
+        while self.worker.rounds < target:
+            assert self.error is None, self.error
+            assert time.monotonic() < deadline, "worker made no progress"
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(timeout=30)
+        assert self.error is None, self.error
+
+
+def test_pause_and_resume_twenty_times_during_a_5000_lead_run_contacts_everyone_once_per_step(ctx):
+    p = workspace(ctx)
+    sandbox_key(ctx, p, "whatsapp", latency_ms=1)
+    sandbox_key(ctx, p, "email", latency_ms=1)
+    cid = new_campaign(ctx, p, steps=TWO_STEPS)
+    add_leads(ctx, cid, 5000)
+    svc.start(ctx, p, cid)
+    worker = Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=32, tick_seconds=0.01)
+    with ThreadedWorker(worker) as running:
+        for _ in range(20):
+            running.wait_rounds(3)
+            svc.pause(ctx, p, cid)
+            after_pause = attempts_started(ctx)
+            running.wait_rounds(5)  # in-flight calls finish; nothing new may start
+            assert attempts_started(ctx) == after_pause
+            view = svc.get_campaign(ctx, p, cid)
+            assert view["status"] == "paused" and view["paused_reason"] == "manual"
+            svc.resume(ctx, p, cid)
+        deadline = time.monotonic() + 120
+        while svc.get_campaign(ctx, p, cid)["status"] == "sending":
+            assert time.monotonic() < deadline
+            running.wait_rounds(1)
+    view = svc.get_campaign(ctx, p, cid)
+    assert view["status"] == "completed"
+    assert view["progress"]["completed"] == 5000
+    assert double_contacts(ctx) == 0
+    assert accepted_pairs(ctx) == 10_000
+    pauses = [e for e in svc.get_timeline(ctx, p, cid) if e["action"] == "pause"]
+    assert len(pauses) == 20
+
+
+def test_a_pause_racing_a_busy_worker_stops_new_attempts_the_moment_it_commits(ctx):
+    p = workspace(ctx)
+    sandbox_key(ctx, p, "whatsapp")
+    cid = new_campaign(ctx, p)
+    add_leads(ctx, cid, 3000)
+    svc.start(ctx, p, cid)
+    worker = Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=64, tick_seconds=0.01)
+    with ThreadedWorker(worker) as running:
+        running.wait_rounds(2)
+        svc.pause(ctx, p, cid)  # committed when this returns
+        frozen = attempts_started(ctx)
+        running.wait_rounds(10)
+        assert attempts_started(ctx) == frozen
+    not_contacted = count(ctx, select(func.count()).select_from(leads).where(leads.c.state == "not_contacted"))
+    assert not_contacted == 3000 - frozen  # every lead not attempted kept its state
+    assert count(ctx, select(func.count()).select_from(leads).where(leads.c.lease_owner.is_not(None))) == 0
+
+
+def _spawn_worker(db_url: str, secret_key: str) -> subprocess.Popen:
+    env = {**os.environ, "DRUMBEAT_DATABASE_URL": db_url, "DRUMBEAT_SECRET_KEY": secret_key,
+           "DRUMBEAT_TICK_SECONDS": "0.02"}
+    return subprocess.Popen([sys.executable, "-m", "drumbeat.cli", "worker", "--concurrency", "16"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_two_worker_processes_on_one_database_never_contact_a_lead_twice(ctx, db_url, secret_key):
+    p = workspace(ctx)
+    sandbox_key(ctx, p, "whatsapp", latency_ms=2)
+    sandbox_key(ctx, p, "email", latency_ms=2)
+    cid = new_campaign(ctx, p, steps=TWO_STEPS)
+    add_leads(ctx, cid, 2000)
+    svc.start(ctx, p, cid)
+    procs = [_spawn_worker(db_url, secret_key) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 180
+        status = "sending"
+        while status == "sending":
+            assert time.monotonic() < deadline, "campaign did not finish"
+            assert all(proc.poll() is None for proc in procs), procs[0].stderr.read().decode()[-2000:]
+            time.sleep(0.2)
+            status = svc.get_campaign(ctx, p, cid)["status"]
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            assert proc.wait(timeout=30) == 0  # SIGTERM: graceful exit
+    assert status == "completed"
+    assert double_contacts(ctx) == 0
+    assert accepted_pairs(ctx) == 4000

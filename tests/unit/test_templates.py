@@ -1,0 +1,57 @@
+"""`{{field}}` variables in step templates."""
+
+from __future__ import annotations
+
+from drumbeat.domain.templates import render, variables
+
+
+def test_variables_finds_every_name_in_a_template():
+    assert variables("Hi {{first_name}}, about {{company}}?") == {"first_name", "company"}
+
+
+def test_variables_allows_spaces_inside_the_braces():
+    assert variables("Hi {{ first_name }} and {{company  }}") == {"first_name", "company"}
+
+
+def test_variables_finds_dotted_names():
+    assert variables("{{attributes.plan}} for {{ lead.city }}") == {"attributes.plan", "lead.city"}
+
+
+def test_variables_counts_a_repeated_name_once():
+    assert variables("{{name}} {{ name }} {{name}}") == {"name"}
+
+
+def test_a_text_without_variables_has_none():
+    assert variables("Hello there, {single} braces and }} stray {{") == set()
+    assert variables("") == set()
+    assert variables(None) == set()
+
+
+def test_render_fills_each_variable_with_its_value():
+    text = render("Hi {{ first_name }}, {{attributes.plan}} plan at {{company}}.",
+                  {"first_name": "Ada", "attributes.plan": "pro", "company": "Acme"})
+
+    assert text == "Hi Ada, pro plan at Acme."
+
+
+def test_render_fills_every_occurrence_of_a_repeated_variable():
+    assert render("{{x}}-{{ x }}", {"x": "a"}) == "a-a"
+
+
+def test_render_renders_a_missing_or_null_value_as_empty():
+    assert render("Hi {{first_name}}!", {}) == "Hi !"
+    assert render("Hi {{first_name}}!", {"first_name": None}) == "Hi !"
+
+
+def test_render_keeps_falsy_values_that_are_not_missing():
+    assert render("{{n}} items, flag {{f}}", {"n": 0, "f": False}) == "0 items, flag False"
+
+
+def test_render_leaves_a_text_without_variables_intact():
+    text = "Hello — no {placeholders} here, {{ }} nor {{not-a-name}}.\nSecond line."
+
+    assert render(text, {"placeholders": "X"}) == text
+
+
+def test_render_does_not_interpret_braces_inside_values():
+    assert render("Hi {{name}}", {"name": "{{company}}", "company": "Acme"}) == "Hi {{company}}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -27,12 +28,12 @@ from drumbeat.domain.reasons import PauseReason
 from drumbeat.domain.templates import render
 from drumbeat.engine.keys import RoundRobin
 from drumbeat.services.context import Actor, Context
-from drumbeat.services.holds import key_pools, pause_if_nothing_can_run, place_hold
+from drumbeat.services.holds import key_pools, pause_if_nothing_can_run, place_hold, pool_member
 from drumbeat.store import campaigns as campaign_store
 from drumbeat.store import claims
 from drumbeat.store import integrations as integration_store
 from drumbeat.store.leads import current_steps
-from drumbeat.store.tables import campaigns, integrations
+from drumbeat.store.tables import campaigns
 
 log = structlog.get_logger()
 
@@ -51,6 +52,7 @@ class CampaignPlan:
     campaign: dict
     steps: list[dict]
     usable: dict[str, list[str]] = field(default_factory=dict)  # channel -> usable key ids
+    rows: dict[str, dict] = field(default_factory=dict)  # usable key id -> integration row
     held: set[str] = field(default_factory=set)
 
     @property
@@ -72,6 +74,8 @@ class Worker:
         self._credentials: dict[str, tuple[str, Credential]] = {}
         self._steps: dict[tuple[str, int], list[dict]] = {}
         self.rounds = 0  # completed loop rounds, for observers
+        self._campaigns: list[dict] = []
+        self._campaigns_read_at: float | None = None
 
     # --- the loop -------------------------------------------------------------------
 
@@ -140,11 +144,17 @@ class Worker:
 
     # --- claim ----------------------------------------------------------------------
 
-    def _sending_campaigns(self) -> list[dict]:
-        with self.ctx.db.connect() as conn:
-            rows = conn.execute(select(campaigns).where(campaigns.c.status == Status.SENDING)
-                                .order_by(campaigns.c.started_at)).mappings().all()
-        return [dict(r) for r in rows]
+    def _sending_campaigns(self, *, fresh: bool = False) -> list[dict]:
+        # Re-read at most once per tick while busy: a campaign that stopped meanwhile is
+        # caught by the share lock in the claim, and an idle round always re-reads.
+        now = time.monotonic()
+        if fresh or self._campaigns_read_at is None or now - self._campaigns_read_at >= self.tick:
+            with self.ctx.db.connect() as conn:
+                rows = conn.execute(select(campaigns).where(campaigns.c.status == Status.SENDING)
+                                    .order_by(campaigns.c.started_at)).mappings().all()
+            self._campaigns = [dict(r) for r in rows]
+            self._campaigns_read_at = now
+        return self._campaigns
 
     def _steps_of(self, conn, campaign: dict) -> list[dict]:
         # Steps change only while a campaign is paused, and resume starts a new run.
@@ -155,16 +165,25 @@ class Worker:
 
     def _plan(self, conn, campaign: dict) -> CampaignPlan:
         steps = self._steps_of(conn, campaign)
-        pools = key_pools(conn, campaign, {s["channel"] for s in steps}, run=campaign["run"])
         plan = CampaignPlan(campaign, steps)
-        plan.usable = {ch: [m.integration_id for m in members if m.usable] for ch, members in pools.items()}
+        plan.usable = {s["channel"]: [] for s in steps}
+        for row in integration_store.pool_rows(conn, campaign, set(plan.usable), campaign["run"]):
+            if pool_member(row).usable:
+                plan.usable[row["channel"]].append(row["id"])
+                plan.rows[row["id"]] = row
         plan.held = {h["channel"] for h in campaign_store.get_holds(conn, campaign["id"])}
         return plan
 
     def claim(self) -> list[Job]:
+        jobs = self._claim_from(self._sending_campaigns())
+        if not jobs:  # perhaps a stale list: look once more at what is sending now
+            jobs = self._claim_from(self._sending_campaigns(fresh=True))
+        return jobs
+
+    def _claim_from(self, sending: list[dict]) -> list[Job]:
         free = self.concurrency - len(self.inflight)
         jobs: list[Job] = []
-        for campaign in self._sending_campaigns():
+        for campaign in sending:
             if free - len(jobs) <= 0:
                 break
             jobs.extend(self._claim_campaign(campaign, free - len(jobs)))
@@ -184,22 +203,19 @@ class Worker:
                 conn, campaign_id=campaign["id"], run=campaign["run"], steps_open=plan.open_steps, now=now,
                 limit=limit, owner=self.owner, lease=self.lease, pick_integration=pick,
                 channel_of_step=lambda i: steps[i]["channel"])
-            if not claimed:
-                return []
-            creds = self._credentials_for(conn, {c.integration_id for c in claimed})
-        return [Job(campaign, steps, c, creds[c.integration_id]) for c in claimed]
+        if claimed is None:  # paused, resumed or finished meanwhile
+            self._campaigns_read_at = None
+            return []
+        return [Job(campaign, steps, c, self._credential(plan.rows[c.integration_id])) for c in claimed]
 
-    def _credentials_for(self, conn, ids: set[str]) -> dict[str, Credential]:
-        rows = conn.execute(select(integrations).where(integrations.c.id.in_(ids))).mappings()
-        out = {}
-        for r in rows:
-            cached = self._credentials.get(r["id"])
-            if cached is None or cached[0] != r["credentials_encrypted"] or cached[1].config != r["config"]:
-                cred = Credential(r["id"], r["provider"], r["channel"], self.ctx.box.open(r["credentials_encrypted"]),
-                                  r["config"] or {})
-                self._credentials[r["id"]] = cached = (r["credentials_encrypted"], cred)
-            out[r["id"]] = cached[1]
-        return out
+    def _credential(self, row) -> Credential:
+        """Decrypt once per credential version (a rotated key has a new ciphertext)."""
+        cached = self._credentials.get(row["id"])
+        if cached is None or cached[0] != row["credentials_encrypted"] or cached[1].config != row["config"]:
+            cred = Credential(row["id"], row["provider"], row["channel"], self.ctx.box.open(row["credentials_encrypted"]),
+                              row["config"] or {})
+            self._credentials[row["id"]] = cached = (row["credentials_encrypted"], cred)
+        return cached[1]
 
     # --- record ---------------------------------------------------------------------
 
@@ -218,23 +234,20 @@ class Worker:
                 next_step_delay=timedelta(seconds=steps[nxt]["delay_seconds"]) if nxt < len(steps) else None,
                 retry_after=timedelta(seconds=res.retry_after_seconds) if res.retry_after_seconds else None,
             )
-            attempt_rows.append({"a_id": job.claimed.attempt_id, "a_status": change.attempt_status,
-                                 "a_msg": res.provider_message_id, "a_code": res.error_code,
-                                 "a_class": res.error_class, "a_text": res.error_message, "a_now": now})
+            attempt_rows.append({"id": job.claimed.attempt_id, "status": change.attempt_status,
+                                 "provider_message_id": res.provider_message_id, "error_code": res.error_code,
+                                 "error_class": res.error_class, "error_message": res.error_message})
             advanced = change.lead.current_step != lead["current_step"]
-            lead_rows.append({"l_id": lead["id"], "l_owner": self.owner, "l_state": change.lead.state,
-                              "l_step": change.lead.current_step, "l_next": change.lead.next_action_at,
-                              "l_retries": change.lead.retries,
-                              "l_attempt_no": 0 if advanced else lead["attempt_no"],
-                              "l_error": change.last_error if change.last_error else lead.get("last_error"),
-                              "l_now": now})
+            lead_rows.append({"id": lead["id"], "state": change.lead.state, "current_step": change.lead.current_step,
+                              "next_action_at": change.lead.next_action_at, "retries": change.lead.retries,
+                              "attempt_no": 0 if advanced else lead["attempt_no"],
+                              "last_error": change.last_error or lead.get("last_error")})
             if res.error_class is ErrorClass.KEY:
                 key_failures.append(job)
             elif res.error_class is ErrorClass.CAMPAIGN:
                 campaign_errors.append(job)
-        touched = {job.campaign["id"]: job for job in jobs}
         with self.ctx.db.begin() as conn:
-            claims.write_outcomes(conn, attempt_rows, lead_rows)
+            claims.write_outcomes(conn, attempt_rows, lead_rows, owner=self.owner, now=now)
             for job in key_failures:
                 integration_store.mark_key_failed(conn, job.campaign["id"], job.campaign["run"],
                                                   job.claimed.integration_id, job.result.error_code,
@@ -243,8 +256,6 @@ class Worker:
                 self._hold_if_pool_empty(conn, job, now)
             for job in {j.campaign["id"]: j for j in campaign_errors}.values():
                 self._campaign_level_error(conn, job, now)
-            for campaign_id, job in touched.items():
-                self._finish_if_done(conn, campaign_id, now)
 
     def _hold_if_pool_empty(self, conn, job: Job, now) -> None:
         """All keys failed: every key in the channel's pool answered a key-level error in this run."""
@@ -299,7 +310,7 @@ class Worker:
         """When idle: finish campaigns whose leads are all terminal, hold channels whose due
         leads have no usable key, and pause campaigns that nothing can move."""
         now = self.ctx.clock()
-        for campaign in self._sending_campaigns():
+        for campaign in self._sending_campaigns(fresh=True):
             with self.ctx.db.begin() as conn:
                 plan = self._plan(conn, campaign)
                 waiting = {plan.steps[i]["channel"] for i in current_steps(conn, campaign["id"]) if i < len(plan.steps)}

@@ -24,13 +24,14 @@ def due_channels(conn: Connection, campaign_id: str, steps: list[dict]) -> set[s
 
 def key_pools(conn: Connection, campaign, channels: set[str], *, run: int | None = None) -> dict[str, list[PoolMember]]:
     """Each channel's key pool; with `run`, keys failed in that run are marked."""
-    failed = integration_store.failed_keys(conn, campaign["id"], run) if run is not None else {}
-    return {
-        channel: [PoolMember(r["id"], r["health"], r["enabled"], r["id"] in failed)
-                  for r in integration_store.pool_members(conn, campaign["workspace_id"], channel,
-                                                          campaign["integration_ids"])]
-        for channel in channels
-    }
+    pools: dict[str, list[PoolMember]] = {channel: [] for channel in channels}
+    for r in integration_store.pool_rows(conn, campaign, channels, run):
+        pools[r["channel"]].append(pool_member(r))
+    return pools
+
+
+def pool_member(row) -> PoolMember:
+    return PoolMember(row["id"], row["health"], row["enabled"], bool(row["failed_in_run"]))
 
 
 def place_hold(conn: Connection, campaign_id: str, channel: str, reason: PauseReason, details: dict,

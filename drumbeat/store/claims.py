@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from drumbeat.domain.leads import AttemptStatus, LeadState, WORKABLE_LEAD_STATES
+from drumbeat.store.sql import queries
 from drumbeat.store.tables import attempts, campaigns, leads
 
 LEAD_FIELDS = (leads.c.id, leads.c.state, leads.c.current_step, leads.c.next_action_at, leads.c.retries,
                leads.c.attempt_no, leads.c.phone, leads.c.email, leads.c.linkedin_url, leads.c.first_name,
-               leads.c.last_name, leads.c.timezone, leads.c.attributes)
+               leads.c.last_name, leads.c.timezone, leads.c.attributes, leads.c.last_error)
 
 
 @dataclass
@@ -42,11 +43,15 @@ def lock_sending_campaign(conn: Connection, campaign_id: str, run: int):
 
 
 def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open: list[int], now: datetime,
-                    limit: int, owner: str, lease: timedelta, pick_integration, channel_of_step) -> list[ClaimedAttempt]:
+                    limit: int, owner: str, lease: timedelta, pick_integration,
+                    channel_of_step) -> list[ClaimedAttempt] | None:
     """Lease up to `limit` due leads whose current step is on an open channel and commit
     a `sending` attempt for each (the caller commits). `pick_integration(step)` returns
-    the key to use, round robin over the channel's usable pool."""
-    if lock_sending_campaign(conn, campaign_id, run) is None or not steps_open or limit <= 0:
+    the key to use, round robin over the channel's usable pool. None means the campaign
+    is no longer sending in this run (the caller's view of it is stale)."""
+    if lock_sending_campaign(conn, campaign_id, run) is None:
+        return None
+    if not steps_open or limit <= 0:
         return []
     due = (select(leads.c.id)
            .where(leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES),
@@ -77,28 +82,46 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
             for (attempt_id, lead_id), r in zip(ids, rows, strict=True)]
 
 
+# SQLite runs in-process, so a plain executemany is already cheap there.
 _ATTEMPT_OUTCOME = (update(attempts).where(attempts.c.id == bindparam("a_id"))
-                    .values(status=bindparam("a_status"), provider_message_id=bindparam("a_msg"),
-                            error_code=bindparam("a_code"), error_class=bindparam("a_class"),
-                            error_message=bindparam("a_text"), updated_at=bindparam("a_now")))
+                    .values(status=bindparam("a_status"), provider_message_id=bindparam("a_provider_message_id"),
+                            error_code=bindparam("a_error_code"), error_class=bindparam("a_error_class"),
+                            error_message=bindparam("a_error_message"), updated_at=bindparam("a_now")))
 
 _LEAD_OUTCOME = (update(leads).where(leads.c.id == bindparam("l_id"), leads.c.lease_owner == bindparam("l_owner"))
-                 .values(state=bindparam("l_state"), current_step=bindparam("l_step"),
-                         next_action_at=bindparam("l_next"), retries=bindparam("l_retries"),
-                         attempt_no=bindparam("l_attempt_no"), last_error=bindparam("l_error"),
+                 .values(state=bindparam("l_state"), current_step=bindparam("l_current_step"),
+                         next_action_at=bindparam("l_next_action_at"), retries=bindparam("l_retries"),
+                         attempt_no=bindparam("l_attempt_no"), last_error=bindparam("l_last_error"),
                          lease_owner=None, lease_expires_at=None, updated_at=bindparam("l_now")))
 
 
-def write_outcomes(conn: Connection, attempt_rows: list[dict], lead_rows: list[dict]) -> None:
-    """Batch-write attempt outcomes and the leads they move (keys prefixed a_ / l_).
+def write_outcomes(conn: Connection, attempt_rows: list[dict], lead_rows: list[dict], *, owner: str,
+                   now: datetime) -> None:
+    """Batch-write attempt outcomes and the leads they move.
 
     A lead is only changed while this worker still holds its lease; if the lease was
     taken away (expired and recovered as in doubt), the attempt record still gets the
     provider's answer but the lead is left to the person resolving it."""
+    if conn.dialect.name == "postgresql":  # one statement per table instead of one per row
+        sql = queries("postgresql")
+        if attempt_rows:
+            conn.execute(sql["write_attempt_outcomes"], {"now": now, **_columns(attempt_rows, {
+                "ids": "id", "statuses": "status", "message_ids": "provider_message_id", "codes": "error_code",
+                "classes": "error_class", "texts": "error_message"})})
+        if lead_rows:
+            conn.execute(sql["write_lead_outcomes"], {"now": now, "owner": owner, **_columns(lead_rows, {
+                "ids": "id", "states": "state", "steps": "current_step", "next_at": "next_action_at",
+                "retries": "retries", "attempt_nos": "attempt_no", "errors": "last_error"})})
+        return
     if attempt_rows:
-        conn.execute(_ATTEMPT_OUTCOME, attempt_rows)
+        conn.execute(_ATTEMPT_OUTCOME, [{f"a_{k}": v for k, v in r.items()} | {"a_now": now} for r in attempt_rows])
     if lead_rows:
-        conn.execute(_LEAD_OUTCOME, lead_rows)
+        conn.execute(_LEAD_OUTCOME, [{f"l_{k}": v for k, v in r.items()} | {"l_now": now, "l_owner": owner}
+                                     for r in lead_rows])
+
+
+def _columns(rows: list[dict], names: dict[str, str]) -> dict[str, list]:
+    return {param: [r[key] for r in rows] for param, key in names.items()}
 
 
 def release_leads(conn: Connection, lead_ids: list[int]) -> None:

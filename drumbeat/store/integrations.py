@@ -38,13 +38,17 @@ def update_integration(conn: Connection, integration_id: str, **values) -> None:
     conn.execute(update(integrations).where(integrations.c.id == integration_id).values(**values))
 
 
-def pool_members(conn: Connection, workspace_id: str, channel: str, integration_ids: list[str] | None) -> list:
-    """The campaign's key pool on a channel: its integration_ids, or, when null, every
-    integration of the workspace on the channel (read now, so a key added later counts)."""
-    query = select(integrations).where(integrations.c.workspace_id == workspace_id,
-                                       integrations.c.channel == channel)
-    if integration_ids is not None:
-        query = query.where(integrations.c.id.in_(integration_ids))
+def pool_rows(conn: Connection, campaign, channels: set[str], run: int | None) -> list:
+    """The campaign's key pools on `channels`: its integration_ids, or, when null, every
+    integration of the workspace on the channel (read now, so a key added later counts).
+    Each row carries `failed_in_run`: the key answered a key-level error in `run`."""
+    failed = (select(key_failures.c.integration_id)
+              .where(key_failures.c.campaign_id == campaign["id"], key_failures.c.run == run,
+                     key_failures.c.integration_id == integrations.c.id).exists())
+    query = select(integrations, failed.label("failed_in_run")).where(
+        integrations.c.workspace_id == campaign["workspace_id"], integrations.c.channel.in_(channels))
+    if campaign["integration_ids"] is not None:
+        query = query.where(integrations.c.id.in_(campaign["integration_ids"]))
     return list(conn.execute(query.order_by(integrations.c.created_at, integrations.c.id)).mappings())
 
 

@@ -1,0 +1,21 @@
+-- write_attempt_outcomes --
+-- Record a batch of provider answers in one statement (arrays, one element per attempt).
+UPDATE attempts AS a
+   SET status = o.status, provider_message_id = o.provider_message_id, error_code = o.error_code,
+       error_class = o.error_class, error_message = o.error_message, updated_at = :now
+  FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:message_ids AS text[]),
+              CAST(:codes AS text[]), CAST(:classes AS text[]), CAST(:texts AS text[]))
+       AS o(id, status, provider_message_id, error_code, error_class, error_message)
+ WHERE a.id = o.id;
+
+-- write_lead_outcomes --
+-- Move a batch of leads after their attempts, only while this worker still holds their lease.
+UPDATE leads AS l
+   SET state = o.state, current_step = o.current_step, next_action_at = o.next_action_at,
+       retries = o.retries, attempt_no = o.attempt_no, last_error = o.last_error,
+       lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
+  FROM unnest(CAST(:ids AS bigint[]), CAST(:states AS text[]), CAST(:steps AS int[]),
+              CAST(:next_at AS timestamptz[]), CAST(:retries AS int[]), CAST(:attempt_nos AS int[]),
+              CAST(:errors AS text[]))
+       AS o(id, state, current_step, next_action_at, retries, attempt_no, last_error)
+ WHERE l.id = o.id AND l.lease_owner = :owner;

@@ -1,0 +1,107 @@
+"""Lead-steps per second through the whole engine with the zero-latency sandbox.
+
+Runs real `drumbeat worker` processes against a prepared campaign and prints a table:
+database, leads, workers, seconds, lead-steps/s, peak RSS of each worker.
+
+    python bench/engine.py                       # 100,000 leads, SQLite and PostgreSQL, 1 worker
+    python bench/engine.py --leads 1000000 --workers 1 2 --pg postgresql://postgres@127.0.0.1:5432/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+from cryptography.fernet import Fernet  # noqa: E402
+
+from drumbeat.services import campaigns as svc  # noqa: E402
+from drumbeat.services.context import Context  # noqa: E402
+from drumbeat.store.db import make_engine, migrate  # noqa: E402
+from drumbeat.store.secrets import SecretBox  # noqa: E402
+from tests.factory import add_leads, new_campaign, sandbox_key, workspace  # noqa: E402
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run(url: str, leads: int, workers: int, concurrency: int) -> dict:
+    key = Fernet.generate_key().decode()
+    engine = make_engine(url)
+    migrate(engine)
+    ctx = Context(db=engine, box=SecretBox(key))
+    p = workspace(ctx, f"Bench{uuid.uuid4().hex[:6]}")
+    sandbox_key(ctx, p, "whatsapp")
+    cid = new_campaign(ctx, p, name="bench")
+    add_leads(ctx, cid, leads)
+    env = {**os.environ, "DRUMBEAT_DATABASE_URL": url, "DRUMBEAT_SECRET_KEY": key, "DRUMBEAT_TICK_SECONDS": "0.05"}
+    svc.start(ctx, p, cid)
+    started = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-m", "drumbeat.cli", "worker", "--concurrency", str(concurrency)],
+                              env=env, stderr=subprocess.DEVNULL) for _ in range(workers)]
+    rss: dict[int, float] = {}
+    try:
+        while svc.get_campaign(ctx, p, cid)["status"] == "sending":
+            for proc in procs:
+                rss[proc.pid] = peak_rss_mb(proc.pid)
+            time.sleep(0.25)
+        elapsed = time.perf_counter() - started
+        for proc in procs:
+            rss[proc.pid] = peak_rss_mb(proc.pid)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=60)
+    view = svc.get_campaign(ctx, p, cid)
+    engine.dispose()
+    return {"status": view["status"], "sent": view["breakdown"]["sent"], "seconds": elapsed,
+            "rate": view["breakdown"]["sent"] / elapsed, "rss": [round(v) for v in rss.values()]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--leads", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1])
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test",
+                        help="admin URL; a fresh database is created per run")
+    parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    args = parser.parse_args()
+    print(f"{'database':<11}{'leads':>10}{'workers':>9}{'seconds':>9}{'lead-steps/s':>14}  peak RSS MB  status")
+    for n in args.leads:
+        for w in args.workers:
+            for kind in ("sqlite", "postgresql"):
+                if args.only and kind != args.only:
+                    continue
+                if kind == "sqlite":
+                    tmp = tempfile.mkdtemp()
+                    url, cleanup = f"sqlite:///{tmp}/bench.db", None
+                else:
+                    name = f"drumbeat_bench_{uuid.uuid4().hex[:8]}"
+                    with psycopg.connect(args.pg, autocommit=True) as admin:
+                        admin.execute(f'CREATE DATABASE "{name}"')
+                    url = "postgresql+psycopg://" + args.pg.split("://", 1)[1].rsplit("/", 1)[0] + f"/{name}"
+                    cleanup = name
+                r = run(url, n, w, args.concurrency)
+                print(f"{kind:<11}{n:>10,}{w:>9}{r['seconds']:>9.1f}{r['rate']:>14,.0f}  {r['rss']!s:<12} {r['status']}",
+                      flush=True)
+                if cleanup:
+                    with psycopg.connect(args.pg, autocommit=True) as admin:
+                        admin.execute(f'DROP DATABASE IF EXISTS "{cleanup}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()

@@ -236,7 +236,8 @@ class Worker:
             )
             attempt_rows.append({"id": job.claimed.attempt_id, "status": change.attempt_status,
                                  "provider_message_id": res.provider_message_id, "error_code": res.error_code,
-                                 "error_class": res.error_class, "error_message": res.error_message})
+                                 "error_class": res.error_class, "error_message": res.error_message,
+                                 "counted_failure": change.counted_failure})
             advanced = change.lead.current_step != lead["current_step"]
             lead_rows.append({"id": lead["id"], "state": change.lead.state, "current_step": change.lead.current_step,
                               "next_action_at": change.lead.next_action_at, "retries": change.lead.retries,

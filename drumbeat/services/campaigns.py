@@ -49,7 +49,7 @@ def campaign_view(conn: Connection, row, now: datetime) -> dict:
         "delivered": delivered,
         "read": read,
         "replied": counts.get(LeadState.REPLIED, 0),
-        "failed": attempts.get("failed:lead", 0) + attempts.get("failed:transient", 0),
+        "failed": attempts.get("counted_failure", 0),
     }
     reason = row["paused_reason"]
     paused_by = ({"type": row["paused_by_type"], "id": row["paused_by_id"]}
@@ -154,7 +154,8 @@ def _decode_cursor(cursor: str | None) -> int:
     if not cursor:
         return 0
     try:
-        return max(0, int(json.loads(base64.urlsafe_b64decode(cursor.encode()))["o"]))
+        # Clamped: an absurd offset is an empty page, not a database error.
+        return min(max(0, int(json.loads(base64.urlsafe_b64decode(cursor.encode()))["o"])), 2**31 - 1)
     except Exception:
         from drumbeat.domain.exceptions import ValidationFailed
         raise ValidationFailed([{"field": "cursor", "message": "invalid cursor"}]) from None
@@ -197,6 +198,8 @@ def update_campaign(ctx: Context, principal: Principal, campaign_id: str, patch:
             else:
                 raise InvalidTransition(status, "edit_steps")
         values = {k: patch[k] for k in ("name", "schedule", "limits", "failure_policy", "integration_ids") if k in patch}
+        if "schedule" in values:  # start_at belongs to schedule/unschedule: kept unless the patch names it
+            values["schedule"] = {"start_at": row["schedule"].get("start_at"), **values["schedule"]}
         if values:
             store.update_campaign(conn, campaign_id, **values)
         store.add_timeline(conn, campaign_id, now=now, action="edit", actor_type="user", actor_id=principal.user_id,

@@ -120,13 +120,15 @@ def lead_counts(conn: Connection, campaign_id: str) -> dict[str, int]:
 
 
 def attempt_counts(conn: Connection, campaign_id: str) -> dict[str, int]:
-    rows = conn.execute(select(attempts.c.status, attempts.c.error_class, func.count())
+    """Attempts by status; `counted_failure` counts the failures that count (API.md)."""
+    rows = conn.execute(select(attempts.c.status, attempts.c.counted_failure, func.count())
                         .where(attempts.c.campaign_id == campaign_id)
-                        .group_by(attempts.c.status, attempts.c.error_class))
+                        .group_by(attempts.c.status, attempts.c.counted_failure))
     counts: dict[str, int] = {}
-    for status, error_class, n in rows:
-        key = f"failed:{error_class}" if status == "failed" else status
-        counts[key] = counts.get(key, 0) + n
+    for status, counted, n in rows:
+        counts[status] = counts.get(status, 0) + n
+        if counted:
+            counts["counted_failure"] = counts.get("counted_failure", 0) + n
     return counts
 
 
@@ -160,8 +162,7 @@ def accepted_since(conn: Connection, campaign_id: str, since: datetime) -> int:
 
 def error_groups(conn: Connection, campaign_id: str, samples: int = 5) -> list[dict]:
     """Counted failures grouped by provider-qualified code, with a few sample leads."""
-    counted = and_(attempts.c.campaign_id == campaign_id, attempts.c.status == "failed",
-                   attempts.c.error_class.in_(("lead", "transient")))
+    counted = and_(attempts.c.campaign_id == campaign_id, attempts.c.counted_failure.is_(True))
     groups = conn.execute(select(attempts.c.error_code, func.max(attempts.c.error_message), func.count())
                           .where(counted).group_by(attempts.c.error_code).order_by(func.count().desc()))
     out = []

@@ -86,7 +86,8 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
 _ATTEMPT_OUTCOME = (update(attempts).where(attempts.c.id == bindparam("a_id"))
                     .values(status=bindparam("a_status"), provider_message_id=bindparam("a_provider_message_id"),
                             error_code=bindparam("a_error_code"), error_class=bindparam("a_error_class"),
-                            error_message=bindparam("a_error_message"), updated_at=bindparam("a_now")))
+                            error_message=bindparam("a_error_message"),
+                            counted_failure=bindparam("a_counted_failure"), updated_at=bindparam("a_now")))
 
 _LEAD_OUTCOME = (update(leads).where(leads.c.id == bindparam("l_id"), leads.c.lease_owner == bindparam("l_owner"))
                  .values(state=bindparam("l_state"), current_step=bindparam("l_current_step"),
@@ -107,7 +108,7 @@ def write_outcomes(conn: Connection, attempt_rows: list[dict], lead_rows: list[d
         if attempt_rows:
             conn.execute(sql["write_attempt_outcomes"], {"now": now, **_columns(attempt_rows, {
                 "ids": "id", "statuses": "status", "message_ids": "provider_message_id", "codes": "error_code",
-                "classes": "error_class", "texts": "error_message"})})
+                "classes": "error_class", "texts": "error_message", "counted": "counted_failure"})})
         if lead_rows:
             conn.execute(sql["write_lead_outcomes"], {"now": now, "owner": owner, **_columns(lead_rows, {
                 "ids": "id", "states": "state", "steps": "current_step", "next_at": "next_action_at",

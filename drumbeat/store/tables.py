@@ -224,6 +224,8 @@ attempts = Table(
     Column("error_code", String(80)),
     Column("error_class", String(20)),
     Column("error_message", Text),
+    # A failure that counts (breakdown.failed, failure window): lead-level or retries exhausted.
+    Column("counted_failure", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     CheckConstraint(

@@ -2,10 +2,12 @@
 -- Record a batch of provider answers in one statement (arrays, one element per attempt).
 UPDATE attempts AS a
    SET status = o.status, provider_message_id = o.provider_message_id, error_code = o.error_code,
-       error_class = o.error_class, error_message = o.error_message, updated_at = :now
+       error_class = o.error_class, error_message = o.error_message,
+       counted_failure = o.counted_failure, updated_at = :now
   FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:message_ids AS text[]),
-              CAST(:codes AS text[]), CAST(:classes AS text[]), CAST(:texts AS text[]))
-       AS o(id, status, provider_message_id, error_code, error_class, error_message)
+              CAST(:codes AS text[]), CAST(:classes AS text[]), CAST(:texts AS text[]),
+              CAST(:counted AS boolean[]))
+       AS o(id, status, provider_message_id, error_code, error_class, error_message, counted_failure)
  WHERE a.id = o.id;
 
 -- write_lead_outcomes --

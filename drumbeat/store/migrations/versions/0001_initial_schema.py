@@ -198,6 +198,7 @@ def upgrade() -> None:
     sa.Column('error_code', sa.String(length=80), nullable=True),
     sa.Column('error_class', sa.String(length=20), nullable=True),
     sa.Column('error_message', sa.Text(), nullable=True),
+    sa.Column('counted_failure', sa.Boolean(), server_default=sa.text('false'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("status IN ('sending', 'sent', 'delivered', 'read', 'failed', 'key_error', 'in_doubt')", name=op.f('ck_attempts_status')),

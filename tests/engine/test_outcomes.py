@@ -1,0 +1,160 @@
+"""What the engine does with each class of provider answer, and with a dead worker's leases."""
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from drumbeat.channels.sandbox import SandboxAdapter
+from drumbeat.engine.worker import Worker
+from drumbeat.services import campaigns as svc
+from drumbeat.services.context import Context
+from drumbeat.store.tables import attempts, integrations, leads
+from tests.conftest import FakeClock
+from tests.factory import add_leads, new_campaign, sandbox_key, workspace
+
+
+def states(ctx) -> dict[str, int]:
+    with ctx.db.connect() as conn:
+        return dict(conn.execute(select(leads.c.state, func.count()).group_by(leads.c.state)).all())
+
+
+def run(ctx, **kw) -> Worker:
+    worker = Worker(ctx, {"sandbox": SandboxAdapter()}, **kw)
+    asyncio.run(worker.drain())
+    return worker
+
+
+def test_when_every_key_fails_the_campaign_pauses_with_all_keys_failed_and_no_lead_is_charged(ctx):
+    p = workspace(ctx)
+    keys = [sandbox_key(ctx, p, label=f"k{i}", fail="key") for i in range(3)]
+    cid = new_campaign(ctx, p)
+    add_leads(ctx, cid, 200)
+    svc.start(ctx, p, cid)
+    run(ctx, concurrency=8)
+    view = svc.get_campaign(ctx, p, cid)
+    assert view["status"] == "paused" and view["paused_reason"] == "all_keys_failed"
+    assert view["paused_by"] == {"type": "system", "id": "all_keys_failed"}
+    assert sorted(k["integration_id"] for k in view["pause_details"]["keys"]) == sorted(keys)
+    assert all(k["error_code"] == "sandbox:key" for k in view["pause_details"]["keys"])
+    assert states(ctx) == {"not_contacted": 200}
+    with ctx.db.connect() as conn:
+        wasted = conn.execute(select(func.count()).select_from(attempts)).scalar_one()
+    assert 3 <= wasted <= 3 + 8  # one per key, plus what was already in flight
+    assert view["breakdown"]["failed"] == 0
+
+
+def test_after_rotating_a_key_resume_starts_a_new_run_and_finishes_without_contacting_anyone_twice(ctx):
+    p = workspace(ctx)
+    key = sandbox_key(ctx, p, fail="key")
+    cid = new_campaign(ctx, p)
+    add_leads(ctx, cid, 50)
+    svc.start(ctx, p, cid)
+    run(ctx, concurrency=4)
+    assert svc.get_campaign(ctx, p, cid)["paused_reason"] == "all_keys_failed"
+    with ctx.db.begin() as conn:  # the operator fixes the key
+        conn.execute(update(integrations).where(integrations.c.id == key).values(config={}))
+    svc.resume(ctx, p, cid)
+    run(ctx, concurrency=4)
+    view = svc.get_campaign(ctx, p, cid)
+    assert view["status"] == "completed" and view["progress"]["completed"] == 50
+    assert view["breakdown"]["sent"] == 50
+
+
+def test_lead_level_errors_fail_only_those_leads_and_the_campaign_completes(ctx):
+    p = workspace(ctx)
+    sandbox_key(ctx, p, fail="lead", fail_after=30)
+    cid = new_campaign(ctx, p)
+    add_leads(ctx, cid, 40)
+    svc.start(ctx, p, cid)
+    run(ctx, concurrency=1)
+    view = svc.get_campaign(ctx, p, cid)
+    assert view["status"] == "completed"
+    assert view["progress"]["completed"] == 30 and view["progress"]["failed"] == 10
+    assert view["breakdown"]["failed"] == 10
+    assert view["errors"][0]["code"] == "sandbox:lead" and view["errors"][0]["count"] == 10
+    assert len(view["errors"][0]["sample_lead_ids"]) == 5
+
+
+def test_a_campaign_where_nobody_could_be_contacted_fails(ctx):
+    p = workspace(ctx)
+    sandbox_key(ctx, p, fail="lead")
+    cid = new_campaign(ctx, p)
+    add_leads(ctx, cid, 5)
+    svc.start(ctx, p, cid)
+    run(ctx)
+    assert svc.get_campaign(ctx, p, cid)["status"] == "failed"
+
+
+def test_a_rejected_template_before_any_contact_fails_the_campaign_and_charges_no_lead(ctx):
+    p = workspace(ctx)
+    sandbox_key(ctx, p, fail="campaign")
+    cid = new_campaign(ctx, p)
+    add_leads(ctx, cid, 20)
+    svc.start(ctx, p, cid)
+    run(ctx, concurrency=4)
+    assert svc.get_campaign(ctx, p, cid)["status"] == "failed"
+    assert states(ctx) == {"not_contacted": 20}
+
+
+def test_a_rejected_template_after_contacts_holds_the_channel_and_pauses(ctx):
+    p = workspace(ctx)
+    sandbox_key(ctx, p, fail="campaign", fail_after=5)
+    cid = new_campaign(ctx, p)
+    add_leads(ctx, cid, 20)
+    svc.start(ctx, p, cid)
+    run(ctx, concurrency=1)
+    view = svc.get_campaign(ctx, p, cid)
+    assert view["status"] == "paused" and view["paused_reason"] == "template_rejected"
+    assert view["pause_details"]["channel"] == "whatsapp"
+    assert states(ctx) == {"completed": 5, "not_contacted": 15}
+
+
+def test_transient_errors_are_retried_with_backoff_then_fail_the_lead(db_url, secret_key):
+    from drumbeat.store.db import make_engine
+    from drumbeat.store.secrets import SecretBox
+
+    clock = FakeClock()
+    ctx = Context(db=make_engine(db_url), box=SecretBox(secret_key), clock=clock)
+    p = workspace(ctx)
+    sandbox_key(ctx, p, fail="transient")
+    cid = new_campaign(ctx, p)
+    add_leads(ctx, cid, 3)
+    svc.start(ctx, p, cid)
+    for _ in range(3):  # the first try and two retries, each waiting out its backoff
+        run(ctx)
+        assert states(ctx) == {"not_contacted": 3}
+        clock.advance(minutes=10)
+    run(ctx)  # the third retry fails too: the lead fails
+    assert states(ctx) == {"failed": 3}
+    with ctx.db.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(attempts)).scalar_one() == 3 * 4
+    assert svc.get_campaign(ctx, p, cid)["breakdown"]["failed"] == 3
+    ctx.db.dispose()
+
+
+def test_a_dead_workers_leads_become_in_doubt_and_are_never_resent_automatically(db_url, secret_key):
+    from drumbeat.store.db import make_engine
+    from drumbeat.store.secrets import SecretBox
+
+    clock = FakeClock()
+    ctx = Context(db=make_engine(db_url), box=SecretBox(secret_key), clock=clock)
+    p = workspace(ctx)
+    sandbox_key(ctx, p)
+    cid = new_campaign(ctx, p)
+    add_leads(ctx, cid, 10)
+    svc.start(ctx, p, cid)
+    dead = Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=4, lease_seconds=60)
+    assert len(dead.claim()) == 4  # attempts committed, then the process "dies" before any answer
+    clock.advance(seconds=61)
+    run(ctx, concurrency=8)
+    view = svc.get_campaign(ctx, p, cid)
+    assert view["progress"]["in_doubt"] == 4 and view["progress"]["completed"] == 6
+    assert view["status"] == "sending"  # it does not complete while leads are in doubt
+    with ctx.db.connect() as conn:
+        statuses = dict(conn.execute(select(attempts.c.status, func.count()).group_by(attempts.c.status)).all())
+    assert statuses == {"in_doubt": 4, "sent": 6}
+    clock.advance(seconds=timedelta(hours=1).total_seconds())
+    run(ctx, concurrency=8)
+    assert svc.get_campaign(ctx, p, cid)["progress"]["in_doubt"] == 4  # still waiting for a person
+    ctx.db.dispose()

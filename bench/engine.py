@@ -10,12 +10,14 @@ database, leads, workers, seconds, lead-steps/s, peak RSS of each worker.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,36 +73,40 @@ def run(url: str, leads: int, workers: int, concurrency: int) -> dict:
             "rate": view["breakdown"]["sent"] / elapsed, "rss": [round(v) for v in rss.values()]}
 
 
+@contextmanager
+def fresh_database(kind: str, admin_url: str):
+    """A new empty SQLite file or PostgreSQL database for one run, dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+        return
+    name = f"drumbeat_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield "postgresql+psycopg://" + admin_url.split("://", 1)[1].rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--leads", type=int, nargs="+", default=[100_000])
     parser.add_argument("--workers", type=int, nargs="+", default=[1])
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[32, 256],
+                        help="provider calls in flight per worker (with a zero-latency sandbox: the batch size)")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test",
                         help="admin URL; a fresh database is created per run")
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
     args = parser.parse_args()
-    print(f"{'database':<11}{'leads':>10}{'workers':>9}{'seconds':>9}{'lead-steps/s':>14}  peak RSS MB  status")
-    for n in args.leads:
-        for w in args.workers:
-            for kind in ("sqlite", "postgresql"):
-                if args.only and kind != args.only:
-                    continue
-                if kind == "sqlite":
-                    tmp = tempfile.mkdtemp()
-                    url, cleanup = f"sqlite:///{tmp}/bench.db", None
-                else:
-                    name = f"drumbeat_bench_{uuid.uuid4().hex[:8]}"
-                    with psycopg.connect(args.pg, autocommit=True) as admin:
-                        admin.execute(f'CREATE DATABASE "{name}"')
-                    url = "postgresql+psycopg://" + args.pg.split("://", 1)[1].rsplit("/", 1)[0] + f"/{name}"
-                    cleanup = name
-                r = run(url, n, w, args.concurrency)
-                print(f"{kind:<11}{n:>10,}{w:>9}{r['seconds']:>9.1f}{r['rate']:>14,.0f}  {r['rss']!s:<12} {r['status']}",
-                      flush=True)
-                if cleanup:
-                    with psycopg.connect(args.pg, autocommit=True) as admin:
-                        admin.execute(f'DROP DATABASE IF EXISTS "{cleanup}" WITH (FORCE)')
+    kinds = [args.only] if args.only else ["sqlite", "postgresql"]
+    print(f"{'database':<11}{'leads':>10}{'workers':>9}{'in flight':>10}{'seconds':>9}{'lead-steps/s':>14}"
+          "  peak RSS MB  status")
+    for n, workers, conc, kind in itertools.product(args.leads, args.workers, args.concurrency, kinds):
+        with fresh_database(kind, args.pg) as url:
+            r = run(url, n, workers, conc)
+        print(f"{kind:<11}{n:>10,}{workers:>9}{conc:>10}{r['seconds']:>9.1f}{r['rate']:>14,.0f}"
+              f"  {r['rss']!s:<12} {r['status']}", flush=True)
 
 
 if __name__ == "__main__":

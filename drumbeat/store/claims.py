@@ -17,7 +17,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 
 from drumbeat.domain.leads import AttemptStatus, LeadState, WORKABLE_LEAD_STATES
 from drumbeat.store.sql import queries
-from drumbeat.store.tables import attempts, campaigns, leads
+from drumbeat.store.tables import attempts, campaigns, holds, leads, steps
 
 LEAD_FIELDS = (leads.c.id, leads.c.state, leads.c.current_step, leads.c.next_action_at, leads.c.retries,
                leads.c.attempt_no, leads.c.phone, leads.c.email, leads.c.linkedin_url, leads.c.first_name,
@@ -53,10 +53,14 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
         return None
     if not steps_open or limit <= 0:
         return []
+    # Read in this transaction, so a hold placed by any process is honoured at once.
+    held_steps = (select(steps.c.position).join(holds, (holds.c.campaign_id == steps.c.campaign_id)
+                                                & (holds.c.channel == steps.c.channel))
+                  .where(steps.c.campaign_id == campaign_id))
     due = (select(leads.c.id)
            .where(leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES),
                   leads.c.next_action_at <= now, leads.c.lease_owner.is_(None),
-                  leads.c.current_step.in_(steps_open))
+                  leads.c.current_step.in_(steps_open), leads.c.current_step.not_in(held_steps))
            .order_by(leads.c.next_action_at).limit(limit)
            .with_for_update(skip_locked=True))
     claimed = conn.execute(
@@ -69,20 +73,28 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
     rows = []
     for lead in claimed:
         step = lead["current_step"]
-        rows.append({
-            "lead_id": lead["id"], "campaign_id": campaign_id, "step": step, "channel": channel_of_step(step),
-            "integration_id": pick_integration(step), "run": run,
-            "idempotency_key": f"{lead['id']}:{step}:{lead['attempt_no']}",
-            "status": AttemptStatus.SENDING, "created_at": now, "updated_at": now,
-        })
-    ids = conn.execute(insert(attempts).returning(attempts.c.id, attempts.c.lead_id, sort_by_parameter_order=True),
-                       rows).all()
+        rows.append({"lead_id": lead["id"], "step": step, "channel": channel_of_step(step),
+                     "integration_id": pick_integration(step),
+                     "idempotency_key": f"{lead['id']}:{step}:{lead['attempt_no']}"})
+    attempt_of_lead = dict((lead_id, attempt_id) for attempt_id, lead_id in
+                           _insert_sending_attempts(conn, campaign_id, run, rows, now))
     by_lead = {lead["id"]: dict(lead) for lead in claimed}
-    return [ClaimedAttempt(attempt_id, by_lead[lead_id], r["step"], r["integration_id"], r["idempotency_key"])
-            for (attempt_id, lead_id), r in zip(ids, rows, strict=True)]
+    return [ClaimedAttempt(attempt_of_lead[r["lead_id"]], by_lead[r["lead_id"]], r["step"], r["integration_id"],
+                           r["idempotency_key"]) for r in rows]
 
 
-# SQLite runs in-process, so a plain executemany is already cheap there.
+def _insert_sending_attempts(conn: Connection, campaign_id: str, run: int, rows: list[dict], now: datetime):
+    """(attempt id, lead id) for each new `sending` attempt."""
+    if conn.dialect.name == "postgresql":
+        return conn.execute(queries("postgresql")["insert_sending_attempts"], {
+            "campaign_id": campaign_id, "run": run, "now": now, **_columns(rows, {
+                "lead_ids": "lead_id", "steps": "step", "channels": "channel",
+                "integration_ids": "integration_id", "keys": "idempotency_key"})}).all()
+    values = [{**r, "campaign_id": campaign_id, "run": run, "status": AttemptStatus.SENDING,
+               "created_at": now, "updated_at": now} for r in rows]
+    return conn.execute(insert(attempts).returning(attempts.c.id, attempts.c.lead_id), values).all()
+
+
 _ATTEMPT_OUTCOME = (update(attempts).where(attempts.c.id == bindparam("a_id"))
                     .values(status=bindparam("a_status"), provider_message_id=bindparam("a_provider_message_id"),
                             error_code=bindparam("a_error_code"), error_class=bindparam("a_error_class"),

@@ -1,11 +1,20 @@
-"""Lead rows: per-campaign queries that services and the engine share."""
+"""Lead rows: per-campaign queries that services and the engine share, lead import,
+attempts of a lead, and the workspace's suppression list."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, distinct, select
+import json
+from collections.abc import Iterable
+from datetime import datetime
 
-from drumbeat.domain.leads import WORKABLE_LEAD_STATES
-from drumbeat.store.tables import leads
+from sqlalchemy import ARRAY, Connection, Text, bindparam, cast, distinct, func, insert, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
+
+from drumbeat.domain.leads import UNFINISHED_LEAD_STATES, WORKABLE_LEAD_STATES
+from drumbeat.store.tables import attempts, campaigns, leads, suppressions
+
+SEARCHED = (leads.c.phone, leads.c.email, leads.c.linkedin_url, leads.c.first_name, leads.c.last_name)
 
 
 def current_steps(conn: Connection, campaign_id: str) -> set[int]:
@@ -29,3 +38,129 @@ def copy_leads(conn: Connection, source_id: str, target_id: str, now) -> None:
     conn.execute(insert(leads).from_select(
         ["campaign_id", *cols, "state", "current_step", "next_action_at", "retries", "attempt_no",
          "created_at", "updated_at"], src))
+
+
+# --- import -----------------------------------------------------------------------------
+
+NEW_LEAD_FIELDS = ("phone", "email", "linkedin_url", "first_name", "last_name", "timezone", "attributes", "state")
+
+
+def insert_new_leads(conn: Connection, campaign_id: str, new_leads: list[dict], now: datetime) -> int:
+    """Insert leads (dicts of NEW_LEAD_FIELDS), skipping any whose phone, email or LinkedIn
+    URL the campaign already has: the unique partial indexes decide (ON CONFLICT DO
+    NOTHING), so racing imports cannot both win. Returns how many were inserted."""
+    if not new_leads:
+        return 0
+    fresh = {"campaign_id": campaign_id, "current_step": 0, "next_action_at": now, "retries": 0,
+             "attempt_no": 0, "created_at": now, "updated_at": now}
+    if conn.dialect.name == "postgresql":
+        return _insert_unnest(conn, new_leads, fresh)
+    stmt = sqlite.insert(leads).on_conflict_do_nothing().returning(leads.c.id)
+    # executemany + RETURNING: SQLAlchemy sends multi-row VALUES pages ("insertmanyvalues")
+    # and returns only the rows that were inserted.
+    return len(conn.execute(stmt, [{**fresh, **lead} for lead in new_leads]).all())
+
+
+def _insert_unnest(conn: Connection, new_leads: list[dict], fresh: dict) -> int:
+    """PostgreSQL: one array per column, unnested into rows by the server. A VALUES list
+    of ~10,000 placeholders costs psycopg more to parse than PostgreSQL takes to insert."""
+    arrays = [bindparam(f"new_{name}", [json.dumps(lead[name]) if name == "attributes" else lead[name]
+                                        for lead in new_leads], type_=ARRAY(Text))
+              for name in NEW_LEAD_FIELDS]
+    src = func.unnest(*arrays).table_valued(*NEW_LEAD_FIELDS).render_derived(name="src")
+    values = [cast(src.c.attributes, JSONB) if name == "attributes" else src.c[name] for name in NEW_LEAD_FIELDS]
+    constants = [literal(value, type_=leads.c[name].type) for name, value in fresh.items()]
+    stmt = (postgresql.insert(leads)
+            .from_select([*NEW_LEAD_FIELDS, *fresh], select(*values, *constants))
+            .on_conflict_do_nothing().returning(leads.c.id))
+    return len(conn.execute(stmt).all())
+
+
+def suppressed_among(conn: Connection, workspace_id: str, phones: Iterable[str],
+                     emails: Iterable[str]) -> tuple[set[str], set[str]]:
+    """Which of these addresses are on the workspace's suppression list."""
+    phones, emails = set(phones), set(emails)
+    s = suppressions.c
+    found_phones = set(conn.execute(select(s.phone).where(
+        s.workspace_id == workspace_id, s.phone.in_(phones))).scalars()) if phones else set()
+    found_emails = set(conn.execute(select(s.email).where(
+        s.workspace_id == workspace_id, s.email.in_(emails))).scalars()) if emails else set()
+    return found_phones, found_emails
+
+
+# --- reading ----------------------------------------------------------------------------
+
+def list_leads(conn: Connection, campaign_id: str, *, states: list[str] | None, q: str | None,
+               after_id: int | None, limit: int) -> list[dict]:
+    """Keyset page by id: stable while leads are added or change state."""
+    query = select(leads).where(leads.c.campaign_id == campaign_id)
+    if states:
+        query = query.where(leads.c.state.in_(states))
+    if q:
+        needle = q.lower()
+        query = query.where(or_(*[func.lower(col).contains(needle, autoescape=True) for col in SEARCHED]))
+    if after_id is not None:
+        query = query.where(leads.c.id > after_id)
+    return [dict(r) for r in conn.execute(query.order_by(leads.c.id).limit(limit)).mappings()]
+
+
+def get_lead(conn: Connection, campaign_id: str, lead_id: int, *, for_update: bool = False) -> dict | None:
+    query = select(leads).where(leads.c.id == lead_id, leads.c.campaign_id == campaign_id)
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def lead_attempts(conn: Connection, lead_id: int) -> list[dict]:
+    rows = conn.execute(select(attempts).where(attempts.c.lead_id == lead_id).order_by(attempts.c.id))
+    return [dict(r) for r in rows.mappings()]
+
+
+# --- resolving in-doubt leads -------------------------------------------------------------
+
+def update_lead(conn: Connection, lead_id: int, **values) -> None:
+    conn.execute(update(leads).where(leads.c.id == lead_id).values(**values))
+
+
+def mark_in_doubt_attempts(conn: Connection, lead_id: int, step: int, status: str, now: datetime) -> int:
+    """The operator's verdict on the in-doubt attempt(s) of a lead's step."""
+    result = conn.execute(update(attempts).where(
+        attempts.c.lead_id == lead_id, attempts.c.step == step, attempts.c.status == "in_doubt",
+    ).values(status=status, updated_at=now))
+    return result.rowcount
+
+
+# --- suppression list ---------------------------------------------------------------------
+
+def find_suppression(conn: Connection, workspace_id: str, *, phone: str | None, email: str | None) -> dict | None:
+    s = suppressions.c
+    match = s.phone == phone if phone else s.email == email
+    row = conn.execute(select(suppressions).where(s.workspace_id == workspace_id, match)
+                       .order_by(s.id).limit(1)).mappings().first()
+    return dict(row) if row else None
+
+
+def insert_suppression(conn: Connection, workspace_id: str, *, phone: str | None, email: str | None,
+                       now: datetime) -> dict:
+    new_id = conn.execute(insert(suppressions).values(
+        workspace_id=workspace_id, phone=phone, email=email, created_at=now).returning(suppressions.c.id)).scalar_one()
+    return {"id": new_id, "workspace_id": workspace_id, "phone": phone, "email": email, "created_at": now}
+
+
+def list_suppressions(conn: Connection, workspace_id: str, *, after_id: int | None, limit: int) -> list[dict]:
+    query = select(suppressions).where(suppressions.c.workspace_id == workspace_id)
+    if after_id is not None:
+        query = query.where(suppressions.c.id > after_id)
+    return [dict(r) for r in conn.execute(query.order_by(suppressions.c.id).limit(limit)).mappings()]
+
+
+def opt_out_matching(conn: Connection, workspace_id: str, *, phone: str | None, email: str | None,
+                     now: datetime) -> int:
+    """Every unfinished lead of the workspace with this address becomes opted_out. A lead
+    leased by a worker loses its lease too: it must not be contacted any more."""
+    match = leads.c.phone == phone if phone else leads.c.email == email
+    in_workspace = leads.c.campaign_id.in_(select(campaigns.c.id).where(campaigns.c.workspace_id == workspace_id))
+    result = conn.execute(update(leads).where(in_workspace, match, leads.c.state.in_(UNFINISHED_LEAD_STATES))
+                          .values(state="opted_out", lease_owner=None, lease_expires_at=None, updated_at=now))
+    return result.rowcount

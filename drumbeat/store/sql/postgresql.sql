@@ -21,3 +21,14 @@ UPDATE leads AS l
               CAST(:errors AS text[]))
        AS o(id, state, current_step, next_action_at, retries, attempt_no, last_error)
  WHERE l.id = o.id AND l.lease_owner = :owner;
+
+-- insert_sending_attempts --
+-- Start a batch of attempts (status sending) in one statement; returns each attempt's lead.
+INSERT INTO attempts (lead_id, campaign_id, step, channel, integration_id, run, idempotency_key, status,
+                      counted_failure, created_at, updated_at)
+SELECT o.lead_id, :campaign_id, o.step, o.channel, o.integration_id, :run, o.idempotency_key, 'sending',
+       false, :now, :now
+  FROM unnest(CAST(:lead_ids AS bigint[]), CAST(:steps AS int[]), CAST(:channels AS text[]),
+              CAST(:integration_ids AS text[]), CAST(:keys AS text[]))
+       AS o(lead_id, step, channel, integration_id, idempotency_key)
+RETURNING id, lead_id;

@@ -1,3 +1,112 @@
-from fastapi import APIRouter
+"""Campaigns: create, read, edit, lifecycle actions and the timeline (API.md, Campaigns)."""
 
-router = APIRouter()
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Query
+
+from drumbeat.api.deps import ContextDep, Operator, Viewer
+from drumbeat.api.schemas import (
+    CampaignCreate,
+    CampaignPublic,
+    CampaignsPublic,
+    CampaignUpdate,
+    CancelAction,
+    DuplicateAction,
+    ObjectId,
+    ScheduleAction,
+    StatusFilter,
+    Text,
+    TimelinePublic,
+    error_responses,
+)
+from drumbeat.services import campaigns, integrations
+
+router = APIRouter(prefix="/campaigns", tags=["campaigns"])
+
+ACTION_ERRORS = error_responses(403, 404, 409, 422)
+
+
+@router.post("", status_code=201, response_model=CampaignPublic, responses=error_responses(403, 422))
+def create_campaign(body: CampaignCreate, principal: Operator, ctx: ContextDep):
+    """A new campaign in `draft`. Only `name` and `steps` are required."""
+    if body.integration_ids:
+        integrations.check_ids(ctx, principal, body.integration_ids)
+    return campaigns.create_campaign(ctx, principal, body.stored())
+
+
+@router.get("", response_model=CampaignsPublic, responses=error_responses(422))
+def list_campaigns(
+    principal: Viewer,
+    ctx: ContextDep,
+    status: Annotated[StatusFilter | None, Query(description="One status, or several separated by commas")] = None,
+    q: Annotated[Text | None, Query(max_length=200, description="Part of the name, any case")] = None,
+    sort: Literal["created_at", "name", "status", "percent"] = "created_at",
+    order: Literal["asc", "desc"] = "desc",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+):
+    return campaigns.list_campaigns(ctx, principal, status=status, q=q, sort=sort, order=order, limit=limit,
+                                    cursor=cursor)
+
+
+@router.get("/{campaign_id}", response_model=CampaignPublic, responses=error_responses(404))
+def get_campaign(campaign_id: ObjectId, principal: Viewer, ctx: ContextDep):
+    return campaigns.get_campaign(ctx, principal, campaign_id)
+
+
+@router.patch("/{campaign_id}", response_model=CampaignPublic, responses=ACTION_ERRORS)
+def update_campaign(campaign_id: ObjectId, body: CampaignUpdate, principal: Operator, ctx: ContextDep):
+    """`name`, `schedule`, `limits`, `failure_policy`, `integration_ids` in draft, scheduled
+    or paused; `steps` in draft; while paused only `steps[i].template`; else 409."""
+    if body.integration_ids:
+        integrations.check_ids(ctx, principal, body.integration_ids)
+    return campaigns.update_campaign(ctx, principal, campaign_id, body.stored())
+
+
+@router.get("/{campaign_id}/timeline", response_model=TimelinePublic, responses=error_responses(404))
+def get_timeline(campaign_id: ObjectId, principal: Viewer, ctx: ContextDep):
+    """Every transition, hold and edit, oldest first."""
+    return {"items": campaigns.get_timeline(ctx, principal, campaign_id)}
+
+
+# --- lifecycle actions: each answers the campaign, or a 409 naming why not --------------------
+
+@router.post("/{campaign_id}/schedule", response_model=CampaignPublic, responses=ACTION_ERRORS)
+def schedule_campaign(campaign_id: ObjectId, body: ScheduleAction, principal: Operator, ctx: ContextDep):
+    """draft → scheduled; `start_at` must be in the future."""
+    return campaigns.schedule(ctx, principal, campaign_id, body.start_at)
+
+
+@router.post("/{campaign_id}/cancel", response_model=CampaignPublic, responses=ACTION_ERRORS)
+def cancel_campaign(campaign_id: ObjectId, principal: Operator, ctx: ContextDep,
+                    body: Annotated[CancelAction | None, Body()] = None):
+    """Irreversible: `confirm` must be the campaign's exact name (else 409
+    `confirmation_required`); unfinished leads become `canceled`."""
+    return campaigns.cancel(ctx, principal, campaign_id, body.confirm if body else None)
+
+
+@router.post("/{campaign_id}/duplicate", status_code=201, response_model=CampaignPublic,
+             responses=error_responses(403, 404, 422))
+def duplicate_campaign(campaign_id: ObjectId, principal: Operator, ctx: ContextDep,
+                       body: Annotated[DuplicateAction | None, Body()] = None):
+    """A new draft with the same steps, schedule and limits; leads only if asked."""
+    return campaigns.duplicate(ctx, principal, campaign_id, bool(body and body.include_leads))
+
+
+def _add_simple_action(name: str, run, doc: str) -> None:
+    def endpoint(campaign_id: ObjectId, principal: Operator, ctx: ContextDep):
+        return run(ctx, principal, campaign_id)
+
+    endpoint.__doc__ = doc
+    router.add_api_route(f"/{{campaign_id}}/{name}", endpoint, methods=["POST"], response_model=CampaignPublic,
+                         responses=ACTION_ERRORS, name=f"{name}_campaign", summary=f"{name.capitalize()} Campaign")
+
+
+_add_simple_action("unschedule", campaigns.unschedule, "scheduled → draft.")
+_add_simple_action("start", campaigns.start,
+                   "draft or scheduled → sending through the gates; refused: 409 `resume_blocked`.")
+_add_simple_action("pause", campaigns.pause, "sending → paused (manual); a system pause becomes manual.")
+_add_simple_action("resume", campaigns.resume,
+                   "paused (or sending with holds) → sending through the gates; refused: 409 `resume_blocked`.")

@@ -39,6 +39,12 @@ def error_response(code: str, message: str, details: dict | None = None, status:
                         status_code=status or STATUS_OF_CODE.get(code, 400))
 
 
+def _field_name(loc: tuple) -> str:
+    # Drop only the leading "body": a template's own `body` field must keep its name.
+    parts = loc[1:] if loc[:1] == ("body",) else loc
+    return ".".join(str(p) for p in parts) or "body"
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError):
@@ -50,8 +56,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError):
-        fields = [{"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "message": e["msg"]}
-                  for e in exc.errors()]
+        fields = [{"field": _field_name(e["loc"]), "message": e["msg"]} for e in exc.errors()]
         return error_response("validation_error", "the request is not valid", {"fields": fields})
 
     @app.exception_handler(StarletteHTTPException)

@@ -1,3 +1,49 @@
+"""Integrations: channel credentials, returned masked (API.md, Integrations)."""
+
+from __future__ import annotations
+
 from fastapi import APIRouter
 
-router = APIRouter()
+from drumbeat.api.deps import ContextDep, Operator, Owner, Viewer
+from drumbeat.api.schemas import (
+    HealthEvent,
+    IntegrationCreate,
+    IntegrationPublic,
+    IntegrationsPublic,
+    IntegrationUpdate,
+    ObjectId,
+    error_responses,
+)
+from drumbeat.domain.channels import Channel
+from drumbeat.services import integrations
+
+router = APIRouter(prefix="/integrations", tags=["integrations"])
+
+
+@router.post("", status_code=201, response_model=IntegrationPublic, responses=error_responses(403, 422))
+def create_integration(body: IntegrationCreate, principal: Owner, ctx: ContextDep):
+    return integrations.create_integration(ctx, principal, body.model_dump(mode="json"))
+
+
+@router.get("", response_model=IntegrationsPublic, responses=error_responses(422))
+def list_integrations(principal: Viewer, ctx: ContextDep, channel: Channel | None = None):
+    return {"items": integrations.list_integrations(ctx, principal, channel), "next_cursor": None}
+
+
+@router.get("/{integration_id}", response_model=IntegrationPublic, responses=error_responses(404))
+def get_integration(integration_id: ObjectId, principal: Viewer, ctx: ContextDep):
+    return integrations.get_integration(ctx, principal, integration_id)
+
+
+@router.patch("/{integration_id}", response_model=IntegrationPublic, responses=error_responses(403, 404, 422))
+def update_integration(integration_id: ObjectId, body: IntegrationUpdate, principal: Owner, ctx: ContextDep):
+    """Any of label, credentials (merged: rotate one key, null removes an optional one),
+    config (merged likewise), daily_cap, enabled (false → state `disabled`)."""
+    patch = body.model_dump(mode="json", exclude_unset=True)
+    return integrations.update_integration(ctx, principal, integration_id, patch)
+
+
+@router.post("/{integration_id}/health", response_model=IntegrationPublic,
+             responses=error_responses(403, 404, 422))
+def record_health_event(integration_id: ObjectId, body: HealthEvent, principal: Operator, ctx: ContextDep):
+    return integrations.record_health_event(ctx, principal, integration_id, body.event)

@@ -1,0 +1,511 @@
+"""Request and response models of API v1 (API.md).
+
+Requests refuse unknown fields (a typo must not be silently ignored) and bound every
+number and string, so no input can reach the database in a shape it would refuse: bad
+input is a 422, never a 500.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from functools import cache
+from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from drumbeat.domain.channels import Channel, Provider
+from drumbeat.domain.exceptions import NotFound
+from drumbeat.domain.lifecycle import Status
+from drumbeat.domain.reasons import PauseReason
+from drumbeat.domain.roles import Role
+
+MAX_INT = 2**31 - 1  # the widest integer column (PostgreSQL INTEGER)
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+# --- building blocks -----------------------------------------------------------------------
+
+def _unstorable(text: str) -> str | None:
+    # Neither database stores NUL, and a lone surrogate cannot be encoded as UTF-8.
+    if "\x00" in text:
+        return "may not contain NUL characters"
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        return "may not contain unpaired surrogates"
+    return None
+
+
+def _storable_text(value: str) -> str:
+    problem = _unstorable(value)
+    if problem:
+        raise ValueError(f"text {problem}")
+    return value
+
+
+def _storable_json(value: Any, path: str = "") -> Any:
+    """Free-form JSON (template, config): the same text rules, and finite numbers only
+    (PostgreSQL's JSON refuses Infinity and NaN)."""
+    if isinstance(value, str):
+        problem = _unstorable(value)
+        if problem:
+            raise ValueError(f"{path or 'value'} {problem}")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{path or 'value'} must be a finite number")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable_json(key, path)
+            _storable_json(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _storable_json(item, f"{path}.{i}" if path else str(i))
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable_text)]
+Name = Annotated[Text, Field(min_length=1, max_length=200)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
+Cap = Annotated[int, Field(ge=1, le=MAX_INT)]
+# Every time in a response: ISO 8601 in UTC with an explicit offset ("+00:00").
+_utc_iso = PlainSerializer(lambda d: d.astimezone(UTC).isoformat(), return_type=str)
+UtcTime = Annotated[datetime, _utc_iso]
+
+
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range") from None
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_to_utc), _utc_iso]
+
+
+def _existing_id(value: str) -> str:
+    # An id no row can have (too long, unprintable) is simply unknown: 404, like any other,
+    # and it never reaches a database that would choke on it. NotFound is not a ValueError,
+    # so pydantic lets it through to the API's error handler instead of making it a 422.
+    if len(value) > 64 or not value.isprintable():
+        raise NotFound("not found", {"id": value[:64]})
+    return value
+
+
+ObjectId = Annotated[str, AfterValidator(_existing_id)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def error_responses(*statuses: int) -> dict:
+    """OpenAPI documentation of the error envelope for these statuses."""
+    return {s: {"model": ErrorBody} for s in (401, *statuses)}
+
+
+# --- users and workspace ---------------------------------------------------------------------
+
+def _email(value: str) -> str:
+    # Syntax only (API.md): no DNS, and test domains such as `.test` are fine.
+    try:
+        return validate_email(value, check_deliverability=False, globally_deliverable=False,
+                              test_environment=True).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+
+
+Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
+
+
+class UserCreate(Request):
+    email: Email
+    role: Role
+    password: Annotated[Text, Field(min_length=1, max_length=1000)] | None = None
+
+
+class UserPublic(BaseModel):
+    id: str
+    email: str
+    role: Role
+    token: str = Field(description="Shown once; store it now.")
+
+
+class WorkspacePublic(BaseModel):
+    id: str
+    name: str
+    subscription_status: Literal["active", "canceled"]
+
+
+class SubscriptionUpdate(Request):
+    status: Literal["active", "canceled"]
+
+
+# --- integrations -------------------------------------------------------------------------
+
+class IntegrationCreate(Request):
+    channel: Channel
+    provider: Provider
+    label: Name | None = None
+    credentials: JsonObject = {}
+    config: JsonObject = {}
+    daily_cap: Cap | None = None
+
+
+class IntegrationUpdate(Request):
+    # Omitted means unchanged; only daily_cap may be null (no cap).
+    label: Name = None  # type: ignore[assignment]
+    credentials: JsonObject = None  # type: ignore[assignment]
+    config: JsonObject = None  # type: ignore[assignment]
+    daily_cap: Cap | None = None
+    enabled: bool = None  # type: ignore[assignment]
+
+
+class HealthEvent(Request):
+    event: Literal["disconnected", "reconnected", "restricted", "restriction_lifted"]
+
+
+class IntegrationPublic(BaseModel):
+    id: str
+    channel: Channel
+    provider: Provider
+    label: str
+    state: Literal["active", "disconnected", "restricted", "disabled"]
+    credentials: dict[str, str] = Field(description='Masked values, like "****f00d".')
+    config: dict[str, Any]
+    daily_cap: int | None
+    enabled: bool
+    created_at: UtcTime
+
+
+class IntegrationsPublic(BaseModel):
+    items: list[IntegrationPublic]
+    next_cursor: str | None = None
+
+
+def _statuses(value: str) -> str:
+    unknown = [s for s in value.split(",") if s and s not in {status.value for status in Status}]
+    if unknown:
+        raise ValueError(f"unknown status: {', '.join(unknown)}")
+    return value
+
+
+StatusFilter = Annotated[str, AfterValidator(_statuses)]
+
+
+# --- campaigns: settings ----------------------------------------------------------------------
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _zone(value: str) -> str:
+    if value not in _zones():
+        raise ValueError("not a known IANA time zone")
+    return value
+
+
+HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _clock_time(value: str) -> str:
+    if not HHMM.match(value):
+        raise ValueError('expected "HH:MM" (00:00 to 23:59)')
+    return value
+
+
+def _window_end(value: str) -> str:
+    return value if value == "24:00" else _clock_time(value)
+
+
+def _days(value: list[str]) -> list[str]:
+    return [d for d in DAYS if d in value]  # canonical order, no repeats
+
+
+class Schedule(BaseModel):
+    timezone: Annotated[str, AfterValidator(_zone)] = "UTC"
+    days: Annotated[list[Literal[DAYS]], Field(min_length=1, max_length=7), AfterValidator(_days)] = list(DAYS)
+    window_start: Annotated[str, AfterValidator(_clock_time)] = "00:00"
+    window_end: Annotated[str, AfterValidator(_window_end)] = "24:00"
+    randomize_within_window: bool = False
+    start_at: Instant | None = None
+
+    @model_validator(mode="after")
+    def _non_empty_window(self):
+        if self.window_start == self.window_end:
+            raise ValueError("window_start and window_end must differ (00:00 to 24:00 is the whole day)")
+        return self
+
+
+class Ramp(BaseModel):
+    start: Cap
+    increase: Annotated[int, Field(ge=0, le=MAX_INT)]
+    every_days: Annotated[int, Field(ge=1, le=3650)]
+
+
+class Limits(BaseModel):
+    daily_cap: Cap | None = None
+    weekly_cap: Cap | None = None
+    rate_per_second: Annotated[float, Field(gt=0, le=10_000, allow_inf_nan=False)] | None = None
+    ramp: Ramp | None = None
+
+
+class FailurePolicy(BaseModel):
+    window: Annotated[int, Field(ge=1, le=100_000)] = 50
+    threshold: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.5
+    min_samples: Annotated[int, Field(ge=1, le=100_000)] = 20
+
+    @model_validator(mode="after")
+    def _samples_fit_window(self):
+        if self.min_samples > self.window:
+            raise ValueError("min_samples may not exceed window")
+        return self
+
+
+# Requests use the same shapes with unknown fields refused; responses accept what is stored.
+class ScheduleIn(Schedule, Request):
+    pass
+
+
+class RampIn(Ramp, Request):
+    pass
+
+
+class LimitsIn(Limits, Request):
+    ramp: RampIn | None = None
+
+
+class FailurePolicyIn(FailurePolicy, Request):
+    pass
+
+
+class Template(Request):
+    body: Annotated[Text, Field(min_length=1, max_length=100_000)]
+    subject: Annotated[Text, Field(min_length=1, max_length=1000)] | None = None
+    name: Annotated[Text, Field(min_length=1, max_length=512)] | None = None
+    language: Annotated[Text, Field(min_length=1, max_length=32)] | None = None
+    action: Literal["invite", "message"] | None = None
+    wait_seconds: Annotated[int, Field(ge=0, le=MAX_INT)] | None = None
+
+    @field_validator("body")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("body may not be blank")
+        return value
+
+
+class Step(Request):
+    channel: Channel
+    template: Template
+    delay_seconds: Annotated[int, Field(ge=0, le=MAX_INT)] = 0
+
+    @field_validator("template")
+    @classmethod
+    def _fits_channel(cls, template: Template, info: ValidationInfo) -> Template:
+        channel = info.data.get("channel")
+        if channel == Channel.EMAIL and template.subject is None:
+            raise ValueError("an email step needs template.subject")
+        if channel == Channel.LINKEDIN and template.action is None:
+            template.action = "message"
+        return template
+
+    def stored(self) -> dict:
+        """The step as services store it. An omitted delay stays omitted so that a PATCH
+        of a paused campaign can change templates without restating delays."""
+        out = {"channel": self.channel.value, "template": self.template.model_dump(exclude_none=True)}
+        if "delay_seconds" in self.model_fields_set:
+            out["delay_seconds"] = self.delay_seconds
+        return out
+
+
+Steps = Annotated[list[Step], Field(min_length=1, max_length=100)]
+IntegrationIds = Annotated[list[Annotated[Text, Field(max_length=64)]], Field(max_length=1000)]
+
+
+class CampaignCreate(Request):
+    name: Name
+    steps: Steps
+    integration_ids: IntegrationIds | None = None
+    schedule: ScheduleIn = Field(default_factory=ScheduleIn)
+    limits: LimitsIn = Field(default_factory=LimitsIn)
+    failure_policy: FailurePolicyIn = Field(default_factory=FailurePolicyIn)
+
+    def stored(self) -> dict:
+        return {
+            "name": self.name,
+            "steps": [s.stored() for s in self.steps],
+            "schedule": self.schedule.model_dump(mode="json"),
+            "limits": self.limits.model_dump(mode="json"),
+            "failure_policy": self.failure_policy.model_dump(mode="json"),
+            "integration_ids": self.integration_ids,
+        }
+
+
+class CampaignUpdate(Request):
+    """Each object given replaces the stored one whole (omitted keys take their defaults),
+    except `schedule.start_at`, which the schedule and unschedule actions own: left out,
+    it keeps its value."""
+
+    name: Name = None  # type: ignore[assignment]
+    steps: Steps = None  # type: ignore[assignment]
+    integration_ids: IntegrationIds | None = None
+    schedule: ScheduleIn = None  # type: ignore[assignment]
+    limits: LimitsIn = None  # type: ignore[assignment]
+    failure_policy: FailurePolicyIn = None  # type: ignore[assignment]
+
+    def stored(self) -> dict:
+        out: dict[str, Any] = {}
+        for key in self.model_fields_set:
+            value = getattr(self, key)
+            if key == "steps":
+                out[key] = [s.stored() for s in value]
+            elif key == "schedule":
+                out[key] = value.model_dump(mode="json", exclude={"start_at"} - value.model_fields_set)
+            elif isinstance(value, BaseModel):
+                out[key] = value.model_dump(mode="json")
+            else:
+                out[key] = value
+        return out
+
+
+class ScheduleAction(Request):
+    start_at: Instant
+
+
+class CancelAction(Request):
+    confirm: Annotated[str, Field(max_length=1000)] | None = None
+
+
+class DuplicateAction(Request):
+    include_leads: bool = False
+
+
+# --- campaigns: responses -------------------------------------------------------------------
+
+class ActorPublic(BaseModel):
+    type: Literal["user", "system"]
+    id: str | None
+
+
+class HoldPublic(BaseModel):
+    channel: Channel
+    reason: PauseReason
+    since: UtcTime
+    details: dict[str, Any]
+
+
+class StepPublic(BaseModel):
+    channel: Channel
+    template: dict[str, Any]
+    delay_seconds: int
+
+
+class Caps(BaseModel):
+    today: int
+    this_week: int
+    daily_cap: int | None
+    weekly_cap: int | None
+    ramp_cap: int | None
+
+
+class Progress(BaseModel):
+    total: int
+    not_contacted: int
+    in_progress: int
+    completed: int
+    replied: int
+    failed: int
+    opted_out: int
+    in_doubt: int
+    canceled: int
+    percent: float
+
+
+class Breakdown(BaseModel):
+    sent: int
+    delivered: int
+    read: int
+    replied: int
+    failed: int
+
+
+class ErrorGroup(BaseModel):
+    code: str | None
+    message: str | None
+    count: int
+    sample_lead_ids: list[str]
+
+
+class CampaignPublic(BaseModel):
+    id: str
+    name: str
+    status: Status
+    paused_reason: PauseReason | None
+    paused_reason_text: str | None
+    paused_at: UtcTime | None
+    paused_by: ActorPublic | None
+    pause_details: dict[str, Any]
+    holds: list[HoldPublic]
+    steps: list[StepPublic]
+    schedule: Schedule
+    limits: Limits
+    failure_policy: FailurePolicy
+    integration_ids: list[str] | None
+    created_at: UtcTime
+    started_at: UtcTime | None
+    finished_at: UtcTime | None
+    next_send_at: UtcTime | None
+    next_send_reason: Literal["window", "daily_cap", "weekly_cap", "ramp", "integration_cap", "step_delay"] | None
+    caps: Caps
+    progress: Progress
+    breakdown: Breakdown
+    errors: list[ErrorGroup]
+
+
+class CampaignsPublic(BaseModel):
+    items: list[CampaignPublic]
+    next_cursor: str | None
+
+
+class TimelineEntry(BaseModel):
+    at: UtcTime
+    from_status: Status | None
+    to_status: Status | None
+    action: str
+    reason: str | None
+    actor: ActorPublic
+    details: dict[str, Any]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_row(cls, row: Any) -> Any:
+        # Stored rows keep the actor in two columns.
+        if isinstance(row, dict) and "actor" not in row:
+            return {**row, "actor": {"type": row.get("actor_type"), "id": row.get("actor_id")}}
+        return row
+
+
+class TimelinePublic(BaseModel):
+    items: list[TimelineEntry]

@@ -1,0 +1,199 @@
+"""Integration use cases: channel credentials (API.md, Integrations; DESIGN.md §1, §4).
+
+Credentials are sealed with the context's secret box before they reach the database and
+leave this module masked: no response ever carries a usable secret.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from drumbeat.domain.channels import PROVIDER_CHANNELS, Health, Provider, integration_state
+from drumbeat.domain.exceptions import NotFound, ValidationFailed
+from drumbeat.services.context import Context, Principal
+from drumbeat.store import integrations as store
+from drumbeat.store.secrets import mask
+
+# --- what each provider needs (API.md) ---------------------------------------------------
+
+Url = Annotated[str, Field(pattern=r"^https?://\S+$", max_length=500)]
+Value = Annotated[str, Field(max_length=2000)]
+
+
+class _Keys(BaseModel):
+    # Unknown keys are refused so a typo ("acess_token") fails now, not at the first send.
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+
+class WhatsappCredentials(_Keys):
+    access_token: Value
+    app_secret: Value | None = None
+
+
+class WhatsappConfig(_Keys):
+    phone_number_id: Value
+    base_url: Url | None = None
+
+
+class TwilioCredentials(_Keys):
+    account_sid: Value
+    auth_token: Value
+
+
+class TwilioConfig(_Keys):
+    from_: Value = Field(alias="from")
+    base_url: Url | None = None
+
+
+class SmtpCredentials(_Keys):
+    username: Value
+    password: Value
+    inbound_secret: Value | None = None
+
+
+class SmtpConfig(_Keys):
+    host: Value
+    port: int = Field(ge=1, le=65535)
+    from_: Value = Field(alias="from")
+    starttls: bool | None = None
+
+
+class UnipileCredentials(_Keys):
+    api_key: Value
+
+
+class UnipileConfig(_Keys):
+    account_id: Value
+    base_url: Url
+
+
+class NoCredentials(_Keys):
+    pass
+
+
+class SandboxConfig(_Keys):
+    fail: Literal["key", "rate", "transient", "lead", "campaign"] | None = None
+    fail_after: int | None = Field(default=None, ge=0, le=10**9)
+    latency_ms: int = Field(default=0, ge=0, le=60_000)
+
+
+SHAPES: dict[Provider, tuple[type[_Keys], type[_Keys]]] = {
+    Provider.WHATSAPP_CLOUD: (WhatsappCredentials, WhatsappConfig),
+    Provider.TWILIO: (TwilioCredentials, TwilioConfig),
+    Provider.SMTP: (SmtpCredentials, SmtpConfig),
+    Provider.UNIPILE: (UnipileCredentials, UnipileConfig),
+    Provider.SANDBOX: (NoCredentials, SandboxConfig),
+}
+
+
+def _validated(provider: Provider, credentials: dict, config: dict) -> tuple[dict, dict]:
+    """The provider's credentials and config, checked; every problem is reported at once."""
+    shapes = zip(SHAPES[provider], (credentials, config), ("credentials", "config"), strict=True)
+    out: list[dict] = []
+    errors: list[dict] = []
+    for model, data, field in shapes:
+        try:
+            out.append(model.model_validate(data).model_dump(by_alias=True, exclude_none=True))
+        except ValidationError as exc:
+            errors += [{"field": ".".join([field, *map(str, e["loc"])]), "message": e["msg"]} for e in exc.errors()]
+    if errors:
+        raise ValidationFailed(errors)
+    return out[0], out[1]
+
+
+# --- health events -------------------------------------------------------------------------
+
+# event -> (the health it sets, the healths it applies to). A reconnect does not lift a
+# restriction (a person reviews those), and lifting a restriction does not reconnect.
+HEALTH_EVENTS: dict[str, tuple[Health, frozenset[Health]]] = {
+    "disconnected": (Health.DISCONNECTED, frozenset({Health.ACTIVE})),
+    "reconnected": (Health.ACTIVE, frozenset({Health.DISCONNECTED})),
+    "restricted": (Health.RESTRICTED, frozenset({Health.ACTIVE, Health.DISCONNECTED})),
+    "restriction_lifted": (Health.ACTIVE, frozenset({Health.RESTRICTED})),
+}
+
+
+def health_after(current: str, event: str) -> str:
+    target, applies_to = HEALTH_EVENTS[event]
+    return target.value if Health(current) in applies_to else current
+
+
+# --- use cases -----------------------------------------------------------------------------
+
+def integration_view(ctx: Context, row) -> dict:
+    """The integration object of API.md, credentials masked."""
+    return {
+        "id": row["id"], "channel": row["channel"], "provider": row["provider"], "label": row["label"],
+        "state": integration_state(row["health"], row["enabled"]),
+        "credentials": {k: mask(v) for k, v in ctx.box.open(row["credentials_encrypted"]).items()},
+        "config": row["config"], "daily_cap": row["daily_cap"], "enabled": row["enabled"],
+        "created_at": row["created_at"],
+    }
+
+
+def _load(conn, principal: Principal, integration_id: str):
+    row = store.get_integration(conn, principal.workspace_id, integration_id)
+    if row is None:
+        raise NotFound("integration not found", {"id": integration_id})
+    return row
+
+
+def create_integration(ctx: Context, principal: Principal, data: dict) -> dict:
+    provider = Provider(data["provider"])
+    if data["channel"] not in PROVIDER_CHANNELS[provider]:
+        served = ", ".join(sorted(PROVIDER_CHANNELS[provider]))
+        raise ValidationFailed([{"field": "provider", "message": f"{provider.value} serves {served}, "
+                                                                  f"not {data['channel']}"}])
+    credentials, config = _validated(provider, data.get("credentials") or {}, data.get("config") or {})
+    with ctx.db.begin() as conn:
+        integration_id = store.insert_integration(
+            conn, principal.workspace_id, {**data, "label": data.get("label") or provider.value, "config": config},
+            ctx.box.seal(credentials), ctx.clock())
+        return integration_view(ctx, _load(conn, principal, integration_id))
+
+
+def list_integrations(ctx: Context, principal: Principal, channel: str | None = None) -> list[dict]:
+    with ctx.db.begin() as conn:
+        return [integration_view(ctx, r) for r in store.list_integrations(conn, principal.workspace_id, channel)]
+
+
+def get_integration(ctx: Context, principal: Principal, integration_id: str) -> dict:
+    with ctx.db.begin() as conn:
+        return integration_view(ctx, _load(conn, principal, integration_id))
+
+
+def update_integration(ctx: Context, principal: Principal, integration_id: str, patch: dict) -> dict:
+    """PATCH: `credentials` and `config` are merged into the stored ones (so rotating one
+    key keeps the others; a null value removes an optional key), then checked whole."""
+    with ctx.db.begin() as conn:
+        row = _load(conn, principal, integration_id)
+        values = {k: patch[k] for k in ("label", "daily_cap", "enabled") if k in patch}
+        if "credentials" in patch or "config" in patch:
+            credentials = {**ctx.box.open(row["credentials_encrypted"]), **(patch.get("credentials") or {})}
+            config = {**row["config"], **(patch.get("config") or {})}
+            credentials, config = _validated(Provider(row["provider"]), credentials, config)
+            values.update(credentials_encrypted=ctx.box.seal(credentials), config=config)
+        if values:
+            store.update_integration(conn, integration_id, **values)
+        return integration_view(ctx, _load(conn, principal, integration_id))
+
+
+def record_health_event(ctx: Context, principal: Principal, integration_id: str, event: str) -> dict:
+    """A health event takes the integration out of (or back into) every key pool; the
+    engine's detectors and the sweeper act on the new health (DESIGN.md §4, §5)."""
+    with ctx.db.begin() as conn:
+        row = _load(conn, principal, integration_id)
+        store.update_integration(conn, integration_id, health=health_after(row["health"], event))
+        return integration_view(ctx, _load(conn, principal, integration_id))
+
+
+def check_ids(ctx: Context, principal: Principal, ids: list[str], field: str = "integration_ids") -> None:
+    """A campaign's key pool may only name integrations of its own workspace."""
+    with ctx.db.begin() as conn:
+        known = {r["id"] for r in store.list_integrations(conn, principal.workspace_id)}
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise ValidationFailed([{"field": field, "message": f"unknown integration ids: {', '.join(unknown)}"}])
+

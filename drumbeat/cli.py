@@ -43,28 +43,30 @@ def init_workspace(name: str, owner: Annotated[str, typer.Option("--owner", help
     typer.echo(json.dumps(boot))
 
 
-def _run_worker_until(worker, stop: asyncio.Event | None = None) -> None:
-    async def main():
-        stop_event = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, stop_event.set)
-            except (NotImplementedError, RuntimeError):
-                pass  # not the main thread (embedded worker): the server stops us
-        await worker.run(stop_event)
-
-    asyncio.run(main())
-
-
 @app.command()
 def worker(concurrency: Annotated[int, typer.Option(min=1, max=10_000)] = 32) -> None:
-    """Run a worker alone (any number of them may share one PostgreSQL)."""
+    """Run a worker alone (any number of them may share one PostgreSQL). SIGTERM or
+    Ctrl-C: stop claiming, finish and record the calls in flight, exit 0."""
+    # Catch the signal from the very start: a stop asked for during start-up is honoured.
+    stop_requested = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop_requested.set())
     logs.configure()
     from drumbeat.bootstrap import build_worker
 
     settings = Settings()
-    _run_worker_until(build_worker(_context(settings), settings, concurrency=concurrency))
+    engine_worker = build_worker(_context(settings), settings, concurrency=concurrency)
+
+    async def main():
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        if stop_requested.is_set():
+            stop.set()
+        await engine_worker.run(stop)
+
+    asyncio.run(main())
 
 
 class EmbeddedWorker:

@@ -13,14 +13,16 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import select
 
 from drumbeat.channels.base import ChannelAdapter, Credential, OutboundMessage
 from drumbeat.domain.channels import ADDRESS_FIELD
+from drumbeat.domain import failure_window
 from drumbeat.domain.errors import ErrorClass, SendResult
+from drumbeat.domain.failure_window import DEFAULT_POLICY
 from drumbeat.domain.gates import PoolMember
 from drumbeat.domain.leads import AttemptStatus, LeadProgress, LeadState, apply_outcome
 from drumbeat.domain.lifecycle import Action, Status, finished_status, transition
@@ -28,11 +30,10 @@ from drumbeat.domain.reasons import PauseReason
 from drumbeat.domain.templates import render
 from drumbeat.engine.keys import RoundRobin
 from drumbeat.services.context import Actor, Context
-from drumbeat.services.holds import key_pools, pause_if_nothing_can_run, place_hold, pool_member
+from drumbeat.services.holds import due_channels, key_pools, pause_if_nothing_can_run, place_hold, pool_member
 from drumbeat.store import campaigns as campaign_store
 from drumbeat.store import claims
 from drumbeat.store import integrations as integration_store
-from drumbeat.store.leads import current_steps
 from drumbeat.store.tables import campaigns
 
 log = structlog.get_logger()
@@ -53,11 +54,11 @@ class CampaignPlan:
     steps: list[dict]
     usable: dict[str, list[str]] = field(default_factory=dict)  # channel -> usable key ids
     rows: dict[str, dict] = field(default_factory=dict)  # usable key id -> integration row
-    held: set[str] = field(default_factory=set)
 
     @property
     def open_steps(self) -> list[int]:
-        return [i for i, s in enumerate(self.steps) if s["channel"] not in self.held and self.usable.get(s["channel"])]
+        """Steps whose channel has a usable key now (holds are checked in the claim itself)."""
+        return [i for i, s in enumerate(self.steps) if self.usable.get(s["channel"])]
 
 
 class Worker:
@@ -76,6 +77,8 @@ class Worker:
         self.rounds = 0  # completed loop rounds, for observers
         self._campaigns: list[dict] = []
         self._campaigns_read_at: float | None = None
+        self._recovered_at: float | None = None
+        self.cooling: dict[str, datetime] = {}  # integration id -> rate-limited until (this process)
 
     # --- the loop -------------------------------------------------------------------
 
@@ -90,27 +93,36 @@ class Worker:
                     pass
         # Graceful stop: claim nothing new, let in-flight calls finish and record them.
         while self.inflight:
-            await self._collect(wait=True)
+            await asyncio.wait(self.inflight, return_when=asyncio.FIRST_COMPLETED)
+            self.record(self._finished())
         log.info("worker stopped", owner=self.owner)
 
     async def step(self) -> bool:
-        """One round: recover dead leases, claim into free slots, record what finished.
+        """One round: record what finished and claim into the free slots (one transaction
+        when there is something to claim), start those sends, wait for the first to end.
         Returns whether anything happened (an idle worker sleeps one tick)."""
-        self.recover_expired_leases()
-        claimed = self.claim()
+        self._recover_if_due()
+        finished = self._finished()
+        claimed = self.claim(finished)
         for job in claimed:
             self.inflight.add(asyncio.create_task(self._send(job)))
-        recorded = await self._collect(wait=bool(self.inflight))
-        if not claimed and not recorded:
+        if self.inflight:
+            await asyncio.wait(self.inflight, timeout=self.tick, return_when=asyncio.FIRST_COMPLETED)
+        elif not claimed and not finished:
             self.settle_campaigns()
         self.rounds += 1
-        return bool(claimed or recorded)
+        return bool(claimed or finished)
 
     async def drain(self, max_rounds: int = 1_000_000) -> None:
         """Run until there is nothing due and nothing in flight (tests, benchmarks, demo)."""
         for _ in range(max_rounds):
             if not await self.step() and not self.inflight:
                 return
+
+    def _finished(self) -> list[Job]:
+        done = [t for t in self.inflight if t.done()]
+        self.inflight.difference_update(done)
+        return [t.result() for t in done]
 
     async def _send(self, job: Job) -> Job:
         lead, step = job.claimed.lead, job.steps[job.claimed.step]
@@ -131,16 +143,6 @@ class Worker:
             job.result = SendResult(error_class=ErrorClass.TRANSIENT, error_code=f"{job.credential.provider}:exception",
                                     error_message=type(exc).__name__)
         return job
-
-    async def _collect(self, *, wait: bool) -> int:
-        if wait and self.inflight:
-            await asyncio.wait(self.inflight, timeout=self.tick, return_when=asyncio.FIRST_COMPLETED)
-        done = [t for t in self.inflight if t.done()]
-        if not done:
-            return 0
-        self.inflight.difference_update(done)
-        self.record([t.result() for t in done])
-        return len(done)
 
     # --- claim ----------------------------------------------------------------------
 
@@ -167,31 +169,40 @@ class Worker:
         steps = self._steps_of(conn, campaign)
         plan = CampaignPlan(campaign, steps)
         plan.usable = {s["channel"]: [] for s in steps}
+        now = self.ctx.clock()
         for row in integration_store.pool_rows(conn, campaign, set(plan.usable), campaign["run"]):
-            if pool_member(row).usable:
+            # A key that answered "slow down" rests until its Retry-After has passed.
+            if pool_member(row).usable and self.cooling.get(row["id"], now) <= now:
                 plan.usable[row["channel"]].append(row["id"])
                 plan.rows[row["id"]] = row
-        plan.held = {h["channel"] for h in campaign_store.get_holds(conn, campaign["id"])}
         return plan
 
-    def claim(self) -> list[Job]:
-        jobs = self._claim_from(self._sending_campaigns())
+    def claim(self, finished: list[Job] = ()) -> list[Job]:
+        """Claim due leads into the free slots; `finished` outcomes are written in the
+        same transaction as the first claim (or alone when nothing can be claimed)."""
+        pending = list(finished)
+        jobs = self._claim_from(self._sending_campaigns(), pending)
         if not jobs:  # perhaps a stale list: look once more at what is sending now
-            jobs = self._claim_from(self._sending_campaigns(fresh=True))
+            jobs = self._claim_from(self._sending_campaigns(fresh=True), pending)
+        if pending:
+            self.record(pending)
         return jobs
 
-    def _claim_from(self, sending: list[dict]) -> list[Job]:
-        free = self.concurrency - len(self.inflight)
+    def _claim_from(self, sending: list[dict], pending: list[Job]) -> list[Job]:
         jobs: list[Job] = []
         for campaign in sending:
-            if free - len(jobs) <= 0:
+            free = self.concurrency - len(self.inflight) - len(jobs)
+            if free <= 0:
                 break
-            jobs.extend(self._claim_campaign(campaign, free - len(jobs)))
+            jobs.extend(self._claim_campaign(campaign, free, pending))
         return jobs
 
-    def _claim_campaign(self, campaign: dict, limit: int) -> list[Job]:
+    def _claim_campaign(self, campaign: dict, limit: int, pending: list[Job]) -> list[Job]:
         now = self.ctx.clock()
         with self.ctx.db.begin() as conn:
+            if pending:
+                self._record_in(conn, pending, now)
+                pending.clear()
             plan = self._plan(conn, campaign)
             steps = plan.steps
 
@@ -220,10 +231,15 @@ class Worker:
     # --- record ---------------------------------------------------------------------
 
     def record(self, jobs: list[Job]) -> None:
-        now = self.ctx.clock()
+        if jobs:
+            with self.ctx.db.begin() as conn:
+                self._record_in(conn, jobs, self.ctx.clock())
+
+    def _record_in(self, conn, jobs: list[Job], now) -> None:
         attempt_rows, lead_rows = [], []
         key_failures: list[Job] = []
         campaign_errors: list[Job] = []
+        counted_failures: list[Job] = []
         for job in jobs:
             res, lead = job.result, job.claimed.lead
             steps = job.steps
@@ -243,20 +259,29 @@ class Worker:
                               "next_action_at": change.lead.next_action_at, "retries": change.lead.retries,
                               "attempt_no": 0 if advanced else lead["attempt_no"],
                               "last_error": change.last_error or lead.get("last_error")})
+            if change.counted_failure:
+                counted_failures.append(job)
             if res.error_class is ErrorClass.KEY:
                 key_failures.append(job)
             elif res.error_class is ErrorClass.CAMPAIGN:
                 campaign_errors.append(job)
-        with self.ctx.db.begin() as conn:
-            claims.write_outcomes(conn, attempt_rows, lead_rows, owner=self.owner, now=now)
-            for job in key_failures:
-                integration_store.mark_key_failed(conn, job.campaign["id"], job.campaign["run"],
-                                                  job.claimed.integration_id, job.result.error_code,
-                                                  job.result.error_message, now)
-            for job in {(j.campaign["id"], j.steps[j.claimed.step]["channel"]): j for j in key_failures}.values():
-                self._hold_if_pool_empty(conn, job, now)
-            for job in {j.campaign["id"]: j for j in campaign_errors}.values():
-                self._campaign_level_error(conn, job, now)
+        claims.write_outcomes(conn, attempt_rows, lead_rows, owner=self.owner, now=now)
+        for job in key_failures:
+            integration_store.mark_key_failed(conn, job.campaign["id"], job.campaign["run"],
+                                              job.claimed.integration_id, job.result.error_code,
+                                              job.result.error_message, now)
+        for job in {(j.campaign["id"], j.steps[j.claimed.step]["channel"]): j for j in key_failures}.values():
+            self._hold_if_pool_empty(conn, job, now)
+        for job in {j.campaign["id"]: j for j in campaign_errors}.values():
+            self._campaign_level_error(conn, job, now)
+        # Only a failure can push the window over its threshold.
+        for job in {(j.campaign["id"], j.steps[j.claimed.step]["channel"]): j for j in counted_failures}.values():
+            self._hold_if_failure_rate_high(conn, job, now)
+        for job in jobs:
+            if job.result.error_class is ErrorClass.RATE:
+                wait = timedelta(seconds=job.result.retry_after_seconds or 1)
+                self.cooling[job.claimed.integration_id] = max(self.cooling.get(job.claimed.integration_id, now),
+                                                               now + wait)
 
     def _hold_if_pool_empty(self, conn, job: Job, now) -> None:
         """All keys failed: every key in the channel's pool answered a key-level error in this run."""
@@ -274,6 +299,21 @@ class Worker:
         actor = Actor.system("all_keys_failed")
         if place_hold(conn, campaign["id"], channel, PauseReason.ALL_KEYS_FAILED, details, now, actor):
             log.warning("channel held", campaign_id=campaign["id"], channel=channel, reason="all_keys_failed")
+        pause_if_nothing_can_run(conn, campaign["id"], job.steps, now, actor)
+
+    def _hold_if_failure_rate_high(self, conn, job: Job, now) -> None:
+        campaign, channel = job.campaign, job.steps[job.claimed.step]["channel"]
+        policy = {**DEFAULT_POLICY, **(campaign["failure_policy"] or {})}
+        recent = campaign_store.recent_counted_outcomes(conn, campaign["id"], channel, campaign["run"],
+                                                         int(policy["window"]))
+        verdict = failure_window.evaluate(recent, policy)
+        if not verdict.tripped:
+            return
+        actor = Actor.system("high_failure_rate")
+        if place_hold(conn, campaign["id"], channel, PauseReason.HIGH_FAILURE_RATE,
+                      {"channel": channel, **verdict.as_details()}, now, actor):
+            log.warning("channel held", campaign_id=campaign["id"], channel=channel, reason="high_failure_rate",
+                        failed=verdict.failed, counted=verdict.counted)
         pause_if_nothing_can_run(conn, campaign["id"], job.steps, now, actor)
 
     def _campaign_level_error(self, conn, job: Job, now) -> None:
@@ -313,22 +353,31 @@ class Worker:
         now = self.ctx.clock()
         for campaign in self._sending_campaigns(fresh=True):
             with self.ctx.db.begin() as conn:
-                plan = self._plan(conn, campaign)
-                waiting = {plan.steps[i]["channel"] for i in current_steps(conn, campaign["id"]) if i < len(plan.steps)}
-                for channel in sorted(waiting - plan.held):
-                    if not plan.usable.get(channel):
-                        self._hold_empty_pool(conn, plan, channel, now)
-                pause_if_nothing_can_run(conn, campaign["id"], plan.steps, now, Actor.system("key_pool"))
+                steps = self._steps_of(conn, campaign)
+                held = {h["channel"] for h in campaign_store.get_holds(conn, campaign["id"])}
+                waiting = due_channels(conn, campaign["id"], steps) - held
+                pools = key_pools(conn, campaign, waiting, run=campaign["run"])
+                for channel, members in sorted(pools.items()):
+                    if not any(m.usable for m in members):
+                        self._hold_empty_pool(conn, campaign["id"], channel, members, now)
+                pause_if_nothing_can_run(conn, campaign["id"], steps, now, Actor.system("key_pool"))
                 self._finish_if_done(conn, campaign["id"], now)
 
-    def _hold_empty_pool(self, conn, plan: CampaignPlan, channel: str, now) -> None:
-        members = key_pools(conn, plan.campaign, {channel}, run=plan.campaign["run"])[channel]
-        reason = (PauseReason.ACCOUNT_DISCONNECTED if any(m.health == "disconnected" and m.enabled for m in members)
-                  else PauseReason.ACCOUNT_RESTRICTED if any(m.health == "restricted" and m.enabled for m in members)
+    def _hold_empty_pool(self, conn, campaign_id: str, channel: str, members: list[PoolMember], now) -> None:
+        enabled = [m for m in members if m.enabled]
+        reason = (PauseReason.ACCOUNT_RESTRICTED if any(m.health == "restricted" for m in enabled)
+                  else PauseReason.ACCOUNT_DISCONNECTED if any(m.health == "disconnected" for m in enabled)
                   else PauseReason.ALL_KEYS_FAILED)
         details = {"channel": channel, "keys": [m.integration_id for m in members],
                    "note": "no usable integration in the channel's key pool"}
-        place_hold(conn, plan.campaign["id"], channel, reason, details, now, Actor.system("key_pool"))
+        place_hold(conn, campaign_id, channel, reason, details, now, Actor.system("key_pool"))
+
+    def _recover_if_due(self) -> None:
+        # Leases last minutes; looking for expired ones once per tick is plenty.
+        now = time.monotonic()
+        if self._recovered_at is None or now - self._recovered_at >= self.tick:
+            self._recovered_at = now
+            self.recover_expired_leases()
 
     def recover_expired_leases(self) -> None:
         """A worker died mid-send: its leads' leases expire. A lead without an unfinished

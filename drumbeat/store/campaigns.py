@@ -187,3 +187,13 @@ def get_campaign_by_id(conn: Connection, campaign_id: str, *, for_share: bool = 
     if for_share:
         query = query.with_for_update(read=True)
     return conn.execute(query).mappings().first()
+
+
+def recent_counted_outcomes(conn: Connection, campaign_id: str, channel: str, run: int, window: int) -> list[bool]:
+    """The last `window` counted outcomes of a channel in a run, newest first (True = failed)."""
+    rows = conn.execute(
+        select(attempts.c.counted_failure)
+        .where(attempts.c.campaign_id == campaign_id, attempts.c.run == run, attempts.c.channel == channel,
+               (attempts.c.status.in_(ACCEPTED_ATTEMPT_STATUSES)) | attempts.c.counted_failure.is_(True))
+        .order_by(attempts.c.id.desc()).limit(window))
+    return [bool(r[0]) for r in rows]

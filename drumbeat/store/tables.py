@@ -233,6 +233,7 @@ attempts = Table(
         name="status",
     ),
     Index("ix_attempts_lead", "lead_id"),
+    Index("ix_attempts_window", "campaign_id", "run", "channel", "id"),  # the failure window
     Index("ix_attempts_campaign_status", "campaign_id", "status"),
     Index("ix_attempts_provider_message", "provider_message_id"),
 )

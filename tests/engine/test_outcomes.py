@@ -158,3 +158,63 @@ def test_a_dead_workers_leads_become_in_doubt_and_are_never_resent_automatically
     run(ctx, concurrency=8)
     assert svc.get_campaign(ctx, p, cid)["progress"]["in_doubt"] == 4  # still waiting for a person
     ctx.db.dispose()
+
+
+def test_a_spike_of_failed_recipients_pauses_with_high_failure_rate_and_its_figures(ctx):
+    p = workspace(ctx)
+    key = sandbox_key(ctx, p, fail="lead")
+    cid = new_campaign(ctx, p, failure_policy={"window": 50, "threshold": 0.5, "min_samples": 20})
+    add_leads(ctx, cid, 300)
+    svc.start(ctx, p, cid)
+    run(ctx, concurrency=4)
+    view = svc.get_campaign(ctx, p, cid)
+    assert view["status"] == "paused" and view["paused_reason"] == "high_failure_rate"
+    details = view["pause_details"]
+    assert details["channel"] == "whatsapp" and details["min_samples"] == 20 and details["threshold"] == 0.5
+    assert details["counted"] >= 20 and details["failed_share"] == 1.0
+    failed = view["progress"]["failed"]
+    assert 20 <= failed <= 20 + 4  # stopped at min_samples, plus what was in flight
+    assert view["progress"]["not_contacted"] == 300 - failed
+    with ctx.db.begin() as conn:  # the list is cleaned: the remaining recipients are fine
+        conn.execute(update(integrations).where(integrations.c.id == key).values(config={}))
+    svc.resume(ctx, p, cid)
+    run(ctx, concurrency=4)
+    view = svc.get_campaign(ctx, p, cid)
+    assert view["status"] == "completed" and view["progress"]["completed"] == 300 - failed
+
+
+def test_failures_below_the_threshold_do_not_pause(ctx):
+    p = workspace(ctx)
+    sandbox_key(ctx, p, fail="lead", fail_after=80)  # 80 good sends, then 20 failures: 40% of the last 50
+    cid = new_campaign(ctx, p)
+    add_leads(ctx, cid, 100)
+    svc.start(ctx, p, cid)
+    run(ctx, concurrency=1)
+    view = svc.get_campaign(ctx, p, cid)
+    assert view["status"] == "completed" and view["progress"]["failed"] == 20
+
+
+def test_a_rate_limited_key_rests_for_its_retry_after_and_nothing_is_counted_as_failed(db_url, secret_key):
+    from drumbeat.store.db import make_engine
+    from drumbeat.store.secrets import SecretBox
+
+    clock = FakeClock()
+    ctx = Context(db=make_engine(db_url), box=SecretBox(secret_key), clock=clock)
+    p = workspace(ctx)
+    key = sandbox_key(ctx, p, fail="rate")
+    cid = new_campaign(ctx, p)
+    add_leads(ctx, cid, 10)
+    svc.start(ctx, p, cid)
+    worker = Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=2)
+    asyncio.run(worker.drain())
+    with ctx.db.connect() as conn:
+        tried = conn.execute(select(func.count()).select_from(attempts)).scalar_one()
+    assert tried == 2  # the first answers said "slow down": the key rests, no more calls
+    assert states(ctx) == {"not_contacted": 10}
+    with ctx.db.begin() as conn:
+        conn.execute(update(integrations).where(integrations.c.id == key).values(config={}))
+    clock.advance(seconds=2)  # past the sandbox's Retry-After of 1 s
+    asyncio.run(worker.drain())
+    view = svc.get_campaign(ctx, p, cid)
+    assert view["status"] == "completed" and view["breakdown"]["failed"] == 0
+    ctx.db.dispose()

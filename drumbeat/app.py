@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from drumbeat.api import campaigns, errors, integrations, leads, ops, users
+from drumbeat.api import callbacks, campaigns, errors, integrations, leads, ops, users
 from drumbeat.api.limits import BodySizeLimit
 from drumbeat.services.context import Context
 from drumbeat.web import pages
@@ -16,6 +16,7 @@ def create_app(ctx: Context, *, max_body_bytes: int = 20 * 1024 * 1024) -> FastA
     errors.install(app)
     for module in (users, integrations, campaigns, leads):
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(callbacks.router)
     app.include_router(ops.router)
     app.include_router(pages.router)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)

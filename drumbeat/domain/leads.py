@@ -61,6 +61,20 @@ class LeadChange:
     last_error: str | None = None
 
 
+DEFAULT_ACCEPTANCE_WAIT = timedelta(days=14)
+
+
+def acceptance_wait(step: dict, next_step: dict | None) -> timedelta | None:
+    """A LinkedIn message step right after an invitation waits for the invitation to be
+    accepted, up to its `wait_seconds` (DESIGN.md §3); None when nothing waits."""
+    if next_step is None or step["channel"] != "linkedin" or next_step["channel"] != "linkedin":
+        return None
+    if step["template"].get("action") != "invite" or next_step["template"].get("action", "message") != "message":
+        return None
+    seconds = next_step["template"].get("wait_seconds")
+    return timedelta(seconds=seconds) if seconds is not None else DEFAULT_ACCEPTANCE_WAIT
+
+
 def transient_backoff(retries: int) -> timedelta:
     return timedelta(seconds=min(300, 5 * 2**retries))
 

@@ -24,7 +24,7 @@ from drumbeat.domain import failure_window
 from drumbeat.domain.errors import ErrorClass, SendResult
 from drumbeat.domain.failure_window import DEFAULT_POLICY
 from drumbeat.domain.gates import PoolMember
-from drumbeat.domain.leads import AttemptStatus, LeadProgress, LeadState, apply_outcome
+from drumbeat.domain.leads import LeadProgress, LeadState, acceptance_wait, apply_outcome
 from drumbeat.domain.lifecycle import Action, Status, finished_status, transition
 from drumbeat.domain.reasons import PauseReason
 from drumbeat.domain.templates import render
@@ -255,8 +255,11 @@ class Worker:
                                  "error_class": res.error_class, "error_message": res.error_message,
                                  "counted_failure": change.counted_failure})
             advanced = change.lead.current_step != lead["current_step"]
+            wait = acceptance_wait(steps[job.claimed.step], steps[nxt] if nxt < len(steps) else None) \
+                if res.accepted else None
             lead_rows.append({"id": lead["id"], "state": change.lead.state, "current_step": change.lead.current_step,
-                              "next_action_at": change.lead.next_action_at, "retries": change.lead.retries,
+                              "next_action_at": now + wait if wait else change.lead.next_action_at,
+                              "awaiting": "acceptance" if wait else None, "retries": change.lead.retries,
                               "attempt_no": 0 if advanced else lead["attempt_no"],
                               "last_error": change.last_error or lead.get("last_error")})
             if change.counted_failure:
@@ -378,6 +381,8 @@ class Worker:
         if self._recovered_at is None or now - self._recovered_at >= self.tick:
             self._recovered_at = now
             self.recover_expired_leases()
+            with self.ctx.db.begin() as conn:
+                claims.expire_acceptance_waits(conn, self.ctx.clock())
 
     def recover_expired_leases(self) -> None:
         """A worker died mid-send: its leads' leases expire. A lead without an unfinished

@@ -62,6 +62,7 @@ class SmtpConfig(_Keys):
 
 class UnipileCredentials(_Keys):
     api_key: Value
+    webhook_secret: Value | None = None  # signs the provider's webhooks (else the api_key does)
 
 
 class UnipileConfig(_Keys):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from drumbeat.domain.leads import AttemptStatus, LeadState, WORKABLE_LEAD_STATES
 from drumbeat.store.sql import queries
@@ -59,7 +59,7 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
                   .where(steps.c.campaign_id == campaign_id))
     due = (select(leads.c.id)
            .where(leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES),
-                  leads.c.next_action_at <= now, leads.c.lease_owner.is_(None),
+                  leads.c.next_action_at <= now, leads.c.lease_owner.is_(None), leads.c.awaiting.is_(None),
                   leads.c.current_step.in_(steps_open), leads.c.current_step.not_in(held_steps))
            .order_by(leads.c.next_action_at).limit(limit)
            .with_for_update(skip_locked=True))
@@ -101,10 +101,13 @@ _ATTEMPT_OUTCOME = (update(attempts).where(attempts.c.id == bindparam("a_id"))
                             error_message=bindparam("a_error_message"),
                             counted_failure=bindparam("a_counted_failure"), updated_at=bindparam("a_now")))
 
-_LEAD_OUTCOME = (update(leads).where(leads.c.id == bindparam("l_id"), leads.c.lease_owner == bindparam("l_owner"))
+_WORKABLE_SQL = text("leads.state IN ('not_contacted', 'in_progress')")  # literal: executemany allows no IN list
+_LEAD_OUTCOME = (update(leads).where(leads.c.id == bindparam("l_id"), leads.c.lease_owner == bindparam("l_owner"),
+                                     _WORKABLE_SQL)
                  .values(state=bindparam("l_state"), current_step=bindparam("l_current_step"),
                          next_action_at=bindparam("l_next_action_at"), retries=bindparam("l_retries"),
                          attempt_no=bindparam("l_attempt_no"), last_error=bindparam("l_last_error"),
+                         awaiting=bindparam("l_awaiting"),
                          lease_owner=None, lease_expires_at=None, updated_at=bindparam("l_now")))
 
 
@@ -112,9 +115,10 @@ def write_outcomes(conn: Connection, attempt_rows: list[dict], lead_rows: list[d
                    now: datetime) -> None:
     """Batch-write attempt outcomes and the leads they move.
 
-    A lead is only changed while this worker still holds its lease; if the lease was
-    taken away (expired and recovered as in doubt), the attempt record still gets the
-    provider's answer but the lead is left to the person resolving it."""
+    A lead is only changed while this worker still holds its lease and the lead is still
+    workable: if the lease was taken away (expired and recovered as in doubt) or a reply
+    ended the lead meanwhile, the attempt record still gets the provider's answer but the
+    lead is left as it is."""
     if conn.dialect.name == "postgresql":  # one statement per table instead of one per row
         sql = queries("postgresql")
         if attempt_rows:
@@ -124,7 +128,7 @@ def write_outcomes(conn: Connection, attempt_rows: list[dict], lead_rows: list[d
         if lead_rows:
             conn.execute(sql["write_lead_outcomes"], {"now": now, "owner": owner, **_columns(lead_rows, {
                 "ids": "id", "states": "state", "steps": "current_step", "next_at": "next_action_at",
-                "retries": "retries", "attempt_nos": "attempt_no", "errors": "last_error"})})
+                "retries": "retries", "attempt_nos": "attempt_no", "errors": "last_error", "awaiting": "awaiting"})})
         return
     if attempt_rows:
         conn.execute(_ATTEMPT_OUTCOME, [{f"a_{k}": v for k, v in r.items()} | {"a_now": now} for r in attempt_rows])
@@ -160,3 +164,12 @@ def mark_in_doubt(conn: Connection, lead_ids: list[int], attempt_ids: list[int],
     if lead_ids:
         conn.execute(update(leads).where(leads.c.id.in_(lead_ids))
                      .values(state=LeadState.IN_DOUBT, lease_owner=None, lease_expires_at=None, updated_at=now))
+
+
+def expire_acceptance_waits(conn: Connection, now: datetime) -> int:
+    """Invitations not accepted in time: the lead's sequence cannot go on."""
+    result = conn.execute(update(leads).where(leads.c.awaiting == "acceptance", leads.c.next_action_at <= now,
+                                              leads.c.state.in_(WORKABLE_LEAD_STATES))
+                          .values(state=LeadState.FAILED, awaiting=None, last_error="linkedin:invitation_not_accepted",
+                                  updated_at=now))
+    return result.rowcount

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import ARRAY, Connection, Text, bindparam, cast, distinct, func, insert, literal, or_, select, update
+from sqlalchemy import ARRAY, Connection, Text, bindparam, cast, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -19,7 +19,7 @@ SEARCHED = (leads.c.phone, leads.c.email, leads.c.linkedin_url, leads.c.first_na
 
 def current_steps(conn: Connection, campaign_id: str) -> set[int]:
     """The steps that the campaign's workable leads are waiting to do."""
-    rows = conn.execute(select(distinct(leads.c.current_step)).where(
+    rows = conn.execute(select(leads.c.current_step).distinct().where(
         leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES)))
     return {r[0] for r in rows}
 
@@ -163,4 +163,15 @@ def opt_out_matching(conn: Connection, workspace_id: str, *, phone: str | None, 
     in_workspace = leads.c.campaign_id.in_(select(campaigns.c.id).where(campaigns.c.workspace_id == workspace_id))
     result = conn.execute(update(leads).where(in_workspace, match, leads.c.state.in_(UNFINISHED_LEAD_STATES))
                           .values(state="opted_out", lease_owner=None, lease_expires_at=None, updated_at=now))
+    return result.rowcount
+
+
+def release_invitation_wait(conn: Connection, lead_ids: list[int], now) -> int:
+    """An accepted invitation makes the waiting message step due now."""
+    from sqlalchemy import update
+
+    if not lead_ids:
+        return 0
+    result = conn.execute(update(leads).where(leads.c.id.in_(lead_ids), leads.c.awaiting == "acceptance")
+                          .values(awaiting=None, next_action_at=now, updated_at=now))
     return result.rowcount

@@ -183,6 +183,8 @@ leads = Table(
     Column("next_action_at", UTCDateTime, nullable=False),
     Column("retries", Integer, nullable=False, server_default="0"),
     Column("attempt_no", Integer, nullable=False, server_default="0"),  # attempts of current step
+    # "acceptance": an invitation was sent and the next step waits for it until next_action_at.
+    Column("awaiting", String(20)),
     Column("lease_owner", String(64)),
     Column("lease_expires_at", UTCDateTime),
     Column("last_error", Text),

@@ -14,13 +14,13 @@ UPDATE attempts AS a
 -- Move a batch of leads after their attempts, only while this worker still holds their lease.
 UPDATE leads AS l
    SET state = o.state, current_step = o.current_step, next_action_at = o.next_action_at,
-       retries = o.retries, attempt_no = o.attempt_no, last_error = o.last_error,
+       retries = o.retries, attempt_no = o.attempt_no, last_error = o.last_error, awaiting = o.awaiting,
        lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
   FROM unnest(CAST(:ids AS bigint[]), CAST(:states AS text[]), CAST(:steps AS int[]),
               CAST(:next_at AS timestamptz[]), CAST(:retries AS int[]), CAST(:attempt_nos AS int[]),
-              CAST(:errors AS text[]))
-       AS o(id, state, current_step, next_action_at, retries, attempt_no, last_error)
- WHERE l.id = o.id AND l.lease_owner = :owner;
+              CAST(:errors AS text[]), CAST(:awaiting AS text[]))
+       AS o(id, state, current_step, next_action_at, retries, attempt_no, last_error, awaiting)
+ WHERE l.id = o.id AND l.lease_owner = :owner AND l.state IN ('not_contacted', 'in_progress');
 
 -- insert_sending_attempts --
 -- Start a batch of attempts (status sending) in one statement; returns each attempt's lead.

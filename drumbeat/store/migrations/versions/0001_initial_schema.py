@@ -133,6 +133,7 @@ def upgrade() -> None:
     sa.Column('next_action_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('retries', sa.Integer(), server_default='0', nullable=False),
     sa.Column('attempt_no', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('awaiting', sa.String(length=20), nullable=True),
     sa.Column('lease_owner', sa.String(length=64), nullable=True),
     sa.Column('lease_expires_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),

@@ -1,0 +1,73 @@
+"""Provider callbacks (API.md): no bearer token, a signature instead.
+
+A bad or missing signature answers 401 and changes nothing; unknown message ids are
+acknowledged (200) and ignored, so providers do not retry them forever.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from drumbeat.api.deps import ContextDep
+from drumbeat.api.errors import ApiError
+from drumbeat.channels import inbound
+from drumbeat.services import receipts
+from drumbeat.services.context import Context
+
+router = APIRouter(prefix="/webhooks", tags=["provider callbacks"])
+
+
+async def _json_events(ctx: Context, request: Request, integration_id: str, provider: str, header: str,
+                       secret_of: Callable[[dict], str | None], parse) -> dict:
+    integration = receipts.integration_for_callback(ctx, integration_id, provider)
+    body = await request.body()
+    if not inbound.valid_sha256_signature(body, secret_of(integration.credentials), request.headers.get(header)):
+        raise ApiError("unauthorized", f"missing or invalid {header}")
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise ApiError("validation_error", "the body is not JSON", {"fields": [{"field": "body",
+                                                                                 "message": "invalid JSON"}]}) from None
+    if not isinstance(payload, dict):
+        raise ApiError("validation_error", "the body must be a JSON object",
+                       {"fields": [{"field": "body", "message": "expected an object"}]})
+    return receipts.apply_events(ctx, integration, parse(payload))
+
+
+@router.post("/whatsapp/{integration_id}")
+async def whatsapp(integration_id: str, request: Request, ctx: ContextDep) -> dict:
+    """Meta's webhook (statuses and inbound messages), signed with the app secret."""
+    return await _json_events(ctx, request, integration_id, "whatsapp_cloud", "X-Hub-Signature-256",
+                              lambda c: c.get("app_secret"), inbound.whatsapp_events)
+
+
+@router.post("/unipile/{integration_id}")
+async def unipile(integration_id: str, request: Request, ctx: ContextDep) -> dict:
+    """Account status, new relation (invitation accepted) and new message events."""
+    return await _json_events(ctx, request, integration_id, "unipile", "X-Drumbeat-Signature",
+                              lambda c: c.get("webhook_secret") or c.get("api_key"), inbound.unipile_events)
+
+
+@router.post("/email/{integration_id}")
+async def email(integration_id: str, request: Request, ctx: ContextDep) -> dict:
+    """Replies and bounces from an inbound-mail service, signed with the inbound secret."""
+    return await _json_events(ctx, request, integration_id, "smtp", "X-Drumbeat-Signature",
+                              lambda c: c.get("inbound_secret"), inbound.email_events)
+
+
+@router.post("/twilio/{integration_id}")
+async def twilio(integration_id: str, request: Request, ctx: ContextDep) -> Response:
+    """Status callbacks and inbound messages (form-encoded), signed per Twilio's scheme over
+    the URL Twilio called (run behind a proxy with forwarded headers so it matches)."""
+    integration = receipts.integration_for_callback(ctx, integration_id, "twilio")
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    if not inbound.valid_twilio_signature(str(request.url), form, integration.credentials.get("auth_token"),
+                                          request.headers.get("X-Twilio-Signature")):
+        raise ApiError("unauthorized", "missing or invalid X-Twilio-Signature")
+    receipts.apply_events(ctx, integration, inbound.twilio_events(form))
+    # An empty TwiML answer: acknowledged, no auto-reply.
+    return Response("<Response></Response>", media_type="application/xml")

@@ -1,0 +1,183 @@
+"""What providers tell us: webhook signatures and payloads, turned into plain events.
+
+Each parser takes the provider's payload and returns a list of events; the services apply
+them. Signatures are checked before any payload is read (constant-time comparisons).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """A delivery receipt for a message we sent."""
+
+    message_id: str
+    status: str  # sent | delivered | read | failed
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplyEvent:
+    """An inbound message from a lead: `field` names the lead address it matches."""
+
+    field: str  # phone | email | linkedin_url
+    address: str
+    message_id: str | None = None  # the message replied to, where the provider says
+
+
+@dataclass(frozen=True)
+class AcceptedEvent:
+    """A LinkedIn-style invitation was accepted."""
+
+    profile: str
+
+
+@dataclass(frozen=True)
+class AccountEvent:
+    """The provider's account changed health: an event of API.md's health endpoint."""
+
+    event: str  # disconnected | reconnected | restricted | restriction_lifted
+
+
+Event = StatusEvent | ReplyEvent | AcceptedEvent | AccountEvent
+
+
+# --- signatures ----------------------------------------------------------------------
+
+def _same(expected: str, given: str | None) -> bool:
+    return given is not None and hmac.compare_digest(expected.encode(), given.strip().encode())
+
+
+def valid_sha256_signature(body: bytes, secret: str | None, header: str | None) -> bool:
+    """`sha256=<hex HMAC-SHA256 of the raw body>` (Meta's X-Hub-Signature-256, our own header)."""
+    if not secret:
+        return False
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return _same(f"sha256={digest}", header)
+
+
+def valid_twilio_signature(url: str, params: dict[str, str], auth_token: str | None, header: str | None) -> bool:
+    """Twilio: base64 HMAC-SHA1 of the full URL followed by each POST parameter, sorted by
+    name, as name+value, keyed with the account's auth token."""
+    if not auth_token:
+        return False
+    payload = url + "".join(k + params[k] for k in sorted(params))
+    digest = base64.b64encode(hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()).decode()
+    return _same(digest, header)
+
+
+def sign_sha256(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def sign_twilio(url: str, params: dict[str, str], auth_token: str) -> str:
+    payload = url + "".join(k + params[k] for k in sorted(params))
+    return base64.b64encode(hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()).decode()
+
+
+# --- payloads ------------------------------------------------------------------------
+
+def _e164(digits: str) -> str:
+    digits = str(digits).strip()
+    return digits if digits.startswith("+") else "+" + digits
+
+
+def whatsapp_events(payload: dict) -> list[Event]:
+    """Meta's webhook: entry[].changes[].value with `statuses` (receipts) and `messages` (replies)."""
+    events: list[Event] = []
+    for entry in _list(payload.get("entry")):
+        for change in _list(_dict(entry).get("changes")):
+            value = _dict(_dict(change).get("value"))
+            for status in _list(value.get("statuses")):
+                status = _dict(status)
+                if status.get("id") and status.get("status") in ("sent", "delivered", "read", "failed"):
+                    error = _dict((_list(status.get("errors")) or [{}])[0])
+                    events.append(StatusEvent(
+                        str(status["id"]), status["status"],
+                        f"whatsapp:{error['code']}" if error.get("code") is not None else None,
+                        error.get("message") or error.get("title")))
+            for message in _list(value.get("messages")):
+                message = _dict(message)
+                if message.get("from") and message.get("type") != "system":
+                    replied_to = _dict(message.get("context")).get("id")
+                    events.append(ReplyEvent("phone", _e164(message["from"]), replied_to))
+    return events
+
+
+TWILIO_STATUS = {
+    # messages
+    "queued": "sent", "sending": "sent", "sent": "sent", "delivered": "delivered", "read": "read",
+    "undelivered": "failed", "failed": "failed",
+    # calls
+    "initiated": "sent", "ringing": "sent", "in-progress": "delivered", "completed": "delivered",
+    "busy": "failed", "no-answer": "failed", "canceled": "failed",
+}
+
+
+def twilio_events(form: dict[str, str]) -> list[Event]:
+    """A status callback (MessageSid + MessageStatus, or CallSid + CallStatus) or an inbound message."""
+    sid = form.get("MessageSid") or form.get("SmsSid") or form.get("CallSid")
+    status = form.get("MessageStatus") or form.get("CallStatus") or form.get("SmsStatus")
+    if status == "received" or (status is None and form.get("Body") is not None):
+        return [ReplyEvent("phone", _e164(form["From"]))] if form.get("From") else []
+    if sid and status in TWILIO_STATUS:
+        code = form.get("ErrorCode")
+        return [StatusEvent(sid, TWILIO_STATUS[status], f"twilio:{code}" if code else None, form.get("ErrorMessage"))]
+    return []
+
+
+UNIPILE_ACCOUNT = {
+    "OK": "reconnected", "RECONNECTED": "reconnected", "CREATION_SUCCESS": "reconnected",
+    "SYNC_SUCCESS": "reconnected", "CREDENTIALS": "disconnected", "ERROR": "disconnected",
+    "STOPPED": "disconnected", "DISCONNECTED": "disconnected", "RESTRICTED": "restricted",
+}
+
+
+def unipile_events(payload: dict) -> list[Event]:
+    """Account status ({"AccountStatus": {"message"}}), new relation (invitation accepted)
+    and new message events."""
+    if "AccountStatus" in payload:
+        event = UNIPILE_ACCOUNT.get(str(_dict(payload["AccountStatus"]).get("message", "")).upper())
+        return [AccountEvent(event)] if event else []
+    kind = payload.get("event")
+    if kind == "new_relation":
+        profile = payload.get("user_profile_url") or payload.get("user_public_identifier")
+        return [AcceptedEvent(normalize_profile(profile))] if profile else []
+    if kind in ("message_received", "new_message"):
+        sender = _dict(payload.get("sender"))
+        profile = sender.get("attendee_profile_url") or payload.get("sender_profile_url")
+        if profile and not payload.get("is_sender"):
+            return [ReplyEvent("linkedin_url", normalize_profile(profile))]
+    return []
+
+
+def email_events(payload: dict) -> list[Event]:
+    """From an inbound-mail service: {"type": "reply"|"bounce", "message_id"?, "from"?}."""
+    kind, message_id, sender = payload.get("type"), payload.get("message_id"), payload.get("from")
+    if kind == "reply" and (sender or message_id):
+        return [ReplyEvent("email", str(sender or "").strip().lower(), message_id)]
+    if kind == "bounce" and message_id:
+        return [StatusEvent(str(message_id), "failed", "email:bounce", payload.get("reason"))]
+    return []
+
+
+def normalize_profile(url: str) -> str:
+    """Profile URLs compare without scheme case, `www.` or a trailing slash."""
+    text = str(url).strip().lower().rstrip("/")
+    for prefix in ("https://", "http://"):
+        text = text.removeprefix(prefix)
+    return text.removeprefix("www.")
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []

@@ -1,0 +1,106 @@
+"""Provider callbacks applied: receipts, replies, accepted invitations, account health.
+
+Idempotent by construction: receipts only move forward (domain.receipts), and a reply
+or a failure only changes a lead that can still change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from drumbeat.channels.inbound import (
+    AcceptedEvent,
+    AccountEvent,
+    Event,
+    ReplyEvent,
+    StatusEvent,
+    normalize_profile,
+)
+from drumbeat.domain.exceptions import NotFound
+from drumbeat.domain.leads import AttemptStatus, LeadState
+from drumbeat.domain.receipts import status_after_receipt
+from drumbeat.services.context import Context
+from drumbeat.store import campaigns as campaign_store
+from drumbeat.store import receipts as store
+
+
+@dataclass(frozen=True)
+class CallbackIntegration:
+    id: str
+    provider: str
+    channel: str
+    credentials: dict
+
+
+def integration_for_callback(ctx: Context, integration_id: str, provider: str) -> CallbackIntegration:
+    """The integration a callback URL names, with its secrets to check the signature."""
+    with ctx.db.connect() as conn:
+        row = store.get_integration(conn, integration_id) if len(integration_id) <= 64 else None
+    if row is None or row["provider"] != provider:
+        raise NotFound("integration not found", {"id": integration_id})
+    return CallbackIntegration(row["id"], row["provider"], row["channel"], ctx.box.open(row["credentials_encrypted"]))
+
+
+def apply_events(ctx: Context, integration: CallbackIntegration, events: list[Event]) -> dict:
+    """Apply each event in its own transaction; returns how many changed something."""
+    changed = 0
+    for event in events:
+        with ctx.db.begin() as conn:
+            now = ctx.clock()
+            if isinstance(event, StatusEvent):
+                changed += _apply_status(conn, integration, event, now)
+            elif isinstance(event, ReplyEvent):
+                changed += _apply_reply(conn, integration, event, now)
+            elif isinstance(event, AcceptedEvent):
+                changed += _apply_acceptance(conn, integration, event, now)
+            elif isinstance(event, AccountEvent):
+                changed += _apply_account(conn, integration, event)
+    return {"events": len(events), "changed": changed}
+
+
+def _apply_status(conn, integration: CallbackIntegration, event: StatusEvent, now) -> int:
+    attempt = store.attempt_by_message(conn, integration.id, event.message_id)
+    if attempt is None:
+        return 0  # not ours, or not recorded yet: ignored (API.md)
+    new = status_after_receipt(attempt["status"], event.status)
+    if new is None:
+        return 0
+    store.set_attempt_status(conn, attempt["id"], new, now, error_code=event.error_code,
+                             error_message=event.error_message)
+    if new is AttemptStatus.FAILED:
+        failed = store.end_lead(conn, [attempt["lead_id"]], LeadState.FAILED, store.UNFINISHED, now,
+                                last_error=event.error_code or "failed receipt")
+        if failed:
+            campaign_store.add_timeline(conn, attempt["campaign_id"], now=now, action="lead_failed_by_receipt",
+                                        actor_type="system", actor_id=integration.provider,
+                                        details={"lead_id": str(attempt["lead_id"]), "error_code": event.error_code})
+    return 1
+
+
+def _apply_reply(conn, integration: CallbackIntegration, event: ReplyEvent, now) -> int:
+    """A reply stops the sequence of every lead with that address this integration wrote to."""
+    candidates = store.leads_contacted_through(conn, integration.id, event.field, event.address)
+    if event.field == "linkedin_url":
+        candidates = [(i, url) for i, url in candidates if normalize_profile(url) == event.address]
+    return len(store.end_lead(conn, [i for i, _ in candidates], LeadState.REPLIED, store.REPLYABLE, now))
+
+
+def _apply_acceptance(conn, integration: CallbackIntegration, event: AcceptedEvent, now) -> int:
+    from drumbeat.store.leads import release_invitation_wait
+
+    candidates = store.leads_contacted_through(conn, integration.id, "linkedin_url", event.profile,
+                                               states=(LeadState.IN_PROGRESS,))
+    ids = [i for i, url in candidates if normalize_profile(url) == event.profile]
+    return release_invitation_wait(conn, ids, now)
+
+
+def _apply_account(conn, integration: CallbackIntegration, event: AccountEvent) -> int:
+    from drumbeat.services.integrations import health_after
+    from drumbeat.store import integrations as integration_store
+
+    row = store.get_integration(conn, integration.id)
+    new = health_after(row["health"], event.event)
+    if new == row["health"]:
+        return 0
+    integration_store.update_integration(conn, integration.id, health=new)
+    return 1

@@ -1,3 +1,202 @@
-from fastapi import APIRouter
+"""Leads of a campaign (import, list, detail, resolve) and the suppression list (API.md)."""
 
-router = APIRouter()
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import anyio
+import anyio.from_thread
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_serializer
+
+from drumbeat.api.deps import ContextDep, Operator, Viewer
+from drumbeat.domain.exceptions import ValidationFailed
+from drumbeat.services import leads, suppressions
+
+router = APIRouter(tags=["leads"])
+
+CSV_TYPES = {"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel"}
+
+
+# --- shapes (they are also the OpenAPI document) ------------------------------------------
+
+class LeadIn(BaseModel):
+    """One lead. Validated row by row by the service: a bad row is reported, not fatal."""
+
+    model_config = ConfigDict(extra="forbid")
+    phone: str | None = Field(None, description="international (+ or 00), stored as E.164")
+    email: str | None = None
+    linkedin_url: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    timezone: str | None = Field(None, description="IANA zone, e.g. Europe/Berlin")
+    attributes: dict[str, str | int | float | bool | None] | None = None
+
+
+class LeadsIn(BaseModel):
+    # Items stay raw so each bad lead is rejected alone (with its index), not the request.
+    leads: Annotated[list[Any], Field(max_length=leads.MAX_JSON_LEADS),
+                     WithJsonSchema({"type": "array", "maxItems": leads.MAX_JSON_LEADS,
+                                     "items": LeadIn.model_json_schema()})]
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class RejectedRow(BaseModel):
+    row: int | None = Field(None, description="CSV: data rows count from 1 (the header is row 0)")
+    index: int | None = Field(None, description="JSON: position in `leads`, from 0")
+    errors: list[FieldError]
+
+    @model_serializer(mode="wrap")
+    def _only_given(self, handler):
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class ImportResult(BaseModel):
+    accepted: int = Field(description="inserted, including suppressed addresses enrolled as opted_out")
+    duplicates: int
+    rejected: list[RejectedRow] = Field(description=f"the first {leads.MAX_REJECTED_KEPT} rejected rows")
+    rejected_count: int = Field(description="all rejected rows")
+
+
+class LeadOut(BaseModel):
+    id: str
+    state: str
+    current_step: int
+    next_action_at: datetime
+    phone: str | None
+    email: str | None
+    linkedin_url: str | None
+    first_name: str | None
+    last_name: str | None
+    timezone: str | None
+    attributes: dict[str, Any]
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AttemptOut(BaseModel):
+    step: int
+    channel: str
+    integration_id: str | None
+    status: str
+    provider_message_id: str | None
+    error_code: str | None
+    error_class: str | None
+    error_message: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class LeadDetail(LeadOut):
+    attempts: list[AttemptOut]
+
+
+class LeadPage(BaseModel):
+    items: list[LeadOut]
+    next_cursor: str | None
+
+
+class ResolveIn(BaseModel):
+    action: Literal["retry", "mark_sent"]
+
+
+class SuppressionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone: str | None = None
+    email: str | None = None
+
+
+class SuppressionOut(BaseModel):
+    id: str
+    phone: str | None
+    email: str | None
+    created_at: datetime
+
+
+class SuppressionAdded(SuppressionOut):
+    leads_opted_out: int = Field(description="unfinished leads of the workspace now opted_out")
+
+
+class SuppressionPage(BaseModel):
+    items: list[SuppressionOut]
+    next_cursor: str | None
+
+
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+# --- leads ----------------------------------------------------------------------------------
+
+@router.post("/campaigns/{campaign_id}/leads", response_model=ImportResult)
+def add_leads(campaign_id: str, body: LeadsIn, principal: Operator, ctx: ContextDep):
+    return leads.import_json(ctx, principal, campaign_id, body.leads)
+
+
+@router.post("/campaigns/{campaign_id}/leads/import", response_model=ImportResult, openapi_extra={
+    "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}})
+async def import_leads_csv(campaign_id: str, request: Request, principal: Operator, ctx: ContextDep):
+    """A CSV body (header row; columns phone, email, linkedin_url, first_name, last_name,
+    timezone; any other column becomes an attribute), read as it arrives."""
+    charset = _csv_charset(request.headers.get("content-type"))
+    stream = request.stream().__aiter__()
+
+    def chunks():
+        # The import runs in a worker thread (the database calls block); each chunk is
+        # fetched from the event loop only when the CSV reader needs more.
+        while True:
+            try:
+                yield anyio.from_thread.run(stream.__anext__)
+            except StopAsyncIteration:
+                return
+
+    return await anyio.to_thread.run_sync(
+        lambda: leads.import_csv(ctx, principal, campaign_id, chunks(), charset))
+
+
+def _csv_charset(content_type: str | None) -> str:
+    if not content_type:
+        return leads.DEFAULT_CHARSET
+    media, *params = (p.strip() for p in content_type.split(";"))
+    if media.lower() not in CSV_TYPES:
+        raise ValidationFailed([{"field": "content-type", "message": "the body must be text/csv"}])
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value.strip():
+            return value.strip().strip('"')
+    return leads.DEFAULT_CHARSET
+
+
+@router.get("/campaigns/{campaign_id}/leads", response_model=LeadPage)
+def list_leads(campaign_id: str, principal: Viewer, ctx: ContextDep,
+               state: Annotated[str | None, Query(description="one state or several, comma-separated")] = None,
+               q: Annotated[str | None, Query(description="part of a phone, email, URL or name")] = None,
+               limit: Limit = 50, cursor: str | None = None):
+    return leads.list_leads(ctx, principal, campaign_id, state=state, q=q, limit=limit, cursor=cursor)
+
+
+@router.get("/campaigns/{campaign_id}/leads/{lead_id}", response_model=LeadDetail)
+def get_lead(campaign_id: str, lead_id: str, principal: Viewer, ctx: ContextDep):
+    return leads.get_lead(ctx, principal, campaign_id, lead_id)
+
+
+@router.post("/campaigns/{campaign_id}/leads/{lead_id}/resolve", response_model=LeadDetail)
+def resolve_lead(campaign_id: str, lead_id: str, body: ResolveIn, principal: Operator, ctx: ContextDep):
+    return leads.resolve(ctx, principal, campaign_id, lead_id, body.action)
+
+
+# --- suppression list -------------------------------------------------------------------------
+
+@router.post("/suppressions", status_code=201, response_model=SuppressionAdded, tags=["suppressions"])
+def add_suppression(body: SuppressionIn, principal: Operator, ctx: ContextDep):
+    return suppressions.add_suppression(ctx, principal, body.model_dump(exclude_none=True))
+
+
+@router.get("/suppressions", response_model=SuppressionPage, tags=["suppressions"])
+def list_suppressions(principal: Viewer, ctx: ContextDep, limit: Limit = 50, cursor: str | None = None):
+    return suppressions.list_suppressions(ctx, principal, limit=limit, cursor=cursor)

@@ -1,0 +1,488 @@
+"""Lead use cases: import (JSON and streamed CSV), listing, detail, resolving in-doubt leads.
+
+The validation functions at the top are pure (no I/O): tests/unit runs them alone.
+
+Import rules (API.md, Campaigns):
+- Rows are validated one by one; a bad row is reported and never stops the good ones.
+- Valid rows are inserted in batches of BATCH_SIZE, each batch its own transaction, so a
+  CSV of a million rows imports in bounded memory. Batches already committed stay if the
+  import stops half-way (client gone, database down, or the campaign canceled meanwhile:
+  409, and the cancel has already canceled the leads imported so far).
+- A row whose phone, email or LinkedIn URL the campaign already has (from before, or
+  from an earlier row of the same import) is a duplicate: skipped and counted.
+- Only the first MAX_REJECTED_KEPT rejections are listed; `rejected_count` is the total.
+- More than MAX_JSON_LEADS leads in one JSON call: 422 validation_error naming `leads`.
+- CSV text that is not valid UTF-8 (or the declared charset) rejects the rows it is in
+  (a NUL character too: no database keeps it as text); an undecodable header is a 422.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import available_timezones
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.exc import DBAPIError
+
+from drumbeat.domain.channels import ADDRESS_FIELD, Channel
+from drumbeat.domain.exceptions import InvalidTransition, NotFound, ValidationFailed
+from drumbeat.domain.leads import LeadProgress, LeadState, acceptance_wait, apply_outcome
+from drumbeat.domain.lifecycle import TERMINAL_STATUSES
+from drumbeat.services.context import Context, Principal
+from drumbeat.store import campaigns as campaign_store
+from drumbeat.store import leads as store
+
+ADDRESS_FIELDS = ("phone", "email", "linkedin_url")
+TEXT_FIELDS = {"first_name": 200, "last_name": 200}  # field -> max length (the column's)
+LEAD_FIELDS = (*ADDRESS_FIELDS, *TEXT_FIELDS, "timezone")
+MAX_JSON_LEADS = 10_000
+BATCH_SIZE = 1_000
+MAX_REJECTED_KEPT = 1_000
+LEAD_STATES = frozenset(s.value for s in LeadState)
+MAX_LINE_CHARS = 1 << 20  # a CSV line longer than this is cut (and its row rejected)
+DEFAULT_CHARSET = "utf-8"
+
+# NUL and lone surrogates (how undecodable bytes arrive, via surrogateescape) are not text.
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+_PHONE_CHARS = re.compile(r"^\+[\d\s().\-/]+$")
+
+
+# --- validation (pure) ------------------------------------------------------------------
+
+def normalize_phone(value: str) -> str:
+    """E.164. The country must be explicit (leading + or 00): no default region is
+    guessed, because a wrong guess reaches a stranger."""
+    text = value.strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    if not _PHONE_CHARS.match(text):
+        raise ValueError("must be an international number starting with + or 00 (digits only)")
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        raise ValueError("is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(value: str) -> str:
+    """Syntax only (no DNS). Lowercased whole: providers treat the local part case-
+    insensitively, and `John@x` and `john@x` must dedupe and suppress as one person."""
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def check_timezone(value: str) -> str:
+    text = value.strip()
+    if text not in _zones():
+        raise ValueError("is not an IANA time zone (like Europe/Berlin)")
+    return text
+
+
+def check_linkedin_url(value: str) -> str:
+    text = value.strip()
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(c.isspace() for c in text):
+        raise ValueError("must be an http(s) URL")
+    if len(text) > 500:
+        raise ValueError("is longer than 500 characters")
+    return text
+
+
+def required_addresses(steps: list[dict]) -> dict[str, str]:
+    """Address field -> the first channel that needs it."""
+    needed: dict[str, str] = {}
+    for step in steps:
+        needed.setdefault(ADDRESS_FIELD[Channel(step["channel"])], step["channel"])
+    return needed
+
+
+_NORMALIZE = {"phone": normalize_phone, "email": normalize_email, "linkedin_url": check_linkedin_url,
+              "timezone": check_timezone}
+
+
+def validate_lead(raw: Any, required: dict[str, str]) -> tuple[dict | None, list[dict]]:
+    """One lead as given (JSON object, or a CSV row mapped to the same keys) -> (the
+    normalised lead, []) or (None, [{"field", "message"}, ...]). Empty strings are absent."""
+    if not isinstance(raw, dict):
+        return None, [{"field": "lead", "message": "must be an object"}]
+    errors: list[dict] = []
+    lead: dict = {}
+    for key in raw:
+        if key not in LEAD_FIELDS and key != "attributes":
+            errors.append({"field": str(key), "message": "unknown field"})
+    for name in LEAD_FIELDS:
+        value = raw.get(name)
+        lead[name] = None
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if name in required:
+                errors.append({"field": name, "message": f"is required: a {required[name]} step sends to it"})
+        elif not isinstance(value, str):
+            errors.append({"field": name, "message": "must be a string"})
+        elif _BAD_TEXT.search(value):
+            errors.append({"field": name, "message": "contains a NUL character or invalid UTF-8"})
+        elif name in _NORMALIZE:
+            try:
+                lead[name] = _NORMALIZE[name](value)
+            except ValueError as exc:
+                errors.append({"field": name, "message": str(exc)})
+        elif len(value.strip()) > TEXT_FIELDS[name]:
+            errors.append({"field": name, "message": f"is longer than {TEXT_FIELDS[name]} characters"})
+        else:
+            lead[name] = value.strip()
+    attributes = raw.get("attributes")
+    lead["attributes"] = {} if attributes is None else attributes
+    errors.extend(_attribute_errors(attributes))
+    return (None, errors) if errors else (lead, [])
+
+
+def _attribute_errors(attributes: Any) -> list[dict]:
+    if attributes is None:
+        return []
+    if not isinstance(attributes, dict):
+        return [{"field": "attributes", "message": "must be an object"}]
+    errors = []
+    for key, value in attributes.items():
+        if _BAD_TEXT.search(key) or (isinstance(value, str) and _BAD_TEXT.search(value)):
+            errors.append({"field": f"attributes.{key}", "message": "contains a NUL character or invalid UTF-8"})
+            continue
+        scalar = value is None or isinstance(value, str | int | float | bool)
+        if not scalar or (isinstance(value, float) and not math.isfinite(value)):  # NaN: not JSON to PostgreSQL
+            errors.append({"field": f"attributes.{key}", "message": "must be a string, number, boolean or null"})
+    return errors
+
+
+# --- CSV reading (pure, streaming) ------------------------------------------------------
+
+def text_lines(chunks: Iterable[bytes], charset: str = DEFAULT_CHARSET) -> Iterator[str]:
+    """Bytes as they arrive -> lines ending in "\\n", decoded incrementally. Undecodable
+    bytes become lone surrogates (surrogateescape) so the row holding them is rejected,
+    not the whole file. A UTF-8 BOM is dropped."""
+    name = codecs.lookup(charset).name
+    decoder = codecs.getincrementaldecoder("utf-8-sig" if name == "utf-8" else name)(errors="surrogateescape")
+    pending = ""
+    for chunk in chunks:
+        pending += decoder.decode(chunk)
+        if "\n" in pending:
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                yield line + "\n"
+        elif len(pending) > MAX_LINE_CHARS:
+            yield pending  # a runaway line: keep memory bounded; csv will reject it
+            pending = ""
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        yield pending
+
+
+def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, list[str] | None, str | None]]:
+    """(row number, cells, None) or (row number, None, parse error); the header is row 0.
+
+    Rows are records, not lines: a quoted cell may hold newlines. A malformed record
+    (stray quote, cell over the csv module's 128 KiB limit) is reported and reading
+    goes on with the next line."""
+    reader = csv.reader(lines, strict=True)
+    number = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield number, None, f"malformed CSV: {exc}"
+        else:
+            yield number, cells, None
+        number += 1
+
+
+def header_columns(cells: list[str]) -> list[str | tuple[str]]:
+    """Lead fields by name (case-insensitive); any other column -> (attribute name,)."""
+    columns: list[str | tuple[str]] = []
+    seen: set[str] = set()
+    problems = []
+    for i, cell in enumerate(cells, start=1):
+        name = cell.strip()
+        if not name or _BAD_TEXT.search(name):
+            problems.append({"field": "header", "message": f"column {i} has no name or is not valid text"})
+            continue
+        key = name.lower() if name.lower() in LEAD_FIELDS else name
+        if key in seen:
+            problems.append({"field": "header", "message": f"column {name!r} appears twice"})
+        seen.add(key)
+        columns.append(key if key in LEAD_FIELDS else (key,))
+    if problems:
+        raise ValidationFailed(problems, "the CSV header is not valid")
+    return columns
+
+
+def row_to_raw(columns: list, cells: list[str]) -> dict:
+    """A CSV row -> the same shape as a JSON lead (ValueError if it does not fit the
+    header). Attribute cells are kept exactly as given: `=SUM(A1)` is only text here."""
+    if len(cells) != len(columns):
+        raise ValueError(f"has {len(cells)} cells; the header has {len(columns)}")
+    raw: dict = {}
+    attributes: dict = {}
+    for column, cell in zip(columns, cells, strict=True):
+        if isinstance(column, tuple):
+            attributes[column[0]] = cell
+        else:
+            raw[column] = cell
+    raw["attributes"] = attributes
+    return raw
+
+
+# --- import -------------------------------------------------------------------------------
+
+@dataclass
+class ImportReport:
+    key: str  # "row" (CSV) or "index" (JSON)
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict] = field(default_factory=list)
+    rejected_count: int = 0
+
+    def reject(self, position: int, errors: list[dict]) -> None:
+        self.rejected_count += 1
+        if len(self.rejected) < MAX_REJECTED_KEPT:
+            self.rejected.append({self.key: position, "errors": errors})
+
+    def as_dict(self) -> dict:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected,
+                "rejected_count": self.rejected_count}
+
+
+class _Importer:
+    """Validates rows as they come and inserts them BATCH_SIZE at a time."""
+
+    def __init__(self, ctx: Context, principal: Principal, campaign_id: str, key: str) -> None:
+        self.ctx, self.principal, self.campaign_id = ctx, principal, campaign_id
+        self.report = ImportReport(key)
+        self.batch: list[dict] = []
+        with ctx.db.begin() as conn:
+            row = _load_campaign(conn, principal, campaign_id)
+            _check_importable(row["status"])
+            self.required = required_addresses(campaign_store.get_steps(conn, campaign_id))
+
+    def add(self, position: int, raw: Any) -> None:
+        lead, errors = validate_lead(raw, self.required)
+        if errors:
+            self.report.reject(position, errors)
+            return
+        self.batch.append(lead)
+        if len(self.batch) >= BATCH_SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.batch:
+            return
+        for attempt in range(3):
+            try:
+                inserted = self._insert_batch()
+                break
+            except DBAPIError as exc:
+                # Two imports of overlapping addresses into one campaign can deadlock on the
+                # unique indexes; PostgreSQL rolls one back, and the batch is safe to redo.
+                if getattr(exc.orig, "sqlstate", None) != "40P01" or attempt == 2:
+                    raise
+        self.report.accepted += inserted
+        self.report.duplicates += len(self.batch) - inserted
+        self.batch = []
+
+    def _insert_batch(self) -> int:
+        now = self.ctx.clock()
+        with self.ctx.db.begin() as conn:
+            # A share lock: a cancel racing this batch waits for it, then cancels its leads too.
+            row = campaign_store.get_campaign_by_id(conn, self.campaign_id, for_share=True)
+            _check_importable(row["status"])
+            phones, emails = store.suppressed_among(
+                conn, self.principal.workspace_id,
+                (lead["phone"] for lead in self.batch if lead["phone"]),
+                (lead["email"] for lead in self.batch if lead["email"]))
+            for lead in self.batch:
+                suppressed = lead["phone"] in phones or lead["email"] in emails
+                lead["state"] = (LeadState.OPTED_OUT if suppressed else LeadState.NOT_CONTACTED).value
+            return store.insert_new_leads(conn, self.campaign_id, self.batch, now)
+
+    def finish(self) -> dict:
+        self.flush()
+        return self.report.as_dict()
+
+
+def _check_importable(status: str) -> None:
+    if status in TERMINAL_STATUSES:
+        raise InvalidTransition(status, "import")
+
+
+def import_json(ctx: Context, principal: Principal, campaign_id: str, leads: list) -> dict:
+    if len(leads) > MAX_JSON_LEADS:
+        raise ValidationFailed([{"field": "leads", "message": f"at most {MAX_JSON_LEADS} leads per call"}])
+    importer = _Importer(ctx, principal, campaign_id, "index")
+    for index, raw in enumerate(leads):
+        importer.add(index, raw)
+    return importer.finish()
+
+
+def import_csv(ctx: Context, principal: Principal, campaign_id: str, chunks: Iterable[bytes],
+               charset: str = DEFAULT_CHARSET) -> dict:
+    """The body is consumed as it arrives; nothing holds more than one batch of rows."""
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        raise ValidationFailed([{"field": "content-type", "message": f"unknown charset {charset!r}"}]) from None
+    importer = _Importer(ctx, principal, campaign_id, "row")  # 404/409 before reading the body
+    rows = csv_rows(text_lines(chunks, charset))
+    first = next(rows, None)
+    if first is None or first[1] is None:
+        raise ValidationFailed([{"field": "body", "message": "the CSV needs a header row"
+                                 if first is None else first[2]}])
+    columns = header_columns(first[1])
+    for number, cells, problem in rows:
+        if not cells and problem is None:
+            continue  # a blank line keeps its number but is not a lead
+        try:
+            if problem is not None:
+                raise ValueError(problem)
+            raw = row_to_raw(columns, cells)
+        except ValueError as exc:
+            importer.report.reject(number, [{"field": "row", "message": str(exc)}])
+        else:
+            importer.add(number, raw)
+    return importer.finish()
+
+
+# --- reading ----------------------------------------------------------------------------
+
+def _load_campaign(conn, principal: Principal, campaign_id: str):
+    row = campaign_store.get_campaign(conn, principal.workspace_id, campaign_id)
+    if row is None:
+        raise NotFound("campaign not found", {"id": campaign_id})
+    return row
+
+
+def _lead_id(lead_id: str) -> int:
+    # Ids are BIGINTs: anything else cannot exist (and must not reach the database).
+    if not lead_id.isascii() or not lead_id.isdigit() or len(lead_id) > 18:
+        raise NotFound("lead not found", {"id": lead_id})
+    return int(lead_id)
+
+
+def lead_view(row: dict) -> dict:
+    return {"id": str(row["id"]), "state": row["state"], "current_step": row["current_step"],
+            "next_action_at": row["next_action_at"], **{f: row[f] for f in LEAD_FIELDS},
+            "attributes": row["attributes"] or {}, "last_error": row["last_error"],
+            "created_at": row["created_at"], "updated_at": row["updated_at"]}
+
+
+def attempt_view(row: dict) -> dict:
+    return {k: row[k] for k in ("step", "channel", "integration_id", "status", "provider_message_id",
+                                "error_code", "error_class", "error_message", "created_at", "updated_at")}
+
+
+def parse_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 18:
+        raise ValidationFailed([{"field": "cursor", "message": "invalid cursor"}])
+    return int(cursor)
+
+
+def list_leads(ctx: Context, principal: Principal, campaign_id: str, *, state: str | None = None,
+               q: str | None = None, limit: int = 50, cursor: str | None = None) -> dict:
+    states = [s.strip() for s in state.split(",") if s.strip()] if state else None
+    bad = [s for s in states or [] if s not in LEAD_STATES]
+    if bad:
+        raise ValidationFailed([{"field": "state", "message": f"unknown lead state {bad[0]!r}"}])
+    after = parse_cursor(cursor)
+    with ctx.db.begin() as conn:
+        _load_campaign(conn, principal, campaign_id)
+        rows = store.list_leads(conn, campaign_id, states=states, q=q, after_id=after, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [lead_view(r) for r in rows], "next_cursor": str(rows[-1]["id"]) if more else None}
+
+
+def _lead_detail(conn, campaign_id: str, lead_id: int) -> dict | None:
+    row = store.get_lead(conn, campaign_id, lead_id)
+    if row is None:
+        return None
+    return {**lead_view(row), "attempts": [attempt_view(a) for a in store.lead_attempts(conn, lead_id)]}
+
+
+def get_lead(ctx: Context, principal: Principal, campaign_id: str, lead_id: str) -> dict:
+    with ctx.db.begin() as conn:
+        _load_campaign(conn, principal, campaign_id)
+        view = _lead_detail(conn, campaign_id, _lead_id(lead_id))
+    if view is None:
+        raise NotFound("lead not found", {"id": lead_id})
+    return view
+
+
+# --- resolving an in-doubt lead -----------------------------------------------------------
+
+class LeadNotInDoubt(InvalidTransition):
+    def __init__(self, state: str) -> None:
+        super().__init__(state, "resolve")
+        self.message = f"only an in_doubt lead can be resolved; this lead is {state}"
+
+
+def resolve(ctx: Context, principal: Principal, campaign_id: str, lead_id: str, action: str) -> dict:
+    """The operator's answer to "was the message sent?" (DESIGN.md §3).
+
+    retry: the lead is due again now and the engine sends the step once more; the in-doubt
+    attempt stays as the record. mark_sent: the attempt counts as accepted and the lead
+    advances exactly as after an accepted send."""
+    if action not in ("retry", "mark_sent"):
+        raise ValidationFailed([{"field": "action", "message": "must be retry or mark_sent"}])
+    now = ctx.clock()
+    with ctx.db.begin() as conn:
+        _load_campaign(conn, principal, campaign_id)
+        lead = store.get_lead(conn, campaign_id, _lead_id(lead_id), for_update=True)
+        if lead is None:
+            raise NotFound("lead not found", {"id": lead_id})
+        if lead["state"] != LeadState.IN_DOUBT:
+            raise LeadNotInDoubt(lead["state"])
+        step = lead["current_step"]
+        common = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
+        if action == "retry":
+            state = LeadState.NOT_CONTACTED if step == 0 else LeadState.IN_PROGRESS
+            # The engine's next claim bumps attempt_no, so the new attempt gets a fresh key.
+            store.update_lead(conn, lead["id"], state=state, next_action_at=now, retries=0, awaiting=None, **common)
+        else:
+            steps = campaign_store.get_steps(conn, campaign_id)
+            following = steps[step + 1] if step + 1 < len(steps) else None
+            change = apply_outcome(
+                LeadProgress(LeadState(lead["state"]), step, lead["next_action_at"], lead["retries"]),
+                step_count=len(steps), error_class=None, error_code=None, now=now,
+                next_step_delay=timedelta(seconds=following["delay_seconds"]) if following else None)
+            # As after an accepted LinkedIn invitation: a message step after it waits for acceptance.
+            wait = acceptance_wait(steps[step], following)
+            store.mark_in_doubt_attempts(conn, lead["id"], step, change.attempt_status, now)
+            store.update_lead(conn, lead["id"], state=change.lead.state, current_step=change.lead.current_step,
+                              next_action_at=now + wait if wait else change.lead.next_action_at,
+                              awaiting="acceptance" if wait else None, retries=change.lead.retries,
+                              attempt_no=0, last_error=None, **common)
+            state = change.lead.state
+        campaign_store.add_timeline(conn, campaign_id, now=now, action="lead_resolved", actor_type="user",
+                                    actor_id=principal.user_id,
+                                    details={"lead_id": str(lead["id"]), "resolution": action, "step": step,
+                                             "lead_state": str(state)})
+        return _lead_detail(conn, campaign_id, lead["id"])
+

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from drumbeat.domain.templates import LEAD_FIELDS, unknown_variables
 from drumbeat.domain.channels import Channel, Provider
 from drumbeat.domain.exceptions import NotFound
 from drumbeat.domain.lifecycle import Status
@@ -313,6 +314,15 @@ class Template(Request):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("body may not be blank")
+        return value
+
+    @field_validator("body", "subject")
+    @classmethod
+    def _known_variables(cls, value: str | None) -> str | None:
+        unknown = unknown_variables(value or "")
+        if unknown:
+            raise ValueError(f"unknown template variable(s) {', '.join(unknown)}: use a lead field "
+                             f"({', '.join(LEAD_FIELDS)}) or attributes.<name>")
         return value
 
 

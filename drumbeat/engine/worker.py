@@ -27,7 +27,7 @@ from drumbeat.domain.gates import PoolMember
 from drumbeat.domain.leads import LeadProgress, LeadState, acceptance_wait, apply_outcome
 from drumbeat.domain.lifecycle import Action, Status, finished_status, transition
 from drumbeat.domain.reasons import PauseReason
-from drumbeat.domain.templates import render
+from drumbeat.domain.templates import lead_values, render
 from drumbeat.engine.keys import RoundRobin
 from drumbeat.services.context import Actor, Context
 from drumbeat.services.holds import due_channels, key_pools, pause_if_nothing_can_run, place_hold, pool_member
@@ -127,8 +127,7 @@ class Worker:
     async def _send(self, job: Job) -> Job:
         lead, step = job.claimed.lead, job.steps[job.claimed.step]
         template = step["template"]
-        values = {**(lead.get("attributes") or {}), **{k: lead.get(k) for k in
-                  ("first_name", "last_name", "phone", "email", "linkedin_url")}}
+        values = lead_values(lead)
         message = OutboundMessage(
             channel=step["channel"], to=lead.get(ADDRESS_FIELD[step["channel"]]) or "",
             body=render(template.get("body", ""), values),

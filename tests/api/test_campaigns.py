@@ -578,3 +578,17 @@ def test_an_unknown_or_impossible_campaign_id_is_not_found(client, owner, campai
         assert response.status_code == 404, (method, suffix, response.text)
         assert response.json()["error"]["code"] == "not_found"
 
+
+
+def test_a_template_with_a_variable_no_lead_provides_is_refused_at_create_and_at_edit(client, owner):
+    steps = [{"channel": "email", "template": {"subject": "Hi {{frist_name}}", "body": "Hello {{first_name}}"}}]
+    refused = client.post("/api/v1/campaigns", json={"name": "Typo", "steps": steps}, headers=owner["headers"])
+    assert refused.status_code == 422
+    fields = refused.json()["error"]["details"]["fields"]
+    assert fields[0]["field"] == "steps.0.template.subject" and "frist_name" in fields[0]["message"]
+    steps[0]["template"]["subject"] = "Hi {{first_name}} from {{attributes.company}}"
+    created = client.post("/api/v1/campaigns", json={"name": "Fixed", "steps": steps}, headers=owner["headers"])
+    assert created.status_code == 201
+    steps[0]["template"]["body"] = "{{unknown}}"
+    edit = client.patch(f"/api/v1/campaigns/{created.json()['id']}", json={"steps": steps}, headers=owner["headers"])
+    assert edit.status_code == 422 and "unknown" in edit.json()["error"]["details"]["fields"][0]["message"]

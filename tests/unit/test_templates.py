@@ -55,3 +55,20 @@ def test_render_leaves_a_text_without_variables_intact():
 
 def test_render_does_not_interpret_braces_inside_values():
     assert render("Hi {{name}}", {"name": "{{company}}", "company": "Acme"}) == "Hi {{company}}"
+
+
+def test_lead_fields_and_attributes_are_known_variables_and_anything_else_is_not():
+    from drumbeat.domain.templates import unknown_variables
+
+    assert unknown_variables("Hi {{first_name}} of {{attributes.company}} ({{email}})") == []
+    assert unknown_variables("Hi {{firstname}}, {{company}} and {{attributes.}}") == ["attributes.", "company",
+                                                                                       "firstname"]
+
+
+def test_lead_values_expose_fields_and_prefixed_attributes():
+    from drumbeat.domain.templates import lead_values
+
+    values = lead_values({"first_name": "Jo", "attributes": {"company": "Acme"}, "secret_column": "x"})
+    assert values["first_name"] == "Jo" and values["attributes.company"] == "Acme"
+    assert "secret_column" not in values
+    assert render("{{first_name}} at {{attributes.company}}", values) == "Jo at Acme"

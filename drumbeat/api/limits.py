@@ -1,20 +1,26 @@
-"""Refuse oversized bodies with 413 before reading them whole (pure ASGI middleware)."""
+"""Refuse oversized bodies with 413 before reading them whole (pure ASGI middleware).
+
+Routes that stream their body in bounded memory (the CSV lead import) get a larger limit."""
 
 from __future__ import annotations
 
 import json
 
+STREAMED_PATH_SUFFIXES = ("/leads/import",)
+
 
 class BodySizeLimit:
-    def __init__(self, app, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, max_streamed_bytes: int = 2 * 1024**3) -> None:
+        self.app, self.max_bytes, self.max_streamed_bytes = app, max_bytes, max_streamed_bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        streamed = scope["path"].endswith(STREAMED_PATH_SUFFIXES)
+        max_bytes = self.max_streamed_bytes if streamed else self.max_bytes
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._refuse(send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            return await self._refuse(send, max_bytes)
         seen = 0
         too_large = False
 
@@ -23,7 +29,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     too_large = True
                     raise BodyTooLarge
             return message
@@ -40,12 +46,12 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, max_bytes)
 
-    async def _refuse(self, send):
+    async def _refuse(self, send, max_bytes: int):
         body = json.dumps({"error": {"code": "payload_too_large",
-                                     "message": f"the request body is larger than {self.max_bytes} bytes",
-                                     "details": {"max_bytes": self.max_bytes}}}).encode()
+                                     "message": f"the request body is larger than {max_bytes} bytes",
+                                     "details": {"max_bytes": max_bytes}}}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})

@@ -264,7 +264,7 @@ def test_a_start_at_in_another_offset_is_answered_in_utc(client, owner):
 
 
 @pytest.mark.parametrize("start_at", [
-    (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),  # in the past
+    "2020-01-01T09:00:00+00:00",  # in the past
     "2030-01-01T09:00:00",  # no offset
     "tomorrow",
     None,

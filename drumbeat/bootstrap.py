@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 from sqlalchemy.engine import make_url
 
 from drumbeat.channels.base import ChannelAdapter
@@ -28,9 +29,23 @@ def build_context(settings: Settings | None = None, *, run_migrations: bool = Tr
     return Context(db=engine, box=SecretBox(key))
 
 
-def build_adapters() -> dict[str, ChannelAdapter]:
-    """One adapter per provider, shared by every campaign a worker serves."""
-    return {"sandbox": SandboxAdapter()}
+def build_adapters(client: httpx.AsyncClient | None = None) -> dict[str, ChannelAdapter]:
+    """One adapter per provider, shared by every campaign a worker serves. The HTTP adapters
+    share one client (one connection pool); pass one in to choose its timeouts or transport."""
+    from drumbeat.channels.smtp import SmtpAdapter
+    from drumbeat.channels.twilio import TwilioAdapter
+    from drumbeat.channels.unipile import UnipileAdapter
+    from drumbeat.channels.whatsapp import WhatsAppCloudAdapter
+
+    client = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0),
+                                         limits=httpx.Limits(max_connections=100, max_keepalive_connections=32))
+    return {
+        "sandbox": SandboxAdapter(),
+        "whatsapp_cloud": WhatsAppCloudAdapter(client),
+        "twilio": TwilioAdapter(client),
+        "smtp": SmtpAdapter(),
+        "unipile": UnipileAdapter(client),
+    }
 
 
 def build_worker(ctx: Context, settings: Settings, *, concurrency: int = 32):

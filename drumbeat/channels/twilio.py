@@ -1,0 +1,88 @@
+"""Twilio SMS and voice (provider `twilio`, channels `sms` and `voice`).
+
+REST API 2010-04-01, HTTP Basic (account_sid, auth_token), form-encoded:
+- sms:   `POST {base_url}/2010-04-01/Accounts/{sid}/Messages.json` with `To`, `From`, `Body`
+         (`MessagingServiceSid` instead of `From` when config.from is a Messaging Service, MG…);
+- voice: `POST {base_url}/2010-04-01/Accounts/{sid}/Calls.json` with `To`, `From` and
+         `Twiml` = `<Response><Say>{escaped body}</Say></Response>`;
+- both:  `StatusCallback` = config.status_callback when set (delivery receipts).
+Accepted: 201 with the resource's `sid` (SM…/MM… or CA…). Refused: JSON
+`{"code", "message", "more_info", "status"}`, classified by `code` (channels/errors.py,
+table TWILIO). Twilio does not deduplicate a repeated create.
+"""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import escape
+
+import httpx
+
+from drumbeat.channels.base import Credential, OutboundMessage
+from drumbeat.channels.errors import TWILIO, classify, misconfigured, no_address, no_answer, refused, retry_after
+from drumbeat.domain.errors import SendResult
+
+DEFAULT_BASE_URL = "https://api.twilio.com"
+PROVIDER = "twilio"
+
+
+def twiml(body: str) -> str:
+    return f"<Response><Say>{escape(body)}</Say></Response>"
+
+
+def form(channel: str, message: OutboundMessage, config: dict) -> dict[str, str]:
+    sender = str(config.get("from") or "")
+    data = {"To": message.to}
+    if channel != "voice" and sender.startswith("MG"):
+        data["MessagingServiceSid"] = sender
+    else:
+        data["From"] = sender
+    if channel == "voice":
+        data["Twiml"] = twiml(message.body)
+    else:
+        data["Body"] = message.body
+    if config.get("status_callback"):
+        data["StatusCallback"] = str(config["status_callback"])
+    return data
+
+
+class TwilioAdapter:
+    dedupes_by_idempotency_key = False  # Messages/Calls create has no idempotency key
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def send(self, credential: Credential, message: OutboundMessage) -> SendResult:
+        creds, config = credential.credentials or {}, credential.config or {}
+        sid, token = creds.get("account_sid"), creds.get("auth_token")
+        if not sid or not token:
+            return misconfigured(PROVIDER, "credentials.account_sid and credentials.auth_token")
+        if not config.get("from"):
+            return misconfigured(PROVIDER, "config.from")
+        if not message.to:
+            return no_address(PROVIDER)
+        channel = message.channel or credential.channel
+        resource = "Calls.json" if channel == "voice" else "Messages.json"
+        url = f"{(config.get('base_url') or DEFAULT_BASE_URL).rstrip('/')}/2010-04-01/Accounts/{sid}/{resource}"
+        secrets = [token]
+        try:
+            answer = await self.client.post(url, data=form(channel, message, config), auth=(sid, token))
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+            return misconfigured(PROVIDER, "a valid config.base_url")
+        except httpx.RequestError as exc:
+            return no_answer(PROVIDER, exc, secrets)
+        if answer.is_success:
+            return SendResult(provider_message_id=_field(answer, "sid"))
+        wait = retry_after(answer.headers)
+        code = _field(answer, "code")
+        text = _field(answer, "message")
+        qualified = f"{PROVIDER}:{code}" if code is not None else f"{PROVIDER}:http_{answer.status_code}"
+        return refused(qualified, classify(qualified, answer.status_code, TWILIO),
+                       text or answer.reason_phrase or qualified, secrets, wait)
+
+
+def _field(answer: httpx.Response, name: str):
+    try:
+        value = answer.json().get(name)
+    except (ValueError, AttributeError):
+        return None
+    return value if value not in ("", None) else None

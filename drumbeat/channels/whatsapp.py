@@ -1,0 +1,113 @@
+"""WhatsApp Cloud API (provider `whatsapp_cloud`).
+
+`POST {base_url}/{phone_number_id}/messages` with `Authorization: Bearer {access_token}`
+(operation `sendMessage` of Meta's WhatsApp Business Messaging API v23.0). A step whose
+template names a WhatsApp template (`name`, `language`, optional raw `components`) sends a
+template message; any other step sends its rendered body as a text message (which Meta
+accepts only inside a 24-hour customer-service window: outside it the answer is 131047,
+campaign-level). `to` is the lead's E.164 number as digits (the API accepts them with or
+without "+"; digits are what it answers back as `wa_id`).
+
+Accepted: 200 with `messages[0].id` (a `wamid.`). Refused: a Graph API error
+`{"error": {"message", "type", "code", "error_subcode", "error_data": {"details"}, ...}}`,
+classified by `error.code` (channels/errors.py, table WHATSAPP).
+"""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from drumbeat.channels.base import Credential, OutboundMessage
+from drumbeat.channels.errors import (
+    WHATSAPP,
+    WHATSAPP_PARAMETER_CODES,
+    classify,
+    misconfigured,
+    no_address,
+    no_answer,
+    refused,
+    retry_after,
+    whatsapp_parameter_class,
+)
+from drumbeat.domain.errors import SendResult
+
+DEFAULT_BASE_URL = "https://graph.facebook.com/v23.0"
+PROVIDER = "whatsapp"
+
+
+def recipient(address: str) -> str:
+    """The API's `to`: the number's digits (E.164 without "+", spaces or dashes)."""
+    return re.sub(r"\D", "", address or "")
+
+
+def payload(message: OutboundMessage) -> dict:
+    template = message.template or {}
+    base = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": recipient(message.to)}
+    if template.get("name") and template.get("language"):
+        body: dict = {"name": template["name"], "language": {"code": template["language"]}}
+        if template.get("components"):
+            body["components"] = template["components"]
+        return {**base, "type": "template", "template": body}
+    return {**base, "type": "text", "text": {"body": message.body, "preview_url": False}}
+
+
+class WhatsAppCloudAdapter:
+    dedupes_by_idempotency_key = False  # the Cloud API has no idempotency key
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def send(self, credential: Credential, message: OutboundMessage) -> SendResult:
+        token = (credential.credentials or {}).get("access_token")
+        config = credential.config or {}
+        phone_number_id = config.get("phone_number_id")
+        if not token:
+            return misconfigured(PROVIDER, "credentials.access_token")
+        if not phone_number_id:
+            return misconfigured(PROVIDER, "config.phone_number_id")
+        if not recipient(message.to):
+            return no_address(PROVIDER)
+        secrets = list((credential.credentials or {}).values())
+        url = f"{(config.get('base_url') or DEFAULT_BASE_URL).rstrip('/')}/{phone_number_id}/messages"
+        try:
+            answer = await self.client.post(url, json=payload(message),
+                                            headers={"Authorization": f"Bearer {token}"})
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+            return misconfigured(PROVIDER, "a valid config.base_url")
+        except httpx.RequestError as exc:  # timeouts, refused or reset connections, TLS
+            return no_answer(PROVIDER, exc, secrets)
+        if answer.is_success:
+            # Accepted even when the id is missing: repeating an accepted send would contact twice.
+            return SendResult(provider_message_id=_message_id(answer))
+        return _refusal(answer, secrets)
+
+
+def _message_id(answer: httpx.Response) -> str | None:
+    try:
+        return answer.json()["messages"][0]["id"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def _refusal(answer: httpx.Response, secrets: list) -> SendResult:
+    try:
+        error = answer.json().get("error") or {}
+    except (ValueError, AttributeError):
+        error = {}
+    wait = retry_after(answer.headers)
+    if not isinstance(error, dict) or error.get("code") is None:
+        code = f"{PROVIDER}:http_{answer.status_code}"
+        return refused(code, classify(None, answer.status_code), answer.reason_phrase or code, secrets, wait)
+    code = f"{PROVIDER}:{error['code']}"
+    error_data = error.get("error_data")
+    details = error_data.get("details") if isinstance(error_data, dict) else None
+    text = str(error.get("message") or "")
+    if details and details not in text:
+        text = f"{text} ({details})" if text else str(details)
+    if code in WHATSAPP_PARAMETER_CODES:
+        error_class = whatsapp_parameter_class(code, error.get("error_subcode"), text)
+    else:
+        error_class = classify(code, answer.status_code, WHATSAPP)
+    return refused(code, error_class, text or code, secrets, wait)

@@ -1,0 +1,31 @@
+"""Channel adapters against local fake providers: one server per session, reset per test."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.fakes.providers import (  # noqa: F401 - fixtures
+    _smtp_fake,
+    _twilio_fake,
+    _unipile_fake,
+    _whatsapp_fake,
+    free_port,
+    smtp_server,
+    twilio_server,
+    unipile_server,
+    whatsapp_server,
+)
+
+
+@pytest.fixture
+async def http():
+    """The shared client the adapters get in production, with a short timeout for tests."""
+    async with httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=1.0)) as client:
+        yield client
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A base URL where nothing listens: connection refused."""
+    return f"http://127.0.0.1:{free_port()}"

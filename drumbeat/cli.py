@@ -35,8 +35,8 @@ def init_workspace(name: str, owner: Annotated[str, typer.Option("--owner", help
                    password: Annotated[str | None, typer.Option("--password")] = None) -> None:
     """Create a workspace and its owner; prints one JSON line with the owner's token."""
     logs.configure()
-    from drumbeat.services.workspaces import init_workspace as init
     from drumbeat.services.passwords import hash_password
+    from drumbeat.services.workspaces import init_workspace as init
 
     ctx = _context(Settings())
     boot = init(ctx, name, owner, hash_password(password) if password else None)

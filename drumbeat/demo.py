@@ -36,7 +36,7 @@ def prepare_demo(ctx: Context, n: int) -> dict:
         "name": "Demo: spring promo",
         "steps": [
             {"channel": "whatsapp", "template": {"name": "spring_promo", "language": "en",
-                                                 "body": "Hi {{first_name}}, spring offers for {{attributes.company}}!"},
+                                                 "body": "Hi {{first_name}}, offers for {{attributes.company}}!"},
              "delay_seconds": 0},
             {"channel": "email", "template": {"subject": "Following up, {{first_name}}",
                                               "body": "Hello {{first_name}}, did you see our offer?"},

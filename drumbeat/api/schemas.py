@@ -27,12 +27,12 @@ from pydantic import (
     model_validator,
 )
 
-from drumbeat.domain.templates import LEAD_FIELDS, unknown_variables
 from drumbeat.domain.channels import Channel, Provider
 from drumbeat.domain.exceptions import NotFound
 from drumbeat.domain.lifecycle import Status
 from drumbeat.domain.reasons import PauseReason
 from drumbeat.domain.roles import Role
+from drumbeat.domain.templates import LEAD_FIELDS, unknown_variables
 
 MAX_INT = 2**31 - 1  # the widest integer column (PostgreSQL INTEGER)
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

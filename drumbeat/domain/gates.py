@@ -62,7 +62,8 @@ def evaluate_gates(
     Key failure marks are ignored here: a start or resume begins a new run.
     """
     gates = [
-        Gate("subscription", subscription_active, None if subscription_active else "the workspace subscription is not active"),
+        Gate("subscription", subscription_active,
+             None if subscription_active else "the workspace subscription is not active"),
         Gate("status", Status(status) not in TERMINAL_STATUSES,
              None if Status(status) not in TERMINAL_STATUSES else f"the campaign is {status}"),
     ]
@@ -71,7 +72,8 @@ def evaluate_gates(
     for channel, members in sorted(pools.items()):
         restricted = [m for m in members if m.enabled and m.health == Health.RESTRICTED]
         for m in restricted:
-            gates.append(Gate("integration_health", False, "the account is restricted by the provider", channel, m.integration_id))
+            gates.append(Gate("integration_health", False, "the account is restricted by the provider", channel,
+                              m.integration_id))
         usable = [m for m in members if m.enabled and m.health == Health.ACTIVE]
         if usable:
             gates.append(Gate("key_pool", True, None, channel))

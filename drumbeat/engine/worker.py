@@ -19,8 +19,8 @@ import structlog
 from sqlalchemy import select
 
 from drumbeat.channels.base import ChannelAdapter, Credential, OutboundMessage
-from drumbeat.domain.channels import ADDRESS_FIELD
 from drumbeat.domain import failure_window
+from drumbeat.domain.channels import ADDRESS_FIELD
 from drumbeat.domain.errors import ErrorClass, SendResult
 from drumbeat.domain.failure_window import DEFAULT_POLICY
 from drumbeat.domain.gates import PoolMember
@@ -222,8 +222,8 @@ class Worker:
         """Decrypt once per credential version (a rotated key has a new ciphertext)."""
         cached = self._credentials.get(row["id"])
         if cached is None or cached[0] != row["credentials_encrypted"] or cached[1].config != row["config"]:
-            cred = Credential(row["id"], row["provider"], row["channel"], self.ctx.box.open(row["credentials_encrypted"]),
-                              row["config"] or {})
+            secrets = self.ctx.box.open(row["credentials_encrypted"])
+            cred = Credential(row["id"], row["provider"], row["channel"], secrets, row["config"] or {})
             self._credentials[row["id"]] = cached = (row["credentials_encrypted"], cred)
         return cached[1]
 

@@ -7,9 +7,9 @@ import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, func, select
 
-from drumbeat.domain.exceptions import InvalidTransition, NotFound, ResumeBlocked
+from drumbeat.domain.exceptions import InvalidTransition, NotFound, ResumeBlocked, ValidationFailed
 from drumbeat.domain.gates import evaluate_gates
 from drumbeat.domain.leads import TERMINAL_LEAD_STATES, LeadState
 from drumbeat.domain.lifecycle import Action, Status, check_cancel_confirmation, transition
@@ -17,8 +17,10 @@ from drumbeat.domain.reasons import PauseReason
 from drumbeat.services.context import Actor, Context, Principal
 from drumbeat.services.holds import due_channels, key_pools, lift_hold, place_hold
 from drumbeat.store import campaigns as store
+from drumbeat.store.leads import copy_leads
 from drumbeat.store.tables import campaigns as campaigns_table
 from drumbeat.store.tables import leads as leads_table
+from drumbeat.store.workspaces import get_workspace
 
 LEAD_STATES = [s.value for s in LeadState]
 
@@ -157,7 +159,6 @@ def _decode_cursor(cursor: str | None) -> int:
         # Clamped: an absurd offset is an empty page, not a database error.
         return min(max(0, int(json.loads(base64.urlsafe_b64decode(cursor.encode()))["o"])), 2**31 - 1)
     except Exception:
-        from drumbeat.domain.exceptions import ValidationFailed
         raise ValidationFailed([{"field": "cursor", "message": "invalid cursor"}]) from None
 
 
@@ -179,6 +180,7 @@ def create_campaign(ctx: Context, principal: Principal, data: dict) -> dict:
 
 
 EDITABLE_IN = frozenset({Status.DRAFT, Status.SCHEDULED, Status.PAUSED})
+SETTINGS = ("name", "schedule", "limits", "failure_policy", "integration_ids")
 
 
 def update_campaign(ctx: Context, principal: Principal, campaign_id: str, patch: dict) -> dict:
@@ -193,11 +195,12 @@ def update_campaign(ctx: Context, principal: Principal, campaign_id: str, patch:
         if "steps" in patch:
             if status is Status.DRAFT:
                 store.replace_steps(conn, campaign_id, patch["steps"])
-            elif status is Status.PAUSED and _only_templates_changed(store.get_steps(conn, campaign_id), patch["steps"]):
+            elif status is Status.PAUSED and _only_templates_changed(store.get_steps(conn, campaign_id),
+                                                                     patch["steps"]):
                 store.update_step_templates(conn, campaign_id, {i: s["template"] for i, s in enumerate(patch["steps"])})
             else:
                 raise InvalidTransition(status, "edit_steps")
-        values = {k: patch[k] for k in ("name", "schedule", "limits", "failure_policy", "integration_ids") if k in patch}
+        values = {k: patch[k] for k in SETTINGS if k in patch}
         if "schedule" in values:  # start_at belongs to schedule/unschedule: kept unless the patch names it
             values["schedule"] = {"start_at": row["schedule"].get("start_at"), **values["schedule"]}
         if values:
@@ -216,7 +219,6 @@ def _only_templates_changed(current: list[dict], new: list[dict]) -> bool:
 def schedule(ctx: Context, principal: Principal, campaign_id: str, start_at: datetime) -> dict:
     now = ctx.clock()
     if start_at <= now:
-        from drumbeat.domain.exceptions import ValidationFailed
         raise ValidationFailed([{"field": "start_at", "message": "must be in the future"}])
     return _simple_action(ctx, principal, campaign_id, Action.SCHEDULE,
                           schedule_update={"start_at": start_at.isoformat()})
@@ -275,8 +277,6 @@ def run_through_gates(ctx: Context, campaign_id: str, action: Action, actor: Act
     """Start or resume through the one gate check (DESIGN.md §5): a new run begins,
     channels that pass are released, channels that fail are held; refused as a whole
     (nothing changes) when the campaign gates fail or no channel passes."""
-    from drumbeat.store.workspaces import get_workspace
-
     now = ctx.clock()
     with ctx.db.begin() as conn:
         row = store.get_campaign(conn, workspace_id, campaign_id, for_update=True)
@@ -312,8 +312,6 @@ def run_through_gates(ctx: Context, campaign_id: str, action: Action, actor: Act
 
 
 def duplicate(ctx: Context, principal: Principal, campaign_id: str, include_leads: bool) -> dict:
-    from drumbeat.store.leads import copy_leads
-
     now = ctx.clock()
     with ctx.db.begin() as conn:
         row = _load(conn, principal, campaign_id)

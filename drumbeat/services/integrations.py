@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from drumbeat.domain.channels import PROVIDER_CHANNELS, Health, Provider, integration_state
+from drumbeat.domain.channels import PROVIDER_CHANNELS, Provider, health_after, integration_state
 from drumbeat.domain.exceptions import NotFound, ValidationFailed
 from drumbeat.services.context import Context, Principal
 from drumbeat.store import integrations as store
@@ -102,23 +102,6 @@ def _validated(provider: Provider, credentials: dict, config: dict) -> tuple[dic
     if errors:
         raise ValidationFailed(errors)
     return out[0], out[1]
-
-
-# --- health events -------------------------------------------------------------------------
-
-# event -> (the health it sets, the healths it applies to). A reconnect does not lift a
-# restriction (a person reviews those), and lifting a restriction does not reconnect.
-HEALTH_EVENTS: dict[str, tuple[Health, frozenset[Health]]] = {
-    "disconnected": (Health.DISCONNECTED, frozenset({Health.ACTIVE})),
-    "reconnected": (Health.ACTIVE, frozenset({Health.DISCONNECTED})),
-    "restricted": (Health.RESTRICTED, frozenset({Health.ACTIVE, Health.DISCONNECTED})),
-    "restriction_lifted": (Health.ACTIVE, frozenset({Health.RESTRICTED})),
-}
-
-
-def health_after(current: str, event: str) -> str:
-    target, applies_to = HEALTH_EVENTS[event]
-    return target.value if Health(current) in applies_to else current
 
 
 # --- use cases -----------------------------------------------------------------------------

@@ -16,12 +16,15 @@ from drumbeat.channels.inbound import (
     StatusEvent,
     normalize_profile,
 )
+from drumbeat.domain.channels import health_after
 from drumbeat.domain.exceptions import NotFound
 from drumbeat.domain.leads import AttemptStatus, LeadState
 from drumbeat.domain.receipts import status_after_receipt
 from drumbeat.services.context import Context
 from drumbeat.store import campaigns as campaign_store
+from drumbeat.store import integrations as integration_store
 from drumbeat.store import receipts as store
+from drumbeat.store.leads import release_invitation_wait
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,6 @@ def _apply_reply(conn, integration: CallbackIntegration, event: ReplyEvent, now)
 
 
 def _apply_acceptance(conn, integration: CallbackIntegration, event: AcceptedEvent, now) -> int:
-    from drumbeat.store.leads import release_invitation_wait
-
     candidates = store.leads_contacted_through(conn, integration.id, "linkedin_url", event.profile,
                                                states=(LeadState.IN_PROGRESS,))
     ids = [i for i, url in candidates if normalize_profile(url) == event.profile]
@@ -95,9 +96,6 @@ def _apply_acceptance(conn, integration: CallbackIntegration, event: AcceptedEve
 
 
 def _apply_account(conn, integration: CallbackIntegration, event: AccountEvent) -> int:
-    from drumbeat.services.integrations import health_after
-    from drumbeat.store import integrations as integration_store
-
     row = store.get_integration(conn, integration.id)
     new = health_after(row["health"], event.event)
     if new == row["health"]:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, bindparam, insert, select, text, update
 
-from drumbeat.domain.leads import AttemptStatus, LeadState, WORKABLE_LEAD_STATES
+from drumbeat.domain.leads import WORKABLE_LEAD_STATES, AttemptStatus, LeadState
 from drumbeat.store.sql import queries
 from drumbeat.store.tables import attempts, campaigns, holds, leads, steps
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import ARRAY, Connection, Text, bindparam, cast, func, insert, literal, or_, select, update
+from sqlalchemy import ARRAY, Connection, Text, bindparam, case, cast, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -26,8 +26,6 @@ def current_steps(conn: Connection, campaign_id: str) -> set[int]:
 
 def copy_leads(conn: Connection, source_id: str, target_id: str, now) -> None:
     """Duplicate with leads: fresh copies, not yet contacted (opted-out stay opted out)."""
-    from sqlalchemy import case, insert, literal
-
     cols = ["phone", "email", "linkedin_url", "first_name", "last_name", "timezone", "attributes"]
     src = select(
         literal(target_id), *[leads.c[c] for c in cols],
@@ -168,8 +166,6 @@ def opt_out_matching(conn: Connection, workspace_id: str, *, phone: str | None, 
 
 def release_invitation_wait(conn: Connection, lead_ids: list[int], now) -> int:
     """An accepted invitation makes the waiting message step due now."""
-    from sqlalchemy import update
-
     if not lead_ids:
         return 0
     result = conn.execute(update(leads).where(leads.c.id.in_(lead_ids), leads.c.awaiting == "acceptance")

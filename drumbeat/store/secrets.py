@@ -19,7 +19,7 @@ class SecretBox:
     def open(self, token: str) -> dict:
         try:
             return json.loads(self._fernet.decrypt(token.encode()))
-        except InvalidToken as exc:  # never echo the ciphertext or the key
+        except InvalidToken:  # never echo the ciphertext or the key
             raise RuntimeError("stored credentials cannot be decrypted with DRUMBEAT_SECRET_KEY") from None
 
 

@@ -24,3 +24,10 @@ def test_the_domain_imports_only_the_standard_library():
                 module = words[1]
                 top = module.split(".")[0]
                 assert module.startswith(allowed_prefixes) or top in sys.stdlib_module_names, f"{path.name}: {line}"
+
+
+def test_the_code_passes_the_linter():
+    ruff = Path(sys.executable).with_name("ruff")
+    result = subprocess.run([str(ruff), "check", "drumbeat", "bench", "tests"], cwd=ROOT, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout[-3000:]

@@ -166,7 +166,8 @@ def test_cancel_is_confirmed_by_the_campaign_exact_name():
     assert check_cancel_confirmation("Spring promo", "Spring promo") is None
 
 
-@pytest.mark.parametrize("confirm", ["spring promo", "SPRING PROMO", "Spring promo ", " Spring promo", "Spring", "", None])
+@pytest.mark.parametrize("confirm",
+                         ["spring promo", "SPRING PROMO", "Spring promo ", " Spring promo", "Spring", "", None])
 def test_cancel_is_refused_unless_the_name_is_typed_exactly(confirm):
     with pytest.raises(ConfirmationRequired) as refused:
         check_cancel_confirmation("Spring promo", confirm)

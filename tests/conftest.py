@@ -21,6 +21,16 @@ from drumbeat.app import create_app
 from drumbeat.services.context import Context
 from drumbeat.store.db import make_engine, migrate
 from drumbeat.store.secrets import SecretBox
+from tests.fakes.providers import (  # noqa: F401 - fixtures: local fake provider servers
+    _smtp_fake,
+    _twilio_fake,
+    _unipile_fake,
+    _whatsapp_fake,
+    smtp_server,
+    twilio_server,
+    unipile_server,
+    whatsapp_server,
+)
 
 PG_ADMIN = os.environ.get("DRUMBEAT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -28,7 +28,7 @@ from drumbeat.domain.leads import LeadProgress, LeadState, acceptance_wait, appl
 from drumbeat.domain.lifecycle import Action, Status, finished_status, transition
 from drumbeat.domain.reasons import PauseReason
 from drumbeat.domain.templates import lead_values, render
-from drumbeat.engine.keys import RoundRobin
+from drumbeat.engine.keys import UNLIMITED, Chooser, KeyPools
 from drumbeat.services.context import Actor, Context
 from drumbeat.services.holds import due_channels, key_pools, pause_if_nothing_can_run, place_hold, pool_member
 from drumbeat.store import campaigns as campaign_store
@@ -54,11 +54,20 @@ class CampaignPlan:
     steps: list[dict]
     usable: dict[str, list[str]] = field(default_factory=dict)  # channel -> usable key ids
     rows: dict[str, dict] = field(default_factory=dict)  # usable key id -> integration row
+    failures_in_run: set[str] = field(default_factory=set)  # channels with a key failed in this run
 
-    @property
-    def open_steps(self) -> list[int]:
-        """Steps whose channel has a usable key now (holds are checked in the claim itself)."""
-        return [i for i, s in enumerate(self.steps) if self.usable.get(s["channel"])]
+
+def _claim_groups(steps: list[dict], choosers: dict[str, Chooser]) -> list[tuple[list[int], int]]:
+    """Which steps to claim together and how many: channels whose keys are trusted in one
+    claim; a channel still probing its keys alone, up to one lead per probe.
+    (Holds are checked in the claim itself.)"""
+    trusted = [i for i, s in enumerate(steps) if s["channel"] in choosers
+               and choosers[s["channel"]].capacity == UNLIMITED]
+    groups = [(trusted, UNLIMITED)] if trusted else []
+    for channel, chooser in choosers.items():
+        if chooser.capacity != UNLIMITED:
+            groups.append(([i for i, s in enumerate(steps) if s["channel"] == channel], chooser.capacity))
+    return groups
 
 
 class Worker:
@@ -70,7 +79,7 @@ class Worker:
         self.tick = tick_seconds
         self.lease = timedelta(seconds=lease_seconds)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.rr = RoundRobin()
+        self.keys = KeyPools()
         self.inflight: set[asyncio.Task] = set()
         self._credentials: dict[str, tuple[str, Credential]] = {}
         self._steps: dict[tuple[str, int], list[dict]] = {}
@@ -122,7 +131,15 @@ class Worker:
     def _finished(self) -> list[Job]:
         done = [t for t in self.inflight if t.done()]
         self.inflight.difference_update(done)
-        return [t.result() for t in done]
+        jobs = [t.result() for t in done]
+        for job in jobs:
+            self.keys.inflight[job.claimed.integration_id] -= 1
+            pool = (job.campaign["id"], job.campaign["run"], job.steps[job.claimed.step]["channel"])
+            if job.result.error_class is ErrorClass.KEY:
+                self.keys.key_failed(pool)
+            elif job.result.accepted:
+                self.keys.key_succeeded(pool, job.claimed.integration_id)
+        return jobs
 
     async def _send(self, job: Job) -> Job:
         lead, step = job.claimed.lead, job.steps[job.claimed.step]
@@ -170,6 +187,8 @@ class Worker:
         plan.usable = {s["channel"]: [] for s in steps}
         now = self.ctx.clock()
         for row in integration_store.pool_rows(conn, campaign, set(plan.usable), campaign["run"]):
+            if row["failed_in_run"]:
+                plan.failures_in_run.add(row["channel"])
             # A key that answered "slow down" rests until its Retry-After has passed.
             if pool_member(row).usable and self.cooling.get(row["id"], now) <= now:
                 plan.usable[row["channel"]].append(row["id"])
@@ -198,25 +217,33 @@ class Worker:
 
     def _claim_campaign(self, campaign: dict, limit: int, pending: list[Job]) -> list[Job]:
         now = self.ctx.clock()
+        claimed_all: list[claims.ClaimedAttempt] = []
         with self.ctx.db.begin() as conn:
             if pending:
                 self._record_in(conn, pending, now)
                 pending.clear()
             plan = self._plan(conn, campaign)
             steps = plan.steps
-
-            def pick(step: int) -> str:
-                channel = steps[step]["channel"]
-                return self.rr.pick(campaign["id"], channel, plan.usable[channel])
-
-            claimed = claims.claim_due_leads(
-                conn, campaign_id=campaign["id"], run=campaign["run"], steps_open=plan.open_steps, now=now,
-                limit=limit, owner=self.owner, lease=self.lease, pick_integration=pick,
-                channel_of_step=lambda i: steps[i]["channel"])
-        if claimed is None:  # paused, resumed or finished meanwhile
-            self._campaigns_read_at = None
-            return []
-        return [Job(campaign, steps, c, self._credential(plan.rows[c.integration_id])) for c in claimed]
+            choosers = {channel: self.keys.chooser((campaign["id"], campaign["run"], channel), keys,
+                                                   failures_in_run=channel in plan.failures_in_run)
+                        for channel, keys in plan.usable.items() if keys}
+            for steps_open, capacity in _claim_groups(steps, choosers):
+                room = min(limit - len(claimed_all), capacity)
+                if room <= 0:
+                    continue
+                claimed = claims.claim_due_leads(
+                    conn, campaign_id=campaign["id"], run=campaign["run"], steps_open=steps_open, now=now,
+                    limit=room, owner=self.owner, lease=self.lease,
+                    pick_integration=lambda step: choosers[steps[step]["channel"]].pick(),
+                    channel_of_step=lambda i: steps[i]["channel"])
+                if claimed is None:  # paused, resumed or finished meanwhile
+                    self._campaigns_read_at = None
+                    break
+                claimed_all.extend(claimed)
+        jobs = [Job(campaign, steps, c, self._credential(plan.rows[c.integration_id])) for c in claimed_all]
+        for job in jobs:
+            self.keys.inflight[job.claimed.integration_id] += 1
+        return jobs
 
     def _credential(self, row) -> Credential:
         """Decrypt once per credential version (a rotated key has a new ciphertext)."""

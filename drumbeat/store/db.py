@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -22,7 +23,12 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 def _sqlite_write_transactions(engine: Engine) -> None:
     """SQLite has one writer: take the write lock at BEGIN (BEGIN IMMEDIATE) so a read
     never has to be upgraded mid-transaction, and wait for the lock instead of failing.
-    That makes every transaction serial, the single-writer equivalent of row locks."""
+    That makes every transaction serial, the single-writer equivalent of row locks.
+
+    Within one process, threads queue on a Python lock first: SQLite's busy handler
+    sleeps and retries, so a worker committing in a tight loop would starve an API
+    thread's pause for seconds; a lock hands over as soon as the worker lets go."""
+    writer = threading.RLock()
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
@@ -36,7 +42,25 @@ def _sqlite_write_transactions(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        writer.acquire()
+        conn.info["holds_writer"] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _release(conn)
+            raise
+
+    def _release(conn):
+        if conn.info.pop("holds_writer", False):
+            writer.release()
+
+    @event.listens_for(engine, "commit")
+    def _on_commit(conn):
+        _release(conn)
+
+    @event.listens_for(engine, "rollback")
+    def _on_rollback(conn):
+        _release(conn)
 
 
 def alembic_config(url: str) -> Config:

@@ -5,17 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.fakes.providers import (  # noqa: F401 - fixtures
-    _smtp_fake,
-    _twilio_fake,
-    _unipile_fake,
-    _whatsapp_fake,
-    free_port,
-    smtp_server,
-    twilio_server,
-    unipile_server,
-    whatsapp_server,
-)
+from tests.fakes.providers import free_port
 
 
 @pytest.fixture

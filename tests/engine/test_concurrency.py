@@ -129,29 +129,38 @@ def test_a_pause_racing_a_busy_worker_stops_new_attempts_the_moment_it_commits(c
     assert count(ctx, select(func.count()).select_from(leads).where(leads.c.lease_owner.is_not(None))) == 0
 
 
-def _spawn_worker(db_url: str, secret_key: str) -> subprocess.Popen:
+def _spawn_worker(db_url: str, secret_key: str, log_path) -> subprocess.Popen:
     env = {**os.environ, "DRUMBEAT_DATABASE_URL": db_url, "DRUMBEAT_SECRET_KEY": secret_key,
            "DRUMBEAT_TICK_SECONDS": "0.02"}
     return subprocess.Popen([sys.executable, "-m", "drumbeat.cli", "worker", "--concurrency", "16"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
 
 
-def test_two_worker_processes_on_one_database_never_contact_a_lead_twice(ctx, db_url, secret_key):
+def _wait_started(log_path, deadline: float) -> None:
+    while "worker started" not in log_path.read_text():
+        assert time.monotonic() < deadline, log_path.read_text()[-2000:]
+        time.sleep(0.05)
+
+
+def test_two_worker_processes_on_one_database_never_contact_a_lead_twice(ctx, db_url, secret_key, tmp_path):
     p = workspace(ctx)
     sandbox_key(ctx, p, "whatsapp", latency_ms=2)
     sandbox_key(ctx, p, "email", latency_ms=2)
     cid = new_campaign(ctx, p, steps=TWO_STEPS)
     add_leads(ctx, cid, 2000)
     svc.start(ctx, p, cid)
-    procs = [_spawn_worker(db_url, secret_key) for _ in range(2)]
+    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    procs = [_spawn_worker(db_url, secret_key, log) for log in logs]
     try:
         deadline = time.monotonic() + 180
         status = "sending"
         while status == "sending":
             assert time.monotonic() < deadline, "campaign did not finish"
-            assert all(proc.poll() is None for proc in procs), procs[0].stderr.read().decode()[-2000:]
+            assert all(proc.poll() is None for proc in procs), logs[0].read_text()[-2000:]
             time.sleep(0.2)
             status = svc.get_campaign(ctx, p, cid)["status"]
+        for log in logs:
+            _wait_started(log, deadline)
     finally:
         for proc in procs:
             proc.terminate()

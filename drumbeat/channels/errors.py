@@ -349,7 +349,8 @@ def mask(text: str | None, secrets: Iterable[object]) -> str | None:
 def refused(code: str, error_class: ErrorClass, message: str | None, secrets: Iterable[object] = (),
             retry_after_seconds: float | None = None) -> SendResult:
     return SendResult(error_class=error_class, error_code=code, error_message=mask(message, secrets),
-                      retry_after_seconds=retry_after_seconds)
+                      retry_after_seconds=retry_after_seconds, opt_out=code in OPT_OUT_CODES,
+                      health_event=HEALTH_SIGNALS.get(code))
 
 
 def no_answer(provider: str, exc: BaseException, secrets: Iterable[object] = ()) -> SendResult:

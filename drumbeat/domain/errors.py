@@ -35,6 +35,8 @@ class SendResult:
     error_code: str | None = None
     error_message: str | None = None
     retry_after_seconds: float | None = None
+    opt_out: bool = False  # lead-level: the recipient unsubscribed (opt out rather than fail)
+    health_event: str | None = None  # key-level: the account itself is disconnected or restricted
 
     @property
     def accepted(self) -> bool:

@@ -21,6 +21,17 @@ class PoolMember:
         return self.enabled and self.health == Health.ACTIVE and not self.failed_in_run
 
 
+def empty_pool_reason(members: list[PoolMember]) -> PauseReason:
+    """Why a channel has no usable key: its account restricted or disconnected, else the
+    keys failed (or there are none)."""
+    enabled = [m for m in members if m.enabled]
+    if any(m.health == Health.RESTRICTED for m in enabled):
+        return PauseReason.ACCOUNT_RESTRICTED
+    if any(m.health == Health.DISCONNECTED for m in enabled):
+        return PauseReason.ACCOUNT_DISCONNECTED
+    return PauseReason.ALL_KEYS_FAILED
+
+
 @dataclass(frozen=True)
 class Gate:
     gate: str  # subscription | status | key_pool | integration_health

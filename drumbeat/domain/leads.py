@@ -88,6 +88,7 @@ def apply_outcome(
     now: datetime,
     next_step_delay: timedelta | None = None,
     retry_after: timedelta | None = None,
+    opt_out: bool = False,
 ) -> LeadChange:
     """The lead after one attempt of its current step (DESIGN.md §3).
 
@@ -102,8 +103,9 @@ def apply_outcome(
         delay = next_step_delay or timedelta(0)
         return LeadChange(LeadProgress(LeadState.IN_PROGRESS, nxt, now + delay, 0), AttemptStatus.SENT, False)
     if error_class is ErrorClass.LEAD:
-        failed = LeadProgress(LeadState.FAILED, lead.current_step, lead.next_action_at, lead.retries)
-        return LeadChange(failed, AttemptStatus.FAILED, True, error_code)
+        state = LeadState.OPTED_OUT if opt_out else LeadState.FAILED
+        failed = LeadProgress(state, lead.current_step, lead.next_action_at, lead.retries)
+        return LeadChange(failed, AttemptStatus.FAILED, not opt_out, error_code)
     if error_class is ErrorClass.TRANSIENT:
         if lead.retries >= MAX_TRANSIENT_RETRIES:
             failed = LeadProgress(LeadState.FAILED, lead.current_step, lead.next_action_at, lead.retries)

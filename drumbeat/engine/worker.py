@@ -17,13 +17,14 @@ from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from drumbeat.channels.base import ChannelAdapter, Credential, OutboundMessage
 from drumbeat.domain import failure_window
 from drumbeat.domain.channels import ADDRESS_FIELD
 from drumbeat.domain.errors import ErrorClass, SendResult
 from drumbeat.domain.failure_window import DEFAULT_POLICY
-from drumbeat.domain.gates import PoolMember
+from drumbeat.domain.gates import PoolMember, empty_pool_reason
 from drumbeat.domain.leads import LeadProgress, LeadState, acceptance_wait, apply_outcome
 from drumbeat.domain.lifecycle import Action, Status, finished_status, transition
 from drumbeat.domain.reasons import PauseReason
@@ -81,6 +82,7 @@ class Worker:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.keys = KeyPools()
         self.inflight: set[asyncio.Task] = set()
+        self.unrecorded: list[Job] = []  # finished sends whose outcome is not committed yet
         self._credentials: dict[str, tuple[str, Credential]] = {}
         self._steps: dict[tuple[str, int], list[dict]] = {}
         self.rounds = 0  # completed loop rounds, for observers
@@ -93,18 +95,39 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("worker started", owner=self.owner, concurrency=self.concurrency)
+        failures = 0
         while not stop.is_set():
-            worked = await self.step()
+            try:
+                worked = await self.step()
+                failures = 0
+            except DBAPIError as exc:
+                # The database went away, or a deadlock victim: nothing was committed, the
+                # outcomes still to record are kept; back off and try again.
+                failures += 1
+                worked = False
+                log.warning("database error, retrying", error=type(exc.orig).__name__ if exc.orig else "DBAPIError",
+                            attempt=failures)
             if not worked:
+                pause = self.tick if not failures else min(30.0, 0.2 * 2**failures)
                 try:
-                    await asyncio.wait_for(stop.wait(), timeout=self.tick)
+                    await asyncio.wait_for(stop.wait(), timeout=pause)
                 except TimeoutError:
                     pass
-        # Graceful stop: claim nothing new, let in-flight calls finish and record them.
-        while self.inflight:
-            await asyncio.wait(self.inflight, return_when=asyncio.FIRST_COMPLETED)
-            self.record(self._finished())
+        await self._stop_gracefully()
         log.info("worker stopped", owner=self.owner)
+
+    async def _stop_gracefully(self) -> None:
+        """Claim nothing new, let in-flight calls finish and record every outcome."""
+        for attempt in range(10):
+            try:
+                while self.inflight:
+                    await asyncio.wait(self.inflight, return_when=asyncio.FIRST_COMPLETED)
+                    self._finished()
+                    self.record_unrecorded()
+                self.record_unrecorded()
+                return
+            except DBAPIError:
+                await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
 
     async def step(self) -> bool:
         """One round: record what finished and claim into the free slots (one transaction
@@ -112,7 +135,7 @@ class Worker:
         Returns whether anything happened (an idle worker sleeps one tick)."""
         self._recover_if_due()
         finished = self._finished()
-        claimed = self.claim(finished)
+        claimed = self.claim()
         for job in claimed:
             self.inflight.add(asyncio.create_task(self._send(job)))
         if self.inflight:
@@ -128,10 +151,12 @@ class Worker:
             if not await self.step() and not self.inflight:
                 return
 
-    def _finished(self) -> list[Job]:
+    def _finished(self) -> int:
+        """Move finished sends to the outcomes waiting to be recorded."""
         done = [t for t in self.inflight if t.done()]
         self.inflight.difference_update(done)
         jobs = [t.result() for t in done]
+        self.unrecorded.extend(jobs)
         for job in jobs:
             self.keys.inflight[job.claimed.integration_id] -= 1
             pool = (job.campaign["id"], job.campaign["run"], job.steps[job.claimed.step]["channel"])
@@ -139,7 +164,7 @@ class Worker:
                 self.keys.key_failed(pool)
             elif job.result.accepted:
                 self.keys.key_succeeded(pool, job.claimed.integration_id)
-        return jobs
+        return len(jobs)
 
     async def _send(self, job: Job) -> Job:
         lead, step = job.claimed.lead, job.steps[job.claimed.step]
@@ -195,55 +220,61 @@ class Worker:
                 plan.rows[row["id"]] = row
         return plan
 
-    def claim(self, finished: list[Job] = ()) -> list[Job]:
-        """Claim due leads into the free slots; `finished` outcomes are written in the
-        same transaction as the first claim (or alone when nothing can be claimed)."""
-        pending = list(finished)
-        jobs = self._claim_from(self._sending_campaigns(), pending)
+    def claim(self) -> list[Job]:
+        """Claim due leads into the free slots; outcomes waiting to be recorded are written
+        in the same transaction as the first claim (or alone when nothing can be claimed)."""
+        jobs = self._claim_from(self._sending_campaigns())
         if not jobs:  # perhaps a stale list: look once more at what is sending now
-            jobs = self._claim_from(self._sending_campaigns(fresh=True), pending)
-        if pending:
-            self.record(pending)
+            jobs = self._claim_from(self._sending_campaigns(fresh=True))
+        self.record_unrecorded()
         return jobs
 
-    def _claim_from(self, sending: list[dict], pending: list[Job]) -> list[Job]:
+    def _claim_from(self, sending: list[dict]) -> list[Job]:
         jobs: list[Job] = []
         for campaign in sending:
             free = self.concurrency - len(self.inflight) - len(jobs)
             if free <= 0:
                 break
-            jobs.extend(self._claim_campaign(campaign, free, pending))
+            jobs.extend(self._claim_campaign(campaign, free))
         return jobs
 
-    def _claim_campaign(self, campaign: dict, limit: int, pending: list[Job]) -> list[Job]:
+    def _claim_campaign(self, campaign: dict, limit: int) -> list[Job]:
         now = self.ctx.clock()
-        claimed_all: list[claims.ClaimedAttempt] = []
-        with self.ctx.db.begin() as conn:
-            if pending:
-                self._record_in(conn, pending, now)
-                pending.clear()
-            plan = self._plan(conn, campaign)
-            steps = plan.steps
-            choosers = {channel: self.keys.chooser((campaign["id"], campaign["run"], channel), keys,
-                                                   failures_in_run=channel in plan.failures_in_run)
-                        for channel, keys in plan.usable.items() if keys}
-            for steps_open, capacity in _claim_groups(steps, choosers):
-                room = min(limit - len(claimed_all), capacity)
-                if room <= 0:
-                    continue
-                claimed = claims.claim_due_leads(
-                    conn, campaign_id=campaign["id"], run=campaign["run"], steps_open=steps_open, now=now,
-                    limit=room, owner=self.owner, lease=self.lease,
-                    pick_integration=lambda step: choosers[steps[step]["channel"]].pick(),
-                    channel_of_step=lambda i: steps[i]["channel"])
-                if claimed is None:  # paused, resumed or finished meanwhile
-                    self._campaigns_read_at = None
-                    break
-                claimed_all.extend(claimed)
-        jobs = [Job(campaign, steps, c, self._credential(plan.rows[c.integration_id])) for c in claimed_all]
+        recording, self.unrecorded = self.unrecorded, []
+        try:
+            with self.ctx.db.begin() as conn:
+                self._record_in(conn, recording, now)
+                claimed_all, plan = self._claim_in(conn, campaign, limit, now)
+        except BaseException:
+            self.unrecorded = recording + self.unrecorded  # nothing was committed: record them later
+            raise
+        jobs = [Job(campaign, plan.steps, c, self._credential(plan.rows[c.integration_id])) for c in claimed_all]
         for job in jobs:
             self.keys.inflight[job.claimed.integration_id] += 1
         return jobs
+
+    def _claim_in(self, conn, campaign: dict, limit: int, now) -> tuple[list[claims.ClaimedAttempt], CampaignPlan]:
+        """Lease due leads and start their attempts, each channel with the keys it may use."""
+        claimed_all: list[claims.ClaimedAttempt] = []
+        plan = self._plan(conn, campaign)
+        steps = plan.steps
+        choosers = {channel: self.keys.chooser((campaign["id"], campaign["run"], channel), keys,
+                                               failures_in_run=channel in plan.failures_in_run)
+                    for channel, keys in plan.usable.items() if keys}
+        for steps_open, capacity in _claim_groups(steps, choosers):
+            room = min(limit - len(claimed_all), capacity)
+            if room <= 0:
+                continue
+            claimed = claims.claim_due_leads(
+                conn, campaign_id=campaign["id"], run=campaign["run"], steps_open=steps_open, now=now,
+                limit=room, owner=self.owner, lease=self.lease,
+                pick_integration=lambda step: choosers[steps[step]["channel"]].pick(),
+                channel_of_step=lambda i: steps[i]["channel"])
+            if claimed is None:  # paused, resumed or finished meanwhile
+                self._campaigns_read_at = None
+                break
+            claimed_all.extend(claimed)
+        return claimed_all, plan
 
     def _credential(self, row) -> Credential:
         """Decrypt once per credential version (a rotated key has a new ciphertext)."""
@@ -256,12 +287,20 @@ class Worker:
 
     # --- record ---------------------------------------------------------------------
 
-    def record(self, jobs: list[Job]) -> None:
-        if jobs:
+    def record_unrecorded(self) -> None:
+        if not self.unrecorded:
+            return
+        recording, self.unrecorded = self.unrecorded, []
+        try:
             with self.ctx.db.begin() as conn:
-                self._record_in(conn, jobs, self.ctx.clock())
+                self._record_in(conn, recording, self.ctx.clock())
+        except BaseException:
+            self.unrecorded = recording + self.unrecorded
+            raise
 
     def _record_in(self, conn, jobs: list[Job], now) -> None:
+        if not jobs:
+            return
         attempt_rows, lead_rows = [], []
         key_failures: list[Job] = []
         campaign_errors: list[Job] = []
@@ -275,6 +314,7 @@ class Worker:
                 step_count=len(steps), error_class=res.error_class, error_code=res.error_code, now=now,
                 next_step_delay=timedelta(seconds=steps[nxt]["delay_seconds"]) if nxt < len(steps) else None,
                 retry_after=timedelta(seconds=res.retry_after_seconds) if res.retry_after_seconds else None,
+                opt_out=res.opt_out,
             )
             attempt_rows.append({"id": job.claimed.attempt_id, "status": change.attempt_status,
                                  "provider_message_id": res.provider_message_id, "error_code": res.error_code,
@@ -296,6 +336,8 @@ class Worker:
                 campaign_errors.append(job)
         claims.write_outcomes(conn, attempt_rows, lead_rows, owner=self.owner, now=now)
         for job in key_failures:
+            if job.result.health_event:  # the account itself is gone: out of every key pool
+                integration_store.apply_health_event(conn, job.claimed.integration_id, job.result.health_event)
             integration_store.mark_key_failed(conn, job.campaign["id"], job.campaign["run"],
                                               job.claimed.integration_id, job.result.error_code,
                                               job.result.error_message, now)
@@ -325,9 +367,10 @@ class Worker:
         details = {"channel": channel, "keys": [
             {"integration_id": m.integration_id, "error_code": failed.get(m.integration_id, {}).get("error_code"),
              "error_message": failed.get(m.integration_id, {}).get("error_message")} for m in members]}
-        actor = Actor.system("all_keys_failed")
-        if place_hold(conn, campaign["id"], channel, PauseReason.ALL_KEYS_FAILED, details, now, actor):
-            log.warning("channel held", campaign_id=campaign["id"], channel=channel, reason="all_keys_failed")
+        reason = empty_pool_reason(members)
+        actor = Actor.system(reason.value)
+        if place_hold(conn, campaign["id"], channel, reason, details, now, actor):
+            log.warning("channel held", campaign_id=campaign["id"], channel=channel, reason=reason.value)
         pause_if_nothing_can_run(conn, campaign["id"], job.steps, now, actor)
 
     def _hold_if_failure_rate_high(self, conn, job: Job, now) -> None:
@@ -364,7 +407,9 @@ class Worker:
 
     def _finish_if_done(self, conn, campaign_id: str, now) -> None:
         """A sending campaign whose leads are all terminal is completed (or failed if nobody was contacted)."""
-        fresh = campaign_store.get_campaign_by_id(conn, campaign_id, for_share=True)
+        # FOR UPDATE, not FOR SHARE: two workers finishing the same campaign at once would
+        # otherwise both hold a share lock and deadlock upgrading it.
+        fresh = campaign_store.get_campaign_by_id(conn, campaign_id, for_update=True)
         if fresh is None or fresh["status"] != Status.SENDING or campaign_store.has_unfinished_leads(conn, campaign_id):
             return
         if not campaign_store.lead_counts(conn, campaign_id):
@@ -393,13 +438,9 @@ class Worker:
                 self._finish_if_done(conn, campaign["id"], now)
 
     def _hold_empty_pool(self, conn, campaign_id: str, channel: str, members: list[PoolMember], now) -> None:
-        enabled = [m for m in members if m.enabled]
-        reason = (PauseReason.ACCOUNT_RESTRICTED if any(m.health == "restricted" for m in enabled)
-                  else PauseReason.ACCOUNT_DISCONNECTED if any(m.health == "disconnected" for m in enabled)
-                  else PauseReason.ALL_KEYS_FAILED)
         details = {"channel": channel, "keys": [m.integration_id for m in members],
                    "note": "no usable integration in the channel's key pool"}
-        place_hold(conn, campaign_id, channel, reason, details, now, Actor.system("key_pool"))
+        place_hold(conn, campaign_id, channel, empty_pool_reason(members), details, now, Actor.system("key_pool"))
 
     def _recover_if_due(self) -> None:
         # Leases last minutes; looking for expired ones once per tick is plenty.

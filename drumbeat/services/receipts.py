@@ -16,7 +16,6 @@ from drumbeat.channels.inbound import (
     StatusEvent,
     normalize_profile,
 )
-from drumbeat.domain.channels import health_after
 from drumbeat.domain.exceptions import NotFound
 from drumbeat.domain.leads import AttemptStatus, LeadState
 from drumbeat.domain.receipts import status_after_receipt
@@ -96,9 +95,4 @@ def _apply_acceptance(conn, integration: CallbackIntegration, event: AcceptedEve
 
 
 def _apply_account(conn, integration: CallbackIntegration, event: AccountEvent) -> int:
-    row = store.get_integration(conn, integration.id)
-    new = health_after(row["health"], event.event)
-    if new == row["health"]:
-        return 0
-    integration_store.update_integration(conn, integration.id, health=new)
-    return 1
+    return int(integration_store.apply_health_event(conn, integration.id, event.event))

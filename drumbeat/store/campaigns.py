@@ -181,11 +181,11 @@ def set_unfinished_leads(conn: Connection, campaign_id: str, state: str, now: da
     return result.rowcount
 
 
-def get_campaign_by_id(conn: Connection, campaign_id: str, *, for_share: bool = False):
+def get_campaign_by_id(conn: Connection, campaign_id: str, *, for_update: bool = False, for_share: bool = False):
     """For the engine, which works across workspaces."""
     query = select(campaigns).where(campaigns.c.id == campaign_id)
-    if for_share:
-        query = query.with_for_update(read=True)
+    if for_update or for_share:
+        query = query.with_for_update(read=for_share and not for_update)
     return conn.execute(query).mappings().first()
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
 
+from drumbeat.domain.channels import health_after
 from drumbeat.store.ids import new_id
 from drumbeat.store.tables import integrations, key_failures
 
@@ -66,3 +67,13 @@ def mark_key_failed(conn: Connection, campaign_id: str, run: int, integration_id
     if exists is None:
         conn.execute(insert(key_failures).values(campaign_id=campaign_id, run=run, integration_id=integration_id,
                                                  error_code=code, error_message=message, at=now))
+
+
+def apply_health_event(conn: Connection, integration_id: str, event: str) -> bool:
+    """Set the integration's health after a health event; False when nothing changed."""
+    current = conn.execute(select(integrations.c.health).where(integrations.c.id == integration_id)).scalar()
+    new = health_after(current, event) if current is not None else None
+    if new is None or new == current:
+        return False
+    conn.execute(update(integrations).where(integrations.c.id == integration_id).values(health=new))
+    return True

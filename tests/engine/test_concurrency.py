@@ -161,11 +161,14 @@ def test_two_worker_processes_on_one_database_never_contact_a_lead_twice(ctx, db
             status = svc.get_campaign(ctx, p, cid)["status"]
         for log in logs:
             _wait_started(log, deadline)
-    finally:
+    except BaseException:
         for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            assert proc.wait(timeout=30) == 0  # SIGTERM: graceful exit
+            proc.kill()
+        raise
+    for proc in procs:
+        proc.terminate()
+    for proc, log in zip(procs, logs, strict=True):
+        assert proc.wait(timeout=30) == 0, log.read_text()[-1500:]  # SIGTERM: graceful exit
     assert status == "completed"
     assert double_contacts(ctx) == 0
     assert accepted_pairs(ctx) == 4000

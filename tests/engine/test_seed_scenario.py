@@ -74,3 +74,34 @@ def test_all_keys_fail_mid_run_then_rotate_and_resume(ctx, client, owner, whatsa
     timeline = [(e["action"], e["actor"]["type"]) for e in
                 client.get(f"{api}/campaigns/{campaign['id']}/timeline", headers=h).json()["items"]]
     assert ("auto_pause", "system") in timeline and ("resume", "user") in timeline
+
+
+def test_a_rejected_template_pauses_and_after_editing_it_the_campaign_finishes_without_double_contact(
+        ctx, client, owner, whatsapp_server):
+    api, h = "/api/v1", owner["headers"]
+    client.post(f"{api}/integrations", headers=h, json={
+        "channel": "whatsapp", "provider": "whatsapp_cloud", "label": "main",
+        "credentials": {"access_token": "tok-1"},
+        "config": {"phone_number_id": "1001", "base_url": f"{whatsapp_server.base_url}/v23.0"}})
+    step = {"channel": "whatsapp", "template": {"name": "spring_v1", "language": "en", "body": "Hi"}}
+    campaign = client.post(f"{api}/campaigns", headers=h, json={"name": "Templates", "steps": [step]}).json()
+    add_leads(ctx, campaign["id"], 100)
+    client.post(f"{api}/campaigns/{campaign['id']}/start", headers=h)
+    whatsapp_server.fail_template("spring_v1", code=132001, after=30)  # Meta disables the template mid-run
+    run_worker(ctx)
+
+    view = client.get(f"{api}/campaigns/{campaign['id']}", headers=h).json()
+    assert view["status"] == "paused" and view["paused_reason"] == "template_rejected"
+    assert view["pause_details"]["error_code"] == "whatsapp:132001"
+    assert view["progress"]["completed"] == 30 and view["progress"]["failed"] == 0
+
+    step["template"]["name"] = "spring_v2"  # the fix: point the step at an approved template
+    edited = client.patch(f"{api}/campaigns/{campaign['id']}", headers=h, json={"steps": [step]})
+    assert edited.status_code == 200, edited.text
+    assert client.post(f"{api}/campaigns/{campaign['id']}/resume", headers=h).status_code == 200
+    run_worker(ctx)
+
+    view = client.get(f"{api}/campaigns/{campaign['id']}", headers=h).json()
+    assert view["status"] == "completed" and view["progress"]["completed"] == 100
+    leads = client.get(f"{api}/campaigns/{campaign['id']}/leads?limit=500", headers=h).json()["items"]
+    assert all(whatsapp_server.accepted(to=lead["phone"]) == 1 for lead in leads)

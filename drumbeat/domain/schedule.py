@@ -1,0 +1,252 @@
+"""Sending windows, caps and the warm-up ramp (DESIGN.md §6): pure arithmetic on times.
+
+A window is a set of week days plus a local start and end ("HH:MM"; the end may be
+"24:00" and may lie before the start, which means the window crosses midnight). The
+window of local date D opens at D start and closes at D end (D+1 end when it crosses
+midnight). Local times are turned into instants per calendar date, never by adding 24
+hours, so a DST change neither skips nor doubles a day:
+- a bound in the spring-forward gap (02:30 in Europe/Berlin on the last Sunday of
+  March) takes the offset from before the change, i.e. it lands just after the gap;
+- a bound in the fall-back repeat takes its first occurrence (fold=0).
+
+Days and weeks (for caps and the ramp) are calendar days of the campaign's time zone;
+weeks start on Monday. The ramp's day k counts calendar days from the first sending day.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MINUTES_PER_DAY = 24 * 60
+ALL_DAYS = frozenset(range(7))
+# The longest wait for an open window: a week, plus a day whose window a DST gap emptied.
+_SEARCH_DAYS = 16
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str | None) -> ZoneInfo:
+    return ZoneInfo(name or "UTC")
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+@dataclass(frozen=True)
+class Window:
+    timezone: str = "UTC"
+    days: frozenset[int] = ALL_DAYS  # 0 = Monday
+    start: int = 0  # minutes after local midnight
+    end: int = MINUTES_PER_DAY  # <= start: the window crosses midnight
+    randomize: bool = False
+
+    @classmethod
+    def from_schedule(cls, schedule: dict | None) -> Window:
+        s = schedule or {}
+        days = s.get("days")
+        return cls(
+            timezone=s.get("timezone") or "UTC",
+            days=frozenset(DAY_NAMES.index(d) for d in days) if days else ALL_DAYS,
+            start=_minutes(s.get("window_start") or "00:00"),
+            end=_minutes(s.get("window_end") or "24:00"),
+            randomize=bool(s.get("randomize_within_window")),
+        )
+
+    @property
+    def always_open(self) -> bool:
+        return self.days == ALL_DAYS and self.start == 0 and self.end == MINUTES_PER_DAY
+
+    @property
+    def crosses_midnight(self) -> bool:
+        return self.end <= self.start
+
+
+def _instant(day: date, minutes: int, tz: ZoneInfo) -> datetime:
+    day = day + timedelta(days=minutes // MINUTES_PER_DAY)
+    m = minutes % MINUTES_PER_DAY
+    return datetime.combine(day, time(m // 60, m % 60), tzinfo=tz).astimezone(UTC)
+
+
+def interval_on(day: date, window: Window, tz: ZoneInfo) -> tuple[datetime, datetime] | None:
+    """The window opening on local date `day` as UTC [open, close), or None (not a
+    sending day, or a DST gap swallowed the whole window)."""
+    if day.weekday() not in window.days:
+        return None
+    opens = _instant(day, window.start, tz)
+    closes = _instant(day, window.end + (MINUTES_PER_DAY if window.crosses_midnight else 0), tz)
+    return (opens, closes) if closes > opens else None
+
+
+def intervals(after: datetime, window: Window, tz: str | None = None) -> Iterator[tuple[date, datetime, datetime]]:
+    """The window's openings, in order, from the one containing `after` (or the next):
+    (local date it opens on, open, close), UTC."""
+    z = zone(tz or window.timezone)
+    day = after.astimezone(z).date() - timedelta(days=1)  # yesterday's may cross midnight
+    empty = 0
+    while empty < _SEARCH_DAYS:
+        found = interval_on(day, window, z)
+        day += timedelta(days=1)
+        if found is None or found[1] <= after:
+            empty += 1
+            continue
+        empty = 0
+        yield day - timedelta(days=1), found[0], found[1]
+
+
+def window_at(after: datetime, window: Window, tz: str | None = None) -> tuple[datetime, datetime]:
+    """The opening containing `after`, else the next one: UTC [open, close)."""
+    for _, opens, closes in intervals(after, window, tz):
+        return opens, closes
+    raise ValueError("the window never opens")  # days is never empty (validated)
+
+
+def next_slot(after: datetime, window: Window, tz: str | None = None) -> datetime:
+    """The earliest instant >= `after` inside the window (in `tz`, the lead's own zone,
+    when given, else the campaign's)."""
+    opens, _ = window_at(after, window, tz)
+    return max(after, opens)
+
+
+def is_open(at: datetime, window: Window, tz: str | None = None) -> bool:
+    return window.always_open or next_slot(at, window, tz) == at
+
+
+def random_slot(after: datetime, window: Window, rng: random.Random, tz: str | None = None) -> datetime:
+    """A uniformly random instant in what is left of the opening containing (or next
+    after) `after`."""
+    opens, closes = window_at(after, window, tz)
+    lo = max(after, opens)
+    return lo + (closes - lo) * rng.random()
+
+
+def clamp(candidate: datetime, window: Window, tz: str | None = None, rng: random.Random | None = None) -> datetime:
+    """Where a send planned for `candidate` goes: unchanged inside the window; else to the
+    next opening, at a random point of it when the window is randomized."""
+    if window.always_open:
+        return candidate
+    slot = next_slot(candidate, window, tz)
+    if slot != candidate and window.randomize:
+        return random_slot(slot, window, rng or random.Random(), tz)
+    return slot
+
+
+# --- caps and the ramp --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Ramp:
+    start: int
+    increase: int
+    every_days: int
+
+    def cap(self, day_index: int) -> int:
+        """The ramp's cap on day k (k = 0 is the first sending day)."""
+        return self.start + self.increase * (max(0, day_index) // self.every_days)
+
+
+@dataclass(frozen=True)
+class Limits:
+    daily_cap: int | None = None
+    weekly_cap: int | None = None
+    rate_per_second: float | None = None
+    ramp: Ramp | None = None
+
+    @classmethod
+    def from_limits(cls, limits: dict | None) -> Limits:
+        lim = limits or {}
+        ramp = lim.get("ramp")
+        return cls(lim.get("daily_cap"), lim.get("weekly_cap"), lim.get("rate_per_second"),
+                   Ramp(int(ramp["start"]), int(ramp["increase"]), int(ramp["every_days"])) if ramp else None)
+
+    @property
+    def capped(self) -> bool:
+        return self.daily_cap is not None or self.weekly_cap is not None or self.ramp is not None
+
+    def ramp_cap(self, day_index: int) -> int | None:
+        return self.ramp.cap(day_index) if self.ramp else None
+
+    def day_cap(self, day_index: int) -> int | None:
+        """cap on day k = min(daily_cap, ramp(k)); None means no cap."""
+        caps = [c for c in (self.daily_cap, self.ramp_cap(day_index)) if c is not None]
+        return min(caps) if caps else None
+
+
+def local_day(at: datetime, tz: str | None) -> date:
+    return at.astimezone(zone(tz)).date()
+
+
+def week_of(day: date) -> date:
+    """The Monday that starts `day`'s week."""
+    return day - timedelta(days=day.weekday())
+
+
+def day_index(day: date, first_day: date | None) -> int:
+    return 0 if first_day is None else max(0, (day - first_day).days)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What may still be sent now, and if nothing, why not."""
+
+    remaining: int | None  # None: no cap
+    reason: str | None = None  # daily_cap | weekly_cap | ramp when remaining is 0
+
+
+def budget(limits: Limits, *, today: date, first_day: date | None, sent_today: int, sent_this_week: int) -> Budget:
+    """The campaign's budget for the rest of `today` (local date)."""
+    k = day_index(today, first_day)
+    candidates: list[tuple[int, str]] = []
+    if limits.daily_cap is not None:
+        candidates.append((limits.daily_cap - sent_today, "daily_cap"))
+    ramp = limits.ramp_cap(k)
+    if ramp is not None:
+        candidates.append((ramp - sent_today, "ramp"))
+    if limits.weekly_cap is not None:
+        candidates.append((limits.weekly_cap - sent_this_week, "weekly_cap"))
+    if not candidates:
+        return Budget(None)
+    left, reason = min(candidates, key=lambda c: c[0])
+    return Budget(max(0, left), reason if left <= 0 else None)
+
+
+@dataclass(frozen=True)
+class DaySlots:
+    """One opening of the window and how many sends it may take (None: any number)."""
+
+    day: date
+    opens: datetime
+    closes: datetime
+    capacity: int | None
+
+
+def plan_days(now: datetime, window: Window, limits: Limits, *, total: int, first_day: date | None,
+              sent_today: int, sent_this_week: int, max_days: int = 200_000) -> list[DaySlots]:
+    """The openings from `now` on, each with the sends it may take under the caps and
+    the ramp, until `total` sends fit (the re-clamp's schedule). The opening in progress
+    starts at `now`. Caps count by local day of the opening, in the campaign's zone."""
+    out: list[DaySlots] = []
+    placed = 0
+    week_used: dict[date, int] = {}
+    today = local_day(now, window.timezone)
+    for day, opens, closes in intervals(now, window):
+        if placed >= total or len(out) >= max_days:
+            break
+        used = sent_today if day == today else 0
+        week = week_of(day)
+        if week not in week_used:
+            week_used[week] = sent_this_week if week == week_of(today) else 0
+        b = budget(limits, today=day, first_day=first_day or today, sent_today=used,
+                   sent_this_week=week_used[week])
+        if b.remaining == 0:
+            continue
+        take = total - placed if b.remaining is None else min(b.remaining, total - placed)
+        out.append(DaySlots(day, max(opens, now), closes, b.remaining))
+        placed += take
+        week_used[week] += take
+    return out

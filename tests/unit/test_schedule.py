@@ -1,0 +1,186 @@
+"""Window, cap and ramp arithmetic (DESIGN.md §6): pure, with property tests."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, timedelta
+from itertools import islice
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drumbeat.domain.schedule import (
+    DAY_NAMES,
+    Limits,
+    Ramp,
+    Window,
+    budget,
+    clamp,
+    interval_on,
+    intervals,
+    is_open,
+    local_day,
+    next_slot,
+    plan_days,
+    random_slot,
+    zone,
+)
+
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe", "Pacific/Apia"]
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def window(start="09:00", end="17:00", days=DAY_NAMES, tz="UTC", randomize=False) -> Window:
+    return Window.from_schedule({"timezone": tz, "days": list(days), "window_start": start, "window_end": end,
+                                 "randomize_within_window": randomize})
+
+
+def test_inside_the_window_the_slot_is_now():
+    assert next_slot(at("2026-03-02T10:00:00+00:00"), window()) == at("2026-03-02T10:00:00+00:00")
+
+
+def test_before_the_window_the_slot_is_its_opening_in_the_campaigns_zone():
+    w = window(tz="Europe/Berlin")
+    assert next_slot(at("2026-03-02T06:00:00+00:00"), w) == at("2026-03-02T09:00:00+01:00")
+
+
+def test_after_friday_closes_the_next_slot_is_monday_morning():
+    w = window(days=["mon", "tue", "wed", "thu", "fri"], tz="America/New_York")
+    assert next_slot(at("2026-03-06T17:30:00-05:00"), w) == at("2026-03-09T09:00:00-04:00")  # DST began Sunday
+
+
+def test_a_window_crossing_midnight_is_open_after_midnight_of_its_day():
+    w = window("22:00", "06:00", days=["mon"])
+    assert is_open(at("2026-03-03T05:59:00+00:00"), w)  # Tuesday early: Monday's window
+    assert not is_open(at("2026-03-03T06:00:00+00:00"), w)
+    assert next_slot(at("2026-03-03T06:00:00+00:00"), w) == at("2026-03-09T22:00:00+00:00")
+
+
+def test_window_end_24_00_is_the_next_midnight():
+    w = window("20:00", "24:00", tz="Europe/Berlin")
+    opens, closes = interval_on(date(2026, 3, 2), w, zone("Europe/Berlin"))
+    assert closes == at("2026-03-03T00:00:00+01:00") and closes - opens == timedelta(hours=4)
+
+
+def test_spring_forward_gap_in_berlin_moves_a_bound_past_the_gap_without_skipping_the_day():
+    w = window("02:30", "05:00", tz="Europe/Berlin")
+    opens, closes = interval_on(date(2026, 3, 29), w, zone("Europe/Berlin"))
+    assert opens == at("2026-03-29T03:30:00+02:00")  # 02:30 does not exist that night
+    assert closes == at("2026-03-29T05:00:00+02:00")
+    days = [d for d, _, _ in islice(intervals(at("2026-03-27T12:00:00+00:00"), w), 4)]
+    assert days == [date(2026, 3, 28), date(2026, 3, 29), date(2026, 3, 30), date(2026, 3, 31)]
+
+
+def test_fall_back_repeat_in_new_york_neither_doubles_nor_skips_a_day():
+    w = window("01:00", "02:00", tz="America/New_York")
+    opens, closes = interval_on(date(2026, 11, 1), w, zone("America/New_York"))
+    assert opens == at("2026-11-01T01:00:00-04:00")  # the first 01:00
+    assert closes == at("2026-11-01T02:00:00-05:00")  # two hours of real time that night
+    days = [d for d, _, _ in islice(intervals(at("2026-10-30T12:00:00+00:00"), w), 4)]
+    assert days == [date(2026, 10, 31), date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]
+
+
+def test_daily_windows_across_both_dst_changes_open_once_per_local_day_at_local_nine():
+    for tz in ("Europe/Berlin", "America/New_York"):
+        w = window(tz=tz)
+        got = list(zip(range(400), intervals(at("2026-01-01T00:00:00+00:00"), w), strict=False))
+        days = [d for _, (d, _, _) in got]
+        assert days == [date(2026, 1, 1) + timedelta(days=i) for i in range(400)]
+        assert all(o.astimezone(zone(tz)).hour == 9 for _, (_, o, _) in got)
+
+
+def test_a_lead_with_its_own_zone_gets_its_local_window():
+    w = window(tz="Europe/Berlin")
+    assert next_slot(at("2026-03-02T10:00:00+00:00"), w, "America/New_York") == at("2026-03-02T09:00:00-05:00")
+    assert next_slot(at("2026-03-02T10:00:00+00:00"), w, "Asia/Kolkata") == at("2026-03-02T10:00:00+00:00")
+
+
+def test_clamp_keeps_a_time_inside_the_window_and_randomizes_only_moved_sends():
+    w = window(randomize=True)
+    inside = at("2026-03-02T10:00:00+00:00")
+    assert clamp(inside, w) == inside
+    moved = clamp(at("2026-03-02T18:00:00+00:00"), w, rng=random.Random(1))
+    assert at("2026-03-03T09:00:00+00:00") <= moved < at("2026-03-03T17:00:00+00:00")
+
+
+def test_ramp_cap_grows_every_n_days_up_to_the_daily_cap():
+    limits = Limits(daily_cap=100, ramp=Ramp(start=10, increase=15, every_days=2))
+    assert [limits.day_cap(k) for k in range(0, 16, 2)] == [10, 25, 40, 55, 70, 85, 100, 100]
+    assert limits.day_cap(1) == 10
+
+
+def test_budget_names_the_tightest_limit():
+    limits = Limits(daily_cap=100, weekly_cap=300, ramp=Ramp(20, 10, 1))
+    today = date(2026, 3, 4)
+    assert budget(limits, today=today, first_day=today, sent_today=20, sent_this_week=20).reason == "ramp"
+    assert budget(limits, today=today, first_day=date(2026, 1, 1), sent_today=100,
+                  sent_this_week=150).reason == "daily_cap"
+    b = budget(limits, today=today, first_day=date(2026, 1, 1), sent_today=10, sent_this_week=300)
+    assert b.remaining == 0 and b.reason == "weekly_cap"
+    assert budget(Limits(), today=today, first_day=None, sent_today=5, sent_this_week=5).remaining is None
+
+
+def test_plan_days_spreads_over_days_by_the_caps():
+    w = window(days=["mon", "tue", "wed", "thu", "fri"])
+    plan = plan_days(at("2026-03-06T16:00:00+00:00"), w, Limits(daily_cap=100), total=250, first_day=None,
+                     sent_today=40, sent_this_week=0)
+    assert [(p.day.isoformat(), p.capacity) for p in plan] == [
+        ("2026-03-06", 60), ("2026-03-09", 100), ("2026-03-10", 100)]
+    assert plan[0].opens == at("2026-03-06T16:00:00+00:00")
+
+
+# --- properties ----------------------------------------------------------------------------
+
+times = st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC))
+clock = st.integers(0, 23 * 60 + 59).map(lambda m: f"{m // 60:02d}:{m % 60:02d}")
+windows = st.builds(
+    lambda tz, days, start, end, rnd: window(start, end if end != start else "24:00", days, tz, rnd),
+    st.sampled_from(ZONES), st.sets(st.sampled_from(DAY_NAMES), min_size=1).map(sorted),
+    clock, st.one_of(clock, st.just("24:00")), st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(times, windows, st.sampled_from([None, *ZONES]))
+def test_a_slot_is_never_in_the_past_and_always_inside_the_window(after, w, lead_tz):
+    slot = next_slot(after, w, lead_tz)
+    assert slot >= after
+    assert is_open(slot, w, lead_tz)
+    assert slot - after <= timedelta(days=9)
+    # nothing earlier was open: the slot is the earliest
+    if slot > after:
+        assert not is_open(slot - timedelta(microseconds=1), w, lead_tz) or slot - after < timedelta(microseconds=2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(times, windows, st.integers(0, 2**32))
+def test_a_random_slot_is_inside_the_window_and_not_in_the_past(after, w, seed):
+    slot = random_slot(after, w, random.Random(seed))
+    assert slot >= after and is_open(slot, w)
+
+
+@settings(max_examples=200, deadline=None)
+@given(times, windows, st.integers(1, 5000), st.integers(0, 300), st.one_of(st.none(), st.integers(1, 400)),
+       st.one_of(st.none(), st.integers(1, 1500)),
+       st.one_of(st.none(), st.builds(Ramp, st.integers(1, 50), st.integers(0, 50), st.integers(1, 7))))
+def test_a_plan_never_puts_more_on_a_day_or_week_than_its_caps_allow(now, w, total, sent, daily, weekly, ramp):
+    limits = Limits(daily_cap=daily, weekly_cap=weekly, ramp=ramp)
+    plan = plan_days(now, w, limits, total=total, first_day=None, sent_today=sent, sent_this_week=sent,
+                     max_days=2000)
+    placed, per_week = 0, {}
+    today = local_day(now, w.timezone)
+    for p in plan:
+        assert p.opens >= now and p.closes > p.opens
+        take = total - placed if p.capacity is None else min(p.capacity, total - placed)
+        assert take > 0
+        cap = limits.day_cap((p.day - today).days)
+        if cap is not None:
+            assert take + (sent if p.day == today else 0) <= cap
+        placed += take
+        week = p.day - timedelta(days=p.day.weekday())
+        per_week[week] = per_week.get(week, (sent if week == today - timedelta(days=today.weekday()) else 0)) + take
+    if weekly is not None:
+        assert all(n <= weekly for n in per_week.values())
+    assert placed == total or len(plan) == 2000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 from pathlib import Path
@@ -12,6 +14,12 @@ from cryptography.fernet import Fernet, InvalidToken
 class SecretBox:
     def __init__(self, key: str | bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key.encode() if isinstance(key, str) else key
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A key for another purpose (e.g. signing dashboard sessions), derived one-way from
+        the secret key so one setting serves both and neither reveals the other."""
+        return hmac.new(self._key, b"drumbeat:" + purpose.encode(), hashlib.sha256).digest()
 
     def seal(self, secrets: dict) -> str:
         return self._fernet.encrypt(json.dumps(secrets).encode()).decode()

@@ -1,17 +1,449 @@
-"""Dashboard pages. For now a landing page; the campaign pages come with the dashboard work."""
+"""The operator dashboard: server-rendered pages over the services (DESIGN.md §8, issue 6).
+
+Pages read with the signed-in user's rights (web/sessions.py); every POST carries a CSRF
+token and is checked against the user's role on the server, whatever the page showed.
+Forms work without JavaScript (POST, then redirect); static/app.js makes them answer in
+place (`X-Requested-With: fetch` → JSON) and polls the live endpoint while a campaign sends.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Form, Header, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
+from starlette.concurrency import run_in_threadpool
 
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+from drumbeat.domain.exceptions import DomainError, NotFound
+from drumbeat.domain.leads import LeadState
+from drumbeat.domain.roles import Role, allows
+from drumbeat.services import campaigns, dashboard, integrations, leads, workspaces
+from drumbeat.services.context import Context, Principal
+from drumbeat.web import present
+from drumbeat.web.sessions import LOGIN_COOKIE, SESSION_COOKIE, SESSION_SECONDS, Signer
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+STATIC_FILES = {"app.css": "text/css", "app.js": "text/javascript"}
+PER_PAGE = 50
+LEADS_PER_PAGE = 50
+IN_DOUBT_SHOWN = 50
+TIMELINE_SHOWN = 200
+
+# Autoescape everything: user text (names, templates, errors) is always rendered as text.
+templates = Jinja2Templates(env=Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=True))
+templates.env.filters["dt"] = present.fmt_time
 router = APIRouter(include_in_schema=False)
 
+# No inline script or style anywhere, so the policy can forbid them: an injected
+# <script> would not run even if some text escaped escaping.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+                               "style-src-attr 'unsafe-inline'; img-src 'self' data:; object-src 'none'; "
+                               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+class Session:
+    def __init__(self, principal: Principal, csrf: str) -> None:
+        self.principal = principal
+        self.csrf = csrf
+        self.can_operate = allows(principal.role, Role.OPERATOR)
+        self.is_owner = allows(principal.role, Role.OWNER)
+
+
+# --- plumbing ---------------------------------------------------------------------------
+
+def _ctx(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+def _signer(request: Request) -> Signer:
+    signer = getattr(request.app.state, "web_signer", None)
+    if signer is None:
+        signer = Signer(_ctx(request).box.derive_key("dashboard-session"))
+        request.app.state.web_signer = signer
+    return signer
+
+
+def _session(request: Request) -> Session | None:
+    signer = _signer(request)
+    data = signer.read_session(request.cookies.get(SESSION_COOKIE))
+    if data is None:
+        return None
+    principal = dashboard.principal_for_user(_ctx(request), data.user_id)
+    return Session(principal, signer.csrf_token(data.nonce)) if principal else None
+
+
+def _wants_json(request: Request) -> bool:
+    return request.headers.get("x-requested-with") == "fetch"
+
+
+def _render(request: Request, name: str, context: dict, status: int = 200) -> HTMLResponse:
+    response = templates.TemplateResponse(request, name, context, status_code=status)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def _page(request: Request, s: Session, name: str, http_status: int = 200, **context) -> HTMLResponse:
+    return _render(request, name, {"s": s, "labels": present.STATUS_LABELS, **context}, http_status)
+
+
+def _to_login(request: Request) -> Response:
+    if _wants_json(request) or request.url.path.endswith(".json"):
+        return JSONResponse({"error": {"code": "unauthorized", "message": "sign in again", "details": {}}}, 401)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+
+def _problem(request: Request, s: Session | None, code: str, message: str, status: int,
+             details: dict | None = None) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"error": {"code": code, "message": message, "details": details or {}}}, status)
+    return _render(request, "error.html", {"s": s, "code": code, "message": message, "labels": {}}, status)
+
+
+def _status_of(exc: DomainError) -> int:
+    return {"not_found": 404, "validation_error": 422}.get(exc.code, 409)
+
+
+def _safe_next(value: str | None) -> str:
+    # Only a path of this site: never an open redirect to another host.
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/campaigns"
+
+
+def _guard_post(request: Request, csrf: str | None, header_csrf: str | None, need: Role) -> Session | Response:
+    """A signed-in user, a valid CSRF token, and the role the action needs — checked on
+    the server whatever the page showed."""
+    s = _session(request)
+    if s is None:
+        return _to_login(request)
+    if not _signer_ok(request, csrf or header_csrf):
+        return _problem(request, s, "forbidden", "the form has expired or did not come from this site; "
+                                                 "reload the page and try again", 403)
+    if not allows(s.principal.role, need):
+        return _problem(request, s, "forbidden", f"this action needs the {need.value} role", 403)
+    return s
+
+
+def _signer_ok(request: Request, token: str | None) -> bool:
+    signer = _signer(request)
+    data = signer.read_session(request.cookies.get(SESSION_COOKIE))
+    return data is not None and signer.csrf_ok(data.nonce, token)
+
+
+# --- static files ---------------------------------------------------------------------------
+
+@router.get("/static/{name}")
+def static_file(name: str):
+    if name not in STATIC_FILES:
+        return Response(status_code=404)
+    return FileResponse(STATIC / name, media_type=STATIC_FILES[name],
+                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
+
+# --- signing in and out ---------------------------------------------------------------------
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request):
-    return templates.TemplateResponse(request, "home.html", {})
+    return RedirectResponse("/campaigns" if _session(request) else "/login", status_code=303)
+
+
+def _login_page(request: Request, error: str | None = None, status: int = 200, next_url: str = "") -> Response:
+    cookie, nonce = _signer(request).new_login_nonce()
+    response = _render(request, "login.html", {"s": None, "error": error, "csrf": _signer(request).csrf_token(nonce),
+                                               "next": next_url, "labels": {}}, status)
+    response.set_cookie(LOGIN_COOKIE, cookie, max_age=3600, httponly=True, samesite="lax", path="/login",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = ""):
+    return _login_page(request, next_url=_safe_next(next) if next else "")
+
+
+@router.post("/login")
+def login(request: Request, csrf: Annotated[str, Form()] = "", email: Annotated[str, Form()] = "",
+          password: Annotated[str, Form()] = "", token: Annotated[str, Form()] = "",
+          next: Annotated[str, Form()] = ""):
+    signer = _signer(request)
+    nonce = signer.login_nonce(request.cookies.get(LOGIN_COOKIE))
+    if nonce is None or not signer.csrf_ok(nonce, csrf):
+        return _login_page(request, "The sign-in form expired; please try again.", 403, next)
+    ctx = _ctx(request)
+    principal = None
+    if token.strip():
+        principal = workspaces.authenticate(ctx, token.strip())
+    elif email.strip() and password:
+        principal = dashboard.sign_in_with_password(ctx, email, password)
+    if principal is None:
+        return _login_page(request, "Those credentials are not valid.", 401, next)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(SESSION_COOKIE, signer.new_session(principal.user_id), max_age=SESSION_SECONDS,
+                        httponly=True, samesite="lax", path="/", secure=request.url.scheme == "https")
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: Annotated[str, Form()] = ""):
+    if _session(request) is not None and not _signer_ok(request, csrf):
+        return _problem(request, None, "forbidden", "the form did not come from this site", 403)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# --- campaigns ---------------------------------------------------------------------------
+
+@router.get("/campaigns", response_class=HTMLResponse)
+def campaign_list(request: Request, status: str = "", q: str = "", sort: str = "created_at", order: str = "desc",
+                  page: str = "1"):
+    s = _session(request)
+    if s is None:
+        return _to_login(request)
+    status = status if status in present.STATUS_LABELS else ""
+    sort = sort if sort in dashboard.SORT_KEYS else "created_at"
+    order = order if order in ("asc", "desc") else "desc"
+    q = q.strip()[:200]
+    page_no = min(max(1, int(page)) if page.isdigit() and len(page) < 7 else 1, 10**6)
+    data = dashboard.campaign_page(_ctx(request), s.principal, status=status or None, q=q or None, sort=sort,
+                                   order=order, page=page_no, per_page=PER_PAGE)
+    for row in data["items"]:
+        row["reason_text"] = present.reason_text(row["paused_reason"])
+
+    def link(**changes) -> str:
+        params = {"status": status, "q": q, "sort": sort, "order": order, "page": 1, **changes}
+        return "/campaigns?" + urlencode({k: v for k, v in params.items() if v not in ("", None)})
+
+    return _page(request, s, "campaigns.html", data=data, status=status, q=q, sort=sort, order=order, link=link,
+                 sorts=[("created_at", "Created"), ("name", "Name"), ("status", "Status"), ("percent", "Progress")])
+
+
+def _detail(ctx: Context, s: Session, campaign_id: str) -> dict:
+    view = campaigns.get_campaign(ctx, s.principal, campaign_id)
+    timeline = campaigns.get_timeline(ctx, s.principal, campaign_id)[-TIMELINE_SHOWN:]
+    in_doubt = leads.list_leads(ctx, s.principal, campaign_id, state=LeadState.IN_DOUBT,
+                                limit=IN_DOUBT_SHOWN)["items"]
+    ids = {t["actor_id"] for t in timeline if t["actor_type"] == "user" and t["actor_id"]}
+    if view["paused_by"] and view["paused_by"]["type"] == "user":
+        ids.add(view["paused_by"]["id"])
+    emails = dashboard.user_emails(ctx, s.principal, ids)
+    return present.campaign_detail(view, timeline, in_doubt, emails, s.can_operate)
+
+
+@router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
+def campaign_page(request: Request, campaign_id: str):
+    s = _session(request)
+    if s is None:
+        return _to_login(request)
+    try:
+        c = _detail(_ctx(request), s, campaign_id)
+    except NotFound:
+        return _problem(request, s, "not_found", "There is no such campaign in this workspace.", 404)
+    return _page(request, s, "campaign.html", c=c, alert=None, reasons=present.EXPLANATION_TEXTS)
+
+
+@router.get("/campaigns/{campaign_id}/live.json")
+def campaign_live(request: Request, campaign_id: str):
+    """The detail page's data, polled by its script while it is open."""
+    s = _session(request)
+    if s is None:
+        return _to_login(request)
+    try:
+        c = _detail(_ctx(request), s, campaign_id)
+    except NotFound:
+        return JSONResponse({"error": {"code": "not_found", "message": "campaign not found", "details": {}}}, 404)
+    return JSONResponse(jsonable_encoder(c), headers={"Cache-Control": "no-store"})
+
+
+ACTIONS = {"start", "pause", "resume", "cancel", "duplicate"}
+
+
+@router.post("/campaigns/{campaign_id}/actions/{action}")
+def campaign_action(request: Request, campaign_id: str, action: str, csrf: Annotated[str, Form()] = "",
+                    confirm: Annotated[str | None, Form()] = None,
+                    x_csrf_token: Annotated[str | None, Header()] = None):
+    guard = _guard_post(request, csrf, x_csrf_token, Role.OPERATOR)
+    if not isinstance(guard, Session):
+        return guard
+    s = guard
+    if action not in ACTIONS:
+        return _problem(request, s, "not_found", "unknown action", 404)
+    ctx = _ctx(request)
+    detail_url = f"/campaigns/{quote(campaign_id, safe='')}"
+    try:
+        if action == "cancel":
+            result = campaigns.cancel(ctx, s.principal, campaign_id, confirm)
+        elif action == "duplicate":
+            result = campaigns.duplicate(ctx, s.principal, campaign_id, include_leads=False)
+            detail_url = f"/campaigns/{result['id']}"
+        else:
+            result = getattr(campaigns, action)(ctx, s.principal, campaign_id)
+    except DomainError as exc:
+        if _wants_json(request):
+            return _problem(request, s, exc.code, exc.message, _status_of(exc), exc.details)
+        if exc.code == "not_found":
+            return _problem(request, s, "not_found", "There is no such campaign in this workspace.", 404)
+        alert = {"message": exc.message, "code": exc.code,
+                 "gates": present.gates_view(exc.details.get("gates", []))}
+        c = _detail(ctx, s, campaign_id)
+        return _page(request, s, "campaign.html", _status_of(exc), c=c, alert=alert,
+                     reasons=present.EXPLANATION_TEXTS)
+    if _wants_json(request):
+        return JSONResponse({"ok": True, "status": result["status"],
+                             "redirect": detail_url if action == "duplicate" else None})
+    return RedirectResponse(detail_url, status_code=303)
+
+
+@router.post("/campaigns/{campaign_id}/leads/{lead_id}/resolve")
+def resolve_lead(request: Request, campaign_id: str, lead_id: str, csrf: Annotated[str, Form()] = "",
+                 resolution: Annotated[str, Form()] = "", back: Annotated[str, Form()] = "",
+                 x_csrf_token: Annotated[str | None, Header()] = None):
+    guard = _guard_post(request, csrf, x_csrf_token, Role.OPERATOR)
+    if not isinstance(guard, Session):
+        return guard
+    try:
+        lead = leads.resolve(_ctx(request), guard.principal, campaign_id, lead_id, resolution)
+    except DomainError as exc:
+        return _problem(request, guard, exc.code, exc.message, _status_of(exc), exc.details)
+    if _wants_json(request):
+        return JSONResponse({"ok": True, "state": lead["state"]})
+    return RedirectResponse(_safe_next(back) if back else f"/campaigns/{quote(campaign_id, safe='')}",
+                            status_code=303)
+
+
+# --- leads ----------------------------------------------------------------------------------
+
+@router.get("/campaigns/{campaign_id}/leads", response_class=HTMLResponse)
+def lead_list(request: Request, campaign_id: str, state: str = "", q: str = "", cursor: str = ""):
+    s = _session(request)
+    if s is None:
+        return _to_login(request)
+    ctx = _ctx(request)
+    state = state if state in present.LEAD_STATE_LABELS else ""
+    q = q.strip()[:200]
+    try:
+        view = campaigns.get_campaign(ctx, s.principal, campaign_id)
+        page = leads.list_leads(ctx, s.principal, campaign_id, state=state or None, q=q or None,
+                                limit=LEADS_PER_PAGE, cursor=cursor or None)
+    except NotFound:
+        return _problem(request, s, "not_found", "There is no such campaign in this workspace.", 404)
+    except DomainError as exc:
+        return _problem(request, s, exc.code, exc.message, _status_of(exc))
+    next_link = None
+    if page["next_cursor"]:
+        next_link = f"/campaigns/{campaign_id}/leads?" + urlencode(
+            {k: v for k, v in {"state": state, "q": q, "cursor": page["next_cursor"]}.items() if v})
+    return _page(request, s, "leads.html", campaign=view, rows=[present.lead_row(r) for r in page["items"]],
+                 state=state, q=q, next_link=next_link, states=present.LEAD_STATE_LABELS,
+                 counts=view["progress"])
+
+
+@router.get("/campaigns/{campaign_id}/leads/{lead_id}", response_class=HTMLResponse)
+def lead_page(request: Request, campaign_id: str, lead_id: str):
+    s = _session(request)
+    if s is None:
+        return _to_login(request)
+    ctx = _ctx(request)
+    try:
+        view = campaigns.get_campaign(ctx, s.principal, campaign_id)
+        lead = leads.get_lead(ctx, s.principal, campaign_id, lead_id)
+    except NotFound:
+        return _problem(request, s, "not_found", "There is no such lead in this workspace.", 404)
+    return _page(request, s, "lead.html", campaign=view, lead=lead, row=present.lead_row(lead),
+                 attributes=json.dumps(lead["attributes"], ensure_ascii=False, sort_keys=True))
+
+
+# --- integrations -----------------------------------------------------------------------
+
+@router.get("/integrations", response_class=HTMLResponse)
+def integration_list(request: Request):
+    s = _session(request)
+    if s is None:
+        return _to_login(request)
+    ctx = _ctx(request)
+    items = integrations.list_integrations(ctx, s.principal)
+    failed = dashboard.key_failures_in_current_runs(ctx, s.principal)
+    by_channel: dict[str, list[dict]] = {}
+    for item in items:
+        item["failed_in_run"] = failed.get(item["id"], [])
+        item["config_json"] = json.dumps(item["config"], sort_keys=True)
+        by_channel.setdefault(item["channel"], []).append(item)
+    return _page(request, s, "integrations.html", by_channel=by_channel, saved=request.query_params.get("saved"))
+
+
+@router.post("/integrations/{integration_id}")
+async def integration_update(request: Request, integration_id: str):
+    """Rotate a key (credential fields left blank keep their value), change the config,
+    disable or enable: owners only, as in the API."""
+    form = await request.form()
+    guard = _guard_post(request, str(form.get("csrf", "")), request.headers.get("x-csrf-token"), Role.OWNER)
+    if not isinstance(guard, Session):
+        return guard
+    patch: dict = {}
+    if form.get("enabled") in ("true", "false"):
+        patch["enabled"] = form.get("enabled") == "true"
+    credentials = {key[5:]: str(value) for key, value in form.items() if key.startswith("cred.") and str(value)}
+    if credentials:
+        patch["credentials"] = credentials
+    raw_config = str(form.get("config", "")).strip()
+    if raw_config:
+        try:
+            config = json.loads(raw_config)
+        except ValueError:
+            config = None
+        if not isinstance(config, dict):
+            return _problem(request, guard, "validation_error", "the config must be a JSON object", 422)
+        patch["config"] = config
+    try:
+        await run_in_threadpool(integrations.update_integration, _ctx(request), guard.principal, integration_id,
+                                patch)
+    except DomainError as exc:
+        fields = "; ".join(f"{f['field']}: {f['message']}" for f in exc.details.get("fields", []))
+        return _problem(request, guard, exc.code, exc.message + (f" ({fields})" if fields else ""),
+                        _status_of(exc), exc.details)
+    if _wants_json(request):
+        return JSONResponse({"ok": True})
+    return RedirectResponse(f"/integrations?saved={quote(integration_id, safe='')}", status_code=303)
+
+
+# --- notifications ----------------------------------------------------------------------
+
+@router.get("/notifications", response_class=HTMLResponse)
+def notification_list(request: Request):
+    s = _session(request)
+    if s is None:
+        return _to_login(request)
+    hooks, error = _webhooks(_ctx(request), s.principal)
+    return _page(request, s, "notifications.html", hooks=hooks, error=error)
+
+
+def _webhooks(ctx: Context, principal: Principal) -> tuple[list[dict] | None, str | None]:
+    """Outbound webhooks and their recent deliveries (services.notifications, issue 5)."""
+    try:
+        from drumbeat.services import notifications
+    except ImportError:  # a build without outbound webhooks
+        return None, "Outbound webhooks are not available in this build."
+    hooks = []
+    for hook in _items(notifications.list_webhooks(ctx, principal)):
+        deliveries = _items(notifications.list_deliveries(ctx, principal, hook["id"], limit=20))
+        hooks.append({**hook, "deliveries": deliveries})
+    return hooks, None
+
+
+def _items(result) -> list[dict]:
+    return list(result["items"] if isinstance(result, dict) else result)

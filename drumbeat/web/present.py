@@ -1,0 +1,178 @@
+"""What the pages show, as plain data: the templates render it, and the live endpoint sends
+the same dicts as JSON for the page's script to put into the DOM (as text, never HTML)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from drumbeat.domain.lifecycle import TERMINAL_STATUSES, Status
+from drumbeat.domain.reasons import EXPLANATIONS, PauseReason
+
+STATUS_LABELS = {
+    "draft": "Draft", "scheduled": "Scheduled", "sending": "Sending", "paused": "Paused",
+    "completed": "Completed", "failed": "Failed", "canceled": "Canceled",
+}
+
+# Lead states in the order of the breakdown bar.
+LEAD_STATE_LABELS = {
+    "completed": "Completed", "in_progress": "In progress", "replied": "Replied", "failed": "Failed",
+    "opted_out": "Opted out", "in_doubt": "In doubt", "canceled": "Canceled", "not_contacted": "Not contacted",
+}
+
+NEXT_SEND_REASONS = {
+    "window": "outside the sending window",
+    "daily_cap": "the daily cap is reached",
+    "weekly_cap": "the weekly cap is reached",
+    "ramp": "the warm-up ramp's cap for today is reached",
+    "integration_cap": "the keys' daily caps are reached",
+    "step_delay": "waiting for the next step's delay",
+}
+
+ACTION_LABELS = {"start": "Start", "pause": "Pause", "resume": "Resume", "cancel": "Cancel",
+                 "duplicate": "Duplicate"}
+
+
+def fmt_time(value: datetime | str | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value.tzinfo else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def reason_text(reason: str | None) -> str:
+    try:
+        return PauseReason(reason).text if reason else ""
+    except ValueError:
+        return ""
+
+
+def available_actions(status: str, has_holds: bool, can_operate: bool) -> list[str]:
+    if not can_operate:
+        return []
+    status = Status(status)
+    actions: list[str] = []
+    if status in (Status.DRAFT, Status.SCHEDULED):
+        actions.append("start")
+    if status is Status.SENDING:
+        actions.append("pause")
+    if status is Status.PAUSED or (status is Status.SENDING and has_holds):
+        actions.append("resume")
+    if status not in TERMINAL_STATUSES:
+        actions.append("cancel")
+    actions.append("duplicate")
+    return actions
+
+
+def actor_text(actor_type: str | None, actor_id: str | None, emails: dict[str, str]) -> str:
+    if actor_type == "user":
+        return emails.get(actor_id or "", "a user")
+    if actor_type == "system":
+        return f"system ({actor_id})" if actor_id else "system"
+    return ""
+
+
+def _details_text(details: dict | None) -> str:
+    if not details:
+        return ""
+    parts = []
+    for key, value in details.items():
+        if key == "gates" and isinstance(value, list):
+            closed = [g for g in value if isinstance(g, dict) and not g.get("ok")]
+            if closed:
+                parts.append("closed gates: " + "; ".join(_gate_text(g) for g in closed))
+        elif isinstance(value, str | int | float | bool):
+            parts.append(f"{key}: {value}")
+    return ", ".join(parts)
+
+
+def _gate_text(gate: dict) -> str:
+    where = f" ({gate['channel']})" if gate.get("channel") else ""
+    return f"{gate.get('gate')}{where}: {gate.get('reason') or 'closed'}"
+
+
+def gates_view(gates: list[dict]) -> list[dict]:
+    return [{"gate": g.get("gate"), "channel": g.get("channel"), "ok": bool(g.get("ok")),
+             "reason": g.get("reason") or "", "text": _gate_text(g)} for g in gates]
+
+
+def campaign_detail(view: dict, timeline: list[dict], in_doubt: list[dict], emails: dict[str, str],
+                    can_operate: bool) -> dict:
+    progress = view["progress"]
+    total = progress["total"]
+    paused = None
+    if view["status"] == Status.PAUSED and view["paused_reason"]:
+        by = view["paused_by"] or {}
+        paused = {"reason": view["paused_reason"], "text": reason_text(view["paused_reason"]),
+                  "at": fmt_time(view["paused_at"]), "by": actor_text(by.get("type"), by.get("id"), emails)}
+    next_send = None
+    if view["next_send_at"] is not None:
+        why = NEXT_SEND_REASONS.get(view["next_send_reason"] or "", "")
+        if view["status"] == Status.SCHEDULED:
+            why = "scheduled start"
+        next_send = {"at": fmt_time(view["next_send_at"]), "why": why or "due now"}
+    breakdown = view["breakdown"]
+    numbers = [
+        ("not_contacted", "Not contacted", progress["not_contacted"]),
+        ("sent", "Sent", breakdown["sent"]),
+        ("delivered", "Delivered", breakdown["delivered"]),
+        ("read", "Read", breakdown["read"]),
+        ("replied", "Replied", breakdown["replied"]),
+        ("failed", "Failed", breakdown["failed"]),
+        ("opted_out", "Opted out", progress["opted_out"]),
+        ("in_doubt", "In doubt", progress["in_doubt"]),
+    ]
+    bar = [{"state": s, "label": label, "count": progress.get(s, 0),
+            "pct": round(100.0 * progress.get(s, 0) / total, 3) if total else 0.0}
+           for s, label in LEAD_STATE_LABELS.items()]
+    return {
+        "id": view["id"],
+        "name": view["name"],
+        "status": view["status"],
+        "status_label": STATUS_LABELS.get(view["status"], view["status"]),
+        "paused": paused,
+        "holds": [{"channel": h["channel"], "reason": h["reason"], "text": reason_text(h["reason"]),
+                   "since": fmt_time(h["since"])} for h in view["holds"]],
+        "percent": progress["percent"],
+        "percent_text": f"{progress['percent']:.1f}%",
+        "total": total,
+        "done": total - progress["not_contacted"] - progress["in_progress"] - progress["in_doubt"],
+        "numbers": [{"key": k, "label": label, "value": v} for k, label, v in numbers],
+        "bar": bar,
+        "next_send": next_send,
+        "started_at": fmt_time(view["started_at"]),
+        "finished_at": fmt_time(view["finished_at"]),
+        "created_at": fmt_time(view["created_at"]),
+        "steps": [{"channel": s["channel"], "delay_seconds": s["delay_seconds"],
+                   "body": (s["template"] or {}).get("body", "")} for s in view["steps"]],
+        "errors": [{"code": e["code"] or "", "message": e["message"] or "", "count": e["count"],
+                    "samples": e["sample_lead_ids"]} for e in view["errors"]],
+        "timeline": [{"at": fmt_time(t["at"]),
+                      "change": (f"{t['from_status'] or '—'} → {t['to_status']}" if t["to_status"]
+                                 and t["from_status"] != t["to_status"] else ""),
+                      "action": t["action"], "reason": t["reason"] or "", "reason_text": reason_text(t["reason"]),
+                      "actor": actor_text(t["actor_type"], t["actor_id"], emails),
+                      "details": _details_text(t["details"])} for t in reversed(timeline)],
+        "in_doubt": [{"id": lead["id"], "who": _lead_name(lead), "address": _lead_address(lead),
+                      "step": lead["current_step"] + 1, "since": fmt_time(lead["updated_at"])} for lead in in_doubt],
+        "actions": available_actions(view["status"], bool(view["holds"]), can_operate),
+        "can_operate": can_operate,
+        "live": view["status"] in (Status.SENDING, Status.SCHEDULED),
+    }
+
+
+def _lead_name(lead: dict) -> str:
+    return " ".join(p for p in (lead.get("first_name"), lead.get("last_name")) if p) or f"lead {lead['id']}"
+
+
+def _lead_address(lead: dict) -> str:
+    return lead.get("phone") or lead.get("email") or lead.get("linkedin_url") or ""
+
+
+def lead_row(lead: dict) -> dict:
+    return {"id": lead["id"], "who": _lead_name(lead), "address": _lead_address(lead), "state": lead["state"],
+            "step": lead["current_step"] + 1, "next_action_at": fmt_time(lead["next_action_at"]),
+            "last_error": lead.get("last_error") or "", "updated_at": fmt_time(lead["updated_at"])}
+
+
+EXPLANATION_TEXTS = {r.value: t for r, t in EXPLANATIONS.items()}

@@ -1,0 +1,96 @@
+"""Dashboard sessions and CSRF tokens, signed with HMAC-SHA256 (standard library only).
+
+The session cookie holds `<payload>.<signature>`, payload = base64url JSON of the user id, a
+random nonce and an expiry. It is HttpOnly (scripts cannot read it, so an injected script
+cannot steal it) and SameSite=Lax (other sites' forms do not carry it on POST). It holds
+no secret: the key that signs it is derived from DRUMBEAT_SECRET_KEY and never leaves the
+server. The user's role is read from the database on every request, never from the cookie.
+
+CSRF: every form and every script POST carries a token = HMAC(key, "csrf:" + nonce), which
+a page of another origin cannot know. Before sign-in, the login form is protected the same
+way by a short-lived pre-session cookie (no login CSRF).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+SESSION_COOKIE = "drumbeat_session"
+LOGIN_COOKIE = "drumbeat_login"
+SESSION_SECONDS = 12 * 3600
+LOGIN_SECONDS = 3600
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class SessionData:
+    user_id: str
+    nonce: str
+    expires: int
+
+
+class Signer:
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _mac(self, text: str) -> str:
+        return _b64(hmac.new(self._key, text.encode(), hashlib.sha256).digest())
+
+    def sign(self, payload: dict) -> str:
+        body = _b64(json.dumps(payload, separators=(",", ":")).encode())
+        return f"{body}.{self._mac(body)}"
+
+    def unsign(self, value: str | None) -> dict | None:
+        if not value or value.count(".") != 1:
+            return None
+        body, mac = value.split(".")
+        if not hmac.compare_digest(mac, self._mac(body)):
+            return None
+        try:
+            payload = json.loads(_unb64(body))
+        except ValueError:
+            return None
+        if not isinstance(payload, dict) or int(payload.get("e", 0)) < time.time():
+            return None
+        return payload
+
+    # --- sessions ---------------------------------------------------------------------
+
+    def new_session(self, user_id: str) -> str:
+        return self.sign({"u": user_id, "n": secrets.token_urlsafe(16), "e": int(time.time()) + SESSION_SECONDS})
+
+    def read_session(self, value: str | None) -> SessionData | None:
+        payload = self.unsign(value)
+        if payload is None or not isinstance(payload.get("u"), str) or not isinstance(payload.get("n"), str):
+            return None
+        return SessionData(payload["u"], payload["n"], int(payload["e"]))
+
+    def csrf_token(self, nonce: str) -> str:
+        return self._mac("csrf:" + nonce)
+
+    def csrf_ok(self, nonce: str, token: str | None) -> bool:
+        return bool(token) and hmac.compare_digest(token, self.csrf_token(nonce))
+
+    # --- before sign-in -----------------------------------------------------------------
+
+    def new_login_nonce(self) -> tuple[str, str]:
+        """(cookie value, the nonce it carries)."""
+        nonce = secrets.token_urlsafe(16)
+        return self.sign({"n": nonce, "e": int(time.time()) + LOGIN_SECONDS}), nonce
+
+    def login_nonce(self, value: str | None) -> str | None:
+        payload = self.unsign(value)
+        return payload.get("n") if payload and isinstance(payload.get("n"), str) else None

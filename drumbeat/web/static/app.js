@@ -1,0 +1,241 @@
+/* Drumbeat dashboard script: forms that answer in place, the cancel dialog, and live
+   updates of the campaign page. User text only ever reaches the DOM as text nodes
+   (textContent / createTextNode / attribute values), never as HTML. */
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  /* el("span", {class: "chip", title: "..."}, "text", childNode, ...) */
+  function el(tag, attrs) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (key) {
+      var value = attrs[key];
+      if (value === null || value === undefined || value === false) return;
+      node.setAttribute(key, value === true ? "" : String(value));
+    });
+    for (var i = 2; i < arguments.length; i++) {
+      var child = arguments[i];
+      if (child === null || child === undefined) continue;
+      node.appendChild(typeof child === "string" || typeof child === "number"
+        ? document.createTextNode(String(child)) : child);
+    }
+    return node;
+  }
+
+  function replaceChildren(parent, children) {
+    while (parent.firstChild) parent.removeChild(parent.firstChild);
+    children.forEach(function (c) { parent.appendChild(c); });
+  }
+
+  /* --- the action alert ------------------------------------------------------------ */
+
+  function gateLine(g) {
+    var where = g.channel ? " (" + g.channel + ")" : "";
+    return el("li", {class: g.ok ? "gate-ok" : "gate-failed", "data-gate": g.gate},
+      (g.ok ? "✓ " : "✗ ") + g.gate + where + ": " + (g.ok ? "ok" : (g.reason || "closed")));
+  }
+
+  function showAlert(error) {
+    var box = document.getElementById("action-alert");
+    if (!box) { window.alert(error.message || "The action failed."); return; }
+    var children = [el("p", {class: "alert-title"}, error.message || "The action failed.")];
+    var gates = (error.details && error.details.gates) || [];
+    if (gates.length) children.push(el("ul", {class: "gates"}, null));
+    replaceChildren(box, children);
+    var list = box.querySelector("ul.gates");
+    gates.forEach(function (g) { list.appendChild(gateLine(g)); });
+    box.hidden = false;
+  }
+
+  function hideAlert() {
+    var box = document.getElementById("action-alert");
+    if (box) { box.hidden = true; replaceChildren(box, []); }
+  }
+
+  /* --- forms that answer in place ----------------------------------------------------- */
+
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-async")) return;
+    ev.preventDefault();
+    var buttons = Array.prototype.slice.call(form.querySelectorAll("button"));
+    buttons.forEach(function (b) { b.disabled = true; });
+    fetch(form.action, {
+      method: "POST", body: new FormData(form), credentials: "same-origin",
+      headers: {"X-Requested-With": "fetch", "X-CSRF-Token": csrfToken(), "Accept": "application/json"}
+    }).then(function (resp) {
+      return resp.json().catch(function () { return {}; }).then(function (data) {
+        var dialog = form.closest("dialog");
+        if (dialog && dialog.open) dialog.close();
+        if (resp.status === 401) {
+          window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
+        } else if (resp.ok) {
+          hideAlert();
+          if (data.redirect) { window.location.assign(data.redirect); return; }
+          return refresh();
+        } else {
+          showAlert(data.error || {message: "The action failed (HTTP " + resp.status + ")."});
+        }
+      });
+    }).catch(function () {
+      showAlert({message: "The server could not be reached; try again."});
+    }).then(function () {
+      buttons.forEach(function (b) { b.disabled = b.hasAttribute("data-keep-disabled"); });
+      syncCancelButton();
+    });
+  });
+
+  /* --- the cancel dialog: type the campaign's exact name ------------------------------ */
+
+  function syncCancelButton() {
+    var dialog = document.getElementById("cancel-dialog");
+    if (!dialog) return;
+    var input = dialog.querySelector('input[name="confirm"]');
+    var submit = dialog.querySelector('button[type="submit"]');
+    submit.disabled = input.value !== dialog.getAttribute("data-expected");
+  }
+
+  document.addEventListener("click", function (ev) {
+    var opener = ev.target.closest("[data-open-dialog]");
+    if (opener) {
+      var dialog = document.getElementById(opener.getAttribute("data-open-dialog"));
+      if (dialog) {
+        dialog.querySelector("form").reset();
+        syncCancelButton();
+        dialog.showModal();
+      }
+      return;
+    }
+    var closer = ev.target.closest("[data-close-dialog]");
+    if (closer) closer.closest("dialog").close();
+  });
+
+  document.addEventListener("input", function (ev) {
+    if (ev.target.closest && ev.target.closest("#cancel-dialog")) syncCancelButton();
+  });
+
+  /* --- live campaign page ----------------------------------------------------------- */
+
+  var root = document.getElementById("campaign");
+  var timer = null;
+
+  function slot(name) { return root.querySelector('[data-slot="' + name + '"]'); }
+  function field(name) { return root.querySelector('[data-field="' + name + '"]'); }
+
+  function statusChip(c) {
+    return el("span", {class: "chip status-" + c.status, "data-testid": "status-chip"}, c.status_label);
+  }
+
+  function leadLink(campaignId, leadId, text) {
+    return el("a", {href: "/campaigns/" + encodeURIComponent(campaignId) + "/leads/" + encodeURIComponent(leadId)}, text);
+  }
+
+  function resolveForm(c, lead, value, label) {
+    return el("form", {method: "post", class: "inline", "data-async": true,
+                       action: "/campaigns/" + encodeURIComponent(c.id) + "/leads/" + encodeURIComponent(lead.id) + "/resolve"},
+      el("input", {type: "hidden", name: "csrf", value: csrfToken()}),
+      el("input", {type: "hidden", name: "resolution", value: value}),
+      el("button", {type: "submit", class: "btn btn-small"}, label));
+  }
+
+  function render(c) {
+    replaceChildren(slot("status"), [statusChip(c)]);
+
+    var paused = slot("paused");
+    if (c.paused) {
+      replaceChildren(paused, [
+        el("span", {class: "chip reason", title: c.paused.text, "data-testid": "reason-chip", tabindex: "0"}, c.paused.reason),
+        document.createTextNode(" "),
+        el("span", {class: "muted", "data-testid": "paused-meta"}, "paused " + c.paused.at + " by " + c.paused.by)
+      ]);
+    } else {
+      replaceChildren(paused, []);
+    }
+    paused.hidden = !c.paused;
+
+    root.querySelectorAll(".actions [data-action]").forEach(function (node) {
+      node.hidden = c.actions.indexOf(node.getAttribute("data-action")) < 0;
+    });
+
+    var holds = slot("holds");
+    replaceChildren(holds, [el("span", {class: "muted"}, "Held channels:")].concat(c.holds.map(function (h) {
+      return el("span", {class: "chip hold", title: h.text, tabindex: "0", "data-testid": "hold-chip"},
+        h.channel + ": " + h.reason);
+    })));
+    holds.hidden = c.holds.length === 0;
+
+    var bar = slot("progress").querySelector(".progress");
+    bar.setAttribute("aria-valuenow", String(c.percent));
+    bar.querySelector(".progress-fill").style.width = c.percent + "%";
+    field("percent").textContent = c.percent_text;
+    field("done").textContent = String(c.done);
+    field("total").textContent = String(c.total);
+
+    replaceChildren(slot("segments"), c.bar.filter(function (s) { return s.count > 0; }).map(function (s) {
+      var seg = el("span", {class: "seg seg-" + s.state, title: s.label + ": " + s.count});
+      seg.style.width = s.pct + "%";
+      return seg;
+    }));
+    c.numbers.forEach(function (n) {
+      var dd = root.querySelector('[data-number="' + n.key + '"]');
+      if (dd) dd.textContent = String(n.value);
+    });
+
+    var next = slot("next-send");
+    if (c.next_send) {
+      replaceChildren(next, [document.createTextNode("Next send "), el("strong", {}, c.next_send.at),
+                             document.createTextNode(" — " + c.next_send.why)]);
+    } else {
+      next.textContent = c.status === "sending"
+        ? "Nothing due: every remaining lead waits for a person or a hold." : "Not sending.";
+    }
+
+    replaceChildren(slot("in-doubt"), c.in_doubt.length ? c.in_doubt.map(function (lead) {
+      return el("tr", {},
+        el("td", {}, leadLink(c.id, lead.id, lead.who)), el("td", {}, lead.address), el("td", {}, lead.step),
+        el("td", {}, lead.since),
+        c.can_operate ? el("td", {}, resolveForm(c, lead, "retry", "Retry"), resolveForm(c, lead, "mark_sent", "Mark as sent")) : null);
+    }) : [el("tr", {}, el("td", {colspan: "5", class: "muted"}, "None."))]);
+
+    replaceChildren(slot("errors"), c.errors.length ? c.errors.map(function (e) {
+      var samples = el("td", {});
+      e.samples.forEach(function (id) { samples.appendChild(leadLink(c.id, id, "#" + id)); samples.appendChild(document.createTextNode(" ")); });
+      return el("tr", {}, el("td", {}, el("code", {}, e.code)), el("td", {}, e.message),
+        el("td", {class: "num"}, e.count), samples);
+    }) : [el("tr", {}, el("td", {colspan: "4", class: "muted"}, "No errors."))]);
+
+    replaceChildren(slot("timeline"), c.timeline.map(function (t) {
+      return el("tr", {}, el("td", {}, t.at), el("td", {}, t.action), el("td", {}, t.change),
+        el("td", {}, t.reason ? el("span", {class: "chip reason", title: t.reason_text}, t.reason) : null),
+        el("td", {}, t.actor), el("td", {class: "details"}, t.details));
+    }));
+
+    root.setAttribute("data-live", c.live ? "true" : "false");
+    root.setAttribute("data-status", c.status);
+  }
+
+  function refresh() {
+    if (!root) return Promise.resolve();
+    return fetch(root.getAttribute("data-live-url"), {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (resp) { return resp.ok ? resp.json() : null; })
+      .then(function (c) { if (c) render(c); })
+      .catch(function () { /* the next poll tries again */ });
+  }
+
+  function poll() {
+    refresh().then(function () {
+      var live = root.getAttribute("data-live") === "true";
+      var delay = live ? 1000 : 5000;
+      timer = window.setTimeout(poll, document.hidden ? Math.max(delay, 5000) : delay);
+    });
+  }
+
+  if (root && root.getAttribute("data-live-url")) {
+    root.setAttribute("data-status", root.querySelector('[data-testid="status-chip"]').className.replace(/.*status-/, ""));
+    timer = window.setTimeout(poll, root.getAttribute("data-live") === "true" ? 1000 : 5000);
+  }
+})();

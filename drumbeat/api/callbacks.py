@@ -18,7 +18,11 @@ from drumbeat.channels import inbound
 from drumbeat.services import receipts
 from drumbeat.services.context import Context
 
-router = APIRouter(prefix="/webhooks", tags=["provider callbacks"])
+router = APIRouter(prefix="/webhooks", tags=["provider callbacks"], responses={
+    401: {"description": "Missing or invalid signature; nothing changed"},
+    404: {"description": "No such integration (of this provider)"},
+    422: {"description": "The body is not the provider's payload"},
+})
 
 
 async def _json_events(ctx: Context, request: Request, integration_id: str, provider: str, header: str,

@@ -34,9 +34,10 @@ class ApiError(Exception):
         self.code, self.message, self.details = code, message, details or {}
 
 
-def error_response(code: str, message: str, details: dict | None = None, status: int | None = None) -> JSONResponse:
+def error_response(code: str, message: str, details: dict | None = None, status: int | None = None,
+                   headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, "details": details or {}}},
-                        status_code=status or STATUS_OF_CODE.get(code, 400))
+                        status_code=status or STATUS_OF_CODE.get(code, 400), headers=headers)
 
 
 def _field_name(loc: tuple) -> str:
@@ -62,9 +63,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
         code = CODE_OF_STATUS.get(exc.status_code, "not_found" if exc.status_code == 404 else "validation_error")
-        if exc.status_code == 405:
-            return error_response("method_not_allowed", "method not allowed", status=405)
-        return error_response(code, str(exc.detail), status=exc.status_code)
+        if exc.status_code == 400:  # a body that cannot be parsed is invalid input like any other
+            return error_response("validation_error", str(exc.detail),
+                                  {"fields": [{"field": "body", "message": str(exc.detail)}]})
+        if exc.status_code == 405:  # keeps Starlette's Allow header (RFC 9110)
+            return error_response("method_not_allowed", "method not allowed", status=405, headers=exc.headers)
+        return error_response(code, str(exc.detail), status=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(OperationalError)
     async def _db_down(_: Request, exc: OperationalError):

@@ -17,11 +17,12 @@ import pytest
 from drumbeat.app import create_app
 from drumbeat.channels.sandbox import SandboxAdapter
 from drumbeat.engine.worker import Worker
+from drumbeat.services import campaigns as svc
 from drumbeat.services import integrations
 from drumbeat.services.passwords import hash_password
 from drumbeat.services.workspaces import create_user
 from tests.engine.test_concurrency import ThreadedWorker
-from tests.factory import add_leads, sandbox_key
+from tests.factory import add_leads, new_campaign, sandbox_key
 from tests.fakes.providers import _ThreadedUvicorn
 from tests.web.conftest import PASSWORD
 
@@ -196,7 +197,14 @@ def test_an_operator_watches_pauses_sees_why_resumes_and_cancels_a_campaign(ctx,
         shot(page, "campaign-detail-canceled")
 
     assert api.get(f"/api/v1/campaigns/{cid}").json()["status"] == "canceled"
+    new_campaign(ctx, owner, name="Autumn launch")
+    held = new_campaign(ctx, owner, name="Winter follow-up")
+    add_leads(ctx, held, 20)
+    svc.start(ctx, owner, held)
+    svc.pause(ctx, owner, held)
     page.goto(f"{server}/campaigns")
+    expect(page.locator(f"tr[data-campaign-id='{held}'] [data-testid=reason-chip]")).to_have_text("manual")
+    expect(page.locator("a.filter[data-status=draft] .count")).to_have_text("1")
     expect(page.locator(f"tr[data-campaign-id='{cid}'] [data-testid=status-chip]")).to_have_text("Canceled")
     shot(page, "campaign-list")
     assert page.js_dialogs == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from drumbeat.api import callbacks, campaigns, errors, integrations, leads, ops, users
+from drumbeat.api import callbacks, campaigns, errors, integrations, leads, ops, users, webhooks
 from drumbeat.api.limits import BodySizeLimit
 from drumbeat.services.context import Context
 from drumbeat.web import pages
@@ -14,7 +14,7 @@ def create_app(ctx: Context, *, max_body_bytes: int = 20 * 1024 * 1024) -> FastA
     app = FastAPI(title="Drumbeat", version="1", description="Multichannel outreach engine that knows when to stop.")
     app.state.ctx = ctx
     errors.install(app)
-    for module in (users, integrations, campaigns, leads):
+    for module in (users, integrations, campaigns, leads, webhooks):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(callbacks.router)
     app.include_router(ops.router)

@@ -138,7 +138,7 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
     info = prepare_demo(ctx, leads)
     url = f"http://{host}:{port}"
     typer.echo(f"Drumbeat demo: dashboard {url}/  API {url}/docs")
-    typer.echo(f"Owner token: {info['token']}")
+    typer.echo(f"Owner token (sign in to the dashboard with it): {info['token']}")
     typer.echo(f"  curl -H 'Authorization: Bearer {info['token']}' {url}/api/v1/campaigns/{info['campaign_id']}")
 
     def watch(server):

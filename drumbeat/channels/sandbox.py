@@ -1,8 +1,10 @@
 """An in-process provider for every channel, with scriptable failures (API.md `sandbox`).
 
 config: {"fail": null|"key"|"rate"|"transient"|"lead"|"campaign", "fail_after": null|int,
-"latency_ms": 0}: fail every send with that class, or only after the first `fail_after`
-sends of this integration (counted per process).
+"latency_ms": 0, "dedupe": false}: fail every send with that class, or only after the first
+`fail_after` sends of this integration (counted per process). `dedupe: true` answers a
+repeated idempotency key with its first answer, like a provider that deduplicates (within
+one process), so the engine re-sends an attempt cut off by a crash instead of asking.
 """
 
 from __future__ import annotations
@@ -23,12 +25,26 @@ MESSAGES = {
 
 
 class SandboxAdapter:
-    dedupes_by_idempotency_key = False
+    dedupes_by_idempotency_key = False  # unless an integration's config says `dedupe: true`
 
     def __init__(self) -> None:
         self.sent: Counter[str] = Counter()  # per integration: sends answered so far
+        self.answered: dict[str, SendResult] = {}  # idempotency key -> answer, for `dedupe: true`
+
+    def dedupes(self, config: dict) -> bool:
+        """`dedupe: true` plays a provider that drops a repeated idempotency key (DESIGN.md §3)."""
+        return bool((config or {}).get("dedupe"))
 
     async def send(self, credential: Credential, message: OutboundMessage) -> SendResult:
+        config = credential.config or {}
+        if self.dedupes(config) and message.idempotency_key in self.answered:
+            return self.answered[message.idempotency_key]
+        result = await self._send(credential, message)
+        if self.dedupes(config):
+            self.answered[message.idempotency_key] = result
+        return result
+
+    async def _send(self, credential: Credential, message: OutboundMessage) -> SendResult:
         config = credential.config or {}
         latency = float(config.get("latency_ms") or 0)
         if latency:

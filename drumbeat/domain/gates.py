@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from drumbeat.domain.channels import Health
 from drumbeat.domain.lifecycle import TERMINAL_STATUSES, Status
-from drumbeat.domain.reasons import PauseReason
+from drumbeat.domain.reasons import AUTO_LIFTABLE, PauseReason
 
 
 @dataclass(frozen=True)
@@ -100,3 +100,29 @@ def evaluate_gates(
         else:
             open_channels.append(channel)
     return GateReport(gates, blocked, open_channels)
+
+
+@dataclass(frozen=True)
+class SweepDecision:
+    lift: list[str] = field(default_factory=list)  # channels whose hold's cause is cleared
+    replace: dict[str, PauseReason] = field(default_factory=dict)  # channel -> the cause that now holds it
+
+
+def sweep_holds(holds: dict[str, str], report: GateReport) -> SweepDecision:
+    """What the sweeper may do with a campaign's holds, by the same gate check as resume:
+    an auto-liftable hold (`account_disconnected`, `subscription_canceled`) is lifted when
+    the campaign gates pass and its channel passes; a `subscription_canceled` hold whose
+    channel now fails for another reason takes that reason instead. Nothing else is touched."""
+    campaign_ok = all(g.ok for g in report.gates if g.gate in ("subscription", "status"))
+    decision = SweepDecision()
+    if not campaign_ok:
+        return decision
+    for channel, reason in sorted(holds.items()):
+        if PauseReason(reason) not in AUTO_LIFTABLE:
+            continue
+        blocked = report.blocked_channels.get(channel)
+        if blocked is None:
+            decision.lift.append(channel)
+        elif reason == PauseReason.SUBSCRIPTION_CANCELED:
+            decision.replace[channel] = blocked
+    return decision

@@ -66,3 +66,13 @@ def pause_reason_for(held: dict[str, str], due_channels: set[str]) -> PauseReaso
     if due_channels and all(channel in held for channel in due_channels):
         return most_severe([held[channel] for channel in due_channels])
     return None
+
+
+# Holds the sweeper may lift by itself once their cause is cleared (DESIGN.md §5); every
+# other reason waits for a person.
+AUTO_LIFTABLE: frozenset[PauseReason] = frozenset({PauseReason.ACCOUNT_DISCONNECTED,
+                                                   PauseReason.SUBSCRIPTION_CANCELED})
+# Flapping: after this many automatic lifts of one reason on one campaign within the
+# window, the next one is left to a person.
+MAX_AUTO_LIFTS = 3
+AUTO_LIFT_WINDOW_HOURS = 24

@@ -31,9 +31,16 @@ from drumbeat.domain.reasons import PauseReason
 from drumbeat.domain.templates import lead_values, render
 from drumbeat.engine.keys import UNLIMITED, Chooser, KeyPools
 from drumbeat.services.context import Actor, Context
-from drumbeat.services.holds import due_channels, key_pools, pause_if_nothing_can_run, place_hold, pool_member
+from drumbeat.services.holds import (
+    due_channels,
+    hold_after_health_change,
+    key_pools,
+    pause_if_nothing_can_run,
+    place_hold,
+    pool_member,
+)
 from drumbeat.store import campaigns as campaign_store
-from drumbeat.store import claims
+from drumbeat.store import claims, recovery
 from drumbeat.store import integrations as integration_store
 from drumbeat.store.tables import campaigns
 
@@ -337,7 +344,10 @@ class Worker:
         claims.write_outcomes(conn, attempt_rows, lead_rows, owner=self.owner, now=now)
         for job in key_failures:
             if job.result.health_event:  # the account itself is gone: out of every key pool
-                integration_store.apply_health_event(conn, job.claimed.integration_id, job.result.health_event)
+                if integration_store.apply_health_event(conn, job.claimed.integration_id, job.result.health_event):
+                    # ...and held at once in every campaign it leaves without a key (issue 5)
+                    hold_after_health_change(conn, job.claimed.integration_id, now,
+                                             Actor.system(f"health:{job.result.health_event}"))
             integration_store.mark_key_failed(conn, job.campaign["id"], job.campaign["run"],
                                               job.claimed.integration_id, job.result.error_code,
                                               job.result.error_message, now)
@@ -447,27 +457,59 @@ class Worker:
         now = time.monotonic()
         if self._recovered_at is None or now - self._recovered_at >= self.tick:
             self._recovered_at = now
-            self.recover_expired_leases()
+            for job in self.recover_expired_leases():  # re-sends with the same idempotency key
+                self.keys.inflight[job.claimed.integration_id] += 1
+                self.inflight.add(asyncio.create_task(self._send(job)))
             with self.ctx.db.begin() as conn:
                 claims.expire_acceptance_waits(conn, self.ctx.clock())
 
-    def recover_expired_leases(self) -> None:
+    def recover_expired_leases(self) -> list[Job]:
         """A worker died mid-send: its leads' leases expire. A lead without an unfinished
-        attempt is simply released; one whose attempt may have reached the provider
-        becomes in doubt and waits for a person (contacting twice is worse than asking)."""
+        attempt is simply released. One whose attempt may have reached the provider is
+        re-sent with the same idempotency key where the provider deduplicates by it (and
+        the campaign is still sending on a usable key): the returned jobs, leased to this
+        worker. Otherwise it becomes in doubt and waits for a person (contacting twice is
+        worse than asking)."""
         now = self.ctx.clock()
         with self.ctx.db.begin() as conn:
             expired = claims.expired_leases(conn, now)
             if not expired:
-                return
+                return []
             doubtful = [r for r in expired if r["attempt_id"] is not None]
             claims.release_leads(conn, [r["id"] for r in expired if r["attempt_id"] is None])
+            resend = self._resend_deduplicated(conn, doubtful, now)
+            taken = {job.claimed.lead["id"] for job in resend}
+            doubtful = [r for r in doubtful if r["id"] not in taken]
             claims.mark_in_doubt(conn, [r["id"] for r in doubtful], [r["attempt_id"] for r in doubtful], now)
-            per_campaign: dict[str, int] = {}
+            per_campaign: dict[str, list[str]] = {}
             for r in doubtful:
-                per_campaign[r["campaign_id"]] = per_campaign.get(r["campaign_id"], 0) + 1
-            for campaign_id, n in per_campaign.items():
+                per_campaign.setdefault(r["campaign_id"], []).append(str(r["id"]))
+            for campaign_id, ids in per_campaign.items():
                 campaign_store.add_timeline(conn, campaign_id, now=now, action="leads_in_doubt", actor_type="system",
-                                            actor_id="lease_recovery", details={"leads": n})
-        if expired:
-            log.warning("expired leases recovered", released=len(expired) - len(doubtful), in_doubt=len(doubtful))
+                                            actor_id="lease_recovery", details={"leads": len(ids),
+                                                                                "lead_ids": ids[:50]})
+        log.warning("expired leases recovered", released=len(expired) - len(doubtful) - len(resend),
+                    in_doubt=len(doubtful), resent=len(resend))
+        return resend
+
+    def _dedupes(self, provider: str, config: dict) -> bool:
+        adapter = self.adapters.get(provider)
+        per_config = getattr(adapter, "dedupes", None)
+        if callable(per_config) and per_config(config or {}):
+            return True
+        return bool(getattr(adapter, "dedupes_by_idempotency_key", False))
+
+    def _resend_deduplicated(self, conn, doubtful: list[dict], now) -> list[Job]:
+        rows = [r for r in recovery.unfinished_attempts(conn, [d["attempt_id"] for d in doubtful])
+                if r["campaign_status"] == Status.SENDING and r["enabled"] and r["health"] == "active"
+                and self._dedupes(r["provider"], r["config"])]
+        leads = {lead["id"]: lead for lead in recovery.take_over(conn, [r["lead_id"] for r in rows], self.owner,
+                                                                 now + self.lease, now)}
+        jobs = []
+        for r in rows:
+            campaign = dict(campaign_store.get_campaign_by_id(conn, r["campaign_id"]))
+            integration = integration_store.get_integration(conn, campaign["workspace_id"], r["integration_id"])
+            claimed = claims.ClaimedAttempt(r["id"], leads[r["lead_id"]], r["step"], r["integration_id"],
+                                            r["idempotency_key"])
+            jobs.append(Job(campaign, self._steps_of(conn, campaign), claimed, self._credential(integration)))
+        return jobs

@@ -273,10 +273,12 @@ def resume(ctx: Context, principal: Principal, campaign_id: str) -> dict:
     return run_through_gates(ctx, campaign_id, Action.RESUME, Actor.of(principal), principal.workspace_id)
 
 
-def run_through_gates(ctx: Context, campaign_id: str, action: Action, actor: Actor, workspace_id: str) -> dict:
+def run_through_gates(ctx: Context, campaign_id: str, action: Action, actor: Actor, workspace_id: str,
+                      *, keep: frozenset[str] = frozenset()) -> dict:
     """Start or resume through the one gate check (DESIGN.md §5): a new run begins,
     channels that pass are released, channels that fail are held; refused as a whole
-    (nothing changes) when the campaign gates fail or no channel passes."""
+    (nothing changes) when the campaign gates fail or no channel passes. Holds whose
+    reason is in `keep` stay (the sweeper lifts only the causes it may clear)."""
     now = ctx.clock()
     with ctx.db.begin() as conn:
         row = store.get_campaign(conn, workspace_id, campaign_id, for_update=True)
@@ -302,7 +304,7 @@ def run_through_gates(ctx: Context, campaign_id: str, action: Action, actor: Act
             store.add_timeline(conn, campaign_id, now=now, action=action, from_status=t.from_status,
                                to_status=t.to_status, actor_type=actor.type, actor_id=actor.id)
         for hold in holds:
-            if hold["channel"] not in report.blocked_channels:
+            if hold["channel"] not in report.blocked_channels and hold["reason"] not in keep:
                 lift_hold(conn, campaign_id, hold, now, actor)
         for channel, reason in report.blocked_channels.items():
             if all(h["channel"] != channel for h in holds):

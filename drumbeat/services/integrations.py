@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from drumbeat.domain.channels import PROVIDER_CHANNELS, Provider, health_after, integration_state
 from drumbeat.domain.exceptions import NotFound, ValidationFailed
-from drumbeat.services.context import Context, Principal
+from drumbeat.services.context import Actor, Context, Principal
+from drumbeat.services.holds import hold_after_health_change
 from drumbeat.store import integrations as store
 from drumbeat.store.secrets import mask
 
@@ -78,6 +79,7 @@ class SandboxConfig(_Keys):
     fail: Literal["key", "rate", "transient", "lead", "campaign"] | None = None
     fail_after: int | None = Field(default=None, ge=0, le=10**9)
     latency_ms: int = Field(default=0, ge=0, le=60_000)
+    dedupe: bool | None = None  # play a provider that deduplicates by idempotency key
 
 
 SHAPES: dict[Provider, tuple[type[_Keys], type[_Keys]]] = {
@@ -169,7 +171,11 @@ def record_health_event(ctx: Context, principal: Principal, integration_id: str,
     engine's detectors and the sweeper act on the new health (DESIGN.md §4, §5)."""
     with ctx.db.begin() as conn:
         row = _load(conn, principal, integration_id)
-        store.update_integration(conn, integration_id, health=health_after(row["health"], event))
+        new = health_after(row["health"], event)
+        if new != row["health"]:
+            store.update_integration(conn, integration_id, health=new)
+            # Held in the same transaction: no send slips through on a key that is gone.
+            hold_after_health_change(conn, integration_id, ctx.clock(), Actor.system(f"health:{event}"))
         return integration_view(ctx, _load(conn, principal, integration_id))
 
 

@@ -19,7 +19,8 @@ from drumbeat.channels.inbound import (
 from drumbeat.domain.exceptions import NotFound
 from drumbeat.domain.leads import AttemptStatus, LeadState
 from drumbeat.domain.receipts import status_after_receipt
-from drumbeat.services.context import Context
+from drumbeat.services.context import Actor, Context
+from drumbeat.services.holds import hold_after_health_change
 from drumbeat.store import campaigns as campaign_store
 from drumbeat.store import integrations as integration_store
 from drumbeat.store import receipts as store
@@ -56,7 +57,7 @@ def apply_events(ctx: Context, integration: CallbackIntegration, events: list[Ev
             elif isinstance(event, AcceptedEvent):
                 changed += _apply_acceptance(conn, integration, event, now)
             elif isinstance(event, AccountEvent):
-                changed += _apply_account(conn, integration, event)
+                changed += _apply_account(conn, integration, event, now)
     return {"events": len(events), "changed": changed}
 
 
@@ -94,5 +95,8 @@ def _apply_acceptance(conn, integration: CallbackIntegration, event: AcceptedEve
     return release_invitation_wait(conn, ids, now)
 
 
-def _apply_account(conn, integration: CallbackIntegration, event: AccountEvent) -> int:
-    return int(integration_store.apply_health_event(conn, integration.id, event.event))
+def _apply_account(conn, integration: CallbackIntegration, event: AccountEvent, now) -> int:
+    changed = integration_store.apply_health_event(conn, integration.id, event.event)
+    if changed:
+        hold_after_health_change(conn, integration.id, now, Actor.system(f"health:{event.event}"))
+    return int(changed)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from drumbeat.domain.exceptions import ValidationFailed
-from drumbeat.services.context import Context, Principal
+from drumbeat.services.context import Actor, Context, Principal
+from drumbeat.services.holds import hold_for_subscription
 from drumbeat.store import workspaces as store
 
 
@@ -38,6 +39,13 @@ def get_workspace(ctx: Context, principal: Principal) -> dict:
 
 
 def set_subscription(ctx: Context, principal: Principal, status: str) -> dict:
+    """Canceled: every channel of every sending campaign is held (`subscription_canceled`)
+    in the same transaction, so nothing more is sent; scheduled and paused campaigns cannot
+    start or resume (the subscription gate). Active again changes no campaign by itself:
+    the sweeper lifts those holds and resumes what they paused (DESIGN.md §4, §5)."""
     with ctx.db.begin() as conn:
+        before = store.get_workspace(conn, principal.workspace_id)["subscription_status"]
         store.set_subscription(conn, principal.workspace_id, status)
+        if status == "canceled" and before != "canceled":
+            hold_for_subscription(conn, principal.workspace_id, ctx.clock(), Actor.system("subscription_canceled"))
     return get_workspace(ctx, principal)

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from drumbeat.domain.leads import ACCEPTED_ATTEMPT_STATUSES, UNFINISHED_LEAD_STATES, WORKABLE_LEAD_STATES
 from drumbeat.domain.lifecycle import Transition
+from drumbeat.store import notifications
 from drumbeat.store.ids import new_id
 from drumbeat.store.tables import attempts, campaigns, holds, leads, steps, timeline
 
@@ -86,6 +87,9 @@ def add_timeline(conn: Connection, campaign_id: str, *, now: datetime, action: s
         campaign_id=campaign_id, at=now, from_status=from_status, to_status=to_status, action=action,
         reason=reason, actor_type=actor_type, actor_id=actor_id, details=details or {},
     ))
+    # The outbox is written in the same transaction as the change (DESIGN.md §8).
+    notifications.enqueue_for_timeline(conn, campaign_id, action=action, to_status=to_status, reason=reason,
+                                       actor_type=actor_type, actor_id=actor_id, details=details or {}, now=now)
 
 
 def get_timeline(conn: Connection, campaign_id: str) -> list[dict]:
@@ -197,3 +201,28 @@ def recent_counted_outcomes(conn: Connection, campaign_id: str, channel: str, ru
                (attempts.c.status.in_(ACCEPTED_ATTEMPT_STATUSES)) | attempts.c.counted_failure.is_(True))
         .order_by(attempts.c.id.desc()).limit(window))
     return [bool(r[0]) for r in rows]
+
+
+def sending_campaigns(conn: Connection, workspace_id: str, *, for_update: bool = False) -> list[dict]:
+    query = select(campaigns).where(campaigns.c.workspace_id == workspace_id, campaigns.c.status == "sending") \
+        .order_by(campaigns.c.created_at, campaigns.c.id)
+    if for_update:
+        query = query.with_for_update()
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def campaigns_with_holds(conn: Connection, reasons: list[str]) -> list[str]:
+    """Sending or paused campaigns that hold a channel for one of `reasons` (the sweeper's work)."""
+    query = (select(campaigns.c.id).distinct().join(holds, holds.c.campaign_id == campaigns.c.id)
+             .where(campaigns.c.status.in_(("sending", "paused")), holds.c.reason.in_(reasons)))
+    return list(conn.execute(query).scalars())
+
+
+def system_entries_since(conn: Connection, campaign_id: str, *, action: str, reason: str, actor_id: str,
+                         since: datetime) -> list[datetime]:
+    """When the system (`actor_id`) wrote `action` entries for `reason` since `since`."""
+    rows = conn.execute(select(timeline.c.at).where(
+        timeline.c.campaign_id == campaign_id, timeline.c.action == action, timeline.c.reason == reason,
+        timeline.c.actor_type == "system", timeline.c.actor_id == actor_id, timeline.c.at >= since)
+        .order_by(timeline.c.id))
+    return [r[0] for r in rows]

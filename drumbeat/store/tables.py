@@ -265,4 +265,57 @@ suppressions = Table(
     Index("ix_suppressions_email", "workspace_id", "email"),
 )
 
+# --- notifications and engine locks (DESIGN.md §8; migration 0003) ---------------------
 
+# Outbound webhooks of a workspace; the secret that signs deliveries is sealed like credentials.
+webhooks = Table(
+    "webhooks", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("workspace_id", String(32), ForeignKey("workspaces.id"), nullable=False, index=True),
+    Column("url", String(500), nullable=False),
+    Column("secret_encrypted", Text, nullable=False),
+    Column("events", Json, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# The durable outbox: one row per webhook per event, written in the transaction that made
+# the event, with the exact body that is signed and sent (so every retry is byte-identical).
+webhook_deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("webhook_id", String(32), ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("campaign_id", String(32), nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("state", String(20), nullable=False),  # pending | delivered
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("locked_until", UTCDateTime),  # a notifier is delivering it
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    CheckConstraint("state IN ('pending', 'delivered')", name="state"),
+    Index("ix_webhook_deliveries_pending", "state", "webhook_id", "campaign_id", "id"),
+)
+
+# Every try of every delivery: the delivery log (API.md, GET /webhooks/{id}/deliveries).
+webhook_delivery_log = Table(
+    "webhook_delivery_log", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("delivery_id", BigId, ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+# A named lease one process holds at a time (the sweeper on SQLite, where there are no
+# advisory locks).
+engine_locks = Table(
+    "engine_locks", metadata,
+    Column("name", String(40), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)

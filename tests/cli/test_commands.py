@@ -62,7 +62,7 @@ def test_the_demo_runs_a_campaign_to_completion_and_prints_an_owner_token(tmp_pa
     result = drumbeat("demo", "--leads", "200", "--port", str(free_port()), "--exit-when-done", cwd=tmp_path,
                       timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Owner token: dbt_" in result.stdout
+    assert "Owner token (sign in to the dashboard with it): dbt_" in result.stdout
     assert "Campaign completed: 400 messages accepted, 200 leads completed, 0 failed." in result.stdout
 
 

@@ -1,0 +1,86 @@
+"""Outbound webhooks (API.md, Users and workspace): the workspace's owner says where
+campaign events go; each delivery is signed and logged."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from drumbeat.api.deps import ContextDep, Owner
+from drumbeat.api.schemas import Instant, ObjectId, Request, error_responses
+from drumbeat.services import notifications
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+EventName = Literal["campaign.paused", "campaign.resumed", "campaign.hold_placed", "campaign.hold_lifted",
+                    "campaign.completed", "campaign.failed", "lead.in_doubt"]
+
+
+class WebhookCreate(Request):
+    url: Annotated[str, Field(pattern=r"^https?://\S+$", max_length=500)]
+    # Signs every delivery (HMAC-SHA256); kept encrypted, shown masked.
+    secret: Annotated[str, Field(min_length=8, max_length=500)]
+    events: Annotated[list[EventName], Field(min_length=1, max_length=20)]
+
+
+class WebhookPublic(BaseModel):
+    id: str
+    url: str
+    events: list[str]
+    secret: str
+    created_at: Instant
+
+
+class WebhooksPublic(BaseModel):
+    items: list[WebhookPublic]
+    next_cursor: str | None = None
+
+
+class DeliveryTry(BaseModel):
+    attempt: int
+    status_code: int | None
+    error: str | None
+    at: Instant
+
+
+class DeliveryPublic(BaseModel):
+    id: str
+    event: str
+    campaign_id: str
+    state: Literal["pending", "delivered"]
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: Instant | None
+    created_at: Instant
+    delivered_at: Instant | None
+    log: list[DeliveryTry]
+
+
+class DeliveriesPublic(BaseModel):
+    items: list[DeliveryPublic]
+    next_cursor: str | None = None
+
+
+@router.post("", status_code=201, response_model=WebhookPublic, responses=error_responses(403, 422))
+def create_webhook(body: WebhookCreate, principal: Owner, ctx: ContextDep):
+    """Send the listed events to `url`, signed with `secret` (header `X-Drumbeat-Signature`)."""
+    return notifications.create_webhook(ctx, principal, body.url, body.secret, list(body.events))
+
+
+@router.get("", response_model=WebhooksPublic, responses=error_responses(403))
+def list_webhooks(principal: Owner, ctx: ContextDep):
+    return {"items": notifications.list_webhooks(ctx, principal), "next_cursor": None}
+
+
+@router.get("/{webhook_id}/deliveries", response_model=DeliveriesPublic, responses=error_responses(403, 404))
+def list_deliveries(webhook_id: ObjectId, principal: Owner, ctx: ContextDep,
+                    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                    cursor: Annotated[str | None, Query(max_length=20, pattern=r"^\d+$")] = None):
+    """Newest first; each delivery with its log of tries (status code, attempt, error, time)."""
+    offset = int(cursor) if cursor else 0
+    items = notifications.list_deliveries(ctx, principal, webhook_id, limit=limit + 1, offset=offset)
+    more = len(items) > limit
+    return {"items": items[:limit], "next_cursor": str(offset + limit) if more else None}

@@ -1,0 +1,125 @@
+"""Outbound webhooks, the durable outbox of their deliveries and the delivery log.
+
+`enqueue` runs inside the transaction that made the event, so an event is delivered if
+and only if its change committed; the notifier leases the head of each (webhook,
+campaign) queue, which keeps deliveries in order per campaign across processes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, func, insert, or_, select, update
+
+from drumbeat.domain.events import event_for
+from drumbeat.store.ids import new_id
+from drumbeat.store.tables import campaigns, webhook_deliveries, webhook_delivery_log, webhooks
+
+PENDING, DELIVERED = "pending", "delivered"
+
+
+# --- webhooks ---------------------------------------------------------------------------
+
+def insert_webhook(conn: Connection, workspace_id: str, url: str, sealed_secret: str, events: list[str],
+                   now: datetime) -> str:
+    webhook_id = new_id()
+    conn.execute(insert(webhooks).values(id=webhook_id, workspace_id=workspace_id, url=url,
+                                         secret_encrypted=sealed_secret, events=events, created_at=now))
+    return webhook_id
+
+
+def list_webhooks(conn: Connection, workspace_id: str) -> list[dict]:
+    rows = conn.execute(select(webhooks).where(webhooks.c.workspace_id == workspace_id)
+                        .order_by(webhooks.c.created_at, webhooks.c.id)).mappings()
+    return [dict(r) for r in rows]
+
+
+def get_webhook(conn: Connection, workspace_id: str, webhook_id: str):
+    return conn.execute(select(webhooks).where(webhooks.c.id == webhook_id,
+                                               webhooks.c.workspace_id == workspace_id)).mappings().first()
+
+
+# --- the outbox -------------------------------------------------------------------------
+
+def enqueue_for_timeline(conn: Connection, campaign_id: str, *, action: str, to_status: str | None,
+                         reason: str | None, actor_type: str, actor_id: str | None, details: dict,
+                         now: datetime) -> int:
+    """Write one delivery per subscribed webhook for the event this timeline entry raises."""
+    event = event_for(str(action), to_status)
+    if event is None:
+        return 0
+    campaign = conn.execute(select(campaigns.c.id, campaigns.c.workspace_id, campaigns.c.name, campaigns.c.status,
+                                   campaigns.c.paused_reason).where(campaigns.c.id == campaign_id)).mappings().first()
+    if campaign is None:
+        return 0
+    targets = [w for w in conn.execute(select(webhooks.c.id, webhooks.c.events)
+                                       .where(webhooks.c.workspace_id == campaign["workspace_id"])).mappings()
+               if not w["events"] or event in w["events"]]
+    if not targets:
+        return 0
+    body = json.dumps({
+        "event": event, "at": now.isoformat(),
+        "campaign": {"id": campaign["id"], "name": campaign["name"], "status": campaign["status"],
+                     "paused_reason": campaign["paused_reason"]},
+        "details": {"reason": reason, "actor": {"type": actor_type, "id": actor_id}, **(details or {})},
+    }, default=str, separators=(",", ":"))
+    conn.execute(insert(webhook_deliveries), [
+        {"webhook_id": w["id"], "campaign_id": campaign_id, "event": event, "body": body, "state": PENDING,
+         "attempts": 0, "next_attempt_at": now, "created_at": now} for w in targets])
+    return len(targets)
+
+
+def lease_due_heads(conn: Connection, now: datetime, lease: timedelta, limit: int = 100) -> list[dict]:
+    """Lease the oldest undelivered delivery of each (webhook, campaign) queue when it is
+    due and nobody holds it: deliveries of one campaign go out one at a time, in order."""
+    heads = (select(func.min(webhook_deliveries.c.id))
+             .where(webhook_deliveries.c.state == PENDING)
+             .group_by(webhook_deliveries.c.webhook_id, webhook_deliveries.c.campaign_id))
+    candidates = list(conn.execute(
+        select(webhook_deliveries.c.id).where(
+            webhook_deliveries.c.id.in_(heads), webhook_deliveries.c.next_attempt_at <= now,
+            or_(webhook_deliveries.c.locked_until.is_(None), webhook_deliveries.c.locked_until < now))
+        .order_by(webhook_deliveries.c.id).limit(limit)).scalars())
+    leased = []
+    for delivery_id in candidates:
+        # Compare-and-set: of two notifiers racing for a head, one wins.
+        result = conn.execute(update(webhook_deliveries).where(
+            webhook_deliveries.c.id == delivery_id, webhook_deliveries.c.state == PENDING,
+            or_(webhook_deliveries.c.locked_until.is_(None), webhook_deliveries.c.locked_until < now))
+            .values(locked_until=now + lease))
+        if result.rowcount == 1:
+            leased.append(delivery_id)
+    if not leased:
+        return []
+    rows = conn.execute(select(webhook_deliveries, webhooks.c.url, webhooks.c.secret_encrypted)
+                        .join(webhooks, webhooks.c.id == webhook_deliveries.c.webhook_id)
+                        .where(webhook_deliveries.c.id.in_(leased)).order_by(webhook_deliveries.c.id)).mappings()
+    return [dict(r) for r in rows]
+
+
+def record_try(conn: Connection, delivery_id: int, *, attempt: int, status_code: int | None, error: str | None,
+               delivered: bool, next_attempt_at: datetime, now: datetime) -> None:
+    conn.execute(insert(webhook_delivery_log).values(delivery_id=delivery_id, attempt=attempt,
+                                                     status_code=status_code, error=error, at=now))
+    values: dict = {"attempts": attempt, "last_status_code": status_code, "last_error": error, "locked_until": None}
+    if delivered:
+        values.update(state=DELIVERED, delivered_at=now)
+    else:
+        values.update(next_attempt_at=next_attempt_at)
+    conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id).values(**values))
+
+
+def list_deliveries(conn: Connection, webhook_id: str, *, limit: int, offset: int) -> list[dict]:
+    rows = [dict(r) for r in conn.execute(
+        select(webhook_deliveries).where(webhook_deliveries.c.webhook_id == webhook_id)
+        .order_by(webhook_deliveries.c.id.desc()).offset(offset).limit(limit)).mappings()]
+    if rows:
+        log: dict[int, list[dict]] = {}
+        for r in conn.execute(select(webhook_delivery_log)
+                              .where(webhook_delivery_log.c.delivery_id.in_([d["id"] for d in rows]))
+                              .order_by(webhook_delivery_log.c.id)).mappings():
+            log.setdefault(r["delivery_id"], []).append(dict(r))
+        for d in rows:
+            d["log"] = log.get(d["id"], [])
+    return rows

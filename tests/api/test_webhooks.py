@@ -1,0 +1,151 @@
+"""Outbound webhooks: registered by the owner, fed by a durable outbox written with each
+event, delivered signed, retried with backoff while the receiver is down, in order per
+campaign, with a delivery log (API.md; DESIGN.md §8)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from drumbeat.engine.notifier import Notifier
+from drumbeat.services import integrations as integration_service
+from drumbeat.services.context import Principal
+from tests.api.test_campaigns import API, act, create_campaign, create_sandbox, enroll
+
+SECRET = "whsec-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Receiver:
+    """A real HTTP server that records what it is sent; started only when asked."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.received: list[tuple[dict, str, bytes]] = []
+        self.server: ThreadingHTTPServer | None = None
+
+    def up(self) -> None:
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((json.loads(body), self.headers["X-Drumbeat-Signature"], body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def down(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def register(client, headers, url: str, events=None):
+    return client.post(f"{API}/webhooks", json={"url": url, "secret": SECRET, "events": events or [
+        "campaign.paused", "campaign.resumed", "campaign.hold_placed", "campaign.hold_lifted",
+        "campaign.completed", "campaign.failed", "lead.in_doubt"]}, headers=headers)
+
+
+def notify(ctx, rounds: int) -> None:
+    async def main():
+        notifier = Notifier(ctx, base_delay=0.02, max_delay=0.1, timeout=2)
+        import httpx
+
+        async with httpx.AsyncClient() as notifier.client:
+            for _ in range(rounds):
+                await notifier.deliver_due()
+                await asyncio.sleep(0.03)
+
+    asyncio.run(main())
+
+
+def test_the_owner_registers_a_webhook_whose_secret_is_never_shown_whole(client, owner):
+    response = register(client, owner["headers"], "https://hooks.example.com/drumbeat", ["campaign.paused"])
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["secret"] == "****6789" and body["events"] == ["campaign.paused"]
+    listed = client.get(f"{API}/webhooks", headers=owner["headers"]).json()["items"]
+    assert [w["id"] for w in listed] == [body["id"]]
+    assert client.get(f"{API}/webhooks/{body['id']}/deliveries", headers=owner["headers"]).json()["items"] == []
+
+
+def test_only_the_owner_manages_webhooks_and_bad_input_is_refused(client, owner):
+    operator = client.post(f"{API}/users", json={"email": "op@acme.test", "role": "operator"},
+                           headers=owner["headers"]).json()
+    op_headers = {"Authorization": f"Bearer {operator['token']}"}
+    assert register(client, op_headers, "https://x.example.com/h").status_code == 403
+    assert client.get(f"{API}/webhooks", headers=op_headers).status_code == 403
+    bad = client.post(f"{API}/webhooks", json={"url": "ftp://x", "secret": SECRET, "events": ["campaign.bored"]},
+                      headers=owner["headers"])
+    assert bad.status_code == 422
+    assert {f["field"] for f in bad.json()["error"]["details"]["fields"]} >= {"url", "events.0"}
+    assert client.get(f"{API}/webhooks/nope/deliveries", headers=owner["headers"]).status_code == 404
+
+
+def test_events_wait_while_the_receiver_is_down_then_all_arrive_in_order_signed(client, owner, ctx):
+    receiver = Receiver(free_port())
+    hook = register(client, owner["headers"], f"http://127.0.0.1:{receiver.port}/hook").json()
+    headers = owner["headers"]
+    integration = create_sandbox(client, headers, "sms")
+    campaigns = []
+    for name in ("first", "second"):
+        campaign = create_campaign(client, headers, name=name)
+        enroll(ctx, campaign["id"])
+        assert act(client, headers, campaign["id"], "start").status_code == 200
+        campaigns.append(campaign["id"])
+    principal = Principal(owner["user_id"], owner["workspace_id"], "owner")
+    integration_service.record_health_event(ctx, principal, integration["id"], "disconnected")  # hold + pause
+    for cid in campaigns:
+        act(client, headers, cid, "pause")  # system pause becomes manual: a second paused event
+    integration_service.record_health_event(ctx, principal, integration["id"], "reconnected")
+    for cid in campaigns:
+        assert act(client, headers, cid, "resume").status_code == 200
+
+    notify(ctx, rounds=5)  # the receiver is down: every try fails and is logged
+    deliveries = client.get(f"{API}/webhooks/{hook['id']}/deliveries", headers=headers).json()["items"]
+    assert deliveries and all(d["state"] == "pending" for d in deliveries)
+    heads = [d for d in deliveries if d["attempts"]]
+    assert len(heads) == 2  # only the head of each campaign's queue is tried: order is kept
+    assert heads[0]["attempts"] >= 2 and heads[0]["log"][0]["status_code"] is None
+    assert "ConnectError" in heads[0]["log"][0]["error"]
+
+    receiver.up()
+    try:
+        deadline = time.monotonic() + 30
+        while any(d["state"] == "pending" for d in
+                  client.get(f"{API}/webhooks/{hook['id']}/deliveries", headers=headers).json()["items"]):
+            assert time.monotonic() < deadline
+            notify(ctx, rounds=3)
+    finally:
+        receiver.down()
+
+    expected = ["campaign.hold_placed", "campaign.paused", "campaign.paused", "campaign.resumed",
+                "campaign.hold_lifted"]
+    for cid in campaigns:
+        got = [body for body, _, _ in receiver.received if body["campaign"]["id"] == cid]
+        assert [b["event"] for b in got] == expected
+        assert got[1]["campaign"]["paused_reason"] == "account_disconnected"
+        assert got[1]["details"]["channel"] == "sms"
+        assert got[2]["details"]["actor"]["type"] == "user"
+    assert len(receiver.received) == 2 * len(expected)
+    for _, sig, raw in receiver.received:
+        assert sig == "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    log = client.get(f"{API}/webhooks/{hook['id']}/deliveries", headers=headers).json()["items"]
+    assert all(d["state"] == "delivered" and d["last_status_code"] == 204 for d in log)

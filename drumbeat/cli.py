@@ -64,16 +64,31 @@ def worker(concurrency: Annotated[int, typer.Option(min=1, max=10_000)] = 32) ->
             loop.add_signal_handler(sig, stop.set)
         if stop_requested.is_set():
             stop.set()
-        await engine_worker.run(stop)
+        await run_beside(engine_worker, settings, stop)
 
     asyncio.run(main())
 
 
-class EmbeddedWorker:
-    """A worker on its own thread and event loop beside the web server."""
+async def run_beside(engine_worker, settings: Settings, stop: asyncio.Event) -> None:
+    """The worker with the sweeper and the notifier beside it (DESIGN.md §5, §8): any
+    number of processes may run them; the sweeper works in one process at a time and the
+    notifier's outbox is shared safely."""
+    from drumbeat.engine.notifier import Notifier
+    from drumbeat.engine.sweeper import Sweeper
 
-    def __init__(self, worker) -> None:
+    tasks = [engine_worker.run(stop)]
+    if settings is not None:
+        tasks += [Sweeper(engine_worker.ctx, period_seconds=settings.sweep_seconds).run(stop),
+                  Notifier(engine_worker.ctx, tick_seconds=settings.tick_seconds).run(stop)]
+    await asyncio.gather(*tasks)
+
+
+class EmbeddedWorker:
+    """A worker (with the sweeper and notifier) on its own thread and event loop beside the web server."""
+
+    def __init__(self, worker, settings: Settings | None = None) -> None:
         self.worker = worker
+        self.settings = settings
         self.loop = asyncio.new_event_loop()
         self.stop_event: asyncio.Event | None = None
         self.thread = threading.Thread(target=self._main, name="drumbeat-worker", daemon=True)
@@ -83,7 +98,7 @@ class EmbeddedWorker:
 
         async def main():
             self.stop_event = asyncio.Event()
-            await self.worker.run(self.stop_event)
+            await run_beside(self.worker, self.settings, self.stop_event)
 
         self.loop.run_until_complete(main())
 
@@ -102,7 +117,7 @@ def _serve(ctx, settings: Settings, host: str, port: int, with_worker: bool, on_
     from drumbeat.app import create_app
     from drumbeat.bootstrap import build_worker
 
-    embedded = EmbeddedWorker(build_worker(ctx, settings)) if with_worker else None
+    embedded = EmbeddedWorker(build_worker(ctx, settings), settings) if with_worker else None
     if embedded:
         embedded.start()
     server = uvicorn.Server(uvicorn.Config(create_app(ctx, max_body_bytes=settings.max_body_bytes), host=host,

@@ -250,3 +250,15 @@ def plan_days(now: datetime, window: Window, limits: Limits, *, total: int, firs
         placed += take
         week_used[week] += take
     return out
+
+
+@lru_cache(maxsize=4096)
+def lead_zone(name: str | None) -> str | None:
+    """A lead's own time zone when it names a known one; None means the campaign's."""
+    if not name:
+        return None
+    try:
+        ZoneInfo(name)
+    except Exception:  # noqa: BLE001 - unknown or malformed: the campaign's zone applies
+        return None
+    return name

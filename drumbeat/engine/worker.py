@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import select
@@ -28,8 +29,10 @@ from drumbeat.domain.gates import PoolMember, empty_pool_reason
 from drumbeat.domain.leads import LeadProgress, LeadState, acceptance_wait, apply_outcome
 from drumbeat.domain.lifecycle import Action, Status, finished_status, transition
 from drumbeat.domain.reasons import PauseReason
+from drumbeat.domain.schedule import Limits, Window, budget, clamp, is_open, lead_zone, local_day, week_of
 from drumbeat.domain.templates import lead_values, render
 from drumbeat.engine.keys import UNLIMITED, Chooser, KeyPools
+from drumbeat.services import campaigns as campaign_service
 from drumbeat.services.context import Actor, Context
 from drumbeat.services.holds import (
     due_channels,
@@ -54,6 +57,7 @@ class Job:
     claimed: claims.ClaimedAttempt
     credential: Credential
     result: SendResult | None = None
+    charged: tuple = ()  # counter rows this send was charged to (caps)
 
 
 @dataclass
@@ -65,17 +69,33 @@ class CampaignPlan:
     failures_in_run: set[str] = field(default_factory=set)  # channels with a key failed in this run
 
 
-def _claim_groups(steps: list[dict], choosers: dict[str, Chooser]) -> list[tuple[list[int], int]]:
+def _claim_groups(steps: list[dict], choosers: dict[str, Chooser],
+                  channel_caps: dict[str, int] | None = None) -> list[tuple[list[int], int]]:
     """Which steps to claim together and how many: channels whose keys are trusted in one
-    claim; a channel still probing its keys alone, up to one lead per probe.
+    claim; a channel still probing its keys alone, up to one lead per probe; a channel
+    whose every key has a daily cap alone, up to what is left of those caps.
     (Holds are checked in the claim itself.)"""
-    trusted = [i for i, s in enumerate(steps) if s["channel"] in choosers
-               and choosers[s["channel"]].capacity == UNLIMITED]
+    caps = channel_caps or {}
+
+    def capacity(channel: str) -> int:
+        return min(choosers[channel].capacity, caps.get(channel, UNLIMITED))
+
+    trusted = [i for i, s in enumerate(steps) if s["channel"] in choosers and capacity(s["channel"]) == UNLIMITED]
     groups = [(trusted, UNLIMITED)] if trusted else []
-    for channel, chooser in choosers.items():
-        if chooser.capacity != UNLIMITED:
-            groups.append(([i for i, s in enumerate(steps) if s["channel"] == channel], chooser.capacity))
+    for channel in choosers:
+        if capacity(channel) != UNLIMITED:
+            groups.append(([i for i, s in enumerate(steps) if s["channel"] == channel], capacity(channel)))
     return groups
+
+
+@dataclass
+class Reservation:
+    """The budget a claim may spend, read under the counters' row locks (DESIGN.md §6)."""
+
+    left: int  # sends the campaign may start now (caps, ramp, rate)
+    key_left: dict[str, int]  # capped integration id -> sends left today
+    campaign_keys: tuple  # counter rows every send of the campaign is charged to
+    rate: tuple | None = None  # (counter key, booked until, per second)
 
 
 class Worker:
@@ -97,6 +117,10 @@ class Worker:
         self._campaigns_read_at: float | None = None
         self._recovered_at: float | None = None
         self.cooling: dict[str, datetime] = {}  # integration id -> rate-limited until (this process)
+        self.rng = random.Random()  # random slots inside windows
+        self._first_days: dict = {}  # campaign id -> first sending day (the ramp's day 0)
+        self._charges: dict[int, tuple] = {}  # attempt id -> counter rows charged, until its Job exists
+        self._scheduled_at: float | None = None
 
     # --- the loop -------------------------------------------------------------------
 
@@ -141,6 +165,7 @@ class Worker:
         when there is something to claim), start those sends, wait for the first to end.
         Returns whether anything happened (an idle worker sleeps one tick)."""
         self._recover_if_due()
+        self._start_scheduled_if_due()
         finished = self._finished()
         claimed = self.claim()
         for job in claimed:
@@ -255,33 +280,154 @@ class Worker:
         except BaseException:
             self.unrecorded = recording + self.unrecorded  # nothing was committed: record them later
             raise
-        jobs = [Job(campaign, plan.steps, c, self._credential(plan.rows[c.integration_id])) for c in claimed_all]
+        self._give_back(recording)
+        jobs = [Job(campaign, plan.steps, c, self._credential(plan.rows[c.integration_id]),
+                    charged=self._charges.pop(c.attempt_id, ())) for c in claimed_all]
         for job in jobs:
             self.keys.inflight[job.claimed.integration_id] += 1
         return jobs
 
     def _claim_in(self, conn, campaign: dict, limit: int, now) -> tuple[list[claims.ClaimedAttempt], CampaignPlan]:
-        """Lease due leads and start their attempts, each channel with the keys it may use."""
+        """Lease due leads and start their attempts, each channel with the keys it may use.
+
+        A campaign with caps, a ramp or a rate (or keys with a daily cap) first locks its
+        counter rows and claims at most what they leave; the counters are charged in this
+        same transaction, so racing workers can never overshoot a cap."""
         claimed_all: list[claims.ClaimedAttempt] = []
         plan = self._plan(conn, campaign)
         steps = plan.steps
+        limits = Limits.from_limits(campaign["limits"])
+        capped_keys = {key_id: row["daily_cap"] for key_id, row in plan.rows.items() if row["daily_cap"] is not None}
+        reservation = None
+        if limits.capped or limits.rate_per_second or capped_keys:
+            if claims.lock_sending_campaign(conn, campaign["id"], campaign["run"]) is None:
+                self._campaigns_read_at = None
+                return [], plan
+            reservation = self._reserve(conn, campaign, limits, capped_keys, now)
+            limit = min(limit, reservation.left)
+            if limit <= 0:
+                return [], plan
+            for channel, keys in plan.usable.items():  # keys whose own daily cap is spent rest
+                plan.usable[channel] = [k for k in keys if reservation.key_left.get(k, 1) > 0]
         choosers = {channel: self.keys.chooser((campaign["id"], campaign["run"], channel), keys,
                                                failures_in_run=channel in plan.failures_in_run)
                     for channel, keys in plan.usable.items() if keys}
-        for steps_open, capacity in _claim_groups(steps, choosers):
+        key_left = dict(reservation.key_left) if reservation else {}
+        channel_caps = {channel: sum(key_left[k] for k in keys) for channel, keys in plan.usable.items()
+                        if keys and all(k in key_left for k in keys)}
+
+        def pick(step: int) -> str:
+            chooser = choosers[steps[step]["channel"]]
+            while True:  # a capped key with nothing left is skipped (the group's capacity bounds this)
+                key = chooser.pick()
+                if key not in key_left:
+                    return key
+                if key_left[key] > 0:
+                    key_left[key] -= 1
+                    return key
+
+        defer = self._deferral(campaign, now)
+        for steps_open, capacity in _claim_groups(steps, choosers, channel_caps):
             room = min(limit - len(claimed_all), capacity)
             if room <= 0:
                 continue
             claimed = claims.claim_due_leads(
                 conn, campaign_id=campaign["id"], run=campaign["run"], steps_open=steps_open, now=now,
-                limit=room, owner=self.owner, lease=self.lease,
-                pick_integration=lambda step: choosers[steps[step]["channel"]].pick(),
-                channel_of_step=lambda i: steps[i]["channel"])
+                limit=room, owner=self.owner, lease=self.lease, pick_integration=pick,
+                channel_of_step=lambda i: steps[i]["channel"], defer=defer)
             if claimed is None:  # paused, resumed or finished meanwhile
                 self._campaigns_read_at = None
                 break
             claimed_all.extend(claimed)
+        if reservation is not None and claimed_all:
+            self._charge(conn, reservation, claimed_all, now)
         return claimed_all, plan
+
+    def _deferral(self, campaign: dict, now):
+        """Leads are sent only inside their window (their own time zone when they have
+        one): a lead claimed while its window is closed is moved to its next slot."""
+        window = Window.from_schedule(campaign["schedule"])
+        if window.always_open:
+            return None
+        verdicts: dict[str | None, datetime | None] = {}
+
+        def defer(lead: dict) -> datetime | None:
+            tz = lead_zone(lead.get("timezone"))
+            if tz not in verdicts or window.randomize:
+                verdicts[tz] = None if is_open(now, window, tz) else clamp(now, window, tz, self.rng)
+            return verdicts[tz]
+
+        return defer
+
+    def _reserve(self, conn, campaign: dict, limits: Limits, capped_keys: dict[str, int], now) -> Reservation:
+        """Lock the counter rows of the campaign's day and week (its time zone), of its
+        rate, and of each capped key's UTC day; return what they leave."""
+        cid = campaign["id"]
+        tz = Window.from_schedule(campaign["schedule"]).timezone
+        today = local_day(now, tz)
+        day_key = ("campaign", cid, claims.day_period(today))
+        week_key = ("campaign", cid, claims.week_period(week_of(today)))
+        rate_key = ("campaign", cid, "rate")
+        utc_day = claims.day_period(now.astimezone(UTC).date())
+        key_rows = {key_id: ("integration", key_id, utc_day) for key_id in capped_keys}
+        wanted = [day_key, week_key, *key_rows.values()] + ([rate_key] if limits.rate_per_second else [])
+        rows = claims.lock_counters(conn, wanted)
+        left: int = UNLIMITED
+        if limits.capped:
+            first = self._first_days.get(cid)
+            if first is None and limits.ramp is not None:
+                first = claims.first_sending_day(conn, cid)
+                if first is not None:
+                    self._first_days[cid] = first
+            b = budget(limits, today=today, first_day=first or today, sent_today=rows[day_key]["count"],
+                       sent_this_week=rows[week_key]["count"])
+            left = UNLIMITED if b.remaining is None else b.remaining
+        rate = None
+        if limits.rate_per_second:
+            # A virtual schedule shared by every worker: each send books 1/rate seconds.
+            per_second = float(limits.rate_per_second)
+            booked = max(rows[rate_key]["until"] or now, now)
+            burst = timedelta(seconds=max(1.0, 1.0 / per_second))
+            left = min(left, max(0, int((now + burst - booked).total_seconds() * per_second)))
+            rate = (rate_key, booked, per_second)
+        key_left = {key_id: max(0, cap - rows[key_rows[key_id]]["count"]) for key_id, cap in capped_keys.items()}
+        return Reservation(left, key_left, (day_key, week_key), rate)
+
+    def _charge(self, conn, reservation: Reservation, claimed: list[claims.ClaimedAttempt], now) -> None:
+        increments: dict[tuple, int] = {key: len(claimed) for key in reservation.campaign_keys}
+        for c in claimed:
+            if c.integration_id in reservation.key_left:
+                key = ("integration", c.integration_id, claims.day_period(now.astimezone(UTC).date()))
+                increments[key] = increments.get(key, 0) + 1
+        claims.add_to_counters(conn, increments)
+        if reservation.rate is not None:
+            key, booked, per_second = reservation.rate
+            claims.set_counter_until(conn, key, booked + timedelta(seconds=len(claimed) / per_second))
+        for c in claimed:
+            self._charges[c.attempt_id] = reservation.campaign_keys + tuple(
+                k for k in increments if k[0] == "integration" and k[1] == c.integration_id)
+
+    def _start_scheduled_if_due(self) -> None:
+        # A start_at is honoured within one tick; looking more often is pointless.
+        now = time.monotonic()
+        if self._scheduled_at is None or now - self._scheduled_at >= self.tick:
+            self._scheduled_at = now
+            if campaign_service.start_due_campaigns(self.ctx):
+                self._campaigns_read_at = None
+
+    def _give_back(self, jobs: list[Job]) -> None:
+        """Key-level, rate-limited and campaign-level answers sent nothing to anybody: their
+        budget goes back (their own transaction, after the claim's, so counter rows are
+        always locked in one order; a crash before it only leaves the cap stricter)."""
+        refunds: dict[tuple, int] = {}
+        for job in jobs:
+            if job.result.error_class not in (ErrorClass.KEY, ErrorClass.RATE, ErrorClass.CAMPAIGN):
+                continue
+            for key in job.charged:
+                refunds[key] = refunds.get(key, 0) - 1
+        if refunds:
+            with self.ctx.db.begin() as conn:
+                claims.add_to_counters(conn, refunds)
 
     def _credential(self, row) -> Credential:
         """Decrypt once per credential version (a rotated key has a new ciphertext)."""
@@ -304,6 +450,7 @@ class Worker:
         except BaseException:
             self.unrecorded = recording + self.unrecorded
             raise
+        self._give_back(recording)
 
     def _record_in(self, conn, jobs: list[Job], now) -> None:
         if not jobs:
@@ -330,8 +477,13 @@ class Worker:
             advanced = change.lead.current_step != lead["current_step"]
             wait = acceptance_wait(steps[job.claimed.step], steps[nxt] if nxt < len(steps) else None) \
                 if res.accepted else None
+            next_at = change.lead.next_action_at
+            if advanced and not wait and change.lead.state is LeadState.IN_PROGRESS:
+                # the next step's delay counts from this send, then is clamped into the window
+                next_at = clamp(next_at, Window.from_schedule(job.campaign["schedule"]),
+                                lead_zone(lead.get("timezone")), self.rng)
             lead_rows.append({"id": lead["id"], "state": change.lead.state, "current_step": change.lead.current_step,
-                              "next_action_at": now + wait if wait else change.lead.next_action_at,
+                              "next_action_at": now + wait if wait else next_at,
                               "awaiting": "acceptance" if wait else None, "retries": change.lead.retries,
                               "attempt_no": 0 if advanced else lead["attempt_no"],
                               "last_error": change.last_error or lead.get("last_error")})

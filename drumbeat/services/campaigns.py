@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, select
@@ -13,10 +13,27 @@ from drumbeat.domain.exceptions import InvalidTransition, NotFound, ResumeBlocke
 from drumbeat.domain.gates import evaluate_gates
 from drumbeat.domain.leads import TERMINAL_LEAD_STATES, LeadState
 from drumbeat.domain.lifecycle import Action, Status, check_cancel_confirmation, transition
-from drumbeat.domain.reasons import PauseReason
+from drumbeat.domain.reasons import PauseReason, most_severe
+from drumbeat.domain.schedule import (
+    Limits,
+    Window,
+    budget,
+    day_index,
+    interval_on,
+    is_open,
+    lead_zone,
+    local_day,
+    next_slot,
+    plan_days,
+    week_of,
+    window_at,
+    zone,
+)
 from drumbeat.services.context import Actor, Context, Principal
-from drumbeat.services.holds import due_channels, key_pools, lift_hold, place_hold
+from drumbeat.services.holds import due_channels, key_pools, lift_hold, place_hold, pool_member
 from drumbeat.store import campaigns as store
+from drumbeat.store import claims
+from drumbeat.store import integrations as integration_store
 from drumbeat.store.leads import copy_leads
 from drumbeat.store.tables import campaigns as campaigns_table
 from drumbeat.store.tables import leads as leads_table
@@ -86,29 +103,100 @@ def campaign_view(conn: Connection, row, now: datetime) -> dict:
 
 
 def _next_send(conn: Connection, row, now: datetime) -> tuple[datetime | None, str | None]:
+    """When the next send happens and, if not now, why: the earliest due lead, moved into
+    the campaign's window, then past days whose cap (or ramp, or the keys' own caps) is
+    spent. Leads with their own time zone may go earlier or later than this."""
+    window = Window.from_schedule(row["schedule"])
     if row["status"] == Status.SCHEDULED:
         start_at = row["schedule"].get("start_at")
-        return (datetime.fromisoformat(start_at), "window") if start_at else (None, None)
+        if not start_at:
+            return None, None
+        at = max(datetime.fromisoformat(start_at), now)
+        slot = next_slot(at, window)
+        return slot, "window" if slot > at else None
     if row["status"] != Status.SENDING:
         return None, None
     due = store.next_due_at(conn, row["id"])
     if due is None:
         return None, None
-    return (now, None) if due <= now else (due, "step_delay")
+    at, reason = (now, None) if due <= now else (due, "step_delay")
+    slot = next_slot(at, window)
+    if slot > at:
+        at, reason = slot, "window"
+    if reason == "step_delay" and not window.always_open and (
+            not is_open(now, window) or window_at(at, window)[0] == at):
+        reason = "window"  # the send waits for the window to open
+    limits = Limits.from_limits(row["limits"])
+    if limits.capped:
+        today = local_day(now, window.timezone)
+        sent_today, sent_week = _campaign_counts(conn, row, today)
+        first = (claims.first_sending_day(conn, row["id"]) if limits.ramp else None) or today
+        at_day = local_day(at, window.timezone)
+        used_day = sent_today if at_day == today else 0
+        used_week = sent_week if week_of(at_day) == week_of(today) else 0
+        plan = plan_days(at, window, limits, total=1, first_day=first, sent_today=used_day, sent_this_week=used_week)
+        spent_today = budget(limits, today=today, first_day=first, sent_today=sent_today, sent_this_week=sent_week)
+        if plan and plan[0].opens > at:
+            b = budget(limits, today=at_day, first_day=first, sent_today=used_day, sent_this_week=used_week)
+            at, reason = plan[0].opens, b.reason or spent_today.reason or "daily_cap"
+        elif at > now and spent_today.remaining == 0:
+            reason = spent_today.reason
+    later = _keys_capped_until(conn, row, at, window)
+    if later is not None:
+        at, reason = later, "integration_cap"
+    return at, reason
+
+
+def _keys_capped_until(conn: Connection, row, at: datetime, window: Window) -> datetime | None:
+    """When every usable key of every channel with due leads has spent its own daily cap
+    (a UTC day), the next send waits for the next UTC day's window."""
+    channels = due_channels(conn, row["id"], store.get_steps(conn, row["id"]))
+    pools = integration_store.pool_rows(conn, row, channels, row["run"])
+    usable = [r for r in pools if pool_member(r).usable]
+    if not usable or any(r["daily_cap"] is None for r in usable):
+        return None
+    day = claims.day_period(at.astimezone(UTC).date())
+    counts = claims.counter_values(conn, [("integration", r["id"], day) for r in usable])
+    if any(counts.get(("integration", r["id"], day), 0) < r["daily_cap"] for r in usable):
+        return None
+    midnight = datetime.combine(at.astimezone(UTC).date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    return next_slot(midnight, window)
+
+
+def _campaign_counts(conn: Connection, row, today) -> tuple[int, int]:
+    """Sends charged to the campaign's caps today and this week (its counters)."""
+    day_key = ("campaign", row["id"], claims.day_period(today))
+    week_key = ("campaign", row["id"], claims.week_period(week_of(today)))
+    counts = claims.counter_values(conn, [day_key, week_key])
+    return counts.get(day_key, 0), counts.get(week_key, 0)
 
 
 def _caps(conn: Connection, row, now: datetime) -> dict:
-    zone = ZoneInfo(row["schedule"].get("timezone") or "UTC")
-    local = now.astimezone(zone)
-    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    week_start = day_start - timedelta(days=local.weekday())
-    limits = row["limits"] or {}
+    """Today's and this week's sends against the caps. With a cap, ramp or rate the
+    counters the engine charges are shown (what the caps are held to: every started
+    send, less the key-level, rate-limited and campaign-level answers given back);
+    without, accepted sends since local midnight and Monday."""
+    window = Window.from_schedule(row["schedule"])
+    limits = Limits.from_limits(row["limits"])
+    today = local_day(now, window.timezone)
+    if limits.capped or limits.rate_per_second:
+        sent_today, sent_week = _campaign_counts(conn, row, today)
+    else:
+        zone = ZoneInfo(window.timezone)
+        day_start = datetime.combine(today, datetime.min.time(), tzinfo=zone)
+        week_start = datetime.combine(week_of(today), datetime.min.time(), tzinfo=zone)
+        sent_today = store.accepted_since(conn, row["id"], day_start)
+        sent_week = store.accepted_since(conn, row["id"], week_start)
+    ramp_cap = None
+    if limits.ramp is not None:
+        first = claims.first_sending_day(conn, row["id"]) or today
+        ramp_cap = limits.ramp_cap(day_index(today, first))
     return {
-        "today": store.accepted_since(conn, row["id"], day_start),
-        "this_week": store.accepted_since(conn, row["id"], week_start),
-        "daily_cap": limits.get("daily_cap"),
-        "weekly_cap": limits.get("weekly_cap"),
-        "ramp_cap": None,
+        "today": sent_today,
+        "this_week": sent_week,
+        "daily_cap": limits.daily_cap,
+        "weekly_cap": limits.weekly_cap,
+        "ramp_cap": ramp_cap,
     }
 
 
@@ -310,7 +398,109 @@ def run_through_gates(ctx: Context, campaign_id: str, action: Action, actor: Act
             if all(h["channel"] != channel for h in holds):
                 gates = [g.as_dict() for g in report.gates if g.channel == channel and not g.ok]
                 place_hold(conn, campaign_id, channel, reason, {"gates": gates}, now, actor)
+        moved = reclamp(conn, row, now)
+        if moved:
+            store.add_timeline(conn, campaign_id, now=now, action="reclamp", actor_type=actor.type,
+                               actor_id=actor.id, details={"leads": moved})
         return campaign_view(conn, store.get_campaign(conn, workspace_id, campaign_id), now)
+
+
+BIG = 2**62
+
+
+def reclamp(conn: Connection, row, now: datetime) -> int:
+    """Start or resume (DESIGN.md §5): every lead whose next action time has passed goes
+    to the next valid slots, paced by the caps and the ramp, never as a burst. The day
+    plan (openings and how many each may take) is computed here, per time zone of the
+    due leads; one statement then numbers the due leads and gives lead k its slot.
+    A campaign open all the time without caps, rate or randomizing keeps its leads."""
+    window = Window.from_schedule(row["schedule"])
+    limits = Limits.from_limits(row["limits"])
+    if window.always_open and not limits.capped and not limits.rate_per_second and not window.randomize:
+        return 0
+    zones = claims.due_lead_zones(conn, row["id"], now)
+    total = sum(zones.values())
+    if not total:
+        return 0
+    today = local_day(now, window.timezone)
+    sent_today, sent_week = _campaign_counts(conn, row, today)
+    first = claims.first_sending_day(conn, row["id"]) if limits.ramp else None
+    days = plan_days(now, window, limits, total=total, first_day=first or today, sent_today=sent_today,
+                     sent_this_week=sent_week)
+    bounds, placed = [], 0
+    for d in days:
+        bounds.append(placed)
+        placed += total - placed if d.capacity is None else min(d.capacity, total - placed)
+    gap = 1.0 / limits.rate_per_second if limits.rate_per_second else 0.0
+    plan = []
+    for stored in zones:
+        tz = lead_zone(stored)
+        for i, d in enumerate(days):
+            opens, closes = d.opens, d.closes
+            if tz is not None:  # the lead's own window on the same local date
+                own = interval_on(d.day, window, zone(tz))
+                if own is None or own[1] <= now:
+                    own = window_at(max(now, d.opens), window, tz)
+                opens, closes = max(own[0], now), own[1]
+            plan.append({"zone": stored or "", "idx": i + 1, "lo": bounds[i],
+                         "hi": bounds[i + 1] if i + 1 < len(bounds) else BIG,
+                         "opens": opens, "closes": closes, "gap": gap})
+    return claims.reclamp_due_leads(conn, row["id"], now, plan=plan, randomize=window.randomize)
+
+
+def start_due_campaigns(ctx: Context) -> int:
+    """Scheduled campaigns whose start_at has come start through the gates, with actor
+    system (DESIGN.md §2, §5); one the gates refuse starts and pauses at once with the
+    failing gate's reason, so the operator sees why it is not sending."""
+    now = ctx.clock()
+    c = campaigns_table.c
+    with ctx.db.connect() as conn:
+        rows = conn.execute(select(c.id, c.workspace_id, c.schedule).where(c.status == Status.SCHEDULED)).all()
+    started = 0
+    actor = Actor.system("scheduler")
+    for r in rows:
+        start_at = (r.schedule or {}).get("start_at")
+        if not start_at or datetime.fromisoformat(start_at) > now:
+            continue
+        try:
+            run_through_gates(ctx, r.id, Action.START, actor, r.workspace_id)
+        except InvalidTransition:
+            continue  # another worker started it, or a person unscheduled it
+        except ResumeBlocked:
+            if not _start_paused(ctx, r.id, r.workspace_id, actor):
+                continue
+        started += 1
+    return started
+
+
+def _start_paused(ctx: Context, campaign_id: str, workspace_id: str, actor: Actor) -> bool:
+    """A due start_at that the gates refuse: start, hold what failed, pause with its reason."""
+    now = ctx.clock()
+    with ctx.db.begin() as conn:
+        row = store.get_campaign(conn, workspace_id, campaign_id, for_update=True)
+        if row is None or row["status"] != Status.SCHEDULED:
+            return False
+        steps = store.get_steps(conn, campaign_id)
+        channels = due_channels(conn, campaign_id, steps)
+        workspace = get_workspace(conn, workspace_id)
+        subscription_active = workspace["subscription_status"] == "active"
+        report = evaluate_gates(subscription_active=subscription_active, status=row["status"],
+                                pools=key_pools(conn, row, channels))
+        gates = [g.as_dict() for g in report.gates]
+        if subscription_active:
+            blocked = dict(report.blocked_channels)
+        else:
+            blocked = {channel: PauseReason.SUBSCRIPTION_CANCELED for channel in channels}
+        reason = most_severe(list(blocked.values())) if subscription_active else PauseReason.SUBSCRIPTION_CANCELED
+        _apply(conn, row, transition(row["status"], Action.START), now, actor, details={"gates": gates},
+               extra={"run": row["run"] + 1, "started_at": now})
+        for channel, why in sorted(blocked.items()):
+            place_hold(conn, campaign_id, channel, why,
+                       {"gates": [g for g in gates if g.get("channel") == channel and not g["ok"]]}, now, actor)
+        t = transition(Status.SENDING, Action.AUTO_PAUSE, reason=reason)
+        store.apply_transition(conn, campaign_id, t, now=now, actor_type=actor.type, actor_id=actor.id,
+                               details={"gates": gates})
+        return True
 
 
 def duplicate(ctx: Context, principal: Principal, campaign_id: str, include_leads: bool) -> dict:

@@ -10,14 +10,17 @@ transaction is BEGIN IMMEDIATE, which makes the same code single-writer and corr
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, insert, select, text, update
+from sqlalchemy import Connection, bindparam, func, insert, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from drumbeat.domain.leads import WORKABLE_LEAD_STATES, AttemptStatus, LeadState
 from drumbeat.store.sql import queries
-from drumbeat.store.tables import attempts, campaigns, holds, leads, steps
+from drumbeat.store.tables import attempts, campaigns, holds, leads, send_counters, steps
 
 LEAD_FIELDS = (leads.c.id, leads.c.state, leads.c.current_step, leads.c.next_action_at, leads.c.retries,
                leads.c.attempt_no, leads.c.phone, leads.c.email, leads.c.linkedin_url, leads.c.first_name,
@@ -44,11 +47,15 @@ def lock_sending_campaign(conn: Connection, campaign_id: str, run: int):
 
 def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open: list[int], now: datetime,
                     limit: int, owner: str, lease: timedelta, pick_integration,
-                    channel_of_step) -> list[ClaimedAttempt] | None:
+                    channel_of_step, defer: Callable[[dict], datetime | None] | None = None,
+                    ) -> list[ClaimedAttempt] | None:
     """Lease up to `limit` due leads whose current step is on an open channel and commit
     a `sending` attempt for each (the caller commits). `pick_integration(step)` returns
     the key to use, round robin over the channel's usable pool. None means the campaign
-    is no longer sending in this run (the caller's view of it is stale)."""
+    is no longer sending in this run (the caller's view of it is stale).
+
+    `defer(lead)` may move a claimed lead to a later time instead (its window is closed
+    now): it is released at once with that next action time, and no attempt starts."""
     if lock_sending_campaign(conn, campaign_id, run) is None:
         return None
     if not steps_open or limit <= 0:
@@ -68,6 +75,12 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
         .values(lease_owner=owner, lease_expires_at=now + lease, attempt_no=leads.c.attempt_no + 1, updated_at=now)
         .returning(*LEAD_FIELDS)
     ).mappings().all()
+    if defer is not None and claimed:
+        later = [(lead["id"], defer(lead)) for lead in claimed]
+        moved = {lead_id: at for lead_id, at in later if at is not None}
+        if moved:
+            _defer_leads(conn, moved, now)
+            claimed = [lead for lead in claimed if lead["id"] not in moved]
     if not claimed:
         return []
     rows = []
@@ -81,6 +94,18 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
     by_lead = {lead["id"]: dict(lead) for lead in claimed}
     return [ClaimedAttempt(attempt_of_lead[r["lead_id"]], by_lead[r["lead_id"]], r["step"], r["integration_id"],
                            r["idempotency_key"]) for r in rows]
+
+
+def _defer_leads(conn: Connection, moved: dict[int, datetime], now: datetime) -> None:
+    """Release leads claimed outside their window, due again at the given times."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(queries("postgresql")["defer_claimed_leads"],
+                     {"ids": list(moved), "next_at": list(moved.values()), "now": now})
+        return
+    conn.execute(update(leads).where(leads.c.id == bindparam("d_id"))
+                 .values(next_action_at=bindparam("d_at"), lease_owner=None, lease_expires_at=None,
+                         attempt_no=leads.c.attempt_no - 1, updated_at=now),
+                 [{"d_id": i, "d_at": at} for i, at in moved.items()])
 
 
 def _insert_sending_attempts(conn: Connection, campaign_id: str, run: int, rows: list[dict], now: datetime):
@@ -173,3 +198,115 @@ def expire_acceptance_waits(conn: Connection, now: datetime) -> int:
                           .values(state=LeadState.FAILED, awaiting=None, last_error="linkedin:invitation_not_accepted",
                                   updated_at=now))
     return result.rowcount
+
+
+# --- caps: counters claimed with the leads (DESIGN.md §6) -----------------------------------
+
+CounterKey = tuple[str, str, str]  # kind, scope id, period
+
+
+def day_period(day: date) -> str:
+    return f"day:{day.isoformat()}"
+
+
+def week_period(monday: date) -> str:
+    return f"week:{monday.isoformat()}"
+
+
+def lock_counters(conn: Connection, keys: list[CounterKey]) -> dict[CounterKey, dict]:
+    """Lock (creating them at 0 if needed) the counter rows of `keys`, always in one
+    order (kind, scope, period) so that claims drawing on shared budgets (an integration
+    used by several campaigns) never deadlock. Returns each row as a dict."""
+    keys = sorted(set(keys))
+    if not keys:
+        return {}
+    c = send_counters.c
+    query = (select(c.kind, c.scope_id, c.period, c.count, c.until)
+             .where(tuple_(c.kind, c.scope_id, c.period).in_(keys))
+             .order_by(c.kind, c.scope_id, c.period).with_for_update())
+    rows = {(r.kind, r.scope_id, r.period): dict(r._mapping) for r in conn.execute(query)}
+    missing = [k for k in keys if k not in rows]
+    if missing:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(dialect.insert(send_counters).on_conflict_do_nothing(),
+                     [{"kind": k, "scope_id": s, "period": p, "count": 0} for k, s, p in missing])
+        rows = {(r.kind, r.scope_id, r.period): dict(r._mapping) for r in conn.execute(query)}
+    return rows
+
+
+def add_to_counters(conn: Connection, increments: dict[CounterKey, int]) -> None:
+    """count += n for each key (n < 0 gives budget back); rows sorted, like the locks."""
+    changes = [{"k_kind": k, "k_scope": s, "k_period": p, "k_n": n}
+               for (k, s, p), n in sorted(increments.items()) if n]
+    if changes:
+        c = send_counters.c
+        conn.execute(update(send_counters)
+                     .where(c.kind == bindparam("k_kind"), c.scope_id == bindparam("k_scope"),
+                            c.period == bindparam("k_period"))
+                     .values(count=c.count + bindparam("k_n")), changes)
+
+
+def set_counter_until(conn: Connection, key: CounterKey, until: datetime) -> None:
+    c = send_counters.c
+    conn.execute(update(send_counters).where(c.kind == key[0], c.scope_id == key[1], c.period == key[2])
+                 .values(until=until))
+
+
+def counter_values(conn: Connection, keys: list[CounterKey]) -> dict[CounterKey, int]:
+    """Counts without locking (for reading: the campaign view, the re-clamp's plan)."""
+    if not keys:
+        return {}
+    c = send_counters.c
+    rows = conn.execute(select(c.kind, c.scope_id, c.period, c.count)
+                        .where(tuple_(c.kind, c.scope_id, c.period).in_(keys)))
+    return {(r.kind, r.scope_id, r.period): r.count for r in rows}
+
+
+def first_sending_day(conn: Connection, campaign_id: str) -> date | None:
+    """The ramp counts from the first local day the campaign sent anything."""
+    c = send_counters.c
+    first = conn.execute(select(func.min(c.period)).where(
+        c.kind == "campaign", c.scope_id == campaign_id, c.period.like("day:%"), c.count > 0)).scalar()
+    return date.fromisoformat(first[4:]) if first else None
+
+
+# --- re-clamp on resume (DESIGN.md §5) --------------------------------------------------------
+
+def _due_for_reclamp(campaign_id: str, now: datetime):
+    """Leads the re-clamp places: every workable lead already due, and every lead not yet
+    contacted even if planned for later (its time was only a pacing decision, and the
+    plan must count it, or a day would get its share twice)."""
+    return (leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES),
+            (leads.c.next_action_at <= now) | (leads.c.state == LeadState.NOT_CONTACTED),
+            leads.c.lease_owner.is_(None), leads.c.awaiting.is_(None))
+
+
+def due_lead_zones(conn: Connection, campaign_id: str, now: datetime) -> dict[str | None, int]:
+    """How many leads to re-clamp wait in each lead time zone (None: the campaign's)."""
+    rows = conn.execute(select(leads.c.timezone, func.count()).where(*_due_for_reclamp(campaign_id, now))
+                        .group_by(leads.c.timezone))
+    return {tz: n for tz, n in rows}
+
+
+def reclamp_due_leads(conn: Connection, campaign_id: str, now: datetime, *, plan: list[dict],
+                      randomize: bool) -> int:
+    """Move every lead to re-clamp to its slot, in one statement: they are numbered
+    (row_number over next_action_at, id: the longest waiting first) and lead k takes the
+    plan row of its zone whose [lo, hi) holds k: at `opens` + (k - lo) * `gap` seconds
+    (capped inside the opening), or at a random instant of the opening when randomized.
+
+    `plan` rows: zone (the lead's timezone column as stored, '' for none), idx (1, 2, ...
+    per zone), lo, hi (the same for every zone), opens and closes (UTC), gap (seconds
+    between sends, 0 for as fast as allowed); the last row's hi takes every lead left."""
+    params = {"campaign_id": campaign_id, "now": now, "randomize": randomize}
+    if conn.dialect.name == "postgresql":
+        first_zone = plan[0]["zone"] if plan else ""
+        params.update(zones=[p["zone"] for p in plan], idx=[p["idx"] for p in plan], lo=[p["lo"] for p in plan],
+                      opens=[p["opens"] for p in plan], closes=[p["closes"] for p in plan],
+                      gaps=[p["gap"] for p in plan],
+                      bounds=[p["lo"] for p in plan if p["zone"] == first_zone])
+        return conn.execute(queries("postgresql")["reclamp_due_leads"], params).rowcount
+    params["now"] = now.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    params["plan"] = json.dumps([[p["zone"], p["lo"], p["hi"], p["opens"].timestamp(), p["closes"].timestamp(),
+                                  p["gap"]] for p in plan])
+    return conn.execute(queries("sqlite")["reclamp_due_leads"], params).rowcount

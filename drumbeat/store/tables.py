@@ -265,6 +265,23 @@ suppressions = Table(
     Index("ix_suppressions_email", "workspace_id", "email"),
 )
 
+# --- schedule and limits (DESIGN.md §6; migration 0002) ----------------------------------
+
+# Sends charged against a cap, claimed in the same transaction as the leads: one row per
+# campaign and local day ("day:2026-03-02") and week ("week:<its Monday>"), one per
+# integration and UTC day; the campaign's "rate" row paces rate_per_second across workers
+# (`until`: when the sends booked so far are spread out). Updating a row locks it, which
+# serialises the claims that draw on the same budget.
+send_counters = Table(
+    "send_counters", metadata,
+    Column("kind", String(12), primary_key=True),  # campaign | integration
+    Column("scope_id", String(32), primary_key=True),
+    Column("period", String(20), primary_key=True),
+    Column("count", Integer, nullable=False, server_default="0"),
+    Column("until", UTCDateTime),
+)
+
+
 # --- notifications and engine locks (DESIGN.md §8; migration 0003) ---------------------
 
 # Outbound webhooks of a workspace; the secret that signs deliveries is sealed like credentials.

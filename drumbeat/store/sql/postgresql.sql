@@ -32,3 +32,33 @@ SELECT o.lead_id, :campaign_id, o.step, o.channel, o.integration_id, :run, o.ide
               CAST(:integration_ids AS text[]), CAST(:keys AS text[]))
        AS o(lead_id, step, channel, integration_id, idempotency_key)
 RETURNING id, lead_id;
+
+-- defer_claimed_leads --
+-- Release leads claimed outside their sending window, due again at their next slot.
+UPDATE leads AS l
+   SET next_action_at = o.next_at, lease_owner = NULL, lease_expires_at = NULL,
+       attempt_no = l.attempt_no - 1, updated_at = :now
+  FROM unnest(CAST(:ids AS bigint[]), CAST(:next_at AS timestamptz[])) AS o(id, next_at)
+ WHERE l.id = o.id;
+
+-- reclamp_due_leads --
+-- Move every due lead of a campaign to its sending slot: lead k (longest waiting first) takes the opening whose bounds hold k (width_bucket: a binary search), in its own zone.
+WITH plan AS (
+  SELECT * FROM unnest(CAST(:zones AS text[]), CAST(:idx AS int[]), CAST(:lo AS bigint[]),
+                       CAST(:opens AS timestamptz[]), CAST(:closes AS timestamptz[]), CAST(:gaps AS float8[]))
+         AS p(zone, idx, lo, opens, closes, gap)
+), numbered AS (
+  SELECT id, COALESCE(timezone, '') AS zone, row_number() OVER (ORDER BY next_action_at, id) - 1 AS k
+    FROM leads
+   WHERE campaign_id = :campaign_id AND state IN ('not_contacted', 'in_progress')
+     AND (next_action_at <= :now OR state = 'not_contacted') AND lease_owner IS NULL AND awaiting IS NULL
+), due AS (
+  SELECT id, zone, k, width_bucket(k, CAST(:bounds AS bigint[])) AS idx FROM numbered
+)
+UPDATE leads AS l
+   SET next_action_at = CASE WHEN CAST(:randomize AS boolean)
+                             THEN p.opens + (p.closes - p.opens) * random()
+                             ELSE LEAST(p.opens + make_interval(secs => (d.k - p.lo) * p.gap),
+                                        p.closes - interval '1 millisecond') END
+  FROM due AS d JOIN plan AS p ON p.zone = d.zone AND p.idx = d.idx
+ WHERE l.id = d.id;

@@ -1,0 +1,22 @@
+-- reclamp_due_leads --
+-- Move every due lead of a campaign to its sending slot (the plan is a JSON array of [zone, lo, hi, opens, closes, gap] with epoch seconds); lead k (longest waiting first) takes the plan row of its zone whose [lo, hi) holds k.
+WITH plan AS (
+  SELECT json_extract(value, '$[0]') AS zone, json_extract(value, '$[1]') AS lo, json_extract(value, '$[2]') AS hi,
+         json_extract(value, '$[3]') AS opens, json_extract(value, '$[4]') AS closes,
+         json_extract(value, '$[5]') AS gap
+    FROM json_each(:plan)
+), due AS (
+  SELECT id, COALESCE(timezone, '') AS zone, row_number() OVER (ORDER BY next_action_at, id) - 1 AS k
+    FROM leads
+   WHERE campaign_id = :campaign_id AND state IN ('not_contacted', 'in_progress')
+     AND (next_action_at <= :now OR state = 'not_contacted') AND lease_owner IS NULL AND awaiting IS NULL
+), moved AS (
+  SELECT d.id, CAST(round(CASE WHEN :randomize
+                               THEN p.opens + (p.closes - p.opens) * (random() / 18446744073709551616.0 + 0.5)
+                               ELSE min(p.opens + (d.k - p.lo) * p.gap, p.closes - 0.001) END * 1000000) AS INTEGER) AS us
+    FROM due AS d JOIN plan AS p ON p.zone = d.zone AND d.k >= p.lo AND d.k < p.hi
+)
+UPDATE leads
+   SET next_action_at = strftime('%Y-%m-%d %H:%M:%S', m.us / 1000000, 'unixepoch') || '.' || printf('%06d', m.us % 1000000)
+  FROM moved AS m
+ WHERE leads.id = m.id;

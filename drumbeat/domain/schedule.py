@@ -226,21 +226,28 @@ class DaySlots:
 
 
 def plan_days(now: datetime, window: Window, limits: Limits, *, total: int, first_day: date | None,
-              sent_today: int, sent_this_week: int, max_days: int = 200_000) -> list[DaySlots]:
+              sent_today: int, sent_this_week: int, booked: dict[date, int] | None = None,
+              max_days: int = 200_000) -> list[DaySlots]:
     """The openings from `now` on, each with the sends it may take under the caps and
     the ramp, until `total` sends fit (the re-clamp's schedule). The opening in progress
-    starts at `now`. Caps count by local day of the opening, in the campaign's zone."""
+    starts at `now`. Caps count by local day of the opening, in the campaign's zone;
+    `booked` sends already planned on a local day take their share first."""
     out: list[DaySlots] = []
     placed = 0
+    booked = booked or {}
     week_used: dict[date, int] = {}
+    week_booked: dict[date, int] = {}
+    for day, n in booked.items():
+        week_booked[week_of(day)] = week_booked.get(week_of(day), 0) + n
     today = local_day(now, window.timezone)
     for day, opens, closes in intervals(now, window):
         if placed >= total or len(out) >= max_days:
             break
-        used = sent_today if day == today else 0
+        used = (sent_today if day == today else 0) + (booked.get(day, 0) if limits.capped else 0)
         week = week_of(day)
         if week not in week_used:
-            week_used[week] = sent_this_week if week == week_of(today) else 0
+            week_used[week] = (sent_this_week if week == week_of(today) else 0) + (
+                week_booked.get(week, 0) if limits.capped else 0)
         b = budget(limits, today=day, first_day=first_day or today, sent_today=used,
                    sent_this_week=week_used[week])
         if b.remaining == 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, select
@@ -19,7 +20,7 @@ from drumbeat.domain.schedule import (
     Window,
     budget,
     day_index,
-    interval_on,
+    intervals,
     is_open,
     lead_zone,
     local_day,
@@ -27,7 +28,6 @@ from drumbeat.domain.schedule import (
     plan_days,
     week_of,
     window_at,
-    zone,
 )
 from drumbeat.services.context import Actor, Context, Principal
 from drumbeat.services.holds import due_channels, key_pools, lift_hold, place_hold, pool_member
@@ -411,8 +411,9 @@ BIG = 2**62
 def reclamp(conn: Connection, row, now: datetime) -> int:
     """Start or resume (DESIGN.md §5): every lead whose next action time has passed goes
     to the next valid slots, paced by the caps and the ramp, never as a burst. The day
-    plan (openings and how many each may take) is computed here, per time zone of the
-    due leads; one statement then numbers the due leads and gives lead k its slot.
+    plan (openings and how many each may take, less what leads already planned for that
+    day take) is computed here, per time zone of the due leads; one statement then
+    numbers the due leads and gives lead k its slot.
     A campaign open all the time without caps, rate or randomizing keeps its leads."""
     window = Window.from_schedule(row["schedule"])
     limits = Limits.from_limits(row["limits"])
@@ -425,8 +426,13 @@ def reclamp(conn: Connection, row, now: datetime) -> int:
     today = local_day(now, window.timezone)
     sent_today, sent_week = _campaign_counts(conn, row, today)
     first = claims.first_sending_day(conn, row["id"]) if limits.ramp else None
+    booked: dict = {}
+    if limits.capped:  # leads already planned for later keep their share of each day's cap
+        for hour, n in claims.booked_hours(conn, row["id"], now).items():
+            day = local_day(hour, window.timezone)
+            booked[day] = booked.get(day, 0) + n
     days = plan_days(now, window, limits, total=total, first_day=first or today, sent_today=sent_today,
-                     sent_this_week=sent_week)
+                     sent_this_week=sent_week, booked=booked)
     bounds, placed = [], 0
     for d in days:
         bounds.append(placed)
@@ -435,13 +441,10 @@ def reclamp(conn: Connection, row, now: datetime) -> int:
     plan = []
     for stored in zones:
         tz = lead_zone(stored)
-        for i, d in enumerate(days):
-            opens, closes = d.opens, d.closes
-            if tz is not None:  # the lead's own window on the same local date
-                own = interval_on(d.day, window, zone(tz))
-                if own is None or own[1] <= now:
-                    own = window_at(max(now, d.opens), window, tz)
-                opens, closes = max(own[0], now), own[1]
+        # A lead with its own zone takes the i-th opening of its own window from now.
+        openings = ([(d.opens, d.closes) for d in days] if tz is None else
+                    [(max(o, now), c) for _, o, c in islice(intervals(now, window, tz), len(days))])
+        for i, (opens, closes) in enumerate(openings):
             plan.append({"zone": stored or "", "idx": i + 1, "lo": bounds[i],
                          "hi": bounds[i + 1] if i + 1 < len(bounds) else BIG,
                          "opens": opens, "closes": closes, "gap": gap})

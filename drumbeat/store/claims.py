@@ -273,12 +273,26 @@ def first_sending_day(conn: Connection, campaign_id: str) -> date | None:
 # --- re-clamp on resume (DESIGN.md §5) --------------------------------------------------------
 
 def _due_for_reclamp(campaign_id: str, now: datetime):
-    """Leads the re-clamp places: every workable lead already due, and every lead not yet
-    contacted even if planned for later (its time was only a pacing decision, and the
-    plan must count it, or a day would get its share twice)."""
+    """Leads the re-clamp places: every workable lead whose time has come (or passed)."""
     return (leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES),
-            (leads.c.next_action_at <= now) | (leads.c.state == LeadState.NOT_CONTACTED),
-            leads.c.lease_owner.is_(None), leads.c.awaiting.is_(None))
+            leads.c.next_action_at <= now, leads.c.lease_owner.is_(None), leads.c.awaiting.is_(None))
+
+
+def booked_hours(conn: Connection, campaign_id: str, now: datetime) -> dict[datetime, int]:
+    """Workable leads already planned after `now`, per UTC hour: the re-clamp leaves
+    their share of each day's cap to them."""
+    if conn.dialect.name == "postgresql":
+        hour = func.date_trunc("hour", func.timezone("UTC", leads.c.next_action_at))
+    else:
+        hour = func.strftime("%Y-%m-%d %H:00:00", leads.c.next_action_at)
+    rows = conn.execute(select(hour, func.count()).where(
+        leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES), leads.c.next_action_at > now,
+        leads.c.awaiting.is_(None)).group_by(hour))
+    out: dict[datetime, int] = {}
+    for h, n in rows:
+        at = (datetime.fromisoformat(h) if isinstance(h, str) else h).replace(tzinfo=UTC)
+        out[at] = out.get(at, 0) + n
+    return out
 
 
 def due_lead_zones(conn: Connection, campaign_id: str, now: datetime) -> dict[str | None, int]:
@@ -305,8 +319,10 @@ def reclamp_due_leads(conn: Connection, campaign_id: str, now: datetime, *, plan
                       opens=[p["opens"] for p in plan], closes=[p["closes"] for p in plan],
                       gaps=[p["gap"] for p in plan],
                       bounds=[p["lo"] for p in plan if p["zone"] == first_zone])
+        conn.execute(text("SET LOCAL work_mem = '256MB'"))  # number a million leads in memory
         return conn.execute(queries("postgresql")["reclamp_due_leads"], params).rowcount
     params["now"] = now.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
     params["plan"] = json.dumps([[p["zone"], p["lo"], p["hi"], p["opens"].timestamp(), p["closes"].timestamp(),
                                   p["gap"]] for p in plan])
-    return conn.execute(queries("sqlite")["reclamp_due_leads"], params).rowcount
+    conn.execute(queries("sqlite")["reclamp_due_leads"], params)
+    return conn.execute(text("SELECT changes()")).scalar_one()  # the driver reports no rowcount after WITH

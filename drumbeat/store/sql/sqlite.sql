@@ -8,8 +8,8 @@ WITH plan AS (
 ), due AS (
   SELECT id, COALESCE(timezone, '') AS zone, row_number() OVER (ORDER BY next_action_at, id) - 1 AS k
     FROM leads
-   WHERE campaign_id = :campaign_id AND state IN ('not_contacted', 'in_progress')
-     AND (next_action_at <= :now OR state = 'not_contacted') AND lease_owner IS NULL AND awaiting IS NULL
+   WHERE campaign_id = :campaign_id AND state IN ('not_contacted', 'in_progress') AND next_action_at <= :now
+     AND lease_owner IS NULL AND awaiting IS NULL
 ), moved AS (
   SELECT d.id, CAST(round(CASE WHEN :randomize
                                THEN p.opens + (p.closes - p.opens) * (random() / 18446744073709551616.0 + 0.5)

@@ -79,7 +79,8 @@ async def run_beside(engine_worker, settings: Settings, stop: asyncio.Event) -> 
     tasks = [engine_worker.run(stop)]
     if settings is not None:
         tasks += [Sweeper(engine_worker.ctx, period_seconds=settings.sweep_seconds).run(stop),
-                  Notifier(engine_worker.ctx, tick_seconds=settings.tick_seconds).run(stop)]
+                  Notifier(engine_worker.ctx, tick_seconds=settings.tick_seconds, smtp_url=settings.smtp_url,
+                           public_url=settings.public_url).run(stop)]
     await asyncio.gather(*tasks)
 
 

@@ -18,7 +18,8 @@ class Settings(BaseSettings):
     tick_seconds: float = 1.0
     max_body_bytes: int = 20 * 1024 * 1024
     lease_seconds: float = 120.0
-    public_url: str = "http://127.0.0.1:8000"
+    public_url: str = "http://127.0.0.1:8000"  # links in notification emails
+    smtp_url: str | None = None  # smtp://user:pass@host:port?from=alerts@example.com&starttls=true
 
     def resolved_database_url(self) -> str:
         """SQLAlchemy URL: plain postgresql:// means psycopg 3; unset means a local SQLite file."""

@@ -1,4 +1,4 @@
-"""Delivers the outbox of outbound webhooks (DESIGN.md §8).
+"""Delivers the outbox of outbound webhooks, and the emails to owners and operators (DESIGN.md §8).
 
 Each delivery is POSTed as the JSON body stored with it, signed
 `X-Drumbeat-Signature: sha256=<hex HMAC-SHA256 of the body with the webhook's secret>`.
@@ -13,12 +13,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+from dataclasses import dataclass
 from datetime import timedelta
+from email.message import EmailMessage
+from urllib.parse import parse_qs, unquote, urlsplit
 
+import aiosmtplib
 import httpx
 import structlog
 
-from drumbeat.domain.events import retry_delay
+from drumbeat.domain.events import email_for, retry_delay
 from drumbeat.services.context import Context
 from drumbeat.store import notifications as store
 
@@ -29,10 +33,33 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+@dataclass(frozen=True)
+class SmtpServer:
+    host: str
+    port: int
+    sender: str
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpServer:
+        """`smtp://user:password@host:port?from=alerts@example.com&starttls=true`"""
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        return cls(parts.hostname or "localhost", parts.port or 25, query.get("from", ["drumbeat@localhost"])[0],
+                   unquote(parts.username) if parts.username else None,
+                   unquote(parts.password) if parts.password else None,
+                   query.get("starttls", ["false"])[0].lower() in ("1", "true", "yes"))
+
+
 class Notifier:
     def __init__(self, ctx: Context, *, client: httpx.AsyncClient | None = None, tick_seconds: float = 1.0,
-                 base_delay: float = 2.0, max_delay: float = 600.0, timeout: float = 10.0) -> None:
+                 base_delay: float = 2.0, max_delay: float = 600.0, timeout: float = 10.0,
+                 smtp_url: str | None = None, public_url: str = "http://127.0.0.1:8000") -> None:
         self.ctx = ctx
+        self.smtp = SmtpServer.from_url(smtp_url) if smtp_url else None
+        self.public_url = public_url.rstrip("/")
         self.client = client
         self.tick = tick_seconds
         self.base_delay, self.max_delay = base_delay, max_delay
@@ -60,12 +87,50 @@ class Notifier:
                 await self.client.aclose()
 
     async def deliver_due(self) -> int:
-        """Try every due head delivery once; returns how many were tried."""
+        """Try every due head delivery and every due email once; returns how many were tried."""
         with self.ctx.db.begin() as conn:
             due = store.lease_due_heads(conn, self.ctx.clock(), self.lease)
-        if due:
-            await asyncio.gather(*(self._deliver(d) for d in due))
-        return len(due)
+            emails = store.lease_due_emails(conn, self.ctx.clock(), self.lease)
+        await asyncio.gather(*(self._deliver(d) for d in due), *(self._send_email(e) for e in emails))
+        return len(due) + len(emails)
+
+    def _smtp_for(self, workspace_id: str) -> SmtpServer | None:
+        """DRUMBEAT_SMTP_URL, else the workspace's own SMTP integration, else none."""
+        if self.smtp is not None:
+            return self.smtp
+        with self.ctx.db.connect() as conn:
+            row = store.smtp_integration(conn, workspace_id)
+        if row is None:
+            return None
+        secrets, config = self.ctx.box.open(row["credentials_encrypted"]), row["config"] or {}
+        return SmtpServer(config["host"], int(config["port"]), config["from"], secrets.get("username"),
+                          secrets.get("password"), bool(config.get("starttls")))
+
+    async def _send_email(self, email: dict) -> None:
+        server = self._smtp_for(email["workspace_id"])
+        attempt, now = email["attempts"] + 1, self.ctx.clock()
+        if server is None:  # nobody configured email: nothing to retry
+            with self.ctx.db.begin() as conn:
+                store.record_email_try(conn, email["id"], attempt=attempt, state="skipped",
+                                       error="no SMTP configured", next_attempt_at=now, now=now)
+            return
+        payload = email["payload"]
+        link = f"{self.public_url}/campaigns/{payload['campaign']['id']}"
+        subject, body = email_for(email["event"], payload["campaign"], payload["reason"], payload["details"], link)
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = server.sender, ", ".join(email["recipients"]), subject
+        message.set_content(body)
+        error = None
+        try:
+            await aiosmtplib.send(message, hostname=server.host, port=server.port, username=server.username,
+                                  password=server.password, start_tls=server.starttls, timeout=self.timeout)
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            log.info("notification email failed", email_id=email["id"], attempt=attempt, error=error)
+        wait = timedelta(seconds=retry_delay(attempt, base=self.base_delay, cap=self.max_delay))
+        with self.ctx.db.begin() as conn:
+            store.record_email_try(conn, email["id"], attempt=attempt, state="pending" if error else "sent",
+                                   error=error, next_attempt_at=now + wait, now=now)
 
     async def _deliver(self, delivery: dict) -> None:
         body = delivery["body"].encode()

@@ -14,7 +14,15 @@ from sqlalchemy import Connection, func, insert, or_, select, update
 
 from drumbeat.domain.events import event_for
 from drumbeat.store.ids import new_id
-from drumbeat.store.tables import campaigns, webhook_deliveries, webhook_delivery_log, webhooks
+from drumbeat.store.tables import (
+    campaigns,
+    email_notifications,
+    integrations,
+    users,
+    webhook_deliveries,
+    webhook_delivery_log,
+    webhooks,
+)
 
 PENDING, DELIVERED = "pending", "delivered"
 
@@ -53,6 +61,7 @@ def enqueue_for_timeline(conn: Connection, campaign_id: str, *, action: str, to_
                                    campaigns.c.paused_reason).where(campaigns.c.id == campaign_id)).mappings().first()
     if campaign is None:
         return 0
+    enqueue_email(conn, dict(campaign), event, reason=reason, details=details or {}, now=now)
     targets = [w for w in conn.execute(select(webhooks.c.id, webhooks.c.events)
                                        .where(webhooks.c.workspace_id == campaign["workspace_id"])).mappings()
                if not w["events"] or event in w["events"]]
@@ -123,3 +132,57 @@ def list_deliveries(conn: Connection, webhook_id: str, *, limit: int, offset: in
         for d in rows:
             d["log"] = log.get(d["id"], [])
     return rows
+
+
+# --- emails to owners and operators ------------------------------------------------------
+
+def enqueue_email(conn: Connection, campaign: dict, event: str, *, reason: str | None, details: dict,
+                  now: datetime) -> None:
+    recipients = sorted(conn.execute(select(users.c.email).where(
+        users.c.workspace_id == campaign["workspace_id"], users.c.role.in_(("owner", "operator")))).scalars())
+    if not recipients:
+        return
+    payload = {"campaign": {k: campaign[k] for k in ("id", "name", "status", "paused_reason")}, "reason": reason,
+               "details": json.loads(json.dumps(details, default=str))}
+    conn.execute(insert(email_notifications).values(
+        workspace_id=campaign["workspace_id"], campaign_id=campaign["id"], event=event, recipients=recipients,
+        payload=payload, state=PENDING, attempts=0, next_attempt_at=now, created_at=now))
+
+
+def lease_due_emails(conn: Connection, now: datetime, lease: timedelta, limit: int = 50) -> list[dict]:
+    """Due pending emails nobody is sending, oldest first, each leased with a compare-and-set."""
+    candidates = list(conn.execute(
+        select(email_notifications.c.id).where(
+            email_notifications.c.state == PENDING, email_notifications.c.next_attempt_at <= now,
+            or_(email_notifications.c.locked_until.is_(None), email_notifications.c.locked_until < now))
+        .order_by(email_notifications.c.id).limit(limit)).scalars())
+    leased = []
+    for email_id in candidates:
+        result = conn.execute(update(email_notifications).where(
+            email_notifications.c.id == email_id, email_notifications.c.state == PENDING,
+            or_(email_notifications.c.locked_until.is_(None), email_notifications.c.locked_until < now))
+            .values(locked_until=now + lease))
+        if result.rowcount == 1:
+            leased.append(email_id)
+    if not leased:
+        return []
+    rows = conn.execute(select(email_notifications).where(email_notifications.c.id.in_(leased))
+                        .order_by(email_notifications.c.id)).mappings()
+    return [dict(r) for r in rows]
+
+
+def smtp_integration(conn: Connection, workspace_id: str):
+    """The workspace's first active SMTP integration, if any."""
+    return conn.execute(select(integrations).where(
+        integrations.c.workspace_id == workspace_id, integrations.c.provider == "smtp",
+        integrations.c.enabled.is_(True), integrations.c.health == "active")
+        .order_by(integrations.c.created_at, integrations.c.id).limit(1)).mappings().first()
+
+
+def record_email_try(conn: Connection, email_id: int, *, attempt: int, state: str, error: str | None,
+                     next_attempt_at: datetime, now: datetime) -> None:
+    values: dict = {"attempts": attempt, "state": state, "last_error": error, "locked_until": None,
+                    "next_attempt_at": next_attempt_at}
+    if state == "sent":
+        values["sent_at"] = now
+    conn.execute(update(email_notifications).where(email_notifications.c.id == email_id).values(**values))

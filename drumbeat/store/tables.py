@@ -316,6 +316,27 @@ webhook_deliveries = Table(
     Index("ix_webhook_deliveries_pending", "state", "webhook_id", "campaign_id", "id"),
 )
 
+# Emails to a workspace's owners and operators about the same events (DESIGN.md §8),
+# sent where DRUMBEAT_SMTP_URL or an SMTP integration is configured, else skipped.
+email_notifications = Table(
+    "email_notifications", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("workspace_id", String(32), ForeignKey("workspaces.id"), nullable=False),
+    Column("campaign_id", String(32), nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("recipients", Json, nullable=False),
+    Column("payload", Json, nullable=False),  # campaign, reason, details: the email is written at send time
+    Column("state", String(20), nullable=False),  # pending | sent | skipped
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("locked_until", UTCDateTime),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    CheckConstraint("state IN ('pending', 'sent', 'skipped')", name="state"),
+    Index("ix_email_notifications_pending", "state", "next_attempt_at"),
+)
+
 # Every try of every delivery: the delivery log (API.md, GET /webhooks/{id}/deliveries).
 webhook_delivery_log = Table(
     "webhook_delivery_log", metadata,

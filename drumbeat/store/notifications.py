@@ -90,21 +90,25 @@ def lease_due_heads(conn: Connection, now: datetime, lease: timedelta, limit: in
             webhook_deliveries.c.id.in_(heads), webhook_deliveries.c.next_attempt_at <= now,
             or_(webhook_deliveries.c.locked_until.is_(None), webhook_deliveries.c.locked_until < now))
         .order_by(webhook_deliveries.c.id).limit(limit)).scalars())
-    leased = []
-    for delivery_id in candidates:
-        # Compare-and-set: of two notifiers racing for a head, one wins.
-        result = conn.execute(update(webhook_deliveries).where(
-            webhook_deliveries.c.id == delivery_id, webhook_deliveries.c.state == PENDING,
-            or_(webhook_deliveries.c.locked_until.is_(None), webhook_deliveries.c.locked_until < now))
-            .values(locked_until=now + lease))
-        if result.rowcount == 1:
-            leased.append(delivery_id)
+    leased = _lease(conn, webhook_deliveries, candidates, now, lease)
     if not leased:
         return []
     rows = conn.execute(select(webhook_deliveries, webhooks.c.url, webhooks.c.secret_encrypted)
                         .join(webhooks, webhooks.c.id == webhook_deliveries.c.webhook_id)
                         .where(webhook_deliveries.c.id.in_(leased)).order_by(webhook_deliveries.c.id)).mappings()
     return [dict(r) for r in rows]
+
+
+def _lease(conn: Connection, table, ids: list[int], now: datetime, lease: timedelta) -> list[int]:
+    """Compare-and-set each pending row's lock: of two notifiers racing for one, one wins."""
+    leased = []
+    for row_id in ids:
+        result = conn.execute(update(table).where(
+            table.c.id == row_id, table.c.state == PENDING,
+            or_(table.c.locked_until.is_(None), table.c.locked_until < now)).values(locked_until=now + lease))
+        if result.rowcount == 1:
+            leased.append(row_id)
+    return leased
 
 
 def record_try(conn: Connection, delivery_id: int, *, attempt: int, status_code: int | None, error: str | None,
@@ -156,14 +160,7 @@ def lease_due_emails(conn: Connection, now: datetime, lease: timedelta, limit: i
             email_notifications.c.state == PENDING, email_notifications.c.next_attempt_at <= now,
             or_(email_notifications.c.locked_until.is_(None), email_notifications.c.locked_until < now))
         .order_by(email_notifications.c.id).limit(limit)).scalars())
-    leased = []
-    for email_id in candidates:
-        result = conn.execute(update(email_notifications).where(
-            email_notifications.c.id == email_id, email_notifications.c.state == PENDING,
-            or_(email_notifications.c.locked_until.is_(None), email_notifications.c.locked_until < now))
-            .values(locked_until=now + lease))
-        if result.rowcount == 1:
-            leased.append(email_id)
+    leased = _lease(conn, email_notifications, candidates, now, lease)
     if not leased:
         return []
     rows = conn.execute(select(email_notifications).where(email_notifications.c.id.in_(leased))

@@ -21,16 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from drumbeat.channels.base import ChannelAdapter, Credential, OutboundMessage
-from drumbeat.domain import failure_window
 from drumbeat.domain.channels import ADDRESS_FIELD
 from drumbeat.domain.errors import ErrorClass, SendResult
-from drumbeat.domain.failure_window import DEFAULT_POLICY
-from drumbeat.domain.gates import PoolMember, empty_pool_reason
 from drumbeat.domain.leads import LeadProgress, LeadState, acceptance_wait, apply_outcome
-from drumbeat.domain.lifecycle import Action, Status, finished_status, transition
-from drumbeat.domain.reasons import PauseReason
+from drumbeat.domain.lifecycle import Status
 from drumbeat.domain.schedule import Limits, Window, budget, clamp, is_open, lead_zone, local_day, week_of
 from drumbeat.domain.templates import lead_values, render
+from drumbeat.engine import detectors
 from drumbeat.engine.keys import UNLIMITED, Chooser, KeyPools
 from drumbeat.services import campaigns as campaign_service
 from drumbeat.services.context import Actor, Context
@@ -39,7 +36,6 @@ from drumbeat.services.holds import (
     hold_after_health_change,
     key_pools,
     pause_if_nothing_can_run,
-    place_hold,
     pool_member,
 )
 from drumbeat.store import campaigns as campaign_store
@@ -58,6 +54,10 @@ class Job:
     credential: Credential
     result: SendResult | None = None
     charged: tuple = ()  # counter rows this send was charged to (caps)
+
+    @property
+    def channel(self) -> str:
+        return self.steps[self.claimed.step]["channel"]
 
 
 @dataclass
@@ -191,7 +191,7 @@ class Worker:
         self.unrecorded.extend(jobs)
         for job in jobs:
             self.keys.inflight[job.claimed.integration_id] -= 1
-            pool = (job.campaign["id"], job.campaign["run"], job.steps[job.claimed.step]["channel"])
+            pool = (job.campaign["id"], job.campaign["run"], job.channel)
             if job.result.error_class is ErrorClass.KEY:
                 self.keys.key_failed(pool)
             elif job.result.accepted:
@@ -503,83 +503,18 @@ class Worker:
             integration_store.mark_key_failed(conn, job.campaign["id"], job.campaign["run"],
                                               job.claimed.integration_id, job.result.error_code,
                                               job.result.error_message, now)
-        for job in {(j.campaign["id"], j.steps[j.claimed.step]["channel"]): j for j in key_failures}.values():
-            self._hold_if_pool_empty(conn, job, now)
+        for job in {(j.campaign["id"], j.channel): j for j in key_failures}.values():
+            detectors.hold_if_all_keys_failed(conn, job.campaign, job.steps, job.channel, now)
         for job in {j.campaign["id"]: j for j in campaign_errors}.values():
-            self._campaign_level_error(conn, job, now)
+            detectors.campaign_level_error(conn, job.campaign, job.steps, job.claimed.step, job.result, now)
         # Only a failure can push the window over its threshold.
-        for job in {(j.campaign["id"], j.steps[j.claimed.step]["channel"]): j for j in counted_failures}.values():
-            self._hold_if_failure_rate_high(conn, job, now)
+        for job in {(j.campaign["id"], j.channel): j for j in counted_failures}.values():
+            detectors.hold_if_failure_rate_high(conn, job.campaign, job.steps, job.channel, now)
         for job in jobs:
             if job.result.error_class is ErrorClass.RATE:
                 wait = timedelta(seconds=job.result.retry_after_seconds or 1)
                 self.cooling[job.claimed.integration_id] = max(self.cooling.get(job.claimed.integration_id, now),
                                                                now + wait)
-
-    def _hold_if_pool_empty(self, conn, job: Job, now) -> None:
-        """All keys failed: every key in the channel's pool answered a key-level error in this run."""
-        campaign, channel = job.campaign, job.steps[job.claimed.step]["channel"]
-        fresh = campaign_store.get_campaign_by_id(conn, campaign["id"])
-        if fresh["run"] != campaign["run"]:
-            return  # a resume started a new run meanwhile; its keys start fresh
-        members = key_pools(conn, fresh, {channel}, run=fresh["run"])[channel]
-        if any(m.usable for m in members):
-            return
-        failed = integration_store.failed_keys(conn, campaign["id"], campaign["run"])
-        details = {"channel": channel, "keys": [
-            {"integration_id": m.integration_id, "error_code": failed.get(m.integration_id, {}).get("error_code"),
-             "error_message": failed.get(m.integration_id, {}).get("error_message")} for m in members]}
-        reason = empty_pool_reason(members)
-        actor = Actor.system(reason.value)
-        if place_hold(conn, campaign["id"], channel, reason, details, now, actor):
-            log.warning("channel held", campaign_id=campaign["id"], channel=channel, reason=reason.value)
-        pause_if_nothing_can_run(conn, campaign["id"], job.steps, now, actor)
-
-    def _hold_if_failure_rate_high(self, conn, job: Job, now) -> None:
-        campaign, channel = job.campaign, job.steps[job.claimed.step]["channel"]
-        policy = {**DEFAULT_POLICY, **(campaign["failure_policy"] or {})}
-        recent = campaign_store.recent_counted_outcomes(conn, campaign["id"], channel, campaign["run"],
-                                                         int(policy["window"]))
-        verdict = failure_window.evaluate(recent, policy)
-        if not verdict.tripped:
-            return
-        actor = Actor.system("high_failure_rate")
-        if place_hold(conn, campaign["id"], channel, PauseReason.HIGH_FAILURE_RATE,
-                      {"channel": channel, **verdict.as_details()}, now, actor):
-            log.warning("channel held", campaign_id=campaign["id"], channel=channel, reason="high_failure_rate",
-                        failed=verdict.failed, counted=verdict.counted)
-        pause_if_nothing_can_run(conn, campaign["id"], job.steps, now, actor)
-
-    def _campaign_level_error(self, conn, job: Job, now) -> None:
-        """A rejected template: fail the campaign if nobody was contacted yet, else hold the channel."""
-        campaign_id, channel = job.campaign["id"], job.steps[job.claimed.step]["channel"]
-        actor = Actor.system("template_rejected")
-        details = {"channel": channel, "step": job.claimed.step, "error_code": job.result.error_code,
-                   "error_message": job.result.error_message}
-        fresh = campaign_store.get_campaign_by_id(conn, campaign_id)
-        if fresh["status"] != Status.SENDING:
-            return
-        if not campaign_store.contacted_any(conn, campaign_id):
-            t = transition(fresh["status"], Action.FAIL)
-            campaign_store.apply_transition(conn, campaign_id, t, now=now, actor_type=actor.type, actor_id=actor.id,
-                                            details=details, extra={"finished_at": now})
-            return
-        place_hold(conn, campaign_id, channel, PauseReason.TEMPLATE_REJECTED, details, now, actor)
-        pause_if_nothing_can_run(conn, campaign_id, job.steps, now, actor)
-
-    def _finish_if_done(self, conn, campaign_id: str, now) -> None:
-        """A sending campaign whose leads are all terminal is completed (or failed if nobody was contacted)."""
-        # FOR UPDATE, not FOR SHARE: two workers finishing the same campaign at once would
-        # otherwise both hold a share lock and deadlock upgrading it.
-        fresh = campaign_store.get_campaign_by_id(conn, campaign_id, for_update=True)
-        if fresh is None or fresh["status"] != Status.SENDING or campaign_store.has_unfinished_leads(conn, campaign_id):
-            return
-        if not campaign_store.lead_counts(conn, campaign_id):
-            return  # no leads yet: a sending campaign waits for its first import
-        action = finished_status(campaign_store.contacted_any(conn, campaign_id))
-        t = transition(fresh["status"], action)
-        campaign_store.apply_transition(conn, campaign_id, t, now=now, actor_type="system", actor_id="engine",
-                                        extra={"finished_at": now})
 
     # --- housekeeping ---------------------------------------------------------------
 
@@ -595,14 +530,9 @@ class Worker:
                 pools = key_pools(conn, campaign, waiting, run=campaign["run"])
                 for channel, members in sorted(pools.items()):
                     if not any(m.usable for m in members):
-                        self._hold_empty_pool(conn, campaign["id"], channel, members, now)
+                        detectors.hold_empty_pool(conn, campaign["id"], channel, members, now)
                 pause_if_nothing_can_run(conn, campaign["id"], steps, now, Actor.system("key_pool"))
-                self._finish_if_done(conn, campaign["id"], now)
-
-    def _hold_empty_pool(self, conn, campaign_id: str, channel: str, members: list[PoolMember], now) -> None:
-        details = {"channel": channel, "keys": [m.integration_id for m in members],
-                   "note": "no usable integration in the channel's key pool"}
-        place_hold(conn, campaign_id, channel, empty_pool_reason(members), details, now, Actor.system("key_pool"))
+                detectors.finish_if_done(conn, campaign["id"], now)
 
     def _recover_if_due(self) -> None:
         # Leases last minutes; looking for expired ones once per tick is plenty.

@@ -137,6 +137,17 @@ def ctx(db_url, secret_key) -> Iterator[Context]:
 
 
 @pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def clocked_ctx(ctx, clock) -> Context:
+    """The same database, with a clock the test moves by hand."""
+    return Context(db=ctx.db, box=ctx.box, clock=clock)
+
+
+@pytest.fixture
 def client(ctx) -> Iterator[TestClient]:
     with TestClient(create_app(ctx)) as c:
         yield c

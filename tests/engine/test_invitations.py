@@ -8,12 +8,8 @@ from drumbeat.channels.inbound import AcceptedEvent
 from drumbeat.channels.sandbox import SandboxAdapter
 from drumbeat.engine.worker import Worker
 from drumbeat.services import campaigns as svc
-from drumbeat.services.context import Context
 from drumbeat.services.receipts import CallbackIntegration, apply_events
-from drumbeat.store.db import make_engine
-from drumbeat.store.secrets import SecretBox
 from drumbeat.store.tables import attempts, leads
-from tests.conftest import FakeClock
 from tests.factory import new_campaign, sandbox_key, workspace
 
 STEPS = [
@@ -23,9 +19,7 @@ STEPS = [
 ]
 
 
-def setup(db_url, secret_key):
-    clock = FakeClock()
-    ctx = Context(db=make_engine(db_url), box=SecretBox(secret_key), clock=clock)
+def setup(ctx, clock):
     p = workspace(ctx)
     key = sandbox_key(ctx, p, "linkedin")
     cid = new_campaign(ctx, p, steps=STEPS)
@@ -44,8 +38,8 @@ def sends_per_step(ctx) -> dict[int, int]:
                                  .group_by(attempts.c.step)).all())
 
 
-def test_the_message_waits_until_the_invitation_is_accepted(db_url, secret_key):
-    ctx, clock, p, key, cid = setup(db_url, secret_key)
+def test_the_message_waits_until_the_invitation_is_accepted(clocked_ctx, clock):
+    ctx, clock, p, key, cid = setup(clocked_ctx, clock)
     worker = Worker(ctx, {"sandbox": SandboxAdapter()})
     asyncio.run(worker.drain())
     assert sends_per_step(ctx) == {0: 2}  # both invited; nobody messaged yet
@@ -59,11 +53,10 @@ def test_the_message_waits_until_the_invitation_is_accepted(db_url, secret_key):
     assert sends_per_step(ctx) == {0: 2, 1: 1}  # only the accepted one gets the message
     progress = svc.get_campaign(ctx, p, cid)["progress"]
     assert progress["completed"] == 1 and progress["in_progress"] == 1
-    ctx.db.dispose()
 
 
-def test_an_invitation_not_accepted_in_time_ends_the_sequence_without_a_message(db_url, secret_key):
-    ctx, clock, p, key, cid = setup(db_url, secret_key)
+def test_an_invitation_not_accepted_in_time_ends_the_sequence_without_a_message(clocked_ctx, clock):
+    ctx, clock, p, key, cid = setup(clocked_ctx, clock)
     worker = Worker(ctx, {"sandbox": SandboxAdapter()}, tick_seconds=0)
     asyncio.run(worker.drain())
     clock.advance(seconds=3601)
@@ -73,4 +66,3 @@ def test_an_invitation_not_accepted_in_time_ends_the_sequence_without_a_message(
     assert view["progress"]["failed"] == 2 and view["status"] == "completed"
     with ctx.db.connect() as conn:
         assert set(conn.execute(select(leads.c.last_error)).scalars()) == {"linkedin:invitation_not_accepted"}
-    ctx.db.dispose()

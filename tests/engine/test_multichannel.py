@@ -8,11 +8,7 @@ from sqlalchemy import func, select
 from drumbeat.channels.sandbox import SandboxAdapter
 from drumbeat.engine.worker import Worker
 from drumbeat.services import campaigns as svc
-from drumbeat.services.context import Context
-from drumbeat.store.db import make_engine
-from drumbeat.store.secrets import SecretBox
 from drumbeat.store.tables import attempts
-from tests.conftest import FakeClock
 from tests.factory import add_leads, new_campaign, sandbox_key, workspace
 
 EMAIL_THEN_WHATSAPP = [
@@ -27,9 +23,8 @@ def sent_by_channel(ctx) -> dict[str, int]:
                                  .group_by(attempts.c.channel)).all())
 
 
-def test_email_goes_on_while_whatsapp_is_held_and_the_campaign_pauses_when_nothing_else_can_run(db_url, secret_key):
-    clock = FakeClock()
-    ctx = Context(db=make_engine(db_url), box=SecretBox(secret_key), clock=clock)
+def test_email_goes_on_while_whatsapp_is_held_and_the_campaign_pauses_when_nothing_else_can_run(clocked_ctx, clock):
+    ctx = clocked_ctx
     p = workspace(ctx)
     sandbox_key(ctx, p, "email")
     for i in range(2):
@@ -53,4 +48,3 @@ def test_email_goes_on_while_whatsapp_is_held_and_the_campaign_pauses_when_nothi
     assert view["status"] == "paused" and view["paused_reason"] == "all_keys_failed"
     assert view["pause_details"]["channel"] == "whatsapp"
     assert view["progress"]["in_progress"] == 40 and view["progress"]["failed"] == 0
-    ctx.db.dispose()

@@ -8,9 +8,7 @@ from sqlalchemy import func, select, update
 from drumbeat.channels.sandbox import SandboxAdapter
 from drumbeat.engine.worker import Worker
 from drumbeat.services import campaigns as svc
-from drumbeat.services.context import Context
 from drumbeat.store.tables import attempts, integrations, leads
-from tests.conftest import FakeClock
 from tests.factory import add_leads, new_campaign, sandbox_key, workspace
 
 
@@ -110,12 +108,8 @@ def test_a_rejected_template_after_contacts_holds_the_channel_and_pauses(ctx):
     assert states(ctx) == {"completed": 5, "not_contacted": 15}
 
 
-def test_transient_errors_are_retried_with_backoff_then_fail_the_lead(db_url, secret_key):
-    from drumbeat.store.db import make_engine
-    from drumbeat.store.secrets import SecretBox
-
-    clock = FakeClock()
-    ctx = Context(db=make_engine(db_url), box=SecretBox(secret_key), clock=clock)
+def test_transient_errors_are_retried_with_backoff_then_fail_the_lead(clocked_ctx, clock):
+    ctx = clocked_ctx
     p = workspace(ctx)
     sandbox_key(ctx, p, fail="transient")
     cid = new_campaign(ctx, p)
@@ -130,15 +124,10 @@ def test_transient_errors_are_retried_with_backoff_then_fail_the_lead(db_url, se
     with ctx.db.connect() as conn:
         assert conn.execute(select(func.count()).select_from(attempts)).scalar_one() == 3 * 4
     assert svc.get_campaign(ctx, p, cid)["breakdown"]["failed"] == 3
-    ctx.db.dispose()
 
 
-def test_a_dead_workers_leads_become_in_doubt_and_are_never_resent_automatically(db_url, secret_key):
-    from drumbeat.store.db import make_engine
-    from drumbeat.store.secrets import SecretBox
-
-    clock = FakeClock()
-    ctx = Context(db=make_engine(db_url), box=SecretBox(secret_key), clock=clock)
+def test_a_dead_workers_leads_become_in_doubt_and_are_never_resent_automatically(clocked_ctx, clock):
+    ctx = clocked_ctx
     p = workspace(ctx)
     sandbox_key(ctx, p)
     cid = new_campaign(ctx, p)
@@ -157,7 +146,6 @@ def test_a_dead_workers_leads_become_in_doubt_and_are_never_resent_automatically
     clock.advance(seconds=timedelta(hours=1).total_seconds())
     run(ctx, concurrency=8)
     assert svc.get_campaign(ctx, p, cid)["progress"]["in_doubt"] == 4  # still waiting for a person
-    ctx.db.dispose()
 
 
 def test_a_spike_of_failed_recipients_pauses_with_high_failure_rate_and_its_figures(ctx):
@@ -194,12 +182,8 @@ def test_failures_below_the_threshold_do_not_pause(ctx):
     assert view["status"] == "completed" and view["progress"]["failed"] == 20
 
 
-def test_a_rate_limited_key_rests_for_its_retry_after_and_nothing_is_counted_as_failed(db_url, secret_key):
-    from drumbeat.store.db import make_engine
-    from drumbeat.store.secrets import SecretBox
-
-    clock = FakeClock()
-    ctx = Context(db=make_engine(db_url), box=SecretBox(secret_key), clock=clock)
+def test_a_rate_limited_key_rests_for_its_retry_after_and_nothing_is_counted_as_failed(clocked_ctx, clock):
+    ctx = clocked_ctx
     p = workspace(ctx)
     key = sandbox_key(ctx, p, fail="rate")
     cid = new_campaign(ctx, p)
@@ -217,4 +201,3 @@ def test_a_rate_limited_key_rests_for_its_retry_after_and_nothing_is_counted_as_
     asyncio.run(worker.drain())
     view = svc.get_campaign(ctx, p, cid)
     assert view["status"] == "completed" and view["breakdown"]["failed"] == 0
-    ctx.db.dispose()

@@ -191,9 +191,10 @@ def mark_in_doubt(conn: Connection, lead_ids: list[int], attempt_ids: list[int],
                      .values(state=LeadState.IN_DOUBT, lease_owner=None, lease_expires_at=None, updated_at=now))
 
 
-def expire_acceptance_waits(conn: Connection, now: datetime) -> int:
+def expire_acceptance_waits(conn: Connection, campaign_id: str, now: datetime) -> int:
     """Invitations not accepted in time: the lead's sequence cannot go on."""
-    result = conn.execute(update(leads).where(leads.c.awaiting == "acceptance", leads.c.next_action_at <= now,
+    result = conn.execute(update(leads).where(leads.c.campaign_id == campaign_id, leads.c.awaiting == "acceptance",
+                                              leads.c.next_action_at <= now,
                                               leads.c.state.in_(WORKABLE_LEAD_STATES))
                           .values(state=LeadState.FAILED, awaiting=None, last_error="linkedin:invitation_not_accepted",
                                   updated_at=now))

@@ -60,3 +60,14 @@ def add_leads(ctx: Context, campaign_id: str, n: int, *, now: datetime | None = 
 
 def new_campaign(ctx: Context, principal: Principal, **kw) -> str:
     return campaign_service.create_campaign(ctx, principal, campaign_data(**kw))["id"]
+
+
+def started_campaign(ctx: Context, leads: int, **key_config) -> tuple[Principal, str]:
+    """A workspace with one sandbox WhatsApp key (scripted by `key_config`) and a started
+    one-step campaign of `leads` leads: the set-up most engine tests share."""
+    principal = workspace(ctx)
+    sandbox_key(ctx, principal, **key_config)
+    campaign_id = new_campaign(ctx, principal)
+    add_leads(ctx, campaign_id, leads)
+    campaign_service.start(ctx, principal, campaign_id)
+    return principal, campaign_id

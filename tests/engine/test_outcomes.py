@@ -9,7 +9,7 @@ from drumbeat.channels.sandbox import SandboxAdapter
 from drumbeat.engine.worker import Worker
 from drumbeat.services import campaigns as svc
 from drumbeat.store.tables import attempts, integrations, leads
-from tests.factory import add_leads, new_campaign, sandbox_key, workspace
+from tests.factory import add_leads, new_campaign, sandbox_key, started_campaign, workspace
 
 
 def states(ctx) -> dict[str, int]:
@@ -60,11 +60,7 @@ def test_after_rotating_a_key_resume_starts_a_new_run_and_finishes_without_conta
 
 
 def test_lead_level_errors_fail_only_those_leads_and_the_campaign_completes(ctx):
-    p = workspace(ctx)
-    sandbox_key(ctx, p, fail="lead", fail_after=30)
-    cid = new_campaign(ctx, p)
-    add_leads(ctx, cid, 40)
-    svc.start(ctx, p, cid)
+    p, cid = started_campaign(ctx, 40, fail="lead", fail_after=30)
     run(ctx, concurrency=1)
     view = svc.get_campaign(ctx, p, cid)
     assert view["status"] == "completed"
@@ -75,32 +71,20 @@ def test_lead_level_errors_fail_only_those_leads_and_the_campaign_completes(ctx)
 
 
 def test_a_campaign_where_nobody_could_be_contacted_fails(ctx):
-    p = workspace(ctx)
-    sandbox_key(ctx, p, fail="lead")
-    cid = new_campaign(ctx, p)
-    add_leads(ctx, cid, 5)
-    svc.start(ctx, p, cid)
+    p, cid = started_campaign(ctx, 5, fail="lead")
     run(ctx)
     assert svc.get_campaign(ctx, p, cid)["status"] == "failed"
 
 
 def test_a_rejected_template_before_any_contact_fails_the_campaign_and_charges_no_lead(ctx):
-    p = workspace(ctx)
-    sandbox_key(ctx, p, fail="campaign")
-    cid = new_campaign(ctx, p)
-    add_leads(ctx, cid, 20)
-    svc.start(ctx, p, cid)
+    p, cid = started_campaign(ctx, 20, fail="campaign")
     run(ctx, concurrency=4)
     assert svc.get_campaign(ctx, p, cid)["status"] == "failed"
     assert states(ctx) == {"not_contacted": 20}
 
 
 def test_a_rejected_template_after_contacts_holds_the_channel_and_pauses(ctx):
-    p = workspace(ctx)
-    sandbox_key(ctx, p, fail="campaign", fail_after=5)
-    cid = new_campaign(ctx, p)
-    add_leads(ctx, cid, 20)
-    svc.start(ctx, p, cid)
+    p, cid = started_campaign(ctx, 20, fail="campaign", fail_after=5)
     run(ctx, concurrency=1)
     view = svc.get_campaign(ctx, p, cid)
     assert view["status"] == "paused" and view["paused_reason"] == "template_rejected"
@@ -110,11 +94,7 @@ def test_a_rejected_template_after_contacts_holds_the_channel_and_pauses(ctx):
 
 def test_transient_errors_are_retried_with_backoff_then_fail_the_lead(clocked_ctx, clock):
     ctx = clocked_ctx
-    p = workspace(ctx)
-    sandbox_key(ctx, p, fail="transient")
-    cid = new_campaign(ctx, p)
-    add_leads(ctx, cid, 3)
-    svc.start(ctx, p, cid)
+    p, cid = started_campaign(ctx, 3, fail="transient")
     for _ in range(3):  # the first try and two retries, each waiting out its backoff
         run(ctx)
         assert states(ctx) == {"not_contacted": 3}
@@ -128,11 +108,7 @@ def test_transient_errors_are_retried_with_backoff_then_fail_the_lead(clocked_ct
 
 def test_a_dead_workers_leads_become_in_doubt_and_are_never_resent_automatically(clocked_ctx, clock):
     ctx = clocked_ctx
-    p = workspace(ctx)
-    sandbox_key(ctx, p)
-    cid = new_campaign(ctx, p)
-    add_leads(ctx, cid, 10)
-    svc.start(ctx, p, cid)
+    p, cid = started_campaign(ctx, 10)
     dead = Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=4, lease_seconds=60)
     assert len(dead.claim()) == 4  # attempts committed, then the process "dies" before any answer
     clock.advance(seconds=61)

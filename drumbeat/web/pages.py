@@ -99,9 +99,14 @@ def _page(request: Request, s: Session, name: str, http_status: int = 200, **con
     return _render(request, name, {"s": s, "labels": present.STATUS_LABELS, **context}, http_status)
 
 
+def _error_json(code: str, message: str, status: int, details: dict | None = None) -> JSONResponse:
+    """The API's error envelope (API.md), for the pages' JSON answers."""
+    return JSONResponse({"error": {"code": code, "message": message, "details": details or {}}}, status)
+
+
 def _to_login(request: Request) -> Response:
     if _wants_json(request) or request.url.path.endswith(".json"):
-        return JSONResponse({"error": {"code": "unauthorized", "message": "sign in again", "details": {}}}, 401)
+        return _error_json("unauthorized", "sign in again", 401)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
@@ -109,7 +114,7 @@ def _to_login(request: Request) -> Response:
 def _problem(request: Request, s: Session | None, code: str, message: str, status: int,
              details: dict | None = None) -> Response:
     if _wants_json(request):
-        return JSONResponse({"error": {"code": code, "message": message, "details": details or {}}}, status)
+        return _error_json(code, message, status, details)
     return _render(request, "error.html", {"s": s, "code": code, "message": message, "labels": {}}, status)
 
 
@@ -266,7 +271,7 @@ def campaign_live(request: Request, campaign_id: str):
     try:
         c = _detail(_ctx(request), s, campaign_id)
     except NotFound:
-        return JSONResponse({"error": {"code": "not_found", "message": "campaign not found", "details": {}}}, 404)
+        return _error_json("not_found", "campaign not found", 404)
     return JSONResponse(jsonable_encoder(c), headers={"Cache-Control": "no-store"})
 
 

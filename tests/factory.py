@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, func, insert, select
 
 from drumbeat.services import campaigns as campaign_service
 from drumbeat.services.context import Context, Principal
 from drumbeat.services.workspaces import init_workspace
+from drumbeat.store import counts
 from drumbeat.store import integrations as integration_store
-from drumbeat.store.tables import leads
+from drumbeat.store.tables import attempts, campaign_counts, leads
 
 ALL_DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
@@ -71,3 +72,32 @@ def started_campaign(ctx: Context, leads: int, **key_config) -> tuple[Principal,
     add_leads(ctx, campaign_id, leads)
     campaign_service.start(ctx, principal, campaign_id)
     return principal, campaign_id
+
+
+def recount(conn: Connection, campaign_id: str) -> dict[str, int]:
+    """The campaign's metrics counted from the rows themselves, as tables.campaign_counts
+    defines them: what the maintained counts must equal after every commit."""
+    out: dict[str, int] = {}
+
+    def add(metric: str) -> None:
+        out[metric] = out.get(metric, 0) + 1
+
+    for (state,) in conn.execute(select(leads.c.state).where(leads.c.campaign_id == campaign_id)):
+        add(f"lead:{state}")
+    for status, counted, code, created in conn.execute(
+            select(attempts.c.status, attempts.c.counted_failure, attempts.c.error_code, attempts.c.created_at)
+            .where(attempts.c.campaign_id == campaign_id)):
+        add(f"attempt:{status}")
+        if counted:
+            add("counted_failure")
+            add(f"error:{code or ''}")
+        if status in ("sent", "delivered", "read"):
+            add(counts.bucket(created))
+    return out
+
+
+def maintained(conn: Connection, campaign_id: str) -> dict[str, int]:
+    """The maintained counts of a campaign, every metric (zeros left out)."""
+    c = campaign_counts.c
+    rows = conn.execute(select(c.metric, func.sum(c.n)).where(c.campaign_id == campaign_id).group_by(c.metric))
+    return {metric: int(n) for metric, n in rows if n}

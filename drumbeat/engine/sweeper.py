@@ -27,6 +27,7 @@ from drumbeat.services.campaigns import run_through_gates
 from drumbeat.services.context import Context
 from drumbeat.services.holds import SWEEPER, sweep_campaign
 from drumbeat.store import campaigns as campaign_store
+from drumbeat.store import counts
 from drumbeat.store.locks import exclusive
 
 log = structlog.get_logger()
@@ -38,6 +39,7 @@ KEPT = frozenset(r.value for r in PauseReason if r not in AUTO_LIFTABLE)
 class SweepReport:
     looked_at: int = 0
     resumed: list[str] = field(default_factory=list)
+    folded: int = 0  # campaigns whose count deltas were folded
 
 
 class Sweeper:
@@ -78,6 +80,8 @@ class Sweeper:
                         report.resumed.append(campaign_id)
                     except (ResumeBlocked, InvalidTransition):
                         pass  # changed since we looked: the next sweep sees it again
+            with self.ctx.db.begin() as conn:  # keep the maintained counts a few rows per metric
+                report.folded = counts.fold(conn)
             self.sweeps += 1
         if report.resumed:
             log.info("sweeper resumed campaigns", campaigns=len(report.resumed))

@@ -32,11 +32,10 @@ from drumbeat.domain.schedule import (
 from drumbeat.services.context import Actor, Context, Principal
 from drumbeat.services.holds import due_channels, key_pools, lift_hold, place_hold, pool_member
 from drumbeat.store import campaigns as store
-from drumbeat.store import claims
+from drumbeat.store import claims, counts
 from drumbeat.store import integrations as integration_store
 from drumbeat.store.leads import copy_leads
 from drumbeat.store.tables import campaigns as campaigns_table
-from drumbeat.store.tables import leads as leads_table
 from drumbeat.store.workspaces import get_workspace
 
 LEAD_STATES = [s.value for s in LeadState]
@@ -98,7 +97,7 @@ def campaign_view(conn: Connection, row, now: datetime) -> dict:
         "caps": _caps(conn, row, now),
         "progress": progress,
         "breakdown": breakdown,
-        "errors": store.error_groups(conn, campaign_id),
+        "errors": store.error_groups(conn, attempts, campaign_id),
     }
 
 
@@ -185,8 +184,8 @@ def _caps(conn: Connection, row, now: datetime) -> dict:
         zone = ZoneInfo(window.timezone)
         day_start = datetime.combine(today, datetime.min.time(), tzinfo=zone)
         week_start = datetime.combine(week_of(today), datetime.min.time(), tzinfo=zone)
-        sent_today = store.accepted_since(conn, row["id"], day_start)
-        sent_week = store.accepted_since(conn, row["id"], week_start)
+        sent_today = counts.accepted_since(conn, row["id"], day_start)
+        sent_week = counts.accepted_since(conn, row["id"], week_start)
     ramp_cap = None
     if limits.ramp is not None:
         first = claims.first_sending_day(conn, row["id"]) or today
@@ -221,10 +220,7 @@ def list_campaigns(ctx: Context, principal: Principal, *, status: str | None = N
     if q:
         query = query.where(func.lower(c.name).contains(q.lower(), autoescape=True))
     if sort == "percent":
-        total = select(func.count()).where(leads_table.c.campaign_id == c.id).scalar_subquery()
-        done = select(func.count()).where(leads_table.c.campaign_id == c.id,
-                                          leads_table.c.state.in_(TERMINAL_LEAD_STATES)).scalar_subquery()
-        key = (done * 1.0) / func.nullif(total, 0)
+        key = (counts.lead_total_sql(c.id, TERMINAL_LEAD_STATES) * 1.0) / func.nullif(counts.lead_total_sql(c.id), 0)
     else:
         key = SORTS[sort]
     query = query.order_by(key.desc() if order == "desc" else key.asc(), c.id).offset(offset).limit(limit + 1)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from drumbeat.domain.leads import ACCEPTED_ATTEMPT_STATUSES, UNFINISHED_LEAD_STATES, WORKABLE_LEAD_STATES
 from drumbeat.domain.lifecycle import Transition
-from drumbeat.store import notifications
+from drumbeat.store import counts, notifications
 from drumbeat.store.ids import new_id
 from drumbeat.store.tables import attempts, campaigns, holds, leads, steps, timeline
 
@@ -118,22 +118,15 @@ def lift_hold(conn: Connection, campaign_id: str, channel: str) -> None:
 
 
 def lead_counts(conn: Connection, campaign_id: str) -> dict[str, int]:
-    rows = conn.execute(select(leads.c.state, func.count()).where(leads.c.campaign_id == campaign_id)
-                        .group_by(leads.c.state))
-    return {state: n for state, n in rows}
+    """Leads by state (maintained counts)."""
+    return counts.lead_states(conn, [campaign_id])[campaign_id]
 
 
 def attempt_counts(conn: Connection, campaign_id: str) -> dict[str, int]:
-    """Attempts by status; `counted_failure` counts the failures that count (API.md)."""
-    rows = conn.execute(select(attempts.c.status, attempts.c.counted_failure, func.count())
-                        .where(attempts.c.campaign_id == campaign_id)
-                        .group_by(attempts.c.status, attempts.c.counted_failure))
-    counts: dict[str, int] = {}
-    for status, counted, n in rows:
-        counts[status] = counts.get(status, 0) + n
-        if counted:
-            counts["counted_failure"] = counts.get("counted_failure", 0) + n
-    return counts
+    """Attempts by status; `counted_failure` counts the failures that count (API.md);
+    `error:<code>` those failures by code (maintained counts)."""
+    return {(k[len("attempt:"):] if k.startswith("attempt:") else k): n
+            for k, n in counts.metrics(conn, campaign_id).items() if not k.startswith("lead:")}
 
 
 def has_unfinished_leads(conn: Connection, campaign_id: str) -> bool:
@@ -158,22 +151,19 @@ def next_due_at(conn: Connection, campaign_id: str) -> datetime | None:
         leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES))).scalar()
 
 
-def accepted_since(conn: Connection, campaign_id: str, since: datetime) -> int:
-    return conn.execute(select(func.count()).select_from(attempts).where(
-        attempts.c.campaign_id == campaign_id, attempts.c.status.in_(ACCEPTED_ATTEMPT_STATUSES),
-        attempts.c.created_at >= since)).scalar_one()
-
-
-def error_groups(conn: Connection, campaign_id: str, samples: int = 5) -> list[dict]:
-    """Counted failures grouped by provider-qualified code, with a few sample leads."""
-    counted = and_(attempts.c.campaign_id == campaign_id, attempts.c.counted_failure.is_(True))
-    groups = conn.execute(select(attempts.c.error_code, func.max(attempts.c.error_message), func.count())
-                          .where(counted).group_by(attempts.c.error_code).order_by(func.count().desc()))
+def error_groups(conn: Connection, attempt_totals: dict[str, int], campaign_id: str, samples: int = 5) -> list[dict]:
+    """Counted failures grouped by provider-qualified code (their maintained counts), with
+    the provider's text and the first few leads of each (on the counted-failure index)."""
     out = []
-    for code, message, n in groups:
-        ids = conn.execute(select(attempts.c.lead_id).where(counted, attempts.c.error_code == code)
-                           .order_by(attempts.c.id).limit(samples)).scalars()
-        out.append({"code": code, "message": message, "count": n, "sample_lead_ids": [str(i) for i in ids]})
+    by_code = [(k[len("error:"):], n) for k, n in attempt_totals.items() if k.startswith("error:")]
+    for code, n in sorted(by_code, key=lambda item: (-item[1], item[0])):
+        same_code = attempts.c.error_code.is_(None) if code == "" else attempts.c.error_code == code
+        first = conn.execute(select(attempts.c.lead_id, attempts.c.error_message)
+                             .where(attempts.c.campaign_id == campaign_id, attempts.c.counted_failure.is_(True),
+                                    same_code)
+                             .order_by(attempts.c.id).limit(samples)).all()
+        out.append({"code": code or None, "message": next((m for _, m in first if m), None), "count": n,
+                    "sample_lead_ids": [str(lead_id) for lead_id, _ in first]})
     return out
 
 

@@ -238,6 +238,22 @@ attempts = Table(
     Index("ix_attempts_window", "campaign_id", "run", "channel", "id"),  # the failure window
     Index("ix_attempts_campaign_status", "campaign_id", "status"),
     Index("ix_attempts_provider_message", "provider_message_id"),
+    Index("ix_attempts_counted_failures", "campaign_id", "error_code", "id",  # error samples
+          postgresql_where=text("counted_failure"), sqlite_where=text("counted_failure")),
+)
+
+# Maintained counts of a campaign (migration 0005), kept by triggers on leads and attempts
+# in the writing transaction: `lead:<state>`, `attempt:<status>`, `counted_failure`,
+# `error:<code>` (counted failures) and `accepted@<UTC quarter hour>` (accepted sends by
+# their start). A metric's value is the SUM of its rows: PostgreSQL appends delta rows
+# (insert-only, so workers never queue on a counter) that store/counts.fold() compacts;
+# SQLite keeps one row per metric (primary key there, plain index here).
+campaign_counts = Table(
+    "campaign_counts", metadata,
+    Column("campaign_id", String(32), nullable=False),
+    Column("metric", String(120), nullable=False),
+    Column("n", BigInteger, nullable=False),
+    Index("ix_campaign_counts_campaign", "campaign_id", "metric"),
 )
 
 timeline = Table(

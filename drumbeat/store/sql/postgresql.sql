@@ -62,3 +62,11 @@ UPDATE leads AS l
                                         p.closes - interval '1 millisecond') END
   FROM due AS d JOIN plan AS p ON p.zone = d.zone AND p.idx = d.idx
  WHERE l.id = d.id;
+
+-- fold_campaign_counts --
+-- Replace a campaign's count delta rows by one row per metric (rows committed meanwhile stay as they are).
+WITH gone AS (
+  DELETE FROM campaign_counts WHERE campaign_id = :campaign_id RETURNING metric, n
+)
+INSERT INTO campaign_counts (campaign_id, metric, n)
+SELECT :campaign_id, metric, sum(n) FROM gone GROUP BY metric HAVING sum(n) <> 0;

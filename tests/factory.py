@@ -82,8 +82,11 @@ def recount(conn: Connection, campaign_id: str) -> dict[str, int]:
     def add(metric: str) -> None:
         out[metric] = out.get(metric, 0) + 1
 
-    for (state,) in conn.execute(select(leads.c.state).where(leads.c.campaign_id == campaign_id)):
+    for state, step in conn.execute(select(leads.c.state, leads.c.current_step)
+                                    .where(leads.c.campaign_id == campaign_id)):
         add(f"lead:{state}")
+        if state in ("not_contacted", "in_progress", "in_doubt"):
+            add(f"step:{step}:{state}")
     for status, counted, code, created in conn.execute(
             select(attempts.c.status, attempts.c.counted_failure, attempts.c.error_code, attempts.c.created_at)
             .where(attempts.c.campaign_id == campaign_id)):

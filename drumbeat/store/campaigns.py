@@ -126,7 +126,8 @@ def attempt_counts(conn: Connection, campaign_id: str) -> dict[str, int]:
     """Attempts by status; `counted_failure` counts the failures that count (API.md);
     `error:<code>` those failures by code (maintained counts)."""
     return {(k[len("attempt:"):] if k.startswith("attempt:") else k): n
-            for k, n in counts.metrics(conn, campaign_id).items() if not k.startswith("lead:")}
+            for k, n in counts.metrics(conn, campaign_id).items()
+            if k.startswith(("attempt:", "error:")) or k == "counted_failure"}
 
 
 def has_unfinished_leads(conn: Connection, campaign_id: str) -> bool:
@@ -142,8 +143,7 @@ def contacted_any(conn: Connection, campaign_id: str) -> bool:
 
 
 def earliest_unfinished_step(conn: Connection, campaign_id: str) -> int | None:
-    return conn.execute(select(func.min(leads.c.current_step)).where(
-        leads.c.campaign_id == campaign_id, leads.c.state.in_(UNFINISHED_LEAD_STATES))).scalar()
+    return min(counts.steps_with(conn, campaign_id, UNFINISHED_LEAD_STATES), default=None)
 
 
 def next_due_at(conn: Connection, campaign_id: str) -> datetime | None:

@@ -39,6 +39,14 @@ def lead_states(conn: Connection, campaign_ids: list[str]) -> dict[str, dict[str
     return out
 
 
+def steps_with(conn: Connection, campaign_id: str, states) -> set[int]:
+    """The steps at which some lead of the campaign is in one of `states` (unfinished)."""
+    rows = conn.execute(select(c.metric).where(c.campaign_id == campaign_id, c.metric.startswith("step:"))
+                        .group_by(c.metric).having(func.sum(c.n) > 0))
+    wanted = {str(s) for s in states}
+    return {int(step) for _, step, state in (m.split(":") for m in rows.scalars()) if state in wanted}
+
+
 def bucket(at: datetime) -> str:
     """The quarter-hour bucket name of an instant, as the triggers write it."""
     at = at.astimezone(UTC)

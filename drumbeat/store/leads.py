@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
 from drumbeat.domain.leads import UNFINISHED_LEAD_STATES, WORKABLE_LEAD_STATES
+from drumbeat.store import counts
 from drumbeat.store.tables import attempts, campaigns, leads, suppressions
 
 SEARCHED = (leads.c.phone, leads.c.email, leads.c.linkedin_url, leads.c.first_name, leads.c.last_name)
@@ -19,9 +20,7 @@ SEARCHED = (leads.c.phone, leads.c.email, leads.c.linkedin_url, leads.c.first_na
 
 def current_steps(conn: Connection, campaign_id: str) -> set[int]:
     """The steps that the campaign's workable leads are waiting to do."""
-    rows = conn.execute(select(leads.c.current_step).distinct().where(
-        leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES)))
-    return {r[0] for r in rows}
+    return counts.steps_with(conn, campaign_id, WORKABLE_LEAD_STATES)
 
 
 def copy_leads(conn: Connection, source_id: str, target_id: str, now) -> None:

@@ -201,7 +201,7 @@ leads = Table(
         postgresql_where=text("state IN ('not_contacted', 'in_progress')"),
         sqlite_where=text("state IN ('not_contacted', 'in_progress')"),
     ),
-    Index("ix_leads_campaign_state", "campaign_id", "state"),
+    Index("ix_leads_campaign_state", "campaign_id", "state", "id"),  # lists of leads by state, paged by id
     # Duplicates within a campaign are skipped at import: one lead per address.
     Index("uq_leads_campaign_phone", "campaign_id", "phone", unique=True,
           postgresql_where=text("phone IS NOT NULL"), sqlite_where=text("phone IS NOT NULL")),
@@ -243,7 +243,8 @@ attempts = Table(
 )
 
 # Maintained counts of a campaign (migration 0005), kept by triggers on leads and attempts
-# in the writing transaction: `lead:<state>`, `attempt:<status>`, `counted_failure`,
+# in the writing transaction: `lead:<state>`, `step:<current step>:<state>` (unfinished
+# leads only), `attempt:<status>`, `counted_failure`,
 # `error:<code>` (counted failures) and `accepted@<UTC quarter hour>` (accepted sends by
 # their start). A metric's value is the SUM of its rows: PostgreSQL appends delta rows
 # (insert-only, so workers never queue on a counter) that store/counts.fold() compacts;

@@ -36,7 +36,7 @@ def test_counts_follow_every_write_path_and_equal_a_recount(clocked_ctx, clock):
     assert imported["accepted"] == 2
     add_suppression(ctx, p, {"phone": "+4915112345679"})
     got = assert_counts_match(ctx, cid)
-    assert got == {"lead:not_contacted": 61, "lead:opted_out": 1}
+    assert got == {"lead:not_contacted": 61, "lead:opted_out": 1, "step:0:not_contacted": 61}
 
     svc.start(ctx, p, cid)
     asyncio.run(Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=8).drain())

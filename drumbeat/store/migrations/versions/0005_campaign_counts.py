@@ -1,5 +1,6 @@
-"""maintained campaign counts: leads by state, attempts by status, counted failures by
-code, accepted sends per quarter hour; kept by triggers in the writing transaction
+"""maintained campaign counts: leads by state (and unfinished leads by step), attempts by
+status, counted failures by code, accepted sends per quarter hour; kept by triggers in
+the writing transaction
 
 Revision ID: 0005
 Revises: 0004
@@ -21,6 +22,7 @@ branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
 ACCEPTED = "('sent', 'delivered', 'read')"
+UNFINISHED = "('not_contacted', 'in_progress', 'in_doubt')"
 
 # --- PostgreSQL ----------------------------------------------------------------------------
 
@@ -38,7 +40,12 @@ PG_ATTEMPT_METRICS = f"""
             ) AS m(metric)
     WHERE m.metric IS NOT NULL"""
 
-PG_LEAD_METRICS = "SELECT r.campaign_id, 'lead:' || r.state AS metric FROM {rows} AS r"
+PG_LEAD_METRICS = f"""
+    SELECT r.campaign_id, m.metric FROM {{rows}} AS r,
+    LATERAL (VALUES ('lead:' || r.state),
+                    (CASE WHEN r.state IN {UNFINISHED} THEN 'step:' || r.current_step || ':' || r.state END)
+            ) AS m(metric)
+    WHERE m.metric IS NOT NULL"""
 
 PG_FUNCTION = """
 CREATE FUNCTION drumbeat_count_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -84,7 +91,10 @@ def _sqlite_attempt_metrics(r: str, sign: int) -> str:
 
 
 def _sqlite_lead_metrics(r: str, sign: int) -> str:
-    return f"SELECT {r}.campaign_id AS campaign_id, 'lead:' || {r}.state AS metric, {sign} AS d"
+    return f"""
+      SELECT {r}.campaign_id AS campaign_id, 'lead:' || {r}.state AS metric, {sign} AS d
+      UNION ALL SELECT {r}.campaign_id, 'step:' || {r}.current_step || ':' || {r}.state, {sign}
+                WHERE {r}.state IN {UNFINISHED}"""
 
 
 SQLITE_UPSERT = """
@@ -120,6 +130,10 @@ def upgrade() -> None:
     op.create_index("ix_attempts_counted_failures", "attempts", ["campaign_id", "error_code", "id"],
                     postgresql_where=sa.text("counted_failure"), sqlite_where=sa.text("counted_failure"))
 
+    # Leads listed by state are paged by id (the in-doubt list of a million-lead campaign).
+    op.drop_index("ix_leads_campaign_state", table_name="leads")
+    op.create_index("ix_leads_campaign_state", "leads", ["campaign_id", "state", "id"])
+
     # What is already there is counted once.
     if sqlite:
         bucket = SQLITE_BUCKET.format(t="created_at")
@@ -127,6 +141,9 @@ def upgrade() -> None:
         bucket = PG_BUCKET.format(t="created_at")
     op.execute("INSERT INTO campaign_counts (campaign_id, metric, n) "
                "SELECT campaign_id, 'lead:' || state, count(*) FROM leads GROUP BY 1, 2")
+    op.execute("INSERT INTO campaign_counts (campaign_id, metric, n) "
+               "SELECT campaign_id, 'step:' || current_step || ':' || state, count(*) FROM leads"
+               f" WHERE state IN {UNFINISHED} GROUP BY 1, 2")
     op.execute("INSERT INTO campaign_counts (campaign_id, metric, n) "
                "SELECT campaign_id, 'attempt:' || status, count(*) FROM attempts GROUP BY 1, 2")
     op.execute("INSERT INTO campaign_counts (campaign_id, metric, n) "
@@ -140,7 +157,8 @@ def upgrade() -> None:
 
     if sqlite:
         for statement in [
-            *_sqlite_triggers("leads", _sqlite_lead_metrics, "state", "OLD.state IS NOT NEW.state"),
+            *_sqlite_triggers("leads", _sqlite_lead_metrics, "state, current_step",
+                              "OLD.state IS NOT NEW.state OR OLD.current_step IS NOT NEW.current_step"),
             *_sqlite_triggers("attempts", _sqlite_attempt_metrics, "status, counted_failure, error_code",
                               "OLD.status IS NOT NEW.status OR OLD.counted_failure IS NOT NEW.counted_failure"
                               " OR OLD.error_code IS NOT NEW.error_code"),
@@ -161,4 +179,6 @@ def downgrade() -> None:
         if not sqlite:
             op.execute(f"DROP FUNCTION IF EXISTS drumbeat_count_{table}()")
     op.drop_index("ix_attempts_counted_failures", table_name="attempts")
+    op.drop_index("ix_leads_campaign_state", table_name="leads")
+    op.create_index("ix_leads_campaign_state", "leads", ["campaign_id", "state"])
     op.drop_table("campaign_counts")

@@ -436,7 +436,7 @@ async def integration_update(request: Request, integration_id: str):
     if raw_config:
         try:
             config = json.loads(raw_config)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
             config = None
         if not isinstance(config, dict):
             return _problem(request, guard, "validation_error", "the config must be a JSON object", 422)

@@ -8,16 +8,19 @@ from drumbeat.api import callbacks, campaigns, errors, integrations, leads, ops,
 from drumbeat.api.limits import BodySizeLimit
 from drumbeat.services.context import Context
 from drumbeat.web import pages
+from drumbeat.web.login_limit import LoginThrottle
 
 
-def create_app(ctx: Context, *, max_body_bytes: int = 20 * 1024 * 1024) -> FastAPI:
+def create_app(ctx: Context, *, max_body_bytes: int = 20 * 1024 * 1024,
+               max_streamed_bytes: int = 2 * 1024**3) -> FastAPI:
     app = FastAPI(title="Drumbeat", version="1", description="Multichannel outreach engine that knows when to stop.")
     app.state.ctx = ctx
+    app.state.login_throttle = LoginThrottle(clock=ctx.clock)
     errors.install(app)
     for module in (users, integrations, campaigns, leads, webhooks):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(callbacks.router)
     app.include_router(ops.router)
     app.include_router(pages.router)
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, max_streamed_bytes=max_streamed_bytes)
     return app

@@ -33,7 +33,7 @@ async def _json_events(ctx: Context, request: Request, integration_id: str, prov
         raise ApiError("unauthorized", f"missing or invalid {header}")
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
         raise ApiError("validation_error", "the body is not JSON", {"fields": [{"field": "body",
                                                                                  "message": "invalid JSON"}]}) from None
     if not isinstance(payload, dict):

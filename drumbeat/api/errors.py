@@ -6,7 +6,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from drumbeat.domain.exceptions import DomainError
@@ -25,6 +25,10 @@ STATUS_OF_CODE = {
     "rate_limited": 429,
     "unavailable": 503,
 }
+# SQLSTATEs meaning "the database cannot do this now; try again later", whatever exception
+# class the driver gives them: a read-only database or transaction (25006 is an
+# InternalError in psycopg), disk full, out of memory, too many connections, shutting down.
+UNAVAILABLE_SQLSTATES = frozenset({"25006", "53100", "53200", "53300", "57P01", "57P02", "57P03"})
 CODE_OF_STATUS = {v: k for k, v in STATUS_OF_CODE.items() if k not in ("resume_blocked", "confirmation_required")}
 
 
@@ -70,10 +74,14 @@ def install(app: FastAPI) -> None:
             return error_response("method_not_allowed", "method not allowed", status=405, headers=exc.headers)
         return error_response(code, str(exc.detail), status=exc.status_code, headers=exc.headers)
 
-    @app.exception_handler(OperationalError)
-    async def _db_down(_: Request, exc: OperationalError):
-        log.warning("database unavailable", error=type(exc.orig).__name__ if exc.orig else "OperationalError")
-        return error_response("unavailable", "the database is unavailable; try again shortly")
+    @app.exception_handler(DBAPIError)
+    async def _db_error(request: Request, exc: DBAPIError):
+        # OperationalError: unreachable, connection lost, locked (SQLite's read-only file too).
+        if (isinstance(exc, OperationalError) or exc.connection_invalidated
+                or getattr(exc.orig, "sqlstate", None) in UNAVAILABLE_SQLSTATES):
+            log.warning("database unavailable", error=type(exc.orig).__name__ if exc.orig else type(exc).__name__)
+            return error_response("unavailable", "the database is unavailable; try again shortly")
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception):

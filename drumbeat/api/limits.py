@@ -35,12 +35,19 @@ class BodySizeLimit:
             return message
 
         started = False
+        replaced = False
 
         async def tracking_send(message):
-            nonlocal started
+            # A route may catch the BodyTooLarge raised while it reads (FastAPI turns any error
+            # reading a body into a 400): whatever it answers then, the answer is the 413.
+            nonlocal started, replaced
             if message["type"] == "http.response.start":
                 started = True
-            await send(message)
+                if too_large:
+                    replaced = True
+                    return await self._refuse(send, max_bytes)
+            if not replaced:
+                await send(message)
 
         try:
             await self.app(scope, counting_receive, tracking_send)

@@ -56,9 +56,14 @@ def _storable_text(value: str) -> str:
     return value
 
 
-def _storable_json(value: Any, path: str = "") -> Any:
-    """Free-form JSON (template, config): the same text rules, and finite numbers only
-    (PostgreSQL's JSON refuses Infinity and NaN)."""
+MAX_JSON_DEPTH = 32  # far beyond any provider config; pydantic cannot serialize much deeper
+
+
+def _storable_json(value: Any, path: str = "", depth: int = 0) -> Any:
+    """Free-form JSON (template, config): the same text rules, finite numbers only
+    (PostgreSQL's JSON refuses Infinity and NaN), and nested at most MAX_JSON_DEPTH deep."""
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"is nested more than {MAX_JSON_DEPTH} levels deep")
     if isinstance(value, str):
         problem = _unstorable(value)
         if problem:
@@ -67,11 +72,11 @@ def _storable_json(value: Any, path: str = "") -> Any:
         raise ValueError(f"{path or 'value'} must be a finite number")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _storable_json(key, path)
-            _storable_json(item, f"{path}.{key}" if path else key)
+            _storable_json(key, path, depth + 1)
+            _storable_json(item, f"{path}.{key}" if path else key, depth + 1)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            _storable_json(item, f"{path}.{i}" if path else str(i))
+            _storable_json(item, f"{path}.{i}" if path else str(i), depth + 1)
     return value
 
 
@@ -218,7 +223,7 @@ StatusFilter = Annotated[str, AfterValidator(_statuses)]
 
 @cache
 def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    return frozenset(available_timezones()) - {"localtime"}  # the server's own zone, not an IANA name
 
 
 def _zone(value: str) -> str:
@@ -227,11 +232,11 @@ def _zone(value: str) -> str:
     return value
 
 
-HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")  # fullmatch: "$" would let "09:00\n" through
 
 
 def _clock_time(value: str) -> str:
-    if not HHMM.match(value):
+    if not HHMM.fullmatch(value):
         raise ValueError('expected "HH:MM" (00:00 to 23:59)')
     return value
 

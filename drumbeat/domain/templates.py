@@ -6,6 +6,9 @@ import re
 from collections.abc import Mapping
 
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
+# Anything between double braces: a placeholder that is not a variable (`{{first name}}`,
+# `{{ }}`) would otherwise reach the lead as literal text.
+PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
 
 LEAD_FIELDS = ("first_name", "last_name", "phone", "email", "linkedin_url", "timezone")
@@ -13,10 +16,16 @@ ATTRIBUTE_PREFIX = "attributes."
 
 
 def unknown_variables(text: str) -> list[str]:
-    """Variables no lead can provide: anything but a lead field or `attributes.<name>`.
+    """Variables no lead can provide: anything but a lead field or `attributes.<name>`,
+    and placeholders that are no variable at all (`{{first name}}`, shown whole).
     Checked when a campaign is created or edited, so a typo never reaches a send."""
-    return sorted(v for v in variables(text)
-                  if v not in LEAD_FIELDS and not (v.startswith(ATTRIBUTE_PREFIX) and len(v) > len(ATTRIBUTE_PREFIX)))
+    unknown = {v for v in variables(text)
+               if v not in LEAD_FIELDS and not (v.startswith(ATTRIBUTE_PREFIX) and len(v) > len(ATTRIBUTE_PREFIX))}
+    unknown |= {m.group(0) for m in PLACEHOLDER.finditer(text or "") if not VARIABLE.fullmatch(m.group(0))}
+    rest = PLACEHOLDER.sub("", text or "")
+    if "{{" in rest or "}}" in rest:
+        unknown.add("an unpaired {{ or }}")
+    return sorted(unknown)
 
 
 def lead_values(lead: Mapping[str, object]) -> dict[str, object]:

@@ -54,7 +54,9 @@ DEFAULT_CHARSET = "utf-8"
 
 # NUL and lone surrogates (how undecodable bytes arrive, via surrogateescape) are not text.
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
-_PHONE_CHARS = re.compile(r"^\+[\d\s().\-/]+$")
+# ASCII digits only: other scripts' digits (Arabic-Indic, fullwidth) are refused, not
+# silently converted — a number that does not look like one is more likely an error.
+_PHONE_CHARS = re.compile(r"^\+[0-9\s().\-/]+$")
 
 
 # --- validation (pure) ------------------------------------------------------------------
@@ -87,7 +89,7 @@ def normalize_email(value: str) -> str:
 
 @lru_cache(maxsize=1)
 def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    return frozenset(available_timezones()) - {"localtime"}  # the server's own zone, not an IANA name
 
 
 def check_timezone(value: str) -> str:
@@ -350,9 +352,9 @@ def import_csv(ctx: Context, principal: Principal, campaign_id: str, chunks: Ite
     importer = _Importer(ctx, principal, campaign_id, "row")  # 404/409 before reading the body
     rows = csv_rows(text_lines(chunks, charset))
     first = next(rows, None)
-    if first is None or first[1] is None:
-        raise ValidationFailed([{"field": "body", "message": "the CSV needs a header row"
-                                 if first is None else first[2]}])
+    if first is None or not first[1]:  # no line, a malformed one, or a blank one (no columns)
+        raise ValidationFailed([{"field": "body", "message": first[2] if first and first[2] else
+                                 "the CSV needs a header row on its first line"}])
     columns = header_columns(first[1])
     for number, cells, problem in rows:
         if not cells and problem is None:

@@ -23,9 +23,11 @@ from starlette.concurrency import run_in_threadpool
 from drumbeat.domain.exceptions import DomainError, NotFound
 from drumbeat.domain.leads import LeadState
 from drumbeat.domain.roles import Role, allows
+from drumbeat.domain.throttle import retry_after_seconds
 from drumbeat.services import campaigns, dashboard, integrations, leads, workspaces
 from drumbeat.services.context import Context, Principal
 from drumbeat.web import present
+from drumbeat.web.login_limit import LoginThrottle
 from drumbeat.web.sessions import LOGIN_COOKIE, SESSION_COOKIE, SESSION_SECONDS, Signer
 
 HERE = Path(__file__).parent
@@ -74,6 +76,10 @@ def _signer(request: Request) -> Signer:
         signer = Signer(_ctx(request).box.derive_key("dashboard-session"))
         request.app.state.web_signer = signer
     return signer
+
+
+def _throttle(request: Request) -> LoginThrottle:
+    return request.app.state.login_throttle  # one per app: create_app makes it
 
 
 def _session(request: Request) -> Session | None:
@@ -189,6 +195,13 @@ def login(request: Request, csrf: Annotated[str, Form()] = "", email: Annotated[
     if nonce is None or not signer.csrf_ok(nonce, csrf):
         return _login_page(request, "The sign-in form expired; please try again.", 403, next)
     ctx = _ctx(request)
+    # A token sign-in counts against the client address only; a password one against both.
+    tried_email = "" if token.strip() else email
+    client = request.client.host if request.client else None
+    throttle = _throttle(request)
+    wait = throttle.attempt(tried_email, client)
+    if wait is not None:  # refused before any credential is checked
+        return _too_many_attempts(request, retry_after_seconds(wait), next)
     principal = None
     if token.strip():
         principal = workspaces.authenticate(ctx, token.strip())
@@ -196,10 +209,24 @@ def login(request: Request, csrf: Annotated[str, Form()] = "", email: Annotated[
         principal = dashboard.sign_in_with_password(ctx, email, password)
     if principal is None:
         return _login_page(request, "Those credentials are not valid.", 401, next)
+    throttle.succeeded(tried_email, client)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(SESSION_COOKIE, signer.new_session(principal.user_id), max_age=SESSION_SECONDS,
                         httponly=True, samesite="lax", path="/", secure=request.url.scheme == "https")
     response.delete_cookie(LOGIN_COOKIE, path="/login")
+    return response
+
+
+def _too_many_attempts(request: Request, seconds: int, next_url: str) -> Response:
+    minutes = max(1, -(-seconds // 60))
+    message = (f"Too many failed sign-in attempts. Please wait {minutes} minute{'s' if minutes > 1 else ''} "
+               "before trying again.")
+    headers = {"Retry-After": str(seconds)}
+    if _wants_json(request):
+        response: Response = _error_json("rate_limited", message, 429, {"retry_after_seconds": seconds})
+    else:
+        response = _login_page(request, message, 429, next_url)
+    response.headers.update(headers)
     return response
 
 
@@ -409,7 +436,7 @@ async def integration_update(request: Request, integration_id: str):
     if raw_config:
         try:
             config = json.loads(raw_config)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
             config = None
         if not isinstance(config, dict):
             return _problem(request, guard, "validation_error", "the config must be a JSON object", 422)

@@ -72,3 +72,13 @@ def test_lead_values_expose_fields_and_prefixed_attributes():
     assert values["first_name"] == "Jo" and values["attributes.company"] == "Acme"
     assert "secret_column" not in values
     assert render("{{first_name}} at {{attributes.company}}", values) == "Jo at Acme"
+
+
+def test_a_placeholder_that_is_no_variable_is_unknown_so_it_never_reaches_a_lead_as_text():
+    from drumbeat.domain.templates import unknown_variables
+
+    assert unknown_variables("Hi {{first name}} {{ }} {{first-name}}") == ["{{ }}", "{{first name}}",
+                                                                         "{{first-name}}"]
+    assert unknown_variables("Hi {{first_name}") == ["an unpaired {{ or }}"]
+    assert unknown_variables("Hi first_name}}") == ["an unpaired {{ or }}"]
+    assert unknown_variables("Hi {first_name} and {{ first_name }}") == []

@@ -222,6 +222,19 @@ def test_integrations_show_masked_secrets_and_only_owners_change_them(ctx, clien
     assert integrations.get_integration(ctx, owner, created["id"])["state"] == "disabled"
 
 
+def test_an_unparseable_or_too_deep_integration_config_is_a_422_and_changes_nothing(ctx, client, users):
+    owner = users["owner"]["principal"]
+    created = integrations.create_integration(ctx, owner, {"channel": "sms", "provider": "sandbox", "label": "s",
+                                                           "credentials": {}, "config": {}})
+    sign_in(client, "owner@acme.test")
+    csrf = page_csrf(client)
+    for config in ("{not json", "[1]", "[" * 10_000 + "]" * 10_000):
+        response = client.post(f"/integrations/{created['id']}", data={"csrf": csrf, "config": config},
+                               headers={"X-Requested-With": "fetch"})
+        assert response.status_code == 422 and response.json()["error"]["code"] == "validation_error"
+    assert integrations.get_integration(ctx, owner, created["id"])["config"] == created["config"]
+
+
 def test_sign_out_ends_the_session(client, users):
     sign_in(client, "owner@acme.test")
     client.post("/logout", data={"csrf": page_csrf(client)})

@@ -1,0 +1,59 @@
+"""The claim path issues a fixed number of statements per batch, whatever its size: no
+statement per lead (N+1) when claiming, starting attempts or recording outcomes."""
+
+import asyncio
+
+import pytest
+from sqlalchemy import event
+
+from drumbeat.channels.sandbox import SandboxAdapter
+from drumbeat.engine.worker import Worker
+from drumbeat.services import campaigns as svc
+from tests.factory import add_leads, new_campaign, sandbox_key, workspace
+
+
+class StatementLog:
+    def __init__(self, engine) -> None:
+        self.statements: list[str] = []
+        self.engine = engine
+
+    def __enter__(self):
+        event.listen(self.engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *exc):
+        event.remove(self.engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, conn, cursor, statement, parameters, context, executemany):
+        self.statements.append(statement)
+
+
+def statements_per_round(ctx, batch: int, **limits) -> tuple[list[int], int]:
+    """Run a campaign of 3 batches of `batch` leads through one worker (concurrency =
+    batch) and count the statements of each busy round."""
+    p = workspace(ctx, name=f"W{batch}{len(limits)}")
+    sandbox_key(ctx, p, label=f"k{batch}")
+    cid = new_campaign(ctx, p, limits={"daily_cap": None, "weekly_cap": None, "rate_per_second": None,
+                                       "ramp": None, **limits})
+    add_leads(ctx, cid, 3 * batch, start=batch * 1000)
+    svc.start(ctx, p, cid)
+    worker = Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=batch)
+    asyncio.run(worker.step())  # warm caches (steps, credentials, lease scan)
+    counts, sent = [], 0
+    for _ in range(3):
+        with StatementLog(ctx.db) as log:
+            assert asyncio.run(worker.step())
+        counts.append(len(log.statements))
+    asyncio.run(worker.drain())
+    sent = svc.get_campaign(ctx, p, cid)["breakdown"]["sent"]
+    return counts, sent
+
+
+@pytest.mark.parametrize("limits", [{}, {"daily_cap": 100_000, "rate_per_second": 100_000}],
+                         ids=["uncapped", "capped"])
+def test_a_round_costs_the_same_statements_for_8_leads_as_for_128(ctx, limits):
+    small, sent_small = statements_per_round(ctx, 8, **limits)
+    large, sent_large = statements_per_round(ctx, 128, **limits)
+    assert sent_small == 24 and sent_large == 384  # the rounds did real work
+    assert max(small) == max(large), (small, large)
+    assert max(large) <= 20  # one claim transaction and its reads, not one statement per lead

@@ -26,46 +26,46 @@ UNFINISHED = "('not_contacted', 'in_progress', 'in_doubt')"
 
 # --- PostgreSQL ----------------------------------------------------------------------------
 
-PG_BUCKET = ("to_char(date_trunc('hour', {t} AT TIME ZONE 'UTC')"
-             " + floor(date_part('minute', {t} AT TIME ZONE 'UTC') / 15) * interval '15 minutes',"
-             " 'YYYY-MM-DD\"T\"HH24:MI')")
+PG_QUARTER = ("date_trunc('hour', created_at AT TIME ZONE 'UTC')"
+              " + floor(date_part('minute', created_at AT TIME ZONE 'UTC') / 15) * interval '15 minutes'")
+PG_BUCKET = f"to_char({PG_QUARTER}, 'YYYY-MM-DD\"T\"HH24:MI')"
 
-# The metrics one attempt row contributes (NULLs are dropped).
-PG_ATTEMPT_METRICS = f"""
-    SELECT r.campaign_id, m.metric FROM {{rows}} AS r,
-    LATERAL (VALUES ('attempt:' || r.status),
-                    (CASE WHEN r.counted_failure THEN 'counted_failure' END),
-                    (CASE WHEN r.counted_failure THEN 'error:' || COALESCE(r.error_code, '') END),
-                    (CASE WHEN r.status IN {ACCEPTED} THEN 'accepted@' || {PG_BUCKET.format(t='r.created_at')} END)
-            ) AS m(metric)
-    WHERE m.metric IS NOT NULL"""
+# Per table: the columns its metrics depend on (rows are grouped on them first, so a
+# statement over a million rows aggregates a handful of groups), and the metrics of one
+# group `g` (NULLs are dropped).
+PG_COUNTED = {
+    "leads": ("campaign_id, state, current_step", 3, f"""
+        ('lead:' || g.state),
+        (CASE WHEN g.state IN {UNFINISHED} THEN 'step:' || g.current_step || ':' || g.state END)"""),
+    "attempts": (f"campaign_id, status, counted_failure, error_code, {PG_QUARTER} AS quarter", 5, f"""
+        ('attempt:' || g.status),
+        (CASE WHEN g.counted_failure THEN 'counted_failure' END),
+        (CASE WHEN g.counted_failure THEN 'error:' || COALESCE(g.error_code, '') END),
+        (CASE WHEN g.status IN {ACCEPTED} THEN 'accepted@' || to_char(g.quarter, 'YYYY-MM-DD"T"HH24:MI') END)"""),
+}
 
-PG_LEAD_METRICS = f"""
-    SELECT r.campaign_id, m.metric FROM {{rows}} AS r,
-    LATERAL (VALUES ('lead:' || r.state),
-                    (CASE WHEN r.state IN {UNFINISHED} THEN 'step:' || r.current_step || ':' || r.state END)
-            ) AS m(metric)
-    WHERE m.metric IS NOT NULL"""
+PG_DELTAS = """
+    INSERT INTO campaign_counts (campaign_id, metric, n)
+    SELECT g.campaign_id, m.metric, sum(g.d) FROM ({groups}) AS g, LATERAL (VALUES {metrics}) AS m(metric)
+    WHERE m.metric IS NOT NULL GROUP BY 1, 2 HAVING sum(g.d) <> 0;"""
 
-PG_FUNCTION = """
+
+def _pg_function(table: str) -> str:
+    keys, width, metrics = PG_COUNTED[table]
+    by = ", ".join(str(i) for i in range(1, width + 1))
+    new = f"SELECT {keys}, count(*) AS d FROM new_rows GROUP BY {by}"
+    old = f"SELECT {keys}, -count(*) AS d FROM old_rows GROUP BY {by}"
+    return f"""
 CREATE FUNCTION drumbeat_count_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF TG_OP = 'INSERT' THEN
-    INSERT INTO campaign_counts (campaign_id, metric, n)
-    SELECT campaign_id, metric, count(*) FROM ({new}) AS x GROUP BY 1, 2;
-  ELSIF TG_OP = 'DELETE' THEN
-    INSERT INTO campaign_counts (campaign_id, metric, n)
-    SELECT campaign_id, metric, -count(*) FROM ({old}) AS x GROUP BY 1, 2;
-  ELSE  -- rows whose metrics did not change cancel out
-    INSERT INTO campaign_counts (campaign_id, metric, n)
-    SELECT campaign_id, metric, sum(d) FROM (
-      SELECT campaign_id, metric, 1 AS d FROM ({new}) AS a
-      UNION ALL SELECT campaign_id, metric, -1 FROM ({old}) AS b) AS x
-    GROUP BY 1, 2 HAVING sum(d) <> 0;
+  IF TG_OP = 'INSERT' THEN{PG_DELTAS.format(groups=new, metrics=metrics)}
+  ELSIF TG_OP = 'DELETE' THEN{PG_DELTAS.format(groups=old, metrics=metrics)}
+  ELSE  -- rows whose metrics did not change cancel out{PG_DELTAS.format(groups=f"{new} UNION ALL {old}", metrics=metrics)}
   END IF;
   RETURN NULL;
 END $$;
 """
+
 
 PG_TRIGGERS = """
 CREATE TRIGGER count_{table}_insert AFTER INSERT ON {table} REFERENCING NEW TABLE AS new_rows
@@ -135,10 +135,7 @@ def upgrade() -> None:
     op.create_index("ix_leads_campaign_state", "leads", ["campaign_id", "state", "id"])
 
     # What is already there is counted once.
-    if sqlite:
-        bucket = SQLITE_BUCKET.format(t="created_at")
-    else:
-        bucket = PG_BUCKET.format(t="created_at")
+    bucket = SQLITE_BUCKET.format(t="created_at") if sqlite else PG_BUCKET
     op.execute("INSERT INTO campaign_counts (campaign_id, metric, n) "
                "SELECT campaign_id, 'lead:' || state, count(*) FROM leads GROUP BY 1, 2")
     op.execute("INSERT INTO campaign_counts (campaign_id, metric, n) "
@@ -165,9 +162,8 @@ def upgrade() -> None:
         ]:
             op.execute(statement)
         return
-    for table, metrics in (("leads", PG_LEAD_METRICS), ("attempts", PG_ATTEMPT_METRICS)):
-        op.execute(PG_FUNCTION.format(table=table, new=metrics.format(rows="new_rows"),
-                                      old=metrics.format(rows="old_rows")))
+    for table in PG_COUNTED:
+        op.execute(_pg_function(table))
         op.execute(PG_TRIGGERS.format(table=table))
 
 

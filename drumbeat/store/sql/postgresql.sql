@@ -42,18 +42,18 @@ UPDATE leads AS l
  WHERE l.id = o.id;
 
 -- reclamp_due_leads --
--- Move every due lead of a campaign to its sending slot: lead k (longest waiting first) takes the opening whose bounds hold k (width_bucket: a binary search), in its own zone.
+-- Move every due lead of a campaign to its sending slot: lead k (longest waiting first) takes the opening whose bounds hold k (width_bucket: a binary search), in its own zone; rows are found again by ctid (a heap fetch, not a million index descents).
 WITH plan AS (
   SELECT * FROM unnest(CAST(:zones AS text[]), CAST(:idx AS int[]), CAST(:lo AS bigint[]),
                        CAST(:opens AS timestamptz[]), CAST(:closes AS timestamptz[]), CAST(:gaps AS float8[]))
          AS p(zone, idx, lo, opens, closes, gap)
 ), numbered AS (
-  SELECT id, COALESCE(timezone, '') AS zone, row_number() OVER (ORDER BY next_action_at, id) - 1 AS k
+  SELECT ctid AS row_at, COALESCE(timezone, '') AS zone, row_number() OVER (ORDER BY next_action_at, id) - 1 AS k
     FROM leads
    WHERE campaign_id = :campaign_id AND state IN ('not_contacted', 'in_progress') AND next_action_at <= :now
      AND lease_owner IS NULL AND awaiting IS NULL
 ), due AS (
-  SELECT id, zone, k, width_bucket(k, CAST(:bounds AS bigint[])) AS idx FROM numbered
+  SELECT row_at, zone, k, width_bucket(k, CAST(:bounds AS bigint[])) AS idx FROM numbered
 )
 UPDATE leads AS l
    SET next_action_at = CASE WHEN CAST(:randomize AS boolean)
@@ -61,7 +61,7 @@ UPDATE leads AS l
                              ELSE LEAST(p.opens + make_interval(secs => (d.k - p.lo) * p.gap),
                                         p.closes - interval '1 millisecond') END
   FROM due AS d JOIN plan AS p ON p.zone = d.zone AND p.idx = d.idx
- WHERE l.id = d.id;
+ WHERE l.ctid = d.row_at;
 
 -- fold_campaign_counts --
 -- Replace a campaign's count delta rows by one row per metric (rows committed meanwhile stay as they are).

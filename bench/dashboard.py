@@ -85,6 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--leads", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--campaigns", type=int, default=1000, help="campaigns in the workspace (one is the big one)")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
 
@@ -96,6 +97,8 @@ def main() -> None:
         owner = Principal(boot["user_id"], boot["workspace_id"], "owner")
         key = sandbox_key(ctx, owner)
         cid = new_campaign(ctx, owner, name="A million leads")
+        for i in range(args.campaigns - 1):  # the list page pages through them, 50 at a time
+            new_campaign(ctx, owner, name=f"Campaign {i:04d}")
         t0 = time.perf_counter()
         with engine.begin() as conn:
             conn.execute(text(LEADS_SQL), {"cid": cid, "n": args.leads})
@@ -114,6 +117,7 @@ def main() -> None:
                 "detail page  GET /campaigns/{id}": timed(client, f"/campaigns/{cid}", args.runs),
                 "live JSON    GET /campaigns/{id}/live.json": timed(client, f"/campaigns/{cid}/live.json", args.runs),
                 "list page    GET /campaigns": timed(client, "/campaigns", args.runs),
+                "list sorted by progress": timed(client, "/campaigns?sort=percent", args.runs),
             }
         service = []
         for _ in range(args.runs):
@@ -121,7 +125,8 @@ def main() -> None:
             svc.get_campaign(ctx, owner, cid)
             service.append((time.perf_counter() - start) * 1000)
         results["services.campaigns.get_campaign alone"] = service
-        print(f"PostgreSQL, one campaign of {args.leads:,} leads, {args.runs} requests each (after 2 warm-ups):")
+        print(f"PostgreSQL, {args.campaigns:,} campaigns, one of {args.leads:,} leads, {args.runs} requests each"
+              " (after 2 warm-ups):")
         for name, values in results.items():
             print(f"  {name:45s} p50 {statistics.median(values):8.1f} ms   p99 {pct(values, 0.99):8.1f} ms")
         engine.dispose()

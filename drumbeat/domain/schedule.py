@@ -259,6 +259,26 @@ def plan_days(now: datetime, window: Window, limits: Limits, *, total: int, firs
     return out
 
 
+def earliest_send(due: list[tuple[datetime, str | None]], now: datetime,
+                  window: Window) -> tuple[datetime, str | None] | None:
+    """When the first of these leads (next action time, own time zone or None) can be
+    sent, and why not now: None (now), "step_delay" (its delay runs) or "window" (its
+    window is closed). Each lead is judged in its own zone's window."""
+    best: tuple[datetime, str | None] | None = None
+    for due_at, tz in due:
+        tz = lead_zone(tz)
+        at, reason = (now, None) if due_at <= now else (due_at, "step_delay")
+        slot = next_slot(at, window, tz)
+        if slot > at:
+            at, reason = slot, "window"
+        if reason == "step_delay" and not window.always_open and (
+                not is_open(now, window, tz) or window_at(at, window, tz)[0] == at):
+            reason = "window"  # the send waits for the window to open
+        if best is None or at < best[0]:
+            best = (at, reason)
+    return best
+
+
 @lru_cache(maxsize=4096)
 def lead_zone(name: str | None) -> str | None:
     """A lead's own time zone when it names a known one; None means the campaign's."""

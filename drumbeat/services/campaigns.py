@@ -20,14 +20,13 @@ from drumbeat.domain.schedule import (
     Window,
     budget,
     day_index,
+    earliest_send,
     intervals,
-    is_open,
     lead_zone,
     local_day,
     next_slot,
     plan_days,
     week_of,
-    window_at,
 )
 from drumbeat.services.context import Actor, Context, Principal
 from drumbeat.services.holds import due_channels, key_pools, lift_hold, place_hold, pool_member
@@ -39,6 +38,9 @@ from drumbeat.store.tables import campaigns as campaigns_table
 from drumbeat.store.workspaces import get_workspace
 
 LEAD_STATES = [s.value for s in LeadState]
+# next_send_at judges this many of the longest-waiting leads, each in its own zone: with
+# leads in several zones, the first to go need not be the one waiting longest.
+DUE_LEADS_JUDGED = 200
 
 
 def _load(conn: Connection, principal: Principal, campaign_id: str, *, for_update: bool = False):
@@ -102,9 +104,9 @@ def campaign_view(conn: Connection, row, now: datetime) -> dict:
 
 
 def _next_send(conn: Connection, row, now: datetime) -> tuple[datetime | None, str | None]:
-    """When the next send happens and, if not now, why: the earliest due lead, moved into
-    the campaign's window, then past days whose cap (or ramp, or the keys' own caps) is
-    spent. Leads with their own time zone may go earlier or later than this."""
+    """When the next send happens and, if not now, why: the earliest of the longest-waiting
+    leads in its own window (a lead's own time zone, else the campaign's), then past days
+    whose cap (or ramp, or the keys' own caps) is spent."""
     window = Window.from_schedule(row["schedule"])
     if row["status"] == Status.SCHEDULED:
         start_at = row["schedule"].get("start_at")
@@ -115,16 +117,10 @@ def _next_send(conn: Connection, row, now: datetime) -> tuple[datetime | None, s
         return slot, "window" if slot > at else None
     if row["status"] != Status.SENDING:
         return None, None
-    due = store.next_due_at(conn, row["id"])
-    if due is None:
+    first = earliest_send(store.earliest_due(conn, row["id"], DUE_LEADS_JUDGED), now, window)
+    if first is None:
         return None, None
-    at, reason = (now, None) if due <= now else (due, "step_delay")
-    slot = next_slot(at, window)
-    if slot > at:
-        at, reason = slot, "window"
-    if reason == "step_delay" and not window.always_open and (
-            not is_open(now, window) or window_at(at, window)[0] == at):
-        reason = "window"  # the send waits for the window to open
+    at, reason = first
     limits = Limits.from_limits(row["limits"])
     if limits.capped:
         today = local_day(now, window.timezone)

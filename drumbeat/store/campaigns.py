@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from drumbeat.domain.leads import ACCEPTED_ATTEMPT_STATUSES, UNFINISHED_LEAD_STATES, WORKABLE_LEAD_STATES
 from drumbeat.domain.lifecycle import Transition
@@ -146,9 +146,12 @@ def earliest_unfinished_step(conn: Connection, campaign_id: str) -> int | None:
     return min(counts.steps_with(conn, campaign_id, UNFINISHED_LEAD_STATES), default=None)
 
 
-def next_due_at(conn: Connection, campaign_id: str) -> datetime | None:
-    return conn.execute(select(func.min(leads.c.next_action_at)).where(
-        leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES))).scalar()
+def earliest_due(conn: Connection, campaign_id: str, limit: int) -> list[tuple[datetime, str | None]]:
+    """(next action time, own time zone) of the first `limit` workable leads, on the due index."""
+    rows = conn.execute(select(leads.c.next_action_at, leads.c.timezone).where(
+        leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES))
+        .order_by(leads.c.next_action_at).limit(limit))
+    return [(at, tz) for at, tz in rows]
 
 
 def error_groups(conn: Connection, attempt_totals: dict[str, int], campaign_id: str, samples: int = 5) -> list[dict]:

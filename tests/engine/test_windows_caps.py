@@ -95,6 +95,20 @@ def test_a_lead_that_becomes_due_outside_its_window_is_moved_to_the_next_opening
     assert set(due_times(c)) == {at("2026-03-03T09:00:00+00:00")}
 
 
+def test_next_send_at_counts_leads_in_their_own_zone_whose_window_is_open(ctx):
+    c, clock = clocked(ctx, at("2026-03-02T18:00:00+00:00"))  # 19:00 in Berlin, 13:00 in New York
+    p = workspace(c)
+    sandbox_key(c, p)
+    cid = new_campaign(c, p, schedule=schedule(tz="Europe/Berlin"))
+    add_leads(c, cid, 3)
+    with c.db.begin() as conn:
+        conn.execute(update(leads).where(leads.c.campaign_id == cid).values(timezone="America/New_York"))
+    view = svc.start(c, p, cid)
+    assert view["next_send_at"] == clock.now and view["next_send_reason"] is None
+    drain(c)
+    assert sent(c) == 3
+
+
 def test_the_daily_cap_holds_and_resuming_while_it_is_spent_reports_the_next_send(ctx):
     c, clock = clocked(ctx)
     p = workspace(c)

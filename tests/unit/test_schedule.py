@@ -16,6 +16,7 @@ from drumbeat.domain.schedule import (
     Window,
     budget,
     clamp,
+    earliest_send,
     interval_on,
     intervals,
     is_open,
@@ -184,3 +185,14 @@ def test_a_plan_never_puts_more_on_a_day_or_week_than_its_caps_allow(now, w, tot
     if weekly is not None:
         assert all(n <= weekly for n in per_week.values())
     assert placed == total or len(plan) == 2000
+
+
+def test_the_earliest_send_judges_each_lead_in_its_own_zone():
+    berlin = window(tz="Europe/Berlin")
+    evening = at("2026-03-02T18:30:00+01:00")  # Berlin closed; 12:30 in New York
+    waiting = [(at("2026-03-02T10:00:00+00:00"), None), (at("2026-03-02T11:00:00+00:00"), "America/New_York")]
+    assert earliest_send(waiting, evening, berlin) == (evening, None)  # the New York lead goes now
+    assert earliest_send(waiting[:1], evening, berlin) == (at("2026-03-03T09:00:00+01:00"), "window")
+    later = [(at("2026-03-03T10:00:00+01:00"), None)]
+    assert earliest_send(later, at("2026-03-03T09:30:00+01:00"), berlin) == (later[0][0], "step_delay")
+    assert earliest_send([], evening, berlin) is None

@@ -1,4 +1,11 @@
-"""Structured JSON logs on stderr (stdout stays free for command output)."""
+"""Structured JSON logs on stderr (stdout stays free for command output).
+
+One JSON object per line, from structlog and from the standard library's loggers alike
+(Alembic's migration notes, uvicorn, httpx): a log shipper never meets a line it cannot
+parse. Lines about one campaign, lead or attempt carry `campaign_id`, `lead_id`,
+`attempt_id`; secrets (provider keys, tokens, webhook secrets) are never logged — errors
+are logged by class and provider code, not by their text.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +14,25 @@ import sys
 
 import structlog
 
+_SHARED = [
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
 
 def configure(level: str = "INFO") -> None:
-    logging.basicConfig(stream=sys.stderr, level=level, format="%(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_SHARED, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, structlog.processors.JSONRenderer()],
+    ))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.JSONRenderer(),
-        ],
+        processors=[*_SHARED, structlog.processors.format_exc_info, structlog.processors.JSONRenderer()],
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         cache_logger_on_first_use=True,

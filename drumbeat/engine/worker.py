@@ -29,6 +29,7 @@ from drumbeat.domain.schedule import Limits, Window, budget, clamp, is_open, lea
 from drumbeat.domain.templates import lead_values, render
 from drumbeat.engine import detectors
 from drumbeat.engine.keys import UNLIMITED, Chooser, KeyPools
+from drumbeat.engine.metrics import WorkerMetrics
 from drumbeat.services import campaigns as campaign_service
 from drumbeat.services.context import Actor, Context
 from drumbeat.services.holds import (
@@ -100,8 +101,10 @@ class Reservation:
 
 class Worker:
     def __init__(self, ctx: Context, adapters: dict[str, ChannelAdapter], *, concurrency: int = 32,
-                 tick_seconds: float = 1.0, lease_seconds: float = 120.0, owner: str | None = None) -> None:
+                 tick_seconds: float = 1.0, lease_seconds: float = 120.0, owner: str | None = None,
+                 metrics: WorkerMetrics | None = None) -> None:
         self.ctx = ctx
+        self.metrics = metrics or WorkerMetrics()
         self.adapters = adapters
         self.concurrency = concurrency
         self.tick = tick_seconds
@@ -191,6 +194,7 @@ class Worker:
         jobs = [t.result() for t in done]
         self.unrecorded.extend(jobs)
         for job in jobs:
+            self.metrics.answered(job.channel, job.result)
             self.keys.inflight[job.claimed.integration_id] -= 1
             pool = (job.campaign["id"], job.campaign["run"], job.channel)
             if job.result.error_class is ErrorClass.KEY:
@@ -211,9 +215,12 @@ class Worker:
         )
         adapter = self.adapters[job.credential.provider]
         try:
-            job.result = await adapter.send(job.credential, message)
+            with self.metrics.in_flight.labels(step["channel"]).track_inprogress():
+                job.result = await adapter.send(job.credential, message)
         except Exception as exc:  # an adapter bug must not lose the outcome: treat as transient
-            log.error("adapter raised", provider=job.credential.provider, error_type=type(exc).__name__)
+            log.error("adapter raised", provider=job.credential.provider, error_type=type(exc).__name__,
+                      campaign_id=job.campaign["id"], lead_id=lead["id"], attempt_id=job.claimed.attempt_id,
+                      integration_id=job.claimed.integration_id)
             job.result = SendResult(error_class=ErrorClass.TRANSIENT, error_code=f"{job.credential.provider}:exception",
                                     error_message=type(exc).__name__)
         return job
@@ -274,10 +281,12 @@ class Worker:
     def _claim_campaign(self, campaign: dict, limit: int) -> list[Job]:
         now = self.ctx.clock()
         recording, self.unrecorded = self.unrecorded, []
+        started = time.perf_counter()
         try:
             with self.ctx.db.begin() as conn:
                 self._record_in(conn, recording, now)
                 claimed_all, plan = self._claim_in(conn, campaign, limit, now)
+            self.metrics.claim_seconds.observe(time.perf_counter() - started)
         except BaseException:
             self.unrecorded = recording + self.unrecorded  # nothing was committed: record them later
             raise

@@ -505,6 +505,9 @@ class Worker:
                 campaign_errors.append(job)
         claims.write_outcomes(conn, attempt_rows, lead_rows, owner=self.owner, now=now)
         for job in key_failures:
+            log.warning("key failed", campaign_id=job.campaign["id"], integration_id=job.claimed.integration_id,
+                        lead_id=job.claimed.lead["id"], attempt_id=job.claimed.attempt_id,
+                        error_code=job.result.error_code, health_event=job.result.health_event)
             if job.result.health_event:  # the account itself is gone: out of every key pool
                 if integration_store.apply_health_event(conn, job.claimed.integration_id, job.result.health_event):
                     # ...and held at once in every campaign it leaves without a key (issue 5)
@@ -584,11 +587,19 @@ class Worker:
             for r in doubtful:
                 per_campaign.setdefault(r["campaign_id"], []).append(str(r["id"]))
             for campaign_id, ids in per_campaign.items():
+                mine = [r for r in doubtful if r["campaign_id"] == campaign_id][:50]
+                log.warning("leads in doubt", campaign_id=campaign_id, leads=len(ids),
+                            lead_ids=[r["id"] for r in mine], attempt_ids=[r["attempt_id"] for r in mine])
                 campaign_store.add_timeline(conn, campaign_id, now=now, action="leads_in_doubt", actor_type="system",
                                             actor_id="lease_recovery", details={"leads": len(ids),
                                                                                 "lead_ids": ids[:50]})
         log.warning("expired leases recovered", released=len(expired) - len(doubtful) - len(resend),
-                    in_doubt=len(doubtful), resent=len(resend))
+                    in_doubt=len(doubtful), resent=len(resend),
+                    campaign_ids=sorted({str(r["campaign_id"]) for r in expired}))
+        for job in resend:
+            log.info("attempt re-sent with its idempotency key", campaign_id=job.campaign["id"],
+                     lead_id=job.claimed.lead["id"], attempt_id=job.claimed.attempt_id,
+                     integration_id=job.claimed.integration_id)
         return resend
 
     def _dedupes(self, provider: str, config: dict) -> bool:

@@ -9,6 +9,7 @@ from sqlalchemy.engine import make_url
 
 from drumbeat.channels.base import ChannelAdapter
 from drumbeat.channels.sandbox import SandboxAdapter
+from drumbeat.channels.transport import ShardedTransport
 from drumbeat.config import Settings
 from drumbeat.services.context import Context
 from drumbeat.store.db import make_engine, migrate
@@ -31,8 +32,8 @@ def build_context(settings: Settings | None = None, *, run_migrations: bool = Tr
 
 def build_adapters(client: httpx.AsyncClient | None = None, *, concurrency: int = 32) -> dict[str, ChannelAdapter]:
     """One adapter per provider, shared by every campaign a worker serves. The HTTP adapters
-    share one client (one connection pool) that keeps a connection open for each of the
-    `concurrency` calls a worker may have in flight; pass one in to choose its timeouts or
+    share one client that keeps a connection open for each of the `concurrency` calls a
+    worker may have in flight (channels/transport.py); pass one in to choose its timeouts or
     transport."""
     from drumbeat.channels.smtp import SmtpAdapter
     from drumbeat.channels.twilio import TwilioAdapter
@@ -40,8 +41,7 @@ def build_adapters(client: httpx.AsyncClient | None = None, *, concurrency: int 
     from drumbeat.channels.whatsapp import WhatsAppCloudAdapter
 
     client = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0),
-                                         limits=httpx.Limits(max_connections=max(100, concurrency),
-                                                             max_keepalive_connections=max(32, concurrency)))
+                                         transport=ShardedTransport(max(32, concurrency)))
     return {
         "sandbox": SandboxAdapter(),
         "whatsapp_cloud": WhatsAppCloudAdapter(client),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
 
 import httpx
@@ -40,8 +41,15 @@ def build_adapters(client: httpx.AsyncClient | None = None, *, concurrency: int 
     from drumbeat.channels.unipile import UnipileAdapter
     from drumbeat.channels.whatsapp import WhatsAppCloudAdapter
 
-    client = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0),
-                                         transport=ShardedTransport(max(32, concurrency)))
+    if client is None:
+        timeout = httpx.Timeout(30.0, connect=10.0)
+        connections = max(32, concurrency)
+        if urllib.request.getproxies():
+            # HTTP(S)_PROXY / ALL_PROXY set: httpx honours them (and NO_PROXY) only with its own transport
+            client = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(
+                max_connections=connections, max_keepalive_connections=connections))
+        else:
+            client = httpx.AsyncClient(timeout=timeout, transport=ShardedTransport(connections))
     return {
         "sandbox": SandboxAdapter(),
         "whatsapp_cloud": WhatsAppCloudAdapter(client),

@@ -39,10 +39,22 @@ async def test_a_failed_request_gives_its_slot_back():
     assert transport.busy == [0, 0]
 
 
-async def test_a_worker_keeps_a_connection_for_each_call_in_flight():
+async def test_a_worker_keeps_a_connection_for_each_call_in_flight(monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
     adapters = build_adapters(concurrency=256)
     transport = adapters["whatsapp_cloud"].client._transport
     assert isinstance(transport, ShardedTransport)
     assert sum(pool._pool._max_connections for pool in transport.pools) == 256
     assert all(pool._pool._max_keepalive_connections == pool._pool._max_connections for pool in transport.pools)
     await adapters["whatsapp_cloud"].client.aclose()
+
+
+async def test_behind_an_environment_proxy_the_worker_keeps_httpx_own_transport(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    client = build_adapters(concurrency=64)["whatsapp_cloud"].client
+    assert not isinstance(client._transport, ShardedTransport)
+    proxied = client._transport_for_url(httpx.URL("https://graph.facebook.com/v23.0/1/messages"))
+    assert proxied is not client._transport  # the proxy's mount answers
+    assert proxied._pool._max_connections == 64
+    await client.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
 
 import httpx
@@ -9,6 +10,7 @@ from sqlalchemy.engine import make_url
 
 from drumbeat.channels.base import ChannelAdapter
 from drumbeat.channels.sandbox import SandboxAdapter
+from drumbeat.channels.transport import ShardedTransport
 from drumbeat.config import Settings
 from drumbeat.services.context import Context
 from drumbeat.store.db import make_engine, migrate
@@ -29,16 +31,25 @@ def build_context(settings: Settings | None = None, *, run_migrations: bool = Tr
     return Context(db=engine, box=SecretBox(key))
 
 
-def build_adapters(client: httpx.AsyncClient | None = None) -> dict[str, ChannelAdapter]:
+def build_adapters(client: httpx.AsyncClient | None = None, *, concurrency: int = 32) -> dict[str, ChannelAdapter]:
     """One adapter per provider, shared by every campaign a worker serves. The HTTP adapters
-    share one client (one connection pool); pass one in to choose its timeouts or transport."""
+    share one client that keeps a connection open for each of the `concurrency` calls a
+    worker may have in flight (channels/transport.py); pass one in to choose its timeouts or
+    transport."""
     from drumbeat.channels.smtp import SmtpAdapter
     from drumbeat.channels.twilio import TwilioAdapter
     from drumbeat.channels.unipile import UnipileAdapter
     from drumbeat.channels.whatsapp import WhatsAppCloudAdapter
 
-    client = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0),
-                                         limits=httpx.Limits(max_connections=100, max_keepalive_connections=32))
+    if client is None:
+        timeout = httpx.Timeout(30.0, connect=10.0)
+        connections = max(32, concurrency)
+        if urllib.request.getproxies():
+            # HTTP(S)_PROXY / ALL_PROXY set: httpx honours them (and NO_PROXY) only with its own transport
+            client = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(
+                max_connections=connections, max_keepalive_connections=connections))
+        else:
+            client = httpx.AsyncClient(timeout=timeout, transport=ShardedTransport(connections))
     return {
         "sandbox": SandboxAdapter(),
         "whatsapp_cloud": WhatsAppCloudAdapter(client),
@@ -49,7 +60,9 @@ def build_adapters(client: httpx.AsyncClient | None = None) -> dict[str, Channel
 
 
 def build_worker(ctx: Context, settings: Settings, *, concurrency: int = 32):
+    from drumbeat.engine.metrics import process_metrics
     from drumbeat.engine.worker import Worker
 
-    return Worker(ctx, build_adapters(), concurrency=concurrency, tick_seconds=settings.tick_seconds,
-                  lease_seconds=settings.lease_seconds)
+    return Worker(ctx, build_adapters(concurrency=concurrency), concurrency=concurrency,
+                  tick_seconds=settings.tick_seconds, lease_seconds=settings.lease_seconds,
+                  metrics=process_metrics())

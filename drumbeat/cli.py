@@ -44,7 +44,11 @@ def init_workspace(name: str, owner: Annotated[str, typer.Option("--owner", help
 
 
 @app.command()
-def worker(concurrency: Annotated[int, typer.Option(min=1, max=10_000)] = 32) -> None:
+def worker(concurrency: Annotated[int, typer.Option(min=1, max=10_000)] = 32,
+           metrics_port: Annotated[int | None, typer.Option(min=0, max=65535, help=(
+               "serve Prometheus metrics on this port (0: any free port, logged)"))] = None,
+           metrics_host: Annotated[str, typer.Option(help="address the metrics port listens on")] = "127.0.0.1",
+           ) -> None:
     """Run a worker alone (any number of them may share one PostgreSQL). SIGTERM or
     Ctrl-C: stop claiming, finish and record the calls in flight, exit 0."""
     # Catch the signal from the very start: a stop asked for during start-up is honoured.
@@ -56,6 +60,11 @@ def worker(concurrency: Annotated[int, typer.Option(min=1, max=10_000)] = 32) ->
 
     settings = Settings()
     engine_worker = build_worker(_context(settings), settings, concurrency=concurrency)
+    metrics_server = None
+    if metrics_port is not None:
+        from drumbeat.engine.metrics import serve_metrics
+
+        metrics_server = serve_metrics(engine_worker.ctx, metrics_port, metrics_host)
 
     async def main():
         stop = asyncio.Event()
@@ -66,7 +75,11 @@ def worker(concurrency: Annotated[int, typer.Option(min=1, max=10_000)] = 32) ->
             stop.set()
         await run_beside(engine_worker, settings, stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
 
 
 async def run_beside(engine_worker, settings: Settings, stop: asyncio.Event) -> None:

@@ -68,8 +68,12 @@ def campaign_level_error(conn, campaign: dict, steps: list[dict], step: int, res
         t = transition(fresh["status"], Action.FAIL)
         campaign_store.apply_transition(conn, campaign_id, t, now=now, actor_type=actor.type, actor_id=actor.id,
                                         details=details, extra={"finished_at": now})
+        log.warning("campaign failed", campaign_id=campaign_id, channel=channel, reason="template_rejected",
+                    error_code=result.error_code)
         return
-    place_hold(conn, campaign_id, channel, PauseReason.TEMPLATE_REJECTED, details, now, actor)
+    if place_hold(conn, campaign_id, channel, PauseReason.TEMPLATE_REJECTED, details, now, actor):
+        log.warning("channel held", campaign_id=campaign_id, channel=channel, reason="template_rejected",
+                    error_code=result.error_code)
     pause_if_nothing_can_run(conn, campaign_id, steps, now, actor)
 
 def finish_if_done(conn, campaign_id: str, now) -> None:
@@ -91,4 +95,6 @@ def hold_empty_pool(conn, campaign_id: str, channel: str, members: list[PoolMemb
     """Due leads wait on a channel with no usable key: hold it with the pool's reason."""
     details = {"channel": channel, "keys": [m.integration_id for m in members],
                "note": "no usable integration in the channel's key pool"}
-    place_hold(conn, campaign_id, channel, empty_pool_reason(members), details, now, Actor.system("key_pool"))
+    reason = empty_pool_reason(members)
+    if place_hold(conn, campaign_id, channel, reason, details, now, Actor.system("key_pool")):
+        log.warning("channel held", campaign_id=campaign_id, channel=channel, reason=reason.value)

@@ -84,5 +84,5 @@ class Sweeper:
                 report.folded = counts.fold(conn)
             self.sweeps += 1
         if report.resumed:
-            log.info("sweeper resumed campaigns", campaigns=len(report.resumed))
+            log.info("sweeper resumed campaigns", campaigns=len(report.resumed), campaign_ids=report.resumed)
         return report

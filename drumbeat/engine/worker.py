@@ -29,6 +29,7 @@ from drumbeat.domain.schedule import Limits, Window, budget, clamp, is_open, lea
 from drumbeat.domain.templates import lead_values, render
 from drumbeat.engine import detectors
 from drumbeat.engine.keys import UNLIMITED, Chooser, KeyPools
+from drumbeat.engine.metrics import WorkerMetrics
 from drumbeat.services import campaigns as campaign_service
 from drumbeat.services.context import Actor, Context
 from drumbeat.services.holds import (
@@ -100,8 +101,10 @@ class Reservation:
 
 class Worker:
     def __init__(self, ctx: Context, adapters: dict[str, ChannelAdapter], *, concurrency: int = 32,
-                 tick_seconds: float = 1.0, lease_seconds: float = 120.0, owner: str | None = None) -> None:
+                 tick_seconds: float = 1.0, lease_seconds: float = 120.0, owner: str | None = None,
+                 metrics: WorkerMetrics | None = None) -> None:
         self.ctx = ctx
+        self.metrics = metrics or WorkerMetrics()
         self.adapters = adapters
         self.concurrency = concurrency
         self.tick = tick_seconds
@@ -191,6 +194,7 @@ class Worker:
         jobs = [t.result() for t in done]
         self.unrecorded.extend(jobs)
         for job in jobs:
+            self.metrics.answered(job.channel, job.result)
             self.keys.inflight[job.claimed.integration_id] -= 1
             pool = (job.campaign["id"], job.campaign["run"], job.channel)
             if job.result.error_class is ErrorClass.KEY:
@@ -211,9 +215,12 @@ class Worker:
         )
         adapter = self.adapters[job.credential.provider]
         try:
-            job.result = await adapter.send(job.credential, message)
+            with self.metrics.in_flight.labels(step["channel"]).track_inprogress():
+                job.result = await adapter.send(job.credential, message)
         except Exception as exc:  # an adapter bug must not lose the outcome: treat as transient
-            log.error("adapter raised", provider=job.credential.provider, error_type=type(exc).__name__)
+            log.error("adapter raised", provider=job.credential.provider, error_type=type(exc).__name__,
+                      campaign_id=job.campaign["id"], lead_id=lead["id"], attempt_id=job.claimed.attempt_id,
+                      integration_id=job.claimed.integration_id)
             job.result = SendResult(error_class=ErrorClass.TRANSIENT, error_code=f"{job.credential.provider}:exception",
                                     error_message=type(exc).__name__)
         return job
@@ -274,10 +281,12 @@ class Worker:
     def _claim_campaign(self, campaign: dict, limit: int) -> list[Job]:
         now = self.ctx.clock()
         recording, self.unrecorded = self.unrecorded, []
+        started = time.perf_counter()
         try:
             with self.ctx.db.begin() as conn:
                 self._record_in(conn, recording, now)
                 claimed_all, plan = self._claim_in(conn, campaign, limit, now)
+            self.metrics.claim_seconds.observe(time.perf_counter() - started)
         except BaseException:
             self.unrecorded = recording + self.unrecorded  # nothing was committed: record them later
             raise
@@ -496,6 +505,9 @@ class Worker:
                 campaign_errors.append(job)
         claims.write_outcomes(conn, attempt_rows, lead_rows, owner=self.owner, now=now)
         for job in key_failures:
+            log.warning("key failed", campaign_id=job.campaign["id"], integration_id=job.claimed.integration_id,
+                        lead_id=job.claimed.lead["id"], attempt_id=job.claimed.attempt_id,
+                        error_code=job.result.error_code, health_event=job.result.health_event)
             if job.result.health_event:  # the account itself is gone: out of every key pool
                 if integration_store.apply_health_event(conn, job.claimed.integration_id, job.result.health_event):
                     # ...and held at once in every campaign it leaves without a key (issue 5)
@@ -575,11 +587,19 @@ class Worker:
             for r in doubtful:
                 per_campaign.setdefault(r["campaign_id"], []).append(str(r["id"]))
             for campaign_id, ids in per_campaign.items():
+                mine = [r for r in doubtful if r["campaign_id"] == campaign_id][:50]
+                log.warning("leads in doubt", campaign_id=campaign_id, leads=len(ids),
+                            lead_ids=[r["id"] for r in mine], attempt_ids=[r["attempt_id"] for r in mine])
                 campaign_store.add_timeline(conn, campaign_id, now=now, action="leads_in_doubt", actor_type="system",
                                             actor_id="lease_recovery", details={"leads": len(ids),
                                                                                 "lead_ids": ids[:50]})
         log.warning("expired leases recovered", released=len(expired) - len(doubtful) - len(resend),
-                    in_doubt=len(doubtful), resent=len(resend))
+                    in_doubt=len(doubtful), resent=len(resend),
+                    campaign_ids=sorted({str(r["campaign_id"]) for r in expired}))
+        for job in resend:
+            log.info("attempt re-sent with its idempotency key", campaign_id=job.campaign["id"],
+                     lead_id=job.claimed.lead["id"], attempt_id=job.claimed.attempt_id,
+                     integration_id=job.claimed.integration_id)
         return resend
 
     def _dedupes(self, provider: str, config: dict) -> bool:

@@ -37,7 +37,9 @@ def statements_per_round(ctx, batch: int, **limits) -> tuple[list[int], int]:
                                        "ramp": None, **limits})
     add_leads(ctx, cid, 3 * batch, start=batch * 1000)
     svc.start(ctx, p, cid)
-    worker = Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=batch)
+    # A tick of an hour: the once-per-tick housekeeping (campaign list, lease scan,
+    # scheduled starts) stays out of the measured rounds, which are then deterministic.
+    worker = Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=batch, tick_seconds=3600)
     asyncio.run(worker.step())  # warm caches (steps, credentials, lease scan)
     counts, sent = [], 0
     for _ in range(3):
@@ -55,5 +57,5 @@ def test_a_round_costs_the_same_statements_for_8_leads_as_for_128(ctx, limits):
     small, sent_small = statements_per_round(ctx, 8, **limits)
     large, sent_large = statements_per_round(ctx, 128, **limits)
     assert sent_small == 24 and sent_large == 384  # the rounds did real work
-    assert max(small) == max(large), (small, large)
+    assert small == large
     assert max(large) <= 20  # one claim transaction and its reads, not one statement per lead

@@ -46,6 +46,11 @@ from drumbeat.store.tables import campaigns
 
 log = structlog.get_logger()
 
+# A round claims again once 1/BATCH_SHARE of the slots are free, or RECORD_WITHIN seconds
+# after the first call ended, whichever comes first.
+BATCH_SHARE = 4
+RECORD_WITHIN = 0.05
+
 
 @dataclass
 class Job:
@@ -175,11 +180,28 @@ class Worker:
         for job in claimed:
             self.inflight.add(asyncio.create_task(self._send(job)))
         if self.inflight:
-            await asyncio.wait(self.inflight, timeout=self.tick, return_when=asyncio.FIRST_COMPLETED)
+            await self._wait_for_room()
         elif not claimed and not finished:
             self.settle_campaigns()
         self.rounds += 1
         return bool(claimed or finished)
+
+    async def _wait_for_room(self) -> None:
+        """Wait (up to a tick) for a call to end, then a little longer for a share of the
+        slots to come free, so the next claim takes a batch rather than the one lead a
+        single finished call makes room for — but never more than RECORD_WITHIN, so every
+        outcome is still committed promptly."""
+        pending = {t for t in self.inflight if not t.done()}
+        if not pending:
+            return
+        done, pending = await asyncio.wait(pending, timeout=self.tick, return_when=asyncio.FIRST_COMPLETED)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(RECORD_WITHIN, self.tick)
+        while done and pending and self.concurrency - len(pending) < max(1, self.concurrency // BATCH_SHARE):
+            timeout = deadline - loop.time()
+            if timeout <= 0:
+                return
+            done, pending = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
 
     async def drain(self, max_rounds: int = 1_000_000) -> None:
         """Run until there is nothing due and nothing in flight (tests, benchmarks, demo)."""

@@ -4,7 +4,7 @@ httpcore's connection pool re-examines every connection it holds, for every requ
 arrives or finishes (`_assign_requests_to_connections`: idle checks nested in a loop over
 the connections, and a socket poll each) — quadratic in the pool's size. One pool of 256
 connections spent ~4 ms of CPU per request, capping a worker at ~100 sends/s
-(bench/http.py). `ShardedTransport` spreads the calls over small pools instead (8
+(bench/sends_over_http.py). `ShardedTransport` spreads the calls over small pools instead (8
 connections each), always the least busy one, so a worker with `--concurrency` calls in
 flight keeps that many connections open at a cost that does not grow with it.
 """

@@ -7,9 +7,9 @@ is not the bottleneck. Prints a table: leads, calls in flight, seconds, sends/s,
 the fake answered, worker CPU seconds and peak RSS, and from the worker's own metrics
 (`--metrics-port`) its claim transactions and their mean duration.
 
-    python bench/http.py                                  # 100,000 leads, 256 in flight
-    python bench/http.py --leads 20000 --concurrency 64 256
-    python bench/http.py --leads 20000 --profile /tmp/worker.svg   # py-spy record the worker
+    python bench/sends_over_http.py                                  # 100,000 leads, 256 in flight
+    python bench/sends_over_http.py --leads 20000 --concurrency 64 256
+    python bench/sends_over_http.py --leads 20000 --profile /tmp/worker.svg   # py-spy record the worker
 """
 
 from __future__ import annotations
@@ -27,9 +27,7 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# Run as `python bench/http.py`, this file's folder would come first on the path and this
-# module would shadow the standard library's `http` (which httpx and urllib import).
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
 
 
 # --- the fake provider: no framework, so that it is never the slow side ----------------

@@ -494,7 +494,8 @@ class Worker:
                 key_failures.append(job)
             elif res.error_class is ErrorClass.CAMPAIGN:
                 campaign_errors.append(job)
-        claims.write_outcomes(conn, attempt_rows, lead_rows, owner=self.owner, now=now)
+        claims.write_outcomes(conn, attempt_rows, lead_rows, owner=self.owner, now=now,
+                              claimed_steps={job.claimed.lead["id"]: job.claimed.step for job in jobs})
         for job in key_failures:
             if job.result.health_event:  # the account itself is gone: out of every key pool
                 if integration_store.apply_health_event(conn, job.claimed.integration_id, job.result.health_event):

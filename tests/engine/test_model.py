@@ -124,8 +124,8 @@ def engine_model(databases: Databases):
             self.leads_in = 0
             self.terminal_seen: dict[int, str] = {}
             self.attempts_seen = 0  # highest attempt id checked against the pause/hold intervals
-            self.paused_since: float | None = None  # fake-time intervals, for the report
-            self.intervals: list[tuple] = []
+            self.blocked_since: dict = {}  # channel -> since when paused or held (fake time)
+            self.intervals: list[tuple] = []  # (channel, from, to) of past pauses and holds
             self.dead_claims: set[int] = set()
             self.steps_run = 0
             self._snap: dict | None = None
@@ -187,12 +187,13 @@ def engine_model(databases: Databases):
             event(f"status {row['status']} {row['paused_reason'] or ''}".strip())
             for channel, reason in self.held_channels().items():
                 event(f"hold {channel} {reason}")
-            paused_now = row["status"] == "paused" or bool(self.held_channels())
-            if paused_now and self.paused_since is None:
-                self.paused_since = self.clock.now
-            elif not paused_now and self.paused_since is not None:
-                self.intervals.append((self.paused_since, self.clock.now))
-                self.paused_since = None
+            held = self.held_channels()
+            for channel in STEP_CHANNELS:  # the fake-time intervals in which a channel may not send
+                blocked = row["status"] == "paused" or channel in held
+                if blocked and channel not in self.blocked_since:
+                    self.blocked_since[channel] = self.clock.now
+                elif not blocked and channel in self.blocked_since:
+                    self.intervals.append((channel, self.blocked_since.pop(channel), self.clock.now))
 
         def engine_round(self, run) -> list[dict]:
             """Run something that may start attempts; none may start while the campaign is
@@ -500,6 +501,19 @@ def engine_model(databases: Databases):
                         f"every {channel} key failed in run {row['run']} but it is not held: {held}"
 
         @invariant()
+        def no_attempt_started_inside_a_pause_or_hold(self):
+            """Created strictly inside an interval in which its campaign was paused or its
+            channel held (the instants at either end are shared with the pause and the resume)."""
+            if self.cid is None:
+                return
+            spans = self.intervals + [(c, since, None) for c, since in self.blocked_since.items()]
+            for a in self.snap()["attempts"]:
+                for channel, since, until in spans:
+                    assert not (a["channel"] == channel and since < a["created_at"]
+                                and (until is None or a["created_at"] < until)), \
+                        f"attempt {a['id']} on {channel} started at {a['created_at']}, paused/held {since}..{until}"
+
+        @invariant()
         def paused_if_and_only_if_a_reason(self):
             if self.cid is None:
                 return
@@ -543,6 +557,7 @@ def engine_model(databases: Databases):
                     svc.start(self.ctx, self.p, self.cid)
                 elif self.status == "paused" or self.status == "sending" and self.held_channels():
                     svc.resume(self.ctx, self.p, self.cid)
+                self.observe()
                 before = len(self.attempt_rows())
                 self.clock.advance(seconds=600 if idle == 0 else 86400)
                 # the rest of the fleet recovers what a dead worker held (in doubt, never re-sent)

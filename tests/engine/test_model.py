@@ -276,8 +276,8 @@ def engine_model(databases: Databases):
             self.observe()
             assert self.status == "sending" or self.status == "paused"
 
-        @rule()
-        def pause(self):
+        @rule(then_round=st.booleans())
+        def pause(self, then_round):
             self.began()
             before, lead_rows = self.campaign_row(), self.lead_progress()
             try:
@@ -289,6 +289,8 @@ def engine_model(databases: Databases):
             assert row["status"] == "paused" and row["paused_reason"] == "manual"
             assert self.lead_progress() == lead_rows, "pausing changed a lead"
             self.observe()
+            if then_round:  # a worker that saw the campaign sending a moment ago starts nothing
+                self.engine_round(lambda: self.loop.run_until_complete(self.worker.step()))
 
         @rule()
         def resume(self):

@@ -137,7 +137,7 @@ _LEAD_OUTCOME = (update(leads).where(leads.c.id == bindparam("l_id"), leads.c.le
 
 
 def write_outcomes(conn: Connection, attempt_rows: list[dict], lead_rows: list[dict], *, owner: str,
-                   now: datetime) -> None:
+                   now: datetime, claimed_steps: dict[int, int] | None = None) -> None:
     """Batch-write attempt outcomes and the leads they move.
 
     A lead is only changed while this worker still holds its lease and the lead is still
@@ -151,15 +151,38 @@ def write_outcomes(conn: Connection, attempt_rows: list[dict], lead_rows: list[d
                 "ids": "id", "statuses": "status", "message_ids": "provider_message_id", "codes": "error_code",
                 "classes": "error_class", "texts": "error_message", "counted": "counted_failure"})})
         if lead_rows:
-            conn.execute(sql["write_lead_outcomes"], {"now": now, "owner": owner, **_columns(lead_rows, {
+            moved = conn.execute(sql["write_lead_outcomes"], {"now": now, "owner": owner, **_columns(lead_rows, {
                 "ids": "id", "states": "state", "steps": "current_step", "next_at": "next_action_at",
                 "retries": "retries", "attempt_nos": "attempt_no", "errors": "last_error", "awaiting": "awaiting"})})
+            if moved.rowcount < len(lead_rows):
+                _settle_doubted(conn, lead_rows, claimed_steps or {}, now)
         return
     if attempt_rows:
         conn.execute(_ATTEMPT_OUTCOME, [{f"a_{k}": v for k, v in r.items()} | {"a_now": now} for r in attempt_rows])
     if lead_rows:
-        conn.execute(_LEAD_OUTCOME, [{f"l_{k}": v for k, v in r.items()} | {"l_now": now, "l_owner": owner}
-                                     for r in lead_rows])
+        moved = conn.execute(_LEAD_OUTCOME, [{f"l_{k}": v for k, v in r.items()} | {"l_now": now, "l_owner": owner}
+                                             for r in lead_rows])
+        if moved.rowcount < len(lead_rows):
+            _settle_doubted(conn, lead_rows, claimed_steps or {}, now)
+
+
+_DOUBTED_OUTCOME = (update(leads).where(leads.c.id == bindparam("l_id"), leads.c.state == LeadState.IN_DOUBT,
+                                        leads.c.lease_owner.is_(None), leads.c.current_step == bindparam("l_step"))
+                    .values(state=bindparam("l_state"), current_step=bindparam("l_current_step"),
+                            next_action_at=bindparam("l_next_action_at"), retries=bindparam("l_retries"),
+                            attempt_no=bindparam("l_attempt_no"), last_error=bindparam("l_last_error"),
+                            awaiting=bindparam("l_awaiting"), updated_at=bindparam("l_now")))
+
+
+def _settle_doubted(conn: Connection, lead_rows: list[dict], claimed_steps: dict[int, int], now: datetime) -> None:
+    """A worker that stalled past its lease records its answers after all: a lead that lease
+    recovery put in doubt for this very attempt (still in doubt, on the claimed step) takes
+    the outcome, since the provider's answer is now known; asking a person whether it was
+    sent would invite a second contact. (Rare: only runs when some lead was not moved.)"""
+    rows = [{f"l_{k}": v for k, v in r.items()} | {"l_now": now, "l_step": claimed_steps[r["id"]]}
+            for r in lead_rows if r["id"] in claimed_steps]
+    if rows:
+        conn.execute(_DOUBTED_OUTCOME, rows)
 
 
 def _columns(rows: list[dict], names: dict[str, str]) -> dict[str, list]:

@@ -177,3 +177,23 @@ def test_a_rate_limited_key_rests_for_its_retry_after_and_nothing_is_counted_as_
     asyncio.run(worker.drain())
     view = svc.get_campaign(ctx, p, cid)
     assert view["status"] == "completed" and view["breakdown"]["failed"] == 0
+
+
+def test_a_late_answer_for_a_lead_recovered_in_doubt_settles_it_instead_of_leaving_a_sent_lead_in_doubt(
+        clocked_ctx, clock):
+    """Found by the model test (issue 8): a stalled worker's lease expires, another worker
+    recovers the lead as in doubt, then the stalled worker records the provider's answer.
+    The attempt said `sent` while the lead stayed in doubt, so "retry" would contact twice."""
+    ctx = clocked_ctx
+    p, cid = started_campaign(ctx, 1)
+    stalled = Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=1, lease_seconds=60)
+    asyncio.run(stalled.step())  # sent; the answer is held, not yet recorded
+    clock.advance(seconds=61)
+    assert Worker(ctx, {"sandbox": SandboxAdapter()}, lease_seconds=60).recover_expired_leases() == []
+    assert states(ctx) == {"in_doubt": 1}
+    asyncio.run(stalled.step())  # the answer is recorded after all
+    with ctx.db.connect() as conn:
+        assert conn.execute(select(attempts.c.status)).scalars().all() == ["sent"]
+    assert states(ctx) == {"completed": 1}
+    view = svc.get_campaign(ctx, p, cid)
+    assert view["progress"]["in_doubt"] == 0

@@ -99,7 +99,7 @@ def campaign_view(conn: Connection, row, now: datetime) -> dict:
         "caps": _caps(conn, row, now),
         "progress": progress,
         "breakdown": breakdown,
-        "errors": store.error_groups(conn, attempts, campaign_id),
+        "errors": store.error_groups(conn, campaign_id, attempts),
     }
 
 

@@ -154,7 +154,7 @@ def earliest_due(conn: Connection, campaign_id: str, limit: int) -> list[tuple[d
     return [(at, tz) for at, tz in rows]
 
 
-def error_groups(conn: Connection, attempt_totals: dict[str, int], campaign_id: str, samples: int = 5) -> list[dict]:
+def error_groups(conn: Connection, campaign_id: str, attempt_totals: dict[str, int], samples: int = 5) -> list[dict]:
     """Counted failures grouped by provider-qualified code (their maintained counts), with
     the provider's text and the first few leads of each (on the counted-failure index)."""
     out = []

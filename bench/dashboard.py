@@ -81,6 +81,28 @@ def timed(client: TestClient, path: str, runs: int) -> list[float]:
     return out
 
 
+def big_campaign(url: str, leads: int, campaigns: int):
+    """A migrated database with one workspace of `campaigns` campaigns, one of them started
+    with `leads` leads in a realistic mix and their attempts, ANALYZEd: (ctx, the owner's
+    bootstrap answer, the owner, the big campaign's id)."""
+    engine = make_engine(url)
+    migrate(engine)
+    ctx = Context(db=engine, box=SecretBox(Fernet.generate_key()))
+    boot = init_workspace(ctx, "Bench", "owner@bench.test")
+    owner = Principal(boot["user_id"], boot["workspace_id"], "owner")
+    key = sandbox_key(ctx, owner)
+    cid = new_campaign(ctx, owner, name="A million leads")
+    for i in range(campaigns - 1):  # the list page pages through them, 50 at a time
+        new_campaign(ctx, owner, name=f"Campaign {i:04d}")
+    with engine.begin() as conn:
+        conn.execute(text(LEADS_SQL), {"cid": cid, "n": leads})
+        conn.execute(text(ATTEMPTS_SQL), {"cid": cid, "key": key})
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+    svc.start(ctx, owner, cid)
+    return ctx, boot, owner, cid
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--leads", type=int, default=1_000_000)
@@ -90,22 +112,9 @@ def main() -> None:
     args = parser.parse_args()
 
     with fresh_database("postgresql", args.pg) as url:
-        engine = make_engine(url)
-        migrate(engine)
-        ctx = Context(db=engine, box=SecretBox(Fernet.generate_key()))
-        boot = init_workspace(ctx, "Bench", "owner@bench.test")
-        owner = Principal(boot["user_id"], boot["workspace_id"], "owner")
-        key = sandbox_key(ctx, owner)
-        cid = new_campaign(ctx, owner, name="A million leads")
-        for i in range(args.campaigns - 1):  # the list page pages through them, 50 at a time
-            new_campaign(ctx, owner, name=f"Campaign {i:04d}")
         t0 = time.perf_counter()
-        with engine.begin() as conn:
-            conn.execute(text(LEADS_SQL), {"cid": cid, "n": args.leads})
-            conn.execute(text(ATTEMPTS_SQL), {"cid": cid, "key": key})
-        with engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
-        svc.start(ctx, owner, cid)
+        ctx, boot, owner, cid = big_campaign(url, args.leads, args.campaigns)
+        engine = ctx.db
         print(f"built {args.leads:,} leads and their attempts in {time.perf_counter() - t0:.1f} s")
 
         with TestClient(create_app(ctx)) as client:

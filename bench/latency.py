@@ -28,14 +28,13 @@ sys.path.insert(0, str(ROOT))
 
 from cryptography.fernet import Fernet  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from sqlalchemy import func, select, text  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
-from bench.dashboard import ATTEMPTS_SQL, LEADS_SQL, pct  # noqa: E402
+from bench.dashboard import big_campaign, pct  # noqa: E402
 from bench.engine import fresh_database  # noqa: E402
 from drumbeat.app import create_app  # noqa: E402
 from drumbeat.services import campaigns as svc  # noqa: E402
-from drumbeat.services.context import Context, Principal  # noqa: E402
-from drumbeat.services.workspaces import init_workspace  # noqa: E402
+from drumbeat.services.context import Context  # noqa: E402
 from drumbeat.store.db import make_engine, migrate  # noqa: E402
 from drumbeat.store.secrets import SecretBox  # noqa: E402
 from drumbeat.store.tables import attempts  # noqa: E402
@@ -81,21 +80,7 @@ def pause_latency(url: str, cycles: int, concurrency: int) -> list[dict]:
 
 
 def api_latency(url: str, leads: int, runs: int) -> dict[str, list[float]]:
-    engine = make_engine(url)
-    migrate(engine)
-    ctx = Context(db=engine, box=SecretBox(Fernet.generate_key()))
-    boot = init_workspace(ctx, "Bench", "owner@bench.test")
-    owner = Principal(boot["user_id"], boot["workspace_id"], "owner")
-    key = sandbox_key(ctx, owner)
-    cid = new_campaign(ctx, owner, name="A million leads")
-    for i in range(20):  # a list page with neighbours
-        new_campaign(ctx, owner, name=f"Other {i}")
-    with engine.begin() as conn:
-        conn.execute(text(LEADS_SQL), {"cid": cid, "n": leads})
-        conn.execute(text(ATTEMPTS_SQL), {"cid": cid, "key": key})
-    with engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
-    svc.start(ctx, owner, cid)
+    ctx, boot, _, cid = big_campaign(url, leads, campaigns=21)  # a list page with neighbours
     headers = {"Authorization": f"Bearer {boot['token']}"}
     results: dict[str, list[float]] = {}
     with TestClient(create_app(ctx)) as client:
@@ -110,7 +95,7 @@ def api_latency(url: str, leads: int, runs: int) -> dict[str, list[float]]:
                 values.append((time.perf_counter() - t0) * 1000)
                 assert response.status_code == 200
             results[name] = values
-    engine.dispose()
+    ctx.db.dispose()
     return results
 
 

@@ -55,21 +55,19 @@ def _load(conn: Connection, principal: Principal, campaign_id: str, *, for_updat
 def campaign_view(conn: Connection, row, now: datetime) -> dict:
     """The campaign object of API.md."""
     campaign_id = row["id"]
-    counts = store.lead_counts(conn, campaign_id)
-    total = sum(counts.values())
-    terminal = sum(counts.get(s, 0) for s in TERMINAL_LEAD_STATES)
-    progress = {s: counts.get(s, 0) for s in LEAD_STATES}
-    progress["total"] = total
-    progress["percent"] = round(100.0 * terminal / total, 2) if total else 0.0
-    attempts = store.attempt_counts(conn, campaign_id)
-    read = attempts.get("read", 0)
-    delivered = attempts.get("delivered", 0) + read
+    metrics = counts.metrics(conn, campaign_id)  # one read of the maintained counts
+    leads = {s: metrics.get(f"lead:{s}", 0) for s in LEAD_STATES}
+    total = sum(leads.values())
+    terminal = sum(leads[s] for s in TERMINAL_LEAD_STATES)
+    progress = {**leads, "total": total, "percent": round(100.0 * terminal / total, 2) if total else 0.0}
+    read = metrics.get("attempt:read", 0)
+    delivered = metrics.get("attempt:delivered", 0) + read
     breakdown = {
-        "sent": attempts.get("sent", 0) + delivered,
+        "sent": metrics.get("attempt:sent", 0) + delivered,
         "delivered": delivered,
         "read": read,
-        "replied": counts.get(LeadState.REPLIED, 0),
-        "failed": attempts.get("counted_failure", 0),
+        "replied": leads[LeadState.REPLIED],
+        "failed": metrics.get("counted_failure", 0),
     }
     reason = row["paused_reason"]
     paused_by = ({"type": row["paused_by_type"], "id": row["paused_by_id"]}
@@ -99,7 +97,7 @@ def campaign_view(conn: Connection, row, now: datetime) -> dict:
         "caps": _caps(conn, row, now),
         "progress": progress,
         "breakdown": breakdown,
-        "errors": store.error_groups(conn, campaign_id, attempts),
+        "errors": store.error_groups(conn, campaign_id, metrics),
     }
 
 

@@ -122,14 +122,6 @@ def lead_counts(conn: Connection, campaign_id: str) -> dict[str, int]:
     return counts.lead_states(conn, [campaign_id])[campaign_id]
 
 
-def attempt_counts(conn: Connection, campaign_id: str) -> dict[str, int]:
-    """Attempts by status; `counted_failure` counts the failures that count (API.md);
-    `error:<code>` those failures by code (maintained counts)."""
-    return {(k[len("attempt:"):] if k.startswith("attempt:") else k): n
-            for k, n in counts.metrics(conn, campaign_id).items()
-            if k.startswith(("attempt:", "error:")) or k == "counted_failure"}
-
-
 def has_unfinished_leads(conn: Connection, campaign_id: str) -> bool:
     query = select(leads.c.id).where(leads.c.campaign_id == campaign_id,
                                      leads.c.state.in_(UNFINISHED_LEAD_STATES)).limit(1)
@@ -154,11 +146,12 @@ def earliest_due(conn: Connection, campaign_id: str, limit: int) -> list[tuple[d
     return [(at, tz) for at, tz in rows]
 
 
-def error_groups(conn: Connection, campaign_id: str, attempt_totals: dict[str, int], samples: int = 5) -> list[dict]:
-    """Counted failures grouped by provider-qualified code (their maintained counts), with
-    the provider's text and the first few leads of each (on the counted-failure index)."""
+def error_groups(conn: Connection, campaign_id: str, metrics: dict[str, int], samples: int = 5) -> list[dict]:
+    """Counted failures grouped by provider-qualified code (`error:<code>` of the campaign's
+    maintained counts), with the provider's text and the first few leads of each (on the
+    counted-failure index)."""
     out = []
-    by_code = [(k[len("error:"):], n) for k, n in attempt_totals.items() if k.startswith("error:")]
+    by_code = [(k[len("error:"):], n) for k, n in metrics.items() if k.startswith("error:")]
     for code, n in sorted(by_code, key=lambda item: (-item[1], item[0])):
         same_code = attempts.c.error_code.is_(None) if code == "" else attempts.c.error_code == code
         first = conn.execute(select(attempts.c.lead_id, attempts.c.error_message)

@@ -136,6 +136,14 @@ def _spawn_worker(db_url: str, secret_key: str, log_path) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
 
 
+def wait_while(busy, procs, logs, deadline: float) -> None:
+    """Poll `busy()` until it is false; fail if a worker process died or time ran out."""
+    while busy():
+        assert time.monotonic() < deadline, "the workers did not finish"
+        assert all(proc.poll() is None for proc in procs), logs[0].read_text()[-2000:]
+        time.sleep(0.2)
+
+
 def _wait_started(log_path, deadline: float) -> None:
     while "worker started" not in log_path.read_text():
         assert time.monotonic() < deadline, log_path.read_text()[-2000:]
@@ -153,12 +161,8 @@ def test_two_worker_processes_on_one_database_never_contact_a_lead_twice(ctx, db
     procs = [_spawn_worker(db_url, secret_key, log) for log in logs]
     try:
         deadline = time.monotonic() + 180
-        status = "sending"
-        while status == "sending":
-            assert time.monotonic() < deadline, "campaign did not finish"
-            assert all(proc.poll() is None for proc in procs), logs[0].read_text()[-2000:]
-            time.sleep(0.2)
-            status = svc.get_campaign(ctx, p, cid)["status"]
+        wait_while(lambda: svc.get_campaign(ctx, p, cid)["status"] == "sending", procs, logs, deadline)
+        status = svc.get_campaign(ctx, p, cid)["status"]
         for log in logs:
             _wait_started(log, deadline)
     except BaseException:

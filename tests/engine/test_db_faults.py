@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from drumbeat.services import campaigns as svc
 from drumbeat.store.tables import attempts
 from tests.conftest import PG_ADMIN
-from tests.engine.test_concurrency import _spawn_worker, _wait_started, double_contacts
+from tests.engine.test_concurrency import _spawn_worker, _wait_started, double_contacts, wait_while
 from tests.engine.test_worker import TWO_STEPS
 from tests.factory import add_leads, new_campaign, sandbox_key, workspace
 
@@ -55,12 +55,7 @@ def test_workers_whose_connections_are_terminated_again_and_again_finish_without
             with ctx.db.connect() as conn:
                 sent_between.append(conn.execute(select(func.count()).select_from(attempts)).scalar_one())
             ctx.db.dispose()
-        status = "sending"
-        while status == "sending":
-            assert time.monotonic() < deadline, "campaign did not finish"
-            assert all(proc.poll() is None for proc in procs), logs[0].read_text()[-2000:]
-            time.sleep(0.2)
-            status = svc.get_campaign(ctx, p, cid)["status"]
+        wait_while(lambda: svc.get_campaign(ctx, p, cid)["status"] == "sending", procs, logs, deadline)
     finally:
         for proc in procs:
             proc.terminate()
@@ -69,7 +64,7 @@ def test_workers_whose_connections_are_terminated_again_and_again_finish_without
     assert sum(terminated) >= TERMINATIONS  # every round really cut connections
     assert sent_between[0] < sent_between[-1] < 2 * LEADS  # ...while the work was under way
     view = svc.get_campaign(ctx, p, cid)
-    assert status == "completed"
+    assert view["status"] == "completed"
     assert view["progress"]["completed"] == LEADS and view["progress"]["in_doubt"] == 0
     assert view["breakdown"]["sent"] == 2 * LEADS  # both steps, each once
     assert double_contacts(ctx) == 0

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -227,11 +228,12 @@ class DaySlots:
 
 def plan_days(now: datetime, window: Window, limits: Limits, *, total: int, first_day: date | None,
               sent_today: int, sent_this_week: int, booked: dict[date, int] | None = None,
-              max_days: int = 200_000) -> list[DaySlots]:
-    """The openings from `now` on, each with the sends it may take under the caps and
-    the ramp, until `total` sends fit (the re-clamp's schedule). The opening in progress
-    starts at `now`. Caps count by local day of the opening, in the campaign's zone;
-    `booked` sends already planned on a local day take their share first."""
+              until: datetime | None = None, max_days: int = 200_000) -> list[DaySlots]:
+    """The openings from `now` on (those opening before `until`, when given), each with
+    the sends it may take under the caps and the ramp, until `total` sends fit (the
+    re-clamp's schedule). The opening in progress starts at `now`. Caps count by local
+    day of the opening, in the campaign's zone; `booked` sends already planned on a
+    local day take their share first."""
     out: list[DaySlots] = []
     placed = 0
     booked = booked or {}
@@ -241,7 +243,7 @@ def plan_days(now: datetime, window: Window, limits: Limits, *, total: int, firs
         week_booked[week_of(day)] = week_booked.get(week_of(day), 0) + n
     today = local_day(now, window.timezone)
     for day, opens, closes in intervals(now, window):
-        if placed >= total or len(out) >= max_days:
+        if placed >= total or len(out) >= max_days or (until is not None and opens >= until):
             break
         used = (sent_today if day == today else 0) + (booked.get(day, 0) if limits.capped else 0)
         week = week_of(day)
@@ -257,6 +259,38 @@ def plan_days(now: datetime, window: Window, limits: Limits, *, total: int, firs
         placed += take
         week_used[week] += take
     return out
+
+
+# The re-clamp places the sends of the window's next PLACED_OPENINGS openings (the one in
+# progress counts) and parks the leads beyond them; the sweeper places each later opening
+# as it comes within reach. A long list at a few thousand sends a day is then written a
+# day at a time, not all of it at resume.
+PLACED_OPENINGS = 2
+
+
+def placement_horizon(now: datetime, window: Window) -> datetime:
+    """Until when the re-clamp places sends: the close of the window's PLACED_OPENINGS-th
+    opening from `now`, in the campaign's zone."""
+    openings = list(islice(intervals(now, window), PLACED_OPENINGS))
+    return openings[-1][2]
+
+
+def zone_openings(days: list[DaySlots], now: datetime, window: Window,
+                  tz: str | None) -> list[tuple[datetime, datetime]]:
+    """The opening of each planned day for a lead in its own zone `tz` (None: the
+    campaign's): the j-th opening of the campaign's window from `now` pairs with the j-th
+    of the lead's own, so a New York lead goes in New York's window of the same turn."""
+    if tz is None or not days:
+        return [(d.opens, d.closes) for d in days]
+    wanted = {d.day for d in days}
+    turn: dict[date, int] = {}
+    for j, (day, _, _) in enumerate(intervals(now, window)):
+        if day in wanted:
+            turn[day] = j
+            if len(turn) == len(wanted):
+                break
+    own = list(islice(intervals(now, window, tz), max(turn.values()) + 1))
+    return [(max(own[turn[d.day]][1], now), own[turn[d.day]][2]) for d in days]
 
 
 def earliest_send(due: list[tuple[datetime, str | None]], now: datetime,

@@ -6,6 +6,8 @@ resume the campaigns those causes paused, through the same gate check as the Res
 button (a new run). It never lifts `manual`, `all_keys_failed`, `high_failure_rate`,
 `template_rejected` or `account_restricted`; a cause that keeps coming back (three
 automatic lifts in 24 hours) is left to a person (services.holds.sweep_campaign).
+It also places the leads a re-clamp parked, an opening at a time
+(services.campaigns.place_parked_leads).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from drumbeat.clock import utcnow
 from drumbeat.domain.exceptions import InvalidTransition, ResumeBlocked
 from drumbeat.domain.lifecycle import Action
 from drumbeat.domain.reasons import AUTO_LIFTABLE, PauseReason
-from drumbeat.services.campaigns import run_through_gates
+from drumbeat.services.campaigns import place_parked_leads, run_through_gates
 from drumbeat.services.context import Context
 from drumbeat.services.holds import SWEEPER, sweep_campaign
 from drumbeat.store import campaigns as campaign_store
@@ -40,6 +42,7 @@ class SweepReport:
     looked_at: int = 0
     resumed: list[str] = field(default_factory=list)
     folded: int = 0  # campaigns whose count deltas were folded
+    placed: int = 0  # parked leads the re-clamp placed
 
 
 class Sweeper:
@@ -80,6 +83,7 @@ class Sweeper:
                         report.resumed.append(campaign_id)
                     except (ResumeBlocked, InvalidTransition):
                         pass  # changed since we looked: the next sweep sees it again
+            report.placed = place_parked_leads(self.ctx)
             with self.ctx.db.begin() as conn:  # keep the maintained counts a few rows per metric
                 report.folded = counts.fold(conn)
             self.sweeps += 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, select
@@ -21,15 +20,16 @@ from drumbeat.domain.schedule import (
     budget,
     day_index,
     earliest_send,
-    intervals,
     lead_zone,
     local_day,
     next_slot,
+    placement_horizon,
     plan_days,
     week_of,
+    zone_openings,
 )
 from drumbeat.services.context import Actor, Context, Principal
-from drumbeat.services.holds import due_channels, key_pools, lift_hold, place_hold, pool_member
+from drumbeat.services.holds import SWEEPER, due_channels, key_pools, lift_hold, place_hold, pool_member
 from drumbeat.store import campaigns as store
 from drumbeat.store import claims, counts
 from drumbeat.store import integrations as integration_store
@@ -115,7 +115,7 @@ def _next_send(conn: Connection, row, now: datetime) -> tuple[datetime | None, s
         return slot, "window" if slot > at else None
     if row["status"] != Status.SENDING:
         return None, None
-    first = earliest_send(store.earliest_due(conn, row["id"], DUE_LEADS_JUDGED), now, window)
+    first = earliest_send(store.earliest_due(conn, row["id"], DUE_LEADS_JUDGED, row["parked_before"]), now, window)
     if first is None:
         return None, None
     at, reason = first
@@ -398,31 +398,47 @@ def run_through_gates(ctx: Context, campaign_id: str, action: Action, actor: Act
 BIG = 2**62
 
 
-def reclamp(conn: Connection, row, now: datetime) -> int:
+def reclamp(conn: Connection, row, now: datetime, *, parked_only: bool = False) -> int:
     """Start or resume (DESIGN.md §5): every lead whose next action time has passed goes
     to the next valid slots, paced by the caps and the ramp, never as a burst. The day
     plan (openings and how many each may take, less what leads already planned for that
-    day take) is computed here, per time zone of the due leads; one statement then
-    numbers the due leads and gives lead k its slot.
+    day take) is computed here, per time zone of the leads placed; one statement then
+    numbers those leads and gives lead k its slot.
+
+    Only the sends of the window's next openings are placed (domain.schedule
+    .PLACED_OPENINGS); the leads beyond them are parked behind the campaign's
+    `parked_before`, and the sweeper places them an opening at a time (`parked_only`).
     A campaign open all the time without caps, rate or randomizing keeps its leads."""
     window = Window.from_schedule(row["schedule"])
     limits = Limits.from_limits(row["limits"])
+    parked_before = row["parked_before"]
     if window.always_open and not limits.capped and not limits.rate_per_second and not window.randomize:
+        if parked_before is not None:  # its limits changed: what waited parked is due now
+            store.update_campaign(conn, row["id"], parked_before=None)
         return 0
-    zones = claims.due_lead_zones(conn, row["id"], now)
-    total = sum(zones.values())
-    if not total:
-        return 0
+    placing = (claims.Placing(row["id"], now, below=parked_before) if parked_only else
+               claims.Placing(row["id"], now, prior=parked_before))
     today = local_day(now, window.timezone)
     sent_today, sent_week = _campaign_counts(conn, row, today)
     first = claims.first_sending_day(conn, row["id"]) if limits.ramp else None
     booked: dict = {}
-    if limits.capped:  # leads already planned for later keep their share of each day's cap
-        for hour, n in claims.booked_hours(conn, row["id"], now).items():
+    if limits.capped:  # leads already planned keep their share of each day's cap
+        for hour, n in claims.booked_hours(conn, placing).items():
             day = local_day(hour, window.timezone)
             booked[day] = booked.get(day, 0) + n
-    days = plan_days(now, window, limits, total=total, first_day=first or today, sent_today=sent_today,
-                     sent_this_week=sent_week, booked=booked)
+    days = plan_days(now, window, limits, total=BIG, first_day=first or today, sent_today=sent_today,
+                     sent_this_week=sent_week, booked=booked, until=placement_horizon(now, window))
+    room = None if any(d.capacity is None for d in days) else sum(d.capacity for d in days)
+    zones = claims.placed_lead_zones(conn, placing, room)
+    total = sum(zones.values())
+    still_parked = room is not None and total >= room  # more may wait beyond the openings placed
+    keep = (parked_before if parked_only else now) if still_parked else None
+    if keep != parked_before:
+        store.update_campaign(conn, row["id"], parked_before=keep)
+    if still_parked and not parked_only:
+        claims.park_due_now(conn, placing)
+    if not total:
+        return 0
     bounds, placed = [], 0
     for d in days:
         bounds.append(placed)
@@ -430,15 +446,32 @@ def reclamp(conn: Connection, row, now: datetime) -> int:
     gap = 1.0 / limits.rate_per_second if limits.rate_per_second else 0.0
     plan = []
     for stored in zones:
-        tz = lead_zone(stored)
-        # A lead with its own zone takes the i-th opening of its own window from now.
-        openings = ([(d.opens, d.closes) for d in days] if tz is None else
-                    [(max(o, now), c) for _, o, c in islice(intervals(now, window, tz), len(days))])
-        for i, (opens, closes) in enumerate(openings):
+        for i, (opens, closes) in enumerate(zone_openings(days, now, window, lead_zone(stored))):
             plan.append({"zone": stored or "", "idx": i + 1, "lo": bounds[i],
                          "hi": bounds[i + 1] if i + 1 < len(bounds) else BIG,
                          "opens": opens, "closes": closes, "gap": gap})
-    return claims.reclamp_due_leads(conn, row["id"], now, plan=plan, randomize=window.randomize)
+    return claims.reclamp_due_leads(conn, placing, plan=plan, limit=room, randomize=window.randomize)
+
+
+def place_parked_leads(ctx: Context) -> int:
+    """The sweeper's share of the re-clamp: in each sending campaign with parked leads,
+    place the sends of the openings now within reach (on the timeline as a re-clamp by
+    the system). Returns how many leads were placed."""
+    now = ctx.clock()
+    with ctx.db.connect() as conn:
+        ids = store.campaigns_with_parked_leads(conn)
+    placed = 0
+    for campaign_id in ids:
+        with ctx.db.begin() as conn:  # the row lock orders this after a racing pause or resume
+            row = store.get_campaign_by_id(conn, campaign_id, for_update=True)
+            if row is None or row["status"] != Status.SENDING or row["parked_before"] is None:
+                continue
+            moved = reclamp(conn, row, now, parked_only=True)
+            if moved:
+                store.add_timeline(conn, campaign_id, now=now, action="reclamp", actor_type=SWEEPER.type,
+                                   actor_id=SWEEPER.id, details={"leads": moved, "parked": True})
+            placed += moved
+    return placed
 
 
 def start_due_campaigns(ctx: Context) -> int:

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from drumbeat.domain.leads import ACCEPTED_ATTEMPT_STATUSES, UNFINISHED_LEAD_STATES, WORKABLE_LEAD_STATES
 from drumbeat.domain.lifecycle import Transition
 from drumbeat.store import counts, notifications
+from drumbeat.store.claims import not_parked
 from drumbeat.store.ids import new_id
 from drumbeat.store.tables import attempts, campaigns, holds, leads, steps, timeline
 
@@ -138,11 +139,17 @@ def earliest_unfinished_step(conn: Connection, campaign_id: str) -> int | None:
     return min(counts.steps_with(conn, campaign_id, UNFINISHED_LEAD_STATES), default=None)
 
 
-def earliest_due(conn: Connection, campaign_id: str, limit: int) -> list[tuple[datetime, str | None]]:
-    """(next action time, own time zone) of the first `limit` workable leads, on the due index."""
-    rows = conn.execute(select(leads.c.next_action_at, leads.c.timezone).where(
-        leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES))
-        .order_by(leads.c.next_action_at).limit(limit))
+def earliest_due(conn: Connection, campaign_id: str, limit: int,
+                 parked_before: datetime | None = None) -> list[tuple[datetime, str | None]]:
+    """(next action time, own time zone) of the first `limit` workable leads, on the due
+    index: those placed, else (only parked ones wait) the parked ones, due as soon as
+    the sweeper places them."""
+    query = (select(leads.c.next_action_at, leads.c.timezone)
+             .where(leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES))
+             .order_by(leads.c.next_action_at).limit(limit))
+    rows = conn.execute(query.where(*not_parked(parked_before))).all()
+    if not rows and parked_before is not None:
+        rows = conn.execute(query).all()
     return [(at, tz) for at, tz in rows]
 
 
@@ -201,6 +208,12 @@ def campaigns_with_holds(conn: Connection, reasons: list[str]) -> list[str]:
     """Sending or paused campaigns that hold a channel for one of `reasons` (the sweeper's work)."""
     query = (select(campaigns.c.id).distinct().join(holds, holds.c.campaign_id == campaigns.c.id)
              .where(campaigns.c.status.in_(("sending", "paused")), holds.c.reason.in_(reasons)))
+    return list(conn.execute(query).scalars())
+
+
+def campaigns_with_parked_leads(conn: Connection) -> list[str]:
+    """Sending campaigns whose re-clamp parked leads (the sweeper places them)."""
+    query = select(campaigns.c.id).where(campaigns.c.status == "sending", campaigns.c.parked_before.is_not(None))
     return list(conn.execute(query).scalars())
 
 

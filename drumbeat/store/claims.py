@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, func, insert, select, text, tuple_, update
+from sqlalchemy import Connection, bindparam, case, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from drumbeat.domain.leads import WORKABLE_LEAD_STATES, AttemptStatus, LeadState
@@ -38,7 +38,8 @@ class ClaimedAttempt:
 
 def lock_sending_campaign(conn: Connection, campaign_id: str, run: int):
     """Share-lock the campaign row; None unless it is still sending in the same run."""
-    row = conn.execute(select(campaigns.c.status, campaigns.c.run).where(campaigns.c.id == campaign_id)
+    row = conn.execute(select(campaigns.c.status, campaigns.c.run, campaigns.c.parked_before)
+                       .where(campaigns.c.id == campaign_id)
                        .with_for_update(read=True)).first()
     if row is None or row.status != "sending" or row.run != run:
         return None
@@ -56,7 +57,8 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
 
     `defer(lead)` may move a claimed lead to a later time instead (its window is closed
     now): it is released at once with that next action time, and no attempt starts."""
-    if lock_sending_campaign(conn, campaign_id, run) is None:
+    campaign = lock_sending_campaign(conn, campaign_id, run)
+    if campaign is None:
         return None
     if not steps_open or limit <= 0:
         return []
@@ -67,7 +69,8 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
     due = (select(leads.c.id)
            .where(leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES),
                   leads.c.next_action_at <= now, leads.c.lease_owner.is_(None), leads.c.awaiting.is_(None),
-                  leads.c.current_step.in_(steps_open), leads.c.current_step.not_in(held_steps))
+                  leads.c.current_step.in_(steps_open), leads.c.current_step.not_in(held_steps),
+                  *not_parked(campaign.parked_before))
            .order_by(leads.c.next_action_at).limit(limit)
            .with_for_update(skip_locked=True))
     claimed = conn.execute(
@@ -296,22 +299,52 @@ def first_sending_day(conn: Connection, campaign_id: str) -> date | None:
 
 # --- re-clamp on resume (DESIGN.md §5) --------------------------------------------------------
 
-def _due_for_reclamp(campaign_id: str, now: datetime):
-    """Leads the re-clamp places: every workable lead whose time has come (or passed)."""
-    return (leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES),
-            leads.c.next_action_at <= now, leads.c.lease_owner.is_(None), leads.c.awaiting.is_(None))
+def not_parked(parked_before: datetime | None) -> tuple:
+    """The condition that leaves out a campaign's parked leads (those the re-clamp has not
+    placed yet wait with their old next action time, before `parked_before`)."""
+    return () if parked_before is None else (leads.c.next_action_at >= parked_before,)
 
 
-def booked_hours(conn: Connection, campaign_id: str, now: datetime) -> dict[datetime, int]:
-    """Workable leads already planned after `now`, per UTC hour: the re-clamp leaves
-    their share of each day's cap to them."""
+@dataclass(frozen=True)
+class Placing:
+    """The leads a re-clamp places, longest waiting first. On start or resume (`below`
+    None): every workable lead whose time has come; those a previous resume placed
+    (at or after `prior`, its parking instant) go before those it parked. When the
+    sweeper places more (`below`: the campaign's parking instant): the parked ones.
+    A lead left parked must wait before the parking instant, `now`: those due exactly
+    then are first moved a microsecond back (`park_due_now`)."""
+
+    campaign_id: str
+    now: datetime
+    below: datetime | None = None
+    prior: datetime | None = None
+
+    def booked(self) -> tuple:
+        """Leads already planned, which keep their share of each day's cap: on resume those
+        planned after now; when placing parked leads, every one placed (due or not)."""
+        planned = leads.c.next_action_at > self.now if self.below is None else leads.c.next_action_at >= self.below
+        return (leads.c.campaign_id == self.campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES),
+                leads.c.awaiting.is_(None), planned)
+
+    def where(self) -> tuple:
+        due = (leads.c.campaign_id == self.campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES),
+               leads.c.next_action_at <= self.now, leads.c.lease_owner.is_(None), leads.c.awaiting.is_(None))
+        return due if self.below is None else (*due, leads.c.next_action_at < self.below)
+
+    def order(self) -> tuple:
+        by_wait = (leads.c.next_action_at, leads.c.id)
+        if self.prior is None:
+            return by_wait
+        return (case((leads.c.next_action_at < self.prior, 1), else_=0), *by_wait)
+
+
+def booked_hours(conn: Connection, placing: Placing) -> dict[datetime, int]:
+    """Leads already planned (`placing.booked()`), per UTC hour."""
     if conn.dialect.name == "postgresql":
         hour = func.date_trunc("hour", func.timezone("UTC", leads.c.next_action_at))
     else:
         hour = func.strftime("%Y-%m-%d %H:00:00", leads.c.next_action_at)
-    rows = conn.execute(select(hour, func.count()).where(
-        leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES), leads.c.next_action_at > now,
-        leads.c.awaiting.is_(None)).group_by(hour))
+    rows = conn.execute(select(hour, func.count()).where(*placing.booked()).group_by(hour))
     out: dict[datetime, int] = {}
     for h, n in rows:
         at = (datetime.fromisoformat(h) if isinstance(h, str) else h).replace(tzinfo=UTC)
@@ -319,33 +352,46 @@ def booked_hours(conn: Connection, campaign_id: str, now: datetime) -> dict[date
     return out
 
 
-def due_lead_zones(conn: Connection, campaign_id: str, now: datetime) -> dict[str | None, int]:
-    """How many leads to re-clamp wait in each lead time zone (None: the campaign's)."""
-    rows = conn.execute(select(leads.c.timezone, func.count()).where(*_due_for_reclamp(campaign_id, now))
-                        .group_by(leads.c.timezone))
+def park_due_now(conn: Connection, placing: Placing) -> None:
+    """Move the leads to place that are due exactly at `placing.now` a microsecond back, so
+    those left unplaced wait before the parking instant (rows imported and started in
+    the same instant; none otherwise)."""
+    conn.execute(update(leads).where(*placing.where(), leads.c.next_action_at == placing.now)
+                 .values(next_action_at=placing.now - timedelta(microseconds=1)))
+
+
+def placed_lead_zones(conn: Connection, placing: Placing, limit: int | None) -> dict[str | None, int]:
+    """How many of the first `limit` leads to place (all when None) wait in each lead time
+    zone (None: the campaign's)."""
+    first = select(leads.c.timezone).where(*placing.where()).order_by(*placing.order()).limit(limit).subquery()
+    rows = conn.execute(select(first.c.timezone, func.count()).group_by(first.c.timezone))
     return {tz: n for tz, n in rows}
 
 
-def reclamp_due_leads(conn: Connection, campaign_id: str, now: datetime, *, plan: list[dict],
+def reclamp_due_leads(conn: Connection, placing: Placing, *, plan: list[dict], limit: int | None,
                       randomize: bool) -> int:
-    """Move every lead to re-clamp to its slot, in one statement: they are numbered
-    (row_number over next_action_at, id: the longest waiting first) and lead k takes the
-    plan row of its zone whose [lo, hi) holds k: at `opens` + (k - lo) * `gap` seconds
-    (capped inside the opening), or at a random instant of the opening when randomized.
+    """Move the first `limit` leads to place (all when None) to their slots, in one
+    statement: they are numbered in `placing`'s order and lead k takes the plan row of
+    its zone whose [lo, hi) holds k: at `opens` + (k - lo) * `gap` seconds (capped inside
+    the opening), or at a random instant of the opening when randomized.
 
     `plan` rows: zone (the lead's timezone column as stored, '' for none), idx (1, 2, ...
     per zone), lo, hi (the same for every zone), opens and closes (UTC), gap (seconds
     between sends, 0 for as fast as allowed); the last row's hi takes every lead left."""
-    params = {"campaign_id": campaign_id, "now": now, "randomize": randomize}
+    params = {"campaign_id": placing.campaign_id, "now": placing.now, "below": placing.below,
+              "prior": placing.prior, "randomize": randomize}
     if conn.dialect.name == "postgresql":
         first_zone = plan[0]["zone"] if plan else ""
         params.update(zones=[p["zone"] for p in plan], idx=[p["idx"] for p in plan], lo=[p["lo"] for p in plan],
                       opens=[p["opens"] for p in plan], closes=[p["closes"] for p in plan],
                       gaps=[p["gap"] for p in plan],
-                      bounds=[p["lo"] for p in plan if p["zone"] == first_zone])
+                      bounds=[p["lo"] for p in plan if p["zone"] == first_zone], take=limit)
         conn.execute(text("SET LOCAL work_mem = '256MB'"))  # number a million leads in memory
         return conn.execute(queries("postgresql")["reclamp_due_leads"], params).rowcount
-    params["now"] = now.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    for name in ("now", "below", "prior"):
+        if params[name] is not None:
+            params[name] = params[name].astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    params["take"] = -1 if limit is None else limit
     params["plan"] = json.dumps([[p["zone"], p["lo"], p["hi"], p["opens"].timestamp(), p["closes"].timestamp(),
                                   p["gap"]] for p in plan])
     conn.execute(queries("sqlite")["reclamp_due_leads"], params)

@@ -123,6 +123,9 @@ campaigns = Table(
     Column("failure_policy", Json, nullable=False),
     Column("integration_ids", Json),
     Column("run", Integer, nullable=False, server_default="0"),  # bumped by every start/resume
+    # Workable leads due before this instant are parked: the re-clamp has not placed them
+    # yet, so no worker claims them (DESIGN.md §5; domain.schedule.PLACED_OPENINGS).
+    Column("parked_before", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),

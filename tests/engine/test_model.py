@@ -564,6 +564,7 @@ def engine_model(databases: Databases):
                 self.clock.advance(seconds=600 if idle == 0 else 86400)
                 # the rest of the fleet recovers what a dead worker held (in doubt, never re-sent)
                 assert self.engine_round(self._worker(4).recover_expired_leases) == []
+                Sweeper(self.ctx).sweep_once()  # places the leads a re-clamp parked
                 self.engine_round(lambda: self.loop.run_until_complete(self.worker.drain(max_rounds=200)))
                 idle = 0 if len(self.attempt_rows()) > before else idle + 1
                 self._snap = None

@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from drumbeat.domain.schedule import Window, is_open
+from drumbeat.engine.sweeper import Sweeper
 from drumbeat.services import campaigns as svc
-from drumbeat.store.tables import leads
-from tests.engine.test_windows_caps import at, clocked, limits, schedule
+from drumbeat.store import stats
+from drumbeat.store.tables import attempts, campaigns, leads
+from tests.engine.test_windows_caps import at, clocked, drain, limits, schedule, sent
 from tests.factory import add_leads, new_campaign, sandbox_key, workspace
 
 
@@ -38,13 +40,19 @@ def test_resume_moves_only_leads_whose_time_passed_into_the_window_longest_waiti
     svc.resume(c, p, cid)
     rows = lead_rows(c)
     assert rows[0].next_action_at == at("2026-04-01T10:00:00+00:00")  # not due: kept
-    moved = sorted(rows[1:], key=lambda r: r.next_action_at)
-    per_day = Counter(r.next_action_at.date() for r in moved)
-    assert per_day == {datetime(2026, 3, 6).date(): 3, datetime(2026, 3, 9).date(): 3,
-                       datetime(2026, 3, 10).date(): 3}
-    assert all(r.next_action_at >= clock.now for r in moved)
+    moved = sorted((r for r in rows[1:] if r.next_action_at >= clock.now), key=lambda r: r.next_action_at)
+    # The sends of the next two openings (Friday's rest, Monday) are placed...
+    assert Counter(r.next_action_at.date() for r in moved) == {datetime(2026, 3, 6).date(): 3,
+                                                                datetime(2026, 3, 9).date(): 3}
     assert {r.id for r in moved[:3]} == {rows[9].id, rows[8].id, rows[7].id}  # the longest waiting go first
     assert {r.next_action_at for r in moved[3:6]} == {at("2026-03-09T09:00:00+00:00")}
+    # ...the rest wait parked, where no worker claims them, until the sweeper places them
+    # an opening at a time: on Saturday, Tuesday's three.
+    assert {r.id for r in rows if r.next_action_at < clock.now} == {rows[1].id, rows[2].id, rows[3].id}
+    clock.now = at("2026-03-07T12:00:00+00:00")
+    assert Sweeper(c).sweep_once().placed == 3
+    assert {r.next_action_at.date() for r in lead_rows(c)[1:4]} == {datetime(2026, 3, 10).date()}
+    assert Sweeper(c).sweep_once().placed == 0
 
 
 def test_leads_planned_for_later_keep_their_share_of_a_days_cap(ctx):
@@ -111,3 +119,73 @@ def test_the_re_clamp_is_on_the_timeline_with_the_number_of_leads_moved(ctx):
     svc.start(c, p, cid)
     entry = [e for e in svc.get_timeline(c, p, cid) if e["action"] == "reclamp"][0]
     assert entry["details"] == {"leads": 7}
+
+
+def parked_ids(ctx, cid: str) -> set[int]:
+    with ctx.db.connect() as conn:
+        before = conn.execute(select(campaigns.c.parked_before).where(campaigns.c.id == cid)).scalar_one()
+        if before is None:
+            return set()
+        return set(conn.execute(select(leads.c.id).where(leads.c.campaign_id == cid,
+                                                         leads.c.next_action_at < before)).scalars())
+
+
+def test_parked_leads_are_never_claimed_nor_counted_as_due_and_the_sweeper_places_them_on_the_timeline(ctx):
+    c, clock = clocked(ctx)  # Monday 10:00, window 09:00-17:00 every day
+    p = workspace(c)
+    sandbox_key(c, p)
+    cid = new_campaign(c, p, schedule=schedule(), limits=limits(daily=5))
+    add_leads(c, cid, 40)
+    clock.advance(minutes=1)
+    svc.start(c, p, cid)  # today's 5 and tomorrow's 5 are placed; 30 wait parked, due since 10:00
+    parked = parked_ids(c, cid)
+    assert len(parked) == 30
+    with c.db.connect() as conn:
+        assert stats.due_leads(conn, clock.now) == [(cid, 5)]  # the queue: only what a worker may take
+    drain(c)
+    assert sent(c) == 5
+    with c.db.connect() as conn:
+        contacted = set(conn.execute(select(attempts.c.lead_id)).scalars())
+    assert not contacted & parked
+    assert svc.get_campaign(c, p, cid)["next_send_at"] == at("2026-03-03T09:00:00+00:00")
+    clock.now = at("2026-03-03T09:30:00+00:00")  # Tuesday: the sweeper places Wednesday's five
+    drain(c)
+    assert sent(c) == 10 and len(parked_ids(c, cid)) == 25
+    entry = [e for e in svc.get_timeline(c, p, cid) if e["action"] == "reclamp"][-1]
+    assert (entry["actor_type"], entry["actor_id"]) == ("system", "sweeper")
+    assert entry["details"] == {"leads": 5, "parked": True}
+
+
+def test_a_second_resume_sends_the_leads_placed_before_those_parked(ctx):
+    c, clock = clocked(ctx)
+    p = workspace(c)
+    sandbox_key(c, p)
+    cid = new_campaign(c, p, schedule=schedule(), limits=limits(daily=5))
+    add_leads(c, cid, 30)
+    clock.advance(minutes=1)
+    svc.start(c, p, cid)
+    svc.pause(c, p, cid)
+    first_parked = parked_ids(c, cid)
+    placed = {r.id for r in lead_rows(c)} - first_parked
+    clock.advance(days=3)  # every placed slot passed during the pause
+    svc.resume(c, p, cid)
+    now_placed = {r.id for r in lead_rows(c) if r.next_action_at >= clock.now}
+    assert now_placed == placed  # the ten that were next in line stay next, ahead of the twenty parked
+    assert parked_ids(c, cid) == first_parked
+
+
+def test_lifting_the_cap_while_paused_makes_every_parked_lead_due_on_resume(ctx):
+    c, clock = clocked(ctx)
+    p = workspace(c)
+    sandbox_key(c, p)
+    cid = new_campaign(c, p, limits=limits(daily=5))  # open all the time
+    add_leads(c, cid, 30)
+    clock.advance(minutes=1)
+    svc.start(c, p, cid)
+    assert len(parked_ids(c, cid)) == 20
+    svc.pause(c, p, cid)
+    svc.update_campaign(c, p, cid, {"limits": limits()})
+    svc.resume(c, p, cid)
+    assert parked_ids(c, cid) == set()
+    drain(c)
+    assert sent(c) == 25  # the twenty parked and today's five; tomorrow's five keep their slots

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from drumbeat.channels.sandbox import SandboxAdapter
+from drumbeat.engine.sweeper import Sweeper
 from drumbeat.engine.worker import Worker
 from drumbeat.services import campaigns as svc
 from drumbeat.services.context import Context
@@ -38,6 +39,9 @@ def limits(daily=None, weekly=None, ramp=None, rate=None) -> dict:
 
 
 def drain(ctx: Context) -> None:
+    """What a worker process does at the clock's instant: its sweeper places the parked
+    leads now within reach, then the worker sends whatever is due."""
+    Sweeper(ctx).sweep_once()
     asyncio.run(Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=64).drain())
 
 
@@ -151,21 +155,21 @@ def test_a_campaign_paused_across_two_days_resumes_without_a_burst(ctx):
     clock.now = at("2026-03-04T11:00:00+00:00")  # Tuesday and Wednesday morning passed while paused
     svc.resume(c, p, cid)
     times = due_times(c)
-    assert len(times) == 250 and min(times) >= clock.now  # nothing is due at once: no burst
-    today = [t for t in times if t < at("2026-03-04T17:00:00+00:00")]
+    placed = [t for t in times if t >= clock.now]  # nothing is due at once: no burst
+    assert len(times) == 250 and len(placed) == 100  # the next two openings' sends; the rest wait parked
+    today = [t for t in placed if t < at("2026-03-04T17:00:00+00:00")]
     assert len(today) == 50 and len(set(today)) > 40  # at random slots of the rest of the window
-    for day in range(5, 9):  # then 50 a day, inside the window
-        on_day = [t for t in times if t.date() == datetime(2026, 3, day).date()]
-        assert all(9 <= t.hour < 17 for t in on_day)
-    per_day: dict = {}
-    for t in times:
-        per_day[t.date()] = per_day.get(t.date(), 0) + 1
-    assert max(per_day.values()) == 50
+    tomorrow = [t for t in placed if t not in today]
+    assert all(t.date() == datetime(2026, 3, 5).date() and 9 <= t.hour < 17 for t in tomorrow)
     drain(c)
     assert sent(c) == 50
-    clock.now = at("2026-03-04T16:59:59.999999+00:00")
-    drain(c)
-    assert sent(c) == 100
+    for day in range(4, 9):  # then 50 a day, the parked ones placed by the sweeper a day ahead
+        clock.now = at(f"2026-03-0{day}T16:59:59.999999+00:00")
+        drain(c)
+        assert sent(c) == 50 + 50 * (day - 3)
+        ahead = [t for t in due_times(c) if t > clock.now]
+        assert len(ahead) == min(50, 300 - sent(c)) and all(9 <= t.hour < 17 for t in ahead)
+    assert svc.get_campaign(c, p, cid)["status"] == "completed"
 
 
 def test_the_ramp_raises_the_daily_cap_from_the_first_sending_day(ctx):

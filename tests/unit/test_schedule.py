@@ -22,9 +22,11 @@ from drumbeat.domain.schedule import (
     is_open,
     local_day,
     next_slot,
+    placement_horizon,
     plan_days,
     random_slot,
     zone,
+    zone_openings,
 )
 
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe", "Pacific/Apia"]
@@ -131,6 +133,29 @@ def test_plan_days_spreads_over_days_by_the_caps():
     assert [(p.day.isoformat(), p.capacity) for p in plan] == [
         ("2026-03-06", 60), ("2026-03-09", 100), ("2026-03-10", 100)]
     assert plan[0].opens == at("2026-03-06T16:00:00+00:00")
+
+
+def test_the_re_clamp_places_the_next_two_openings_counting_the_one_in_progress():
+    w = window(days=["mon", "tue", "wed", "thu", "fri"])
+    assert placement_horizon(at("2026-03-06T16:00:00+00:00"), w) == at("2026-03-09T17:00:00+00:00")  # Fri, Mon
+    assert placement_horizon(at("2026-03-07T12:00:00+00:00"), w) == at("2026-03-10T17:00:00+00:00")  # Mon, Tue
+    plan = plan_days(at("2026-03-06T16:00:00+00:00"), w, Limits(daily_cap=100), total=10**9, first_day=None,
+                     sent_today=40, sent_this_week=0, until=at("2026-03-09T17:00:00+00:00"))
+    assert [(p.day.isoformat(), p.capacity) for p in plan] == [("2026-03-06", 60), ("2026-03-09", 100)]
+
+
+def test_a_lead_in_its_own_zone_takes_the_opening_of_the_same_turn_even_past_a_full_day():
+    w = window(tz="Europe/Berlin", days=["mon", "tue", "wed", "thu", "fri"])
+    now = at("2026-03-02T12:00:00+00:00")  # Monday 13:00 in Berlin, 07:00 in New York
+    booked = {date(2026, 3, 2): 100}  # Monday is full: the plan starts on Tuesday
+    plan = plan_days(now, w, Limits(daily_cap=100), total=150, first_day=None, sent_today=0, sent_this_week=0,
+                     booked=booked)
+    assert [p.day.isoformat() for p in plan] == ["2026-03-03", "2026-03-04"]
+    assert zone_openings(plan, now, w, None) == [(p.opens, p.closes) for p in plan]
+    # New York's Tuesday and Wednesday, not its Monday (the turn Berlin's full Monday took)
+    assert zone_openings(plan, now, w, "America/New_York") == [
+        (at("2026-03-03T14:00:00+00:00"), at("2026-03-03T22:00:00+00:00")),
+        (at("2026-03-04T14:00:00+00:00"), at("2026-03-04T22:00:00+00:00"))]
 
 
 # --- properties ----------------------------------------------------------------------------

@@ -42,16 +42,22 @@ UPDATE leads AS l
  WHERE l.id = o.id;
 
 -- reclamp_due_leads --
--- Move every due lead of a campaign to its sending slot: lead k (longest waiting first) takes the opening whose bounds hold k (width_bucket: a binary search), in its own zone; rows are found again by ctid (a heap fetch, not a million index descents).
+-- Move the first `take` leads to place (claims.Placing: longest waiting first, those a previous resume placed before those it parked) to their sending slots: lead k takes the opening whose bounds hold k (width_bucket: a binary search), in its own zone; rows are found again by ctid (a heap fetch, not index descents).
 WITH plan AS (
   SELECT * FROM unnest(CAST(:zones AS text[]), CAST(:idx AS int[]), CAST(:lo AS bigint[]),
                        CAST(:opens AS timestamptz[]), CAST(:closes AS timestamptz[]), CAST(:gaps AS float8[]))
          AS p(zone, idx, lo, opens, closes, gap)
-), numbered AS (
-  SELECT ctid AS row_at, COALESCE(timezone, '') AS zone, row_number() OVER (ORDER BY next_action_at, id) - 1 AS k
+), picked AS (
+  SELECT ctid AS row_at, COALESCE(timezone, '') AS zone, id, next_action_at,
+         CASE WHEN next_action_at < CAST(:prior AS timestamptz) THEN 1 ELSE 0 END AS parked
     FROM leads
    WHERE campaign_id = :campaign_id AND state IN ('not_contacted', 'in_progress') AND next_action_at <= :now
      AND lease_owner IS NULL AND awaiting IS NULL
+     AND (CAST(:below AS timestamptz) IS NULL OR next_action_at < CAST(:below AS timestamptz))
+   ORDER BY parked, next_action_at, id
+   LIMIT CAST(:take AS bigint)
+), numbered AS (
+  SELECT row_at, zone, row_number() OVER (ORDER BY parked, next_action_at, id) - 1 AS k FROM picked
 ), due AS (
   SELECT row_at, zone, k, width_bucket(k, CAST(:bounds AS bigint[])) AS idx FROM numbered
 )

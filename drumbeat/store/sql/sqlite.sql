@@ -1,15 +1,20 @@
 -- reclamp_due_leads --
--- Move every due lead of a campaign to its sending slot (the plan is a JSON array of [zone, lo, hi, opens, closes, gap] with epoch seconds); lead k (longest waiting first) takes the plan row of its zone whose [lo, hi) holds k.
+-- Move the first `take` leads to place (claims.Placing: longest waiting first, those a previous resume placed before those it parked; -1: all) to their sending slots (the plan is a JSON array of [zone, lo, hi, opens, closes, gap] with epoch seconds); lead k takes the plan row of its zone whose [lo, hi) holds k.
 WITH plan AS (
   SELECT json_extract(value, '$[0]') AS zone, json_extract(value, '$[1]') AS lo, json_extract(value, '$[2]') AS hi,
          json_extract(value, '$[3]') AS opens, json_extract(value, '$[4]') AS closes,
          json_extract(value, '$[5]') AS gap
     FROM json_each(:plan)
-), due AS (
-  SELECT id, COALESCE(timezone, '') AS zone, row_number() OVER (ORDER BY next_action_at, id) - 1 AS k
+), picked AS (
+  SELECT id, COALESCE(timezone, '') AS zone, next_action_at,
+         CASE WHEN next_action_at < :prior THEN 1 ELSE 0 END AS parked
     FROM leads
    WHERE campaign_id = :campaign_id AND state IN ('not_contacted', 'in_progress') AND next_action_at <= :now
-     AND lease_owner IS NULL AND awaiting IS NULL
+     AND lease_owner IS NULL AND awaiting IS NULL AND (:below IS NULL OR next_action_at < :below)
+   ORDER BY parked, next_action_at, id
+   LIMIT :take
+), due AS (
+  SELECT id, zone, row_number() OVER (ORDER BY parked, next_action_at, id) - 1 AS k FROM picked
 ), moved AS (
   SELECT d.id, CAST(round(CASE WHEN :randomize
                                THEN p.opens + (p.closes - p.opens) * (random() / 18446744073709551616.0 + 0.5)

@@ -196,6 +196,13 @@ def get_lead(campaign_id: str, lead_id: str, principal: Viewer, ctx: ContextDep)
 @router.post("/campaigns/{campaign_id}/leads/{lead_id}/resolve", response_model=LeadDetail,
              responses=error_responses(403, 404, 409))
 def resolve_lead(campaign_id: str, lead_id: str, body: ResolveIn, principal: Operator, ctx: ContextDep):
+    """The operator's answer for an `in_doubt` lead (else 409 `invalid_transition`).
+
+    `mark_sent`: the doubted attempt counts as accepted and the lead moves on. `retry`: the
+    step is sent once more, but not before the doubted call must have ended (its start plus
+    the longest a provider call can take, ~100 s; `next_action_at` says when). Should that
+    call's answer still arrive before then and say it was sent, the lead is settled with it
+    and the retry is dropped, so the person is not contacted twice."""
     return leads.resolve(ctx, principal, campaign_id, lead_id, body.action)
 
 

@@ -12,6 +12,7 @@ from drumbeat.channels.base import ChannelAdapter
 from drumbeat.channels.sandbox import SandboxAdapter
 from drumbeat.channels.transport import ShardedTransport
 from drumbeat.config import Settings
+from drumbeat.domain.leads import PROVIDER_CONNECT_TIMEOUT_SECONDS, PROVIDER_IO_TIMEOUT_SECONDS
 from drumbeat.services.context import Context
 from drumbeat.store.db import make_engine, migrate
 from drumbeat.store.secrets import SecretBox, key_beside
@@ -42,7 +43,8 @@ def build_adapters(client: httpx.AsyncClient | None = None, *, concurrency: int 
     from drumbeat.channels.whatsapp import WhatsAppCloudAdapter
 
     if client is None:
-        timeout = httpx.Timeout(30.0, connect=10.0)
+        # Retry of an in-doubt lead waits out the longest call these allow (domain.leads).
+        timeout = httpx.Timeout(PROVIDER_IO_TIMEOUT_SECONDS, connect=PROVIDER_CONNECT_TIMEOUT_SECONDS)
         connections = max(32, concurrency)
         if urllib.request.getproxies():
             # HTTP(S)_PROXY / ALL_PROXY set: httpx honours them (and NO_PROXY) only with its own transport

@@ -14,15 +14,16 @@ from fastapi.responses import Response
 
 from drumbeat.api.deps import ContextDep
 from drumbeat.api.errors import ApiError
+from drumbeat.api.schemas import error_responses
 from drumbeat.channels import inbound
 from drumbeat.services import receipts
 from drumbeat.services.context import Context
 
-router = APIRouter(prefix="/webhooks", tags=["provider callbacks"], responses={
-    401: {"description": "Missing or invalid signature; nothing changed"},
-    404: {"description": "No such integration (of this provider)"},
-    422: {"description": "The body is not the provider's payload"},
-})
+router = APIRouter(prefix="/webhooks", tags=["provider callbacks"], responses=error_responses(404, descriptions={
+    401: "Missing or invalid signature; nothing changed",
+    404: "No such integration (of this provider)",
+    422: "The body is not the provider's payload",
+}))
 
 
 async def _json_events(ctx: Context, request: Request, integration_id: str, provider: str, header: str,
@@ -63,7 +64,8 @@ async def email(integration_id: str, request: Request, ctx: ContextDep) -> dict:
                               lambda c: c.get("inbound_secret"), inbound.email_events)
 
 
-@router.post("/twilio/{integration_id}")
+@router.post("/twilio/{integration_id}", response_class=Response, responses={
+    200: {"description": "Acknowledged (empty TwiML)", "content": {"application/xml": {"schema": {"type": "string"}}}}})
 async def twilio(integration_id: str, request: Request, ctx: ContextDep) -> Response:
     """Status callbacks and inbound messages (form-encoded), signed per Twilio's scheme over
     the URL Twilio called (run behind a proxy with forwarded headers so it matches)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from drumbeat.api.errors import ApiError
 from drumbeat.domain.roles import Role, allows
@@ -19,12 +20,17 @@ def get_context(request: Request) -> Context:
 ContextDep = Annotated[Context, Depends(get_context)]
 
 
-def current_principal(request: Request, ctx: ContextDep) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+# Declares the bearer scheme in the OpenAPI document (clients and the fuzz test's auth
+# check read it); the refusal stays ours, in the API's error envelope.
+bearer = HTTPBearer(auto_error=False, description="A user's token (`drumbeat init-workspace`, `POST /users`)")
+
+
+def current_principal(ctx: ContextDep,
+                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+    token = credentials.credentials.strip() if credentials else ""
+    if not token:
         raise ApiError("unauthorized", "a bearer token is required")
-    principal = workspaces.authenticate(ctx, token.strip())
+    principal = workspaces.authenticate(ctx, token)
     if principal is None:
         raise ApiError("unauthorized", "the token is not valid")
     return principal

@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from drumbeat.domain.exceptions import DomainError
 
@@ -50,6 +51,18 @@ def _field_name(loc: tuple) -> str:
     return ".".join(str(p) for p in parts) or "body"
 
 
+PROBED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path serves (RFC 9110), found by asking the routes whether they
+    would take the request with each method. Starlette's own Allow names only the first
+    route of the path: `OPTIONS /campaigns` said `POST` though `GET` is served too."""
+    routes = request.app.router.routes
+    return ", ".join(m for m in PROBED_METHODS
+                     if any(r.matches({**request.scope, "method": m})[0] is Match.FULL for r in routes))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError):
@@ -65,13 +78,14 @@ def install(app: FastAPI) -> None:
         return error_response("validation_error", "the request is not valid", {"fields": fields})
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException):
+    async def _http(request: Request, exc: StarletteHTTPException):
         code = CODE_OF_STATUS.get(exc.status_code, "not_found" if exc.status_code == 404 else "validation_error")
         if exc.status_code == 400:  # a body that cannot be parsed is invalid input like any other
             return error_response("validation_error", str(exc.detail),
                                   {"fields": [{"field": "body", "message": str(exc.detail)}]})
-        if exc.status_code == 405:  # keeps Starlette's Allow header (RFC 9110)
-            return error_response("method_not_allowed", "method not allowed", status=405, headers=exc.headers)
+        if exc.status_code == 405:
+            return error_response("method_not_allowed", "method not allowed", status=405,
+                                  headers={**(exc.headers or {}), "Allow": _allowed_methods(request)})
         return error_response(code, str(exc.detail), status=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(DBAPIError)

@@ -11,7 +11,9 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_serializer
 
 from drumbeat.api.deps import ContextDep, Operator, Viewer
+from drumbeat.api.schemas import error_responses, one_or_more
 from drumbeat.domain.exceptions import ValidationFailed
+from drumbeat.domain.leads import LeadState
 from drumbeat.services import leads, suppressions
 
 router = APIRouter(tags=["leads"])
@@ -26,7 +28,7 @@ class LeadIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     phone: str | None = Field(None, description="international (+ or 00), stored as E.164")
-    email: str | None = None
+    email: str | None = Field(None, json_schema_extra={"format": "email"})
     linkedin_url: str | None = None
     first_name: str | None = None
     last_name: str | None = None
@@ -107,9 +109,11 @@ class ResolveIn(BaseModel):
 
 
 class SuppressionIn(BaseModel):
+    """Exactly one of phone or email."""
+
     model_config = ConfigDict(extra="forbid")
-    phone: str | None = None
-    email: str | None = None
+    phone: str | None = Field(None, description="international (+ or 00), stored as E.164")
+    email: str | None = Field(None, json_schema_extra={"format": "email"})
 
 
 class SuppressionOut(BaseModel):
@@ -129,17 +133,20 @@ class SuppressionPage(BaseModel):
 
 
 Limit = Annotated[int, Query(ge=1, le=500)]
+# Lead and suppression pages resume after an id (services.leads.parse_cursor).
+Cursor = Annotated[str | None, Query(pattern=r"^[0-9]{0,18}$", description="`next_cursor` of the previous page")]
 
 
 # --- leads ----------------------------------------------------------------------------------
 
-@router.post("/campaigns/{campaign_id}/leads", response_model=ImportResult)
+@router.post("/campaigns/{campaign_id}/leads", response_model=ImportResult, responses=error_responses(403, 404))
 def add_leads(campaign_id: str, body: LeadsIn, principal: Operator, ctx: ContextDep):
     return leads.import_json(ctx, principal, campaign_id, body.leads)
 
 
-@router.post("/campaigns/{campaign_id}/leads/import", response_model=ImportResult, openapi_extra={
-    "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}})
+@router.post("/campaigns/{campaign_id}/leads/import", response_model=ImportResult,
+             responses=error_responses(403, 404), openapi_extra={
+    "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string", "minLength": 1}}}}})
 async def import_leads_csv(campaign_id: str, request: Request, principal: Operator, ctx: ContextDep):
     """A CSV body (header row; columns phone, email, linkedin_url, first_name, last_name,
     timezone; any other column becomes an attribute), read as it arrives."""
@@ -172,31 +179,41 @@ def _csv_charset(content_type: str | None) -> str:
     return leads.DEFAULT_CHARSET
 
 
-@router.get("/campaigns/{campaign_id}/leads", response_model=LeadPage)
+@router.get("/campaigns/{campaign_id}/leads", response_model=LeadPage, responses=error_responses(404))
 def list_leads(campaign_id: str, principal: Viewer, ctx: ContextDep,
-               state: Annotated[str | None, Query(description="one state or several, comma-separated")] = None,
+               state: Annotated[str | None, Query(description="one state or several, comma-separated",
+                                                  pattern=one_or_more(s.value for s in LeadState))] = None,
                q: Annotated[str | None, Query(description="part of a phone, email, URL or name")] = None,
-               limit: Limit = 50, cursor: str | None = None):
+               limit: Limit = 50, cursor: Cursor = None):
     return leads.list_leads(ctx, principal, campaign_id, state=state, q=q, limit=limit, cursor=cursor)
 
 
-@router.get("/campaigns/{campaign_id}/leads/{lead_id}", response_model=LeadDetail)
+@router.get("/campaigns/{campaign_id}/leads/{lead_id}", response_model=LeadDetail, responses=error_responses(404))
 def get_lead(campaign_id: str, lead_id: str, principal: Viewer, ctx: ContextDep):
     return leads.get_lead(ctx, principal, campaign_id, lead_id)
 
 
-@router.post("/campaigns/{campaign_id}/leads/{lead_id}/resolve", response_model=LeadDetail)
+@router.post("/campaigns/{campaign_id}/leads/{lead_id}/resolve", response_model=LeadDetail,
+             responses=error_responses(403, 404, 409))
 def resolve_lead(campaign_id: str, lead_id: str, body: ResolveIn, principal: Operator, ctx: ContextDep):
+    """The operator's answer for an `in_doubt` lead (else 409 `invalid_transition`).
+
+    `mark_sent`: the doubted attempt counts as accepted and the lead moves on. `retry`: the
+    step is sent once more, but not before the doubted call must have ended (its start plus
+    the longest a provider call can take, ~100 s; `next_action_at` says when). Should that
+    call's answer still arrive before then and say it was sent, the lead is settled with it
+    and the retry is dropped, so the person is not contacted twice."""
     return leads.resolve(ctx, principal, campaign_id, lead_id, body.action)
 
 
 # --- suppression list -------------------------------------------------------------------------
 
-@router.post("/suppressions", status_code=201, response_model=SuppressionAdded, tags=["suppressions"])
+@router.post("/suppressions", status_code=201, response_model=SuppressionAdded, tags=["suppressions"],
+             responses=error_responses(403))
 def add_suppression(body: SuppressionIn, principal: Operator, ctx: ContextDep):
     return suppressions.add_suppression(ctx, principal, body.model_dump(exclude_none=True))
 
 
-@router.get("/suppressions", response_model=SuppressionPage, tags=["suppressions"])
-def list_suppressions(principal: Viewer, ctx: ContextDep, limit: Limit = 50, cursor: str | None = None):
+@router.get("/suppressions", response_model=SuppressionPage, tags=["suppressions"], responses=error_responses())
+def list_suppressions(principal: Viewer, ctx: ContextDep, limit: Limit = 50, cursor: Cursor = None):
     return suppressions.list_suppressions(ctx, principal, limit=limit, cursor=cursor)

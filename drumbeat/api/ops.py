@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from drumbeat.api.deps import ContextDep
@@ -13,7 +16,14 @@ from drumbeat.engine.metrics import exposition as metrics_text
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unavailable"]
+
+
+# A health report, not an error envelope: probes read `status` whatever the code.
+@router.get("/healthz", response_model=Health,
+            responses={503: {"model": Health, "description": "The database is unavailable"}})
 def healthz(ctx: ContextDep):
     try:
         with ctx.db.connect() as conn:

@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -125,9 +126,51 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-def error_responses(*statuses: int) -> dict:
-    """OpenAPI documentation of the error envelope for these statuses."""
-    return {s: {"model": ErrorBody} for s in (401, *statuses)}
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+
+
+class InvalidFields(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    fields: list[FieldProblem]
+
+
+# Per status: the envelope's name in the OpenAPI document, the codes API.md gives it, and
+# what it means. The codes are a closed set, so a route answering any other is a bug the
+# schema check (tests/api/test_fuzz.py) catches.
+_ERRORS = {
+    401: ("Unauthorized", ("unauthorized",), "Missing or invalid bearer token"),
+    403: ("Forbidden", ("forbidden",), "The caller's role is too low"),
+    404: ("NotFound", ("not_found",), "No such object in the caller's workspace"),
+    409: ("Conflict", ("invalid_transition", "resume_blocked", "confirmation_required"),
+          "Refused in the object's current state; nothing changed"),
+    413: ("PayloadTooLarge", ("payload_too_large",), "The request body is too large"),
+    422: ("InvalidInput", ("validation_error",), "The input breaks a rule; `details.fields` says which"),
+    503: ("Unavailable", ("unavailable",), "The database is unavailable; try again shortly"),
+}
+# Any request may meet these: the token is checked, the body size is limited (before
+# routing), input is validated (FastAPI would otherwise document its own `{"detail"}` 422,
+# which this API never sends) and the database may be down.
+ALWAYS = (401, 413, 422, 503)
+
+
+def _error_model(status: int) -> type[BaseModel]:
+    name, codes, _ = _ERRORS[status]
+    fields: dict[str, Any] = {"code": (Literal[codes], ...), "message": (str, ...)}
+    fields["details"] = (InvalidFields, ...) if status == 422 else (dict[str, Any], ...)
+    detail = create_model(f"{name}ErrorDetail", **fields)
+    return create_model(f"{name}Error", error=(detail, ...))
+
+
+ERROR_MODELS = {status: _error_model(status) for status in _ERRORS}
+
+
+def error_responses(*statuses: int, descriptions: dict[int, str] | None = None) -> dict:
+    """OpenAPI declaration of the error envelope for these statuses (and ALWAYS's)."""
+    descriptions = descriptions or {}
+    return {s: {"model": ERROR_MODELS[s], "description": descriptions.get(s, _ERRORS[s][2])}
+            for s in sorted({*ALWAYS, *statuses})}
 
 
 # --- users and workspace ---------------------------------------------------------------------
@@ -141,7 +184,7 @@ def _email(value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
-Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
+Email = Annotated[str, Field(max_length=320, json_schema_extra={"format": "email"}), AfterValidator(_email)]
 
 
 class UserCreate(Request):
@@ -216,7 +259,14 @@ def _statuses(value: str) -> str:
     return value
 
 
-StatusFilter = Annotated[str, AfterValidator(_statuses)]
+def one_or_more(names) -> str:
+    """The OpenAPI pattern of a comma-separated filter of these names (empty items allowed)."""
+    name = "|".join(names)
+    return f"^({name})?(,({name})?)*$"
+
+
+StatusFilter = Annotated[str, Field(json_schema_extra={"pattern": one_or_more(s.value for s in Status)}),
+                         AfterValidator(_statuses)]
 
 
 # --- campaigns: settings ----------------------------------------------------------------------
@@ -249,11 +299,16 @@ def _days(value: list[str]) -> list[str]:
     return [d for d in DAYS if d in value]  # canonical order, no repeats
 
 
+_HHMM_PATTERN = "^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
 class Schedule(BaseModel):
     timezone: Annotated[str, AfterValidator(_zone)] = "UTC"
     days: Annotated[list[Literal[DAYS]], Field(min_length=1, max_length=7), AfterValidator(_days)] = list(DAYS)
-    window_start: Annotated[str, AfterValidator(_clock_time)] = "00:00"
-    window_end: Annotated[str, AfterValidator(_window_end)] = "24:00"
+    window_start: Annotated[str, Field(json_schema_extra={"pattern": _HHMM_PATTERN}),
+                            AfterValidator(_clock_time)] = "00:00"
+    window_end: Annotated[str, Field(json_schema_extra={"pattern": "^(24:00|([01][0-9]|2[0-3]):[0-5][0-9])$"}),
+                          AfterValidator(_window_end)] = "24:00"
     randomize_within_window: bool = False
     start_at: Instant | None = None
 

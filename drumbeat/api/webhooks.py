@@ -78,8 +78,9 @@ def list_webhooks(principal: Owner, ctx: ContextDep):
 @router.get("/{webhook_id}/deliveries", response_model=DeliveriesPublic, responses=error_responses(403, 404))
 def list_deliveries(webhook_id: ObjectId, principal: Owner, ctx: ContextDep,
                     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                    cursor: Annotated[str | None, Query(max_length=20, pattern=r"^\d+$")] = None):
+                    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None):
     """Newest first; each delivery with its log of tries (status code, attempt, error, time)."""
+    # At most 18 digits: a larger offset overflowed the database's integer (a 500).
     offset = int(cursor) if cursor else 0
     items = notifications.list_deliveries(ctx, principal, webhook_id, limit=limit + 1, offset=offset)
     more = len(items) > limit

@@ -35,6 +35,7 @@ from drumbeat.channels.errors import (
     refused,
 )
 from drumbeat.domain.errors import SendResult
+from drumbeat.domain.leads import PROVIDER_IO_TIMEOUT_SECONDS
 
 PROVIDER = "smtp"
 _NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")
@@ -82,7 +83,7 @@ class SmtpAdapter:
                 username=creds.get("username") or None, password=creds.get("password") or None,
                 use_tls=implicit_tls, start_tls=False if implicit_tls else bool(config.get("starttls", True)),
                 validate_certs=bool(config.get("validate_certs", True)),
-                timeout=float(config.get("timeout") or 30),
+                timeout=float(config.get("timeout") or PROVIDER_IO_TIMEOUT_SECONDS),
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             first = exc.recipients[0] if exc.recipients else None

@@ -75,6 +75,22 @@ def acceptance_wait(step: dict, next_step: dict | None) -> timedelta | None:
     return timedelta(seconds=seconds) if seconds is not None else DEFAULT_ACCEPTANCE_WAIT
 
 
+# The longest a provider call can run (bootstrap.build_adapters gives the HTTP client these
+# timeouts; SMTP's default timeout is the I/O one). httpx applies them per phase: connect,
+# then sending the request, then waiting for the answer.
+PROVIDER_CONNECT_TIMEOUT_SECONDS = 10.0
+PROVIDER_IO_TIMEOUT_SECONDS = 30.0
+LONGEST_PROVIDER_CALL = timedelta(seconds=PROVIDER_CONNECT_TIMEOUT_SECONDS + 2 * PROVIDER_IO_TIMEOUT_SECONDS)
+RETRY_MARGIN = timedelta(seconds=30)  # for the stalled worker to commit the answer it got
+
+
+def retry_not_before(doubted_attempt_at: datetime, now: datetime) -> datetime:
+    """When an operator's Retry of an in-doubt lead may send again: not before the doubted
+    call must have ended (its attempt row is committed just before the call), so a late
+    answer saying "sent" can still settle the lead instead of a second contact."""
+    return max(now, doubted_attempt_at + LONGEST_PROVIDER_CALL + RETRY_MARGIN)
+
+
 def transient_backoff(retries: int) -> timedelta:
     return timedelta(seconds=min(300, 5 * 2**retries))
 

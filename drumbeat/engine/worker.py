@@ -526,7 +526,8 @@ class Worker:
             elif res.error_class is ErrorClass.CAMPAIGN:
                 campaign_errors.append(job)
         claims.write_outcomes(conn, attempt_rows, lead_rows, owner=self.owner, now=now,
-                              claimed_steps={job.claimed.lead["id"]: job.claimed.step for job in jobs})
+                              claimed={job.claimed.lead["id"]: (job.claimed.step, job.claimed.attempt_id)
+                                       for job in jobs})
         for job in key_failures:
             log.warning("key failed", campaign_id=job.campaign["id"], integration_id=job.claimed.integration_id,
                         lead_id=job.claimed.lead["id"], attempt_id=job.claimed.attempt_id,

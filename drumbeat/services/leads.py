@@ -36,7 +36,7 @@ from sqlalchemy.exc import DBAPIError
 
 from drumbeat.domain.channels import ADDRESS_FIELD, Channel
 from drumbeat.domain.exceptions import InvalidTransition, NotFound, ValidationFailed
-from drumbeat.domain.leads import LeadProgress, LeadState, acceptance_wait, apply_outcome
+from drumbeat.domain.leads import LeadProgress, LeadState, acceptance_wait, apply_outcome, retry_not_before
 from drumbeat.domain.lifecycle import TERMINAL_STATUSES
 from drumbeat.services.context import Context, Principal
 from drumbeat.store import campaigns as campaign_store
@@ -82,7 +82,9 @@ def normalize_email(value: str) -> str:
     """Syntax only (no DNS). Lowercased whole: providers treat the local part case-
     insensitively, and `John@x` and `john@x` must dedupe and suppress as one person."""
     try:
-        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
+        # As for users (api.schemas._email): special-use domains such as `.test` are valid syntax.
+        return validate_email(value.strip(), check_deliverability=False, globally_deliverable=False,
+                              test_environment=True).normalized.lower()
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from None
 
@@ -448,9 +450,11 @@ class LeadNotInDoubt(InvalidTransition):
 def resolve(ctx: Context, principal: Principal, campaign_id: str, lead_id: str, action: str) -> dict:
     """The operator's answer to "was the message sent?" (DESIGN.md §3).
 
-    retry: the lead is due again now and the engine sends the step once more; the in-doubt
-    attempt stays as the record. mark_sent: the attempt counts as accepted and the lead
-    advances exactly as after an accepted send."""
+    retry: the engine sends the step once more, but not before the doubted call must have
+    ended (domain.leads.retry_not_before); should that call's answer arrive before the retry
+    is claimed, it settles the lead and the retry is dropped: no second contact. The
+    in-doubt attempt stays as the record. mark_sent: the attempt counts as accepted and the
+    lead advances exactly as after an accepted send."""
     if action not in ("retry", "mark_sent"):
         raise ValidationFailed([{"field": "action", "message": "must be retry or mark_sent"}])
     now = ctx.clock()
@@ -466,7 +470,9 @@ def resolve(ctx: Context, principal: Principal, campaign_id: str, lead_id: str, 
         if action == "retry":
             state = LeadState.NOT_CONTACTED if step == 0 else LeadState.IN_PROGRESS
             # The engine's next claim bumps attempt_no, so the new attempt gets a fresh key.
-            store.update_lead(conn, lead["id"], state=state, next_action_at=now, retries=0, awaiting=None, **common)
+            doubted_at = store.doubted_attempt_started_at(conn, lead["id"], step)
+            due = retry_not_before(doubted_at, now) if doubted_at is not None else now
+            store.update_lead(conn, lead["id"], state=state, next_action_at=due, retries=0, awaiting=None, **common)
         else:
             steps = campaign_store.get_steps(conn, campaign_id)
             following = steps[step + 1] if step + 1 < len(steps) else None

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, case, func, insert, select, text, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, case, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from drumbeat.domain.leads import WORKABLE_LEAD_STATES, AttemptStatus, LeadState
@@ -140,7 +140,7 @@ _LEAD_OUTCOME = (update(leads).where(leads.c.id == bindparam("l_id"), leads.c.le
 
 
 def write_outcomes(conn: Connection, attempt_rows: list[dict], lead_rows: list[dict], *, owner: str,
-                   now: datetime, claimed_steps: dict[int, int] | None = None) -> None:
+                   now: datetime, claimed: dict[int, tuple[int, int]] | None = None) -> None:
     """Batch-write attempt outcomes and the leads they move.
 
     A lead is only changed while this worker still holds its lease and the lead is still
@@ -158,7 +158,7 @@ def write_outcomes(conn: Connection, attempt_rows: list[dict], lead_rows: list[d
                 "ids": "id", "states": "state", "steps": "current_step", "next_at": "next_action_at",
                 "retries": "retries", "attempt_nos": "attempt_no", "errors": "last_error", "awaiting": "awaiting"})})
             if moved.rowcount < len(lead_rows):
-                _settle_doubted(conn, lead_rows, claimed_steps or {}, now)
+                _settle_doubted(conn, lead_rows, claimed or {}, now)
         return
     if attempt_rows:
         conn.execute(_ATTEMPT_OUTCOME, [{f"a_{k}": v for k, v in r.items()} | {"a_now": now} for r in attempt_rows])
@@ -166,24 +166,36 @@ def write_outcomes(conn: Connection, attempt_rows: list[dict], lead_rows: list[d
         moved = conn.execute(_LEAD_OUTCOME, [{f"l_{k}": v for k, v in r.items()} | {"l_now": now, "l_owner": owner}
                                              for r in lead_rows])
         if moved.rowcount < len(lead_rows):
-            _settle_doubted(conn, lead_rows, claimed_steps or {}, now)
+            _settle_doubted(conn, lead_rows, claimed or {}, now)
 
 
-_DOUBTED_OUTCOME = (update(leads).where(leads.c.id == bindparam("l_id"), leads.c.state == LeadState.IN_DOUBT,
-                                        leads.c.lease_owner.is_(None), leads.c.current_step == bindparam("l_step"))
+# The lead that lease recovery took from the stalled worker, if no one has sent for it
+# since: in doubt, or retried by the operator but not claimed yet (claiming inserts an
+# attempt, so "no later attempt" means the retry has not started).
+_LATER_ATTEMPT = (select(attempts.c.id).where(attempts.c.lead_id == leads.c.id, attempts.c.id > bindparam("l_attempt"))
+                  .exists())
+_DOUBTED_OUTCOME = (update(leads).where(leads.c.id == bindparam("l_id"), leads.c.lease_owner.is_(None),
+                                        leads.c.current_step == bindparam("l_step"),
+                                        or_(leads.c.state == LeadState.IN_DOUBT,
+                                            and_(_WORKABLE_SQL, ~_LATER_ATTEMPT)))
                     .values(state=bindparam("l_state"), current_step=bindparam("l_current_step"),
                             next_action_at=bindparam("l_next_action_at"), retries=bindparam("l_retries"),
                             attempt_no=bindparam("l_attempt_no"), last_error=bindparam("l_last_error"),
                             awaiting=bindparam("l_awaiting"), updated_at=bindparam("l_now")))
 
 
-def _settle_doubted(conn: Connection, lead_rows: list[dict], claimed_steps: dict[int, int], now: datetime) -> None:
+def _settle_doubted(conn: Connection, lead_rows: list[dict], claimed: dict[int, tuple[int, int]],
+                    now: datetime) -> None:
     """A worker that stalled past its lease records its answers after all: a lead that lease
-    recovery put in doubt for this very attempt (still in doubt, on the claimed step) takes
-    the outcome, since the provider's answer is now known; asking a person whether it was
-    sent would invite a second contact. (Rare: only runs when some lead was not moved.)"""
-    rows = [{f"l_{k}": v for k, v in r.items()} | {"l_now": now, "l_step": claimed_steps[r["id"]]}
-            for r in lead_rows if r["id"] in claimed_steps]
+    recovery took for this very attempt (same step, nobody has sent for it since) takes the
+    outcome, since the provider's answer is now known. That holds for a lead still in doubt
+    (asking a person whether it was sent would invite a second contact) and for one whose
+    Retry is not claimed yet (the retry is cancelled: the first send was answered). `claimed`:
+    lead id -> (step, attempt id) of this worker's claims. (Rare: only runs when some lead
+    was not moved.)"""
+    rows = [{f"l_{k}": v for k, v in r.items()} | {"l_now": now, "l_step": claimed[r["id"]][0],
+                                                   "l_attempt": claimed[r["id"]][1]}
+            for r in lead_rows if r["id"] in claimed]
     if rows:
         conn.execute(_DOUBTED_OUTCOME, rows)
 

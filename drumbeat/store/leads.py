@@ -120,6 +120,12 @@ def update_lead(conn: Connection, lead_id: int, **values) -> None:
     conn.execute(update(leads).where(leads.c.id == lead_id).values(**values))
 
 
+def doubted_attempt_started_at(conn: Connection, lead_id: int, step: int) -> datetime | None:
+    """When the latest in-doubt attempt of a lead's step was committed (just before its call)."""
+    return conn.execute(select(func.max(attempts.c.created_at)).where(
+        attempts.c.lead_id == lead_id, attempts.c.step == step, attempts.c.status == "in_doubt")).scalar_one()
+
+
 def mark_in_doubt_attempts(conn: Connection, lead_id: int, step: int, status: str, now: datetime) -> int:
     """The operator's verdict on the in-doubt attempt(s) of a lead's step."""
     result = conn.execute(update(attempts).where(

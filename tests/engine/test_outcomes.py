@@ -6,8 +6,10 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from drumbeat.channels.sandbox import SandboxAdapter
+from drumbeat.domain.leads import retry_not_before
 from drumbeat.engine.worker import Worker
 from drumbeat.services import campaigns as svc
+from drumbeat.services import leads as lead_service
 from drumbeat.store.tables import attempts, integrations, leads
 from tests.factory import add_leads, new_campaign, sandbox_key, started_campaign, workspace
 
@@ -197,3 +199,49 @@ def test_a_late_answer_for_a_lead_recovered_in_doubt_settles_it_instead_of_leavi
     assert states(ctx) == {"completed": 1}
     view = svc.get_campaign(ctx, p, cid)
     assert view["progress"]["in_doubt"] == 0
+
+
+def _stall_then_recover_in_doubt(ctx, clock):
+    """A worker sends and stalls past its lease with the answer in hand; lease recovery puts
+    the lead in doubt; the operator presses Retry. Returns the stalled worker."""
+    p, cid = started_campaign(ctx, 1)
+    stalled = Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=1, lease_seconds=60)
+    asyncio.run(stalled.step())  # sent; the answer is held, not yet recorded
+    clock.advance(seconds=61)
+    assert Worker(ctx, {"sandbox": SandboxAdapter()}, lease_seconds=60).recover_expired_leases() == []
+    assert states(ctx) == {"in_doubt": 1}
+    with ctx.db.connect() as conn:
+        lead_id = conn.execute(select(leads.c.id)).scalar_one()
+    lead_service.resolve(ctx, p, cid, str(lead_id), "retry")
+    return p, cid, stalled
+
+
+def test_retry_pressed_before_a_late_answer_arrives_does_not_contact_the_person_twice(clocked_ctx, clock):
+    """Issue 8: Retry made the lead due at once, another worker sent again, then the stalled
+    worker's answer said the first send had been accepted: contacted twice."""
+    ctx = clocked_ctx
+    p, cid, stalled = _stall_then_recover_in_doubt(ctx, clock)
+    other = Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=1, lease_seconds=60)
+    asyncio.run(other.step())  # the retry is not due while the first call may still be running
+    asyncio.run(stalled.step())  # the late answer: accepted
+    clock.advance(hours=1)
+    asyncio.run(other.drain())
+    with ctx.db.connect() as conn:
+        assert conn.execute(select(attempts.c.status)).scalars().all() == ["sent"]  # one provider call
+    assert states(ctx) == {"completed": 1}
+    view = svc.get_campaign(ctx, p, cid)
+    assert view["status"] == "completed" and view["breakdown"]["sent"] == 1
+
+
+def test_a_retry_with_no_late_answer_sends_once_the_doubted_call_must_have_ended(clocked_ctx, clock):
+    ctx = clocked_ctx
+    p, cid, _ = _stall_then_recover_in_doubt(ctx, clock)  # the stalled worker never comes back
+    with ctx.db.connect() as conn:
+        doubted_at, due = conn.execute(select(attempts.c.created_at, leads.c.next_action_at)
+                                       .join(leads, leads.c.id == attempts.c.lead_id)).one()
+    assert due == retry_not_before(doubted_at, ctx.clock()) > ctx.clock()
+    clock.advance(seconds=(due - ctx.clock()).total_seconds())
+    run(ctx)
+    with ctx.db.connect() as conn:
+        assert conn.execute(select(attempts.c.status).order_by(attempts.c.id)).scalars().all() == ["in_doubt", "sent"]
+    assert states(ctx) == {"completed": 1}

@@ -10,11 +10,14 @@ from hypothesis import strategies as st
 
 from drumbeat.domain.errors import ErrorClass
 from drumbeat.domain.leads import (
+    LONGEST_PROVIDER_CALL,
     MAX_TRANSIENT_RETRIES,
+    RETRY_MARGIN,
     AttemptStatus,
     LeadProgress,
     LeadState,
     apply_outcome,
+    retry_not_before,
     transient_backoff,
 )
 
@@ -231,3 +234,17 @@ def test_only_an_accepted_send_records_the_attempt_as_sent(error_class):
     change = apply_outcome(lead(), step_count=3, error_class=error_class, error_code="x:1", now=NOW)
 
     assert change.attempt_status is not AttemptStatus.SENT
+
+
+# --- retry of an in-doubt lead ----------------------------------------------------------------
+
+def test_a_retry_waits_until_the_doubted_call_must_have_ended():
+    started = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    assert LONGEST_PROVIDER_CALL == timedelta(seconds=70)  # connect 10 s + send 30 s + answer 30 s
+    assert retry_not_before(started, started + timedelta(seconds=61)) == started + LONGEST_PROVIDER_CALL + RETRY_MARGIN
+
+
+def test_a_retry_long_after_the_doubted_call_is_due_at_once():
+    started = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    now = started + timedelta(hours=2)
+    assert retry_not_before(started, now) == now

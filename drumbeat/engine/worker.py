@@ -139,6 +139,8 @@ class Worker:
         while not stop.is_set():
             try:
                 worked = await self.step()
+                if failures:  # the operator sees the outage end, not only begin
+                    log.info("database reachable again", after_failures=failures)
                 failures = 0
             except DBAPIError as exc:
                 # The database went away, or a deadlock victim: nothing was committed, the

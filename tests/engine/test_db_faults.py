@@ -13,14 +13,19 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import func, select
+from structlog.testing import capture_logs
 
+from drumbeat.channels.sandbox import SandboxAdapter
+from drumbeat.engine.worker import Worker
 from drumbeat.services import campaigns as svc
 from drumbeat.services.context import Context
+from drumbeat.store import claims
 from drumbeat.store.db import make_engine, migrate
 from drumbeat.store.secrets import SecretBox
 from drumbeat.store.tables import attempts
 from tests.conftest import PG_ADMIN
 from tests.engine.test_concurrency import (
+    ThreadedWorker,
     _spawn_worker,
     _wait_started,
     attempts_started,
@@ -181,3 +186,49 @@ def _run_through_restarts(cluster: Cluster, ctx: Context, url: str, secret_key: 
         assert events.count("database reachable again") >= len(RESTARTS), log.read_text()[-2000:]
         assert "database error, retrying" in events
 
+
+# --- a commit whose answer never came --------------------------------------------------
+
+def test_a_claim_committed_though_its_worker_was_told_the_commit_failed_is_sent_not_left_in_doubt(
+        ctx, monkeypatch):
+    """The server committed a claim and crashed (or the connection broke) before answering
+    COMMIT: the worker sees an error, yet its leads are leased to it with `sending`
+    attempts. Nobody was contacted, so they must not end in doubt: the worker sends them."""
+    p = workspace(ctx)
+    sandbox_key(ctx, p, "whatsapp")
+    cid = new_campaign(ctx, p)
+    add_leads(ctx, cid, 40)
+    svc.start(ctx, p, cid)
+    claimed, lost = [], []
+    real_claim, real_commit = claims.claim_due_leads, ctx.db.dialect.do_commit
+
+    def claim_due_leads(*args, **kwargs):
+        result = real_claim(*args, **kwargs)
+        claimed.extend(result or [])
+        return result
+
+    def commit_then_lose_the_answer(dbapi_conn):
+        real_commit(dbapi_conn)
+        if claimed and not lost:  # the first claim that took leads: committed, then "failed"
+            lost.extend(claimed)
+            raise ctx.db.dialect.loaded_dbapi.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(claims, "claim_due_leads", claim_due_leads)
+    monkeypatch.setattr(ctx.db.dialect, "do_commit", commit_then_lose_the_answer)
+    # A lease short enough that, were the claim forgotten, lease recovery would find it.
+    worker = Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=8, tick_seconds=0.01, lease_seconds=0.5)
+    with capture_logs() as logged, ThreadedWorker(worker) as running:
+        deadline = time.monotonic() + 60
+        while _still_running(svc.get_campaign(ctx, p, cid)):
+            assert time.monotonic() < deadline, svc.get_campaign(ctx, p, cid)["progress"]
+            running.wait_rounds(1)
+    assert lost  # the fault really happened, to a claim of leads
+    assert any(e["event"] == "database error, retrying" for e in logged)
+    view = svc.get_campaign(ctx, p, cid)
+    assert view["progress"]["in_doubt"] == 0, view["progress"]
+    assert view["status"] == "completed" and view["progress"]["completed"] == 40
+    assert view["breakdown"]["sent"] == 40 and double_contacts(ctx) == 0
+    with ctx.db.connect() as conn:  # the lost claim's own attempts were the ones sent
+        statuses = conn.execute(select(attempts.c.status).where(
+            attempts.c.id.in_([c.attempt_id for c in lost]))).scalars().all()
+    assert statuses == ["sent"] * len(lost)

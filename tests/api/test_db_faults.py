@@ -1,6 +1,6 @@
-"""Database faults at the API (issue 8): a read-only or unreachable database answers every
-write with 503 `unavailable` — never a 500 — and nothing is half-written; reads of a
-read-only database still work, and writes work again once it is writable."""
+"""Database faults at the API (issue 8): a read-only, unreachable or full database answers
+every write with 503 `unavailable` — never a 500 — and nothing is half-written; reads
+still work where the database can serve them, and writes work again once it can."""
 
 from __future__ import annotations
 

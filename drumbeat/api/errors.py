@@ -90,10 +90,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError):
-        # OperationalError: unreachable, connection lost, locked (SQLite's read-only file too).
+        # OperationalError: unreachable, connection lost, locked; SQLite's read-only file and
+        # full disk too (SQLITE_READONLY, SQLITE_FULL are OperationalErrors in sqlite3).
         if (isinstance(exc, OperationalError) or exc.connection_invalidated
                 or getattr(exc.orig, "sqlstate", None) in UNAVAILABLE_SQLSTATES):
-            log.warning("database unavailable", error=type(exc.orig).__name__ if exc.orig else type(exc).__name__)
+            # The driver's code (SQLSTATE 53100, SQLITE_FULL) tells the operator what to fix.
+            log.warning("database unavailable", error=type(exc.orig).__name__ if exc.orig else type(exc).__name__,
+                        code=getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "sqlite_errorname", None))
             return error_response("unavailable", "the database is unavailable; try again shortly")
         return await _unexpected(request, exc)
 

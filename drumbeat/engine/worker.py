@@ -129,6 +129,9 @@ class Worker:
         self.rng = random.Random()  # random slots inside windows
         self._first_days: dict = {}  # campaign id -> first sending day (the ramp's day 0)
         self._charges: dict[int, tuple] = {}  # attempt id -> counter rows charged, until its Job exists
+        # Claims whose COMMIT raised: perhaps committed all the same (_take_up_unsure_claims).
+        self._unsure: list[tuple[dict, CampaignPlan, list[claims.ClaimedAttempt]]] = []
+        self._claimed: list[Job] = []  # committed claims of this round, not yet handed out (claim)
         self._scheduled_at: float | None = None
 
     # --- the loop -------------------------------------------------------------------
@@ -139,10 +142,13 @@ class Worker:
         while not stop.is_set():
             try:
                 worked = await self.step()
+                if failures:  # the operator sees the outage end, not only begin
+                    log.info("database reachable again", after_failures=failures)
                 failures = 0
             except DBAPIError as exc:
-                # The database went away, or a deadlock victim: nothing was committed, the
-                # outcomes still to record are kept; back off and try again.
+                # The database went away, or a deadlock victim: the outcomes still to record
+                # and the claims committed but not started are kept (a claim whose COMMIT
+                # raised is looked up again); back off and try again.
                 failures += 1
                 worked = False
                 log.warning("database error, retrying", error=type(exc.orig).__name__ if exc.orig else "DBAPIError",
@@ -160,6 +166,10 @@ class Worker:
         """Claim nothing new, let in-flight calls finish and record every outcome."""
         for attempt in range(10):
             try:
+                self._take_up_unsure_claims()
+                for job in self._claimed:  # committed claims a database error kept from starting
+                    self.inflight.add(asyncio.create_task(self._send(job)))
+                self._claimed = []
                 while self.inflight:
                     await asyncio.wait(self.inflight, return_when=asyncio.FIRST_COMPLETED)
                     self._finished()
@@ -173,6 +183,7 @@ class Worker:
         """One round: record what finished and claim into the free slots (one transaction
         when there is something to claim), start those sends, wait for the first to end.
         Returns whether anything happened (an idle worker sleeps one tick)."""
+        self._take_up_unsure_claims()  # before any new claim: an attempt id may not be reused meanwhile
         self._recover_if_due()
         self._start_scheduled_if_due()
         finished = self._finished()
@@ -284,40 +295,47 @@ class Worker:
 
     def claim(self) -> list[Job]:
         """Claim due leads into the free slots; outcomes waiting to be recorded are written
-        in the same transaction as the first claim (or alone when nothing can be claimed)."""
-        jobs = self._claim_from(self._sending_campaigns())
-        if not jobs:  # perhaps a stale list: look once more at what is sending now
-            jobs = self._claim_from(self._sending_campaigns(fresh=True))
+        in the same transaction as the first claim (or alone when nothing can be claimed).
+
+        Committed claims wait in `self._claimed` until returned: a database error later in
+        the round (the next campaign's claim, a refund, recording) must not drop leads
+        already leased to this worker with `sending` attempts; the next round returns them."""
+        self._claim_from(self._sending_campaigns())
+        if not self._claimed:  # perhaps a stale list: look once more at what is sending now
+            self._claim_from(self._sending_campaigns(fresh=True))
         self.record_unrecorded()
+        jobs, self._claimed = self._claimed, []
         return jobs
 
-    def _claim_from(self, sending: list[dict]) -> list[Job]:
-        jobs: list[Job] = []
+    def _claim_from(self, sending: list[dict]) -> None:
         for campaign in sending:
-            free = self.concurrency - len(self.inflight) - len(jobs)
+            free = self.concurrency - len(self.inflight) - len(self._claimed)
             if free <= 0:
                 break
-            jobs.extend(self._claim_campaign(campaign, free))
-        return jobs
+            self._claim_campaign(campaign, free)
 
-    def _claim_campaign(self, campaign: dict, limit: int) -> list[Job]:
+    def _claim_campaign(self, campaign: dict, limit: int) -> None:
         now = self.ctx.clock()
         recording, self.unrecorded = self.unrecorded, []
         started = time.perf_counter()
+        claimed_all = None
         try:
             with self.ctx.db.begin() as conn:
                 self._record_in(conn, recording, now)
                 claimed_all, plan = self._claim_in(conn, campaign, limit, now)
             self.metrics.claim_seconds.observe(time.perf_counter() - started)
         except BaseException:
-            self.unrecorded = recording + self.unrecorded  # nothing was committed: record them later
+            # Record them again later (writing an outcome twice changes nothing).
+            self.unrecorded = recording + self.unrecorded
+            if claimed_all:  # only the COMMIT was left, and it may have happened all the same
+                self._unsure.append((campaign, plan, claimed_all))
             raise
-        self._give_back(recording)
         jobs = [Job(campaign, plan.steps, c, self._credential(plan.rows[c.integration_id]),
                     charged=self._charges.pop(c.attempt_id, ())) for c in claimed_all]
         for job in jobs:
             self.keys.inflight[job.claimed.integration_id] += 1
-        return jobs
+        self._claimed.extend(jobs)
+        self._give_back(recording)
 
     def _claim_in(self, conn, campaign: dict, limit: int, now) -> tuple[list[claims.ClaimedAttempt], CampaignPlan]:
         """Lease due leads and start their attempts, each channel with the keys it may use.
@@ -374,6 +392,28 @@ class Worker:
         if reservation is not None and claimed_all:
             self._charge(conn, reservation, claimed_all, now)
         return claimed_all, plan
+
+    def _take_up_unsure_claims(self) -> None:
+        """A claim whose COMMIT got no answer (the server crashed or the connection broke
+        in between) may have committed: its leads are then leased to this worker with
+        `sending` attempts nobody sends, and would end in doubt once the lease ran out
+        though nobody was contacted. Those that did commit are sent now, like any claim
+        (their leases renewed); the others never happened."""
+        if not self._unsure:
+            return
+        wanted = [(campaign, plan, c) for campaign, plan, claimed in self._unsure for c in claimed]
+        with self.ctx.db.begin() as conn:
+            held = claims.retake_leases(conn, {c.attempt_id: c.lead["id"] for _, _, c in wanted}, self.owner,
+                                        self.ctx.clock() + self.lease)
+        self._unsure = []
+        for campaign, plan, c in wanted:
+            charged = self._charges.pop(c.attempt_id, ())
+            if c.attempt_id in held:
+                self.keys.inflight[c.integration_id] += 1
+                job = Job(campaign, plan.steps, c, self._credential(plan.rows[c.integration_id]), charged=charged)
+                self.inflight.add(asyncio.create_task(self._send(job)))
+        log.warning("claim with an unanswered commit settled", committed=len(held),
+                    not_committed=len(wanted) - len(held), campaign_ids=sorted({cmp["id"] for cmp, _, _ in wanted}))
 
     def _deferral(self, campaign: dict, now):
         """Leads are sent only inside their window (their own time zone when they have

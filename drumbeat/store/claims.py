@@ -209,6 +209,23 @@ def release_leads(conn: Connection, lead_ids: list[int]) -> None:
         conn.execute(update(leads).where(leads.c.id.in_(lead_ids)).values(lease_owner=None, lease_expires_at=None))
 
 
+def retake_leases(conn: Connection, attempt_leads: dict[int, int], owner: str, until: datetime) -> set[int]:
+    """Of these attempts (id -> lead id), those still `sending` on a lead `owner` still
+    leases, their leases renewed to `until`: what a claim whose COMMIT got no answer did
+    commit after all."""
+    if not attempt_leads:
+        return set()
+    rows = conn.execute(
+        select(attempts.c.id, attempts.c.lead_id).join(leads, leads.c.id == attempts.c.lead_id)
+        .where(attempts.c.id.in_(list(attempt_leads)), attempts.c.status == AttemptStatus.SENDING,
+               leads.c.lease_owner == owner).with_for_update(of=leads)).all()
+    held = {r.id for r in rows if attempt_leads[r.id] == r.lead_id}
+    if held:
+        conn.execute(update(leads).where(leads.c.id.in_([attempt_leads[a] for a in held]), leads.c.lease_owner == owner)
+                     .values(lease_expires_at=until))
+    return held
+
+
 def expired_leases(conn: Connection, now: datetime, limit: int = 1000) -> list[dict]:
     """Leads whose worker died (lease expired), with their unfinished attempt if any."""
     rows = conn.execute(

@@ -1,26 +1,36 @@
-"""Database faults at the API (issue 8): a read-only or unreachable database answers every
-write with 503 `unavailable` — never a 500 — and nothing is half-written; reads of a
-read-only database still work, and writes work again once it is writable."""
+"""Database faults at the API (issue 8): a read-only, unreachable or full database answers
+every write with 503 `unavailable` — never a 500 — and nothing is half-written; reads
+still work where the database can serve them, and writes work again once it can."""
 
 from __future__ import annotations
 
+import errno
 import json
-from collections.abc import Iterator
+import re
+import sqlite3
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
+from structlog.testing import capture_logs
 
 from drumbeat.app import create_app
 from drumbeat.channels.inbound import sign_sha256
 from drumbeat.services.context import Context
-from drumbeat.store.db import make_engine
+from drumbeat.services.workspaces import init_workspace
+from drumbeat.store.db import make_engine, migrate
 from tests.api.test_bad_input import SMS, error_of, snapshot
 from tests.api.test_callbacks import integration, sent_lead, wa_status
 from tests.conftest import PG_ADMIN
 from tests.factory import add_leads, new_campaign, workspace
+from tests.pg_cluster import chown_to_postgres, throwaway_cluster
 
 API = "/api/v1"
 
@@ -181,3 +191,157 @@ def suppression_count(name: str) -> int:
     base = PG_ADMIN.rsplit("/", 1)[0]
     with psycopg.connect(f"{base}/{name}") as conn:
         return conn.execute("SELECT count(*) FROM suppressions").fetchone()[0]
+
+
+# --- a full disk -----------------------------------------------------------------------
+
+def csv_of(first: int, n: int = 200) -> bytes:
+    """n new leads (fewer than one import batch: one transaction)."""
+    return b"phone\n" + b"".join(b"+49151%08d\n" % i for i in range(first, first + n))
+
+
+@contextmanager
+def tiny_filesystem(size: str) -> Iterator[Path]:
+    """A real filesystem of `size` (tmpfs), unmounted and removed on the way out."""
+    where = Path(tempfile.mkdtemp(prefix="drumbeat-full-"))
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where)],
+                                 capture_output=True, text=True)
+        if mounted.returncode != 0:
+            pytest.skip(f"cannot mount a tiny filesystem here ({mounted.stderr.strip()})")
+        try:
+            yield where
+        finally:
+            if subprocess.run(["umount", str(where)], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "-l", str(where)], check=True)  # still busy: detach now
+    finally:
+        where.rmdir()
+
+
+class FullDisk:
+    """The database's filesystem, filled up by a ballast file and freed by removing it."""
+
+    def __init__(self, filesystem: Path) -> None:
+        self.ballast = filesystem / "ballast"
+
+    def fill(self) -> None:
+        with open(self.ballast, "wb", buffering=0) as f:
+            try:
+                while True:  # a short write takes the last bytes; the next one fails
+                    f.write(b"\0" * 65536)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+
+    def free(self) -> None:
+        self.ballast.unlink()
+
+
+@dataclass
+class FullDiskApp:
+    ctx: Context
+    disk: FullDisk
+    raw_write_error: Callable[[], str]  # the error a write gets straight from the database now
+
+
+def _sqlite_on(filesystem: Path, box) -> Iterator[FullDiskApp]:
+    path = filesystem / "drumbeat.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+
+    def raw_write_error() -> str:
+        with sqlite3.connect(path) as raw:
+            try:
+                raw.execute("CREATE TABLE full_disk_probe AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL"
+                            " SELECT i + 1 FROM n WHERE i < 1000) SELECT i, randomblob(1000) AS b FROM n")
+            except sqlite3.OperationalError as exc:
+                return f"{exc.sqlite_errorname}: {exc}"
+            raise AssertionError("the write went through: the disk is not full")
+
+    try:
+        yield FullDiskApp(Context(db=engine, box=box), FullDisk(filesystem), raw_write_error)
+    finally:
+        engine.dispose()
+
+
+def _postgresql_on(filesystem: Path, box) -> Iterator[FullDiskApp]:
+    """A throwaway cluster (the shared one must never fill up) whose database lives in a
+    tablespace on the tiny filesystem; its WAL stays on the cluster's own disk."""
+    space = filesystem / "tablespace"
+    space.mkdir()
+    chown_to_postgres(space)
+    with throwaway_cluster() as cluster:
+        with cluster.admin() as admin:
+            admin.execute(f"CREATE TABLESPACE tiny LOCATION '{space}'")
+            admin.execute("CREATE DATABASE drumbeat TABLESPACE tiny")
+        engine = make_engine(cluster.url("drumbeat"))
+        migrate(engine)
+
+        def raw_write_error() -> str:
+            with psycopg.connect(cluster.libpq_url("drumbeat")) as raw:
+                try:
+                    raw.execute("CREATE TABLE full_disk_probe AS SELECT g FROM generate_series(1, 100000) g")
+                except psycopg.errors.DiskFull as exc:
+                    return f"{exc.sqlstate}: {exc}"
+                raise AssertionError("the write went through: the disk is not full")
+
+        try:
+            yield FullDiskApp(Context(db=engine, box=box), FullDisk(filesystem), raw_write_error)
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def full_disk_app(request, secret_key) -> Iterator[FullDiskApp]:
+    from drumbeat.store.secrets import SecretBox
+
+    # SQLite's file needs a few hundred kB; a PostgreSQL database's catalogs about 8 MB.
+    with tiny_filesystem("4m" if request.param == "sqlite" else "24m") as filesystem:
+        on = _sqlite_on if request.param == "sqlite" else _postgresql_on
+        yield from on(filesystem, SecretBox(secret_key))
+
+
+def test_a_full_disk_answers_503_to_writes_changes_nothing_and_they_succeed_once_space_is_freed(full_disk_app):
+    ctx, disk = full_disk_app.ctx, full_disk_app.disk
+    boot = init_workspace(ctx, "Acme", "owner@acme.test")
+    headers = {"Authorization": f"Bearer {boot['token']}"}
+    csv_headers = {**headers, "Content-Type": "text/csv"}
+    sqlite = ctx.db.dialect.name == "sqlite"
+    with TestClient(create_app(ctx)) as c:
+        made = c.post(f"{API}/campaigns", json={"name": "Before", "steps": [SMS]}, headers=headers)
+        assert made.status_code == 201, made.text
+        cid = made.json()["id"]
+        assert c.post(f"{API}/campaigns/{cid}/leads/import", content=csv_of(0), headers=csv_headers).status_code == 200
+        if sqlite:
+            # Fold the WAL into the file and empty it: a write must now grow the WAL, as
+            # after any checkpoint (instead of reusing frames an earlier write left).
+            with sqlite3.connect(ctx.db.url.database) as raw:
+                assert raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+        before = snapshot(ctx)
+        disk.fill()
+        try:
+            # The disk is really full: the database itself refuses a write.
+            refused = full_disk_app.raw_write_error()
+            assert re.match(r"SQLITE_FULL: database or disk is full|53100: could not extend file", refused), refused
+            with capture_logs() as logged:
+                error_of(c.post(f"{API}/campaigns/{cid}/leads/import", content=csv_of(200), headers=csv_headers),
+                         503, "unavailable")
+            # ...because of the full disk, and the log says so.
+            assert [e["code"] for e in logged if e["event"] == "database unavailable"] == [refused.split(":")[0]]
+            # One transaction: the new campaign's row fits, its copied leads do not; neither stays.
+            error_of(c.post(f"{API}/campaigns/{cid}/duplicate", json={"include_leads": True}, headers=headers),
+                     503, "unavailable")
+            if sqlite:  # every SQLite write grows the emptied WAL; on PostgreSQL a row that
+                # fits in a page the table already has needs no new space, and is written.
+                error_of(c.post(f"{API}/campaigns", json={"name": "During", "steps": [SMS]}, headers=headers),
+                         503, "unavailable")
+            assert snapshot(ctx) == before  # no lead, no campaign, no timeline entry half-written
+            assert c.get(f"{API}/campaigns/{cid}", headers=headers).status_code == 200  # reads go on
+        finally:
+            disk.free()
+        imported = c.post(f"{API}/campaigns/{cid}/leads/import", content=csv_of(200), headers=csv_headers)
+        assert imported.status_code == 200 and imported.json()["accepted"] == 200, imported.text
+        copy = c.post(f"{API}/campaigns/{cid}/duplicate", json={"include_leads": True}, headers=headers)
+        assert copy.status_code == 201 and copy.json()["progress"]["total"] == 400, copy.text
+        again = c.post(f"{API}/campaigns", json={"name": "During", "steps": [SMS]}, headers=headers)
+        assert again.status_code == 201, again.text
+    assert len(snapshot(ctx)["leads"]) == 800

@@ -129,9 +129,10 @@ def test_a_pause_racing_a_busy_worker_stops_new_attempts_the_moment_it_commits(c
     assert count(ctx, select(func.count()).select_from(leads).where(leads.c.lease_owner.is_not(None))) == 0
 
 
-def _spawn_worker(db_url: str, secret_key: str, log_path) -> subprocess.Popen:
+def _spawn_worker(db_url: str, secret_key: str, log_path, **settings: str) -> subprocess.Popen:
+    """A `drumbeat worker` process; `settings` are more DRUMBEAT_* variables (lease_seconds="15")."""
     env = {**os.environ, "DRUMBEAT_DATABASE_URL": db_url, "DRUMBEAT_SECRET_KEY": secret_key,
-           "DRUMBEAT_TICK_SECONDS": "0.02"}
+           "DRUMBEAT_TICK_SECONDS": "0.02", **{f"DRUMBEAT_{k.upper()}": v for k, v in settings.items()}}
     return subprocess.Popen([sys.executable, "-m", "drumbeat.cli", "worker", "--concurrency", "16"], env=env,
                             stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
 

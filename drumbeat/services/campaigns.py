@@ -129,9 +129,11 @@ def _next_send(conn: Connection, row, now: datetime) -> tuple[datetime | None, s
         used_week = sent_week if week_of(at_day) == week_of(today) else 0
         plan = plan_days(at, window, limits, total=1, first_day=first, sent_today=used_day, sent_this_week=used_week)
         spent_today = budget(limits, today=today, first_day=first, sent_today=sent_today, sent_this_week=sent_week)
-        if plan and plan[0].opens > at:
-            b = budget(limits, today=at_day, first_day=first, sent_today=used_day, sent_this_week=used_week)
-            at, reason = plan[0].opens, b.reason or spent_today.reason or "daily_cap"
+        on_day = budget(limits, today=at_day, first_day=first, sent_today=used_day, sent_this_week=used_week)
+        # The first day with budget left; a lead in its own zone may send outside the
+        # campaign's window, so only a spent day moves it.
+        if plan and plan[0].opens > at and on_day.remaining == 0:
+            at, reason = plan[0].opens, on_day.reason or spent_today.reason or "daily_cap"
         elif at > now and spent_today.remaining == 0:
             reason = spent_today.reason
     later = _keys_capped_until(conn, row, at, window)

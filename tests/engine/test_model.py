@@ -38,6 +38,7 @@ from sqlalchemy import select
 from drumbeat.channels.inbound import AccountEvent, ReplyEvent, StatusEvent
 from drumbeat.channels.sandbox import SandboxAdapter
 from drumbeat.domain.exceptions import ConfirmationRequired, InvalidTransition, ResumeBlocked
+from drumbeat.domain.schedule import Limits, Window, day_index, is_open, lead_zone, local_day, week_of
 from drumbeat.engine.sweeper import Sweeper
 from drumbeat.engine.worker import Worker
 from drumbeat.services import campaigns as svc
@@ -67,6 +68,18 @@ LEAD_STATES = {"not_contacted", "in_progress", "completed", "replied", "failed",
 TERMINAL = {"completed", "replied", "failed", "opted_out", "canceled"}
 WORKABLE = {"not_contacted", "in_progress"}
 ACCEPTED = ("sent", "delivered", "read")
+# Sending windows the model draws (None: open all the time): office hours in Berlin on
+# week days, randomized or not, and a night window crossing midnight.
+SCHEDULES = {
+    None: None,
+    "office": {"timezone": "Europe/Berlin", "days": ["mon", "tue", "wed", "thu", "fri"], "window_start": "09:00",
+               "window_end": "17:00", "randomize_within_window": False, "start_at": None},
+    "office-random": {"timezone": "Europe/Berlin", "days": ["mon", "tue", "wed", "thu", "fri"],
+                      "window_start": "09:00", "window_end": "17:00", "randomize_within_window": True,
+                      "start_at": None},
+    "night": {"timezone": "UTC", "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "window_start": "22:00",
+              "window_end": "06:00", "randomize_within_window": False, "start_at": None},
+}
 # Health events (DESIGN.md §4) as the model understands them: event -> (to, from which).
 HEALTH = {"disconnected": ("disconnected", {"active"}), "reconnected": ("active", {"disconnected"}),
           "restricted": ("restricted", {"active", "disconnected"}),
@@ -118,7 +131,8 @@ def engine_model(databases: Databases):
             self.worker = self._worker(4)
             self.cid: str | None = None
             self.name = "Model campaign"
-            self.daily_cap: int | None = None
+            self.limits = Limits()
+            self.window = Window()
             self.status = "draft"  # what the model expects
             self.subscription = "active"
             self.leads_in = 0
@@ -225,28 +239,33 @@ def engine_model(databases: Databases):
 
         # --- set-up ----------------------------------------------------------------------
 
-        @initialize(daily_cap=st.sampled_from([None, None, 2, 5]), delay=st.sampled_from([0, 0, 90]),
-                    n=st.integers(0, 8), start_now=st.booleans())
-        def create(self, daily_cap, delay, n, start_now):
-            self.daily_cap = daily_cap
+        @initialize(daily_cap=st.sampled_from([None, None, 2, 5]), weekly_cap=st.sampled_from([None, None, 7]),
+                    ramp=st.sampled_from([None, None, {"start": 1, "increase": 2, "every_days": 1}]),
+                    schedule=st.sampled_from(sorted(SCHEDULES, key=str)), delay=st.sampled_from([0, 0, 90]),
+                    n=st.integers(0, 8), zone=st.sampled_from([None, None, "America/New_York"]),
+                    start_now=st.booleans())
+        def create(self, daily_cap, weekly_cap, ramp, schedule, delay, n, zone, start_now):
+            limits = {"daily_cap": daily_cap, "weekly_cap": weekly_cap, "rate_per_second": None, "ramp": ramp}
+            self.limits = Limits.from_limits(limits)
+            self.window = Window.from_schedule(SCHEDULES[schedule])
             steps = [{"channel": "whatsapp", "template": {"body": "Hi {{first_name}}"}, "delay_seconds": 0},
                      {"channel": "email", "template": {"subject": "Hello", "body": "Again {{first_name}}"},
                       "delay_seconds": delay}]
-            self.cid = new_campaign(self.ctx, self.p, name=self.name, steps=steps,
-                                    limits={"daily_cap": daily_cap, "weekly_cap": None, "rate_per_second": None,
-                                            "ramp": None})
+            extra = {"schedule": SCHEDULES[schedule]} if SCHEDULES[schedule] else {}
+            self.cid = new_campaign(self.ctx, self.p, name=self.name, steps=steps, limits=limits, **extra)
             if n:
-                self.import_leads(n)
+                self.import_leads(n, zone)
             if start_now:  # most of the interesting steps need a sending campaign
                 self.start()
 
         # --- operator actions ------------------------------------------------------------
 
-        @rule(n=st.integers(1, 5))
-        def import_leads(self, n):
+        @rule(n=st.integers(1, 5), zone=st.sampled_from([None, None, "America/New_York", "Asia/Tokyo"]))
+        def import_leads(self, n, zone):
             self.began()
             batch = [{"phone": f"+49151{self.leads_in + i:08d}", "email": f"lead{self.leads_in + i}@example.com",
-                      "first_name": f"L{self.leads_in + i}"} for i in range(n)]
+                      "first_name": f"L{self.leads_in + i}", **({"timezone": zone} if zone else {})}
+                     for i in range(n)]
             try:
                 answer = lead_service.import_json(self.ctx, self.p, self.cid, batch)
             except InvalidTransition:
@@ -530,12 +549,30 @@ def engine_model(databases: Databases):
             assert kept == counted
 
         @invariant()
-        def no_day_charged_more_than_the_daily_cap(self):
-            if self.cid is None or self.daily_cap is None:
+        def no_day_or_week_charged_more_than_the_caps_and_the_ramp_allow(self):
+            """Local days and weeks of the campaign's zone; the ramp counts from the first
+            day anything was charged (key-level, rate and campaign answers give their
+            budget back)."""
+            if self.cid is None or not self.limits.capped:
                 return
-            per_day = Counter(a["created_at"].date() for a in self.snap()["attempts"]
-                              if a["status"] != "key_error" and a["error_class"] not in ("rate", "campaign"))
-            assert all(n <= self.daily_cap for n in per_day.values()), (self.daily_cap, per_day)
+            days = sorted(local_day(a["created_at"], self.window.timezone) for a in self.snap()["attempts"]
+                          if a["status"] != "key_error" and a["error_class"] not in ("rate", "campaign"))
+            per_day, per_week = Counter(days), Counter(week_of(d) for d in days)
+            for day, n in per_day.items():
+                cap = self.limits.day_cap(day_index(day, days[0]))
+                assert cap is None or n <= cap, (day, n, cap, self.limits)
+            if self.limits.weekly_cap is not None:
+                assert all(n <= self.limits.weekly_cap for n in per_week.values()), (per_week, self.limits)
+
+        @invariant()
+        def every_attempt_started_inside_its_leads_window(self):
+            """In the lead's own zone when it has one, else the campaign's."""
+            if self.cid is None or self.window.always_open:
+                return
+            zone_of = {r["id"]: r["timezone"] for r in self.snap()["leads"]}
+            for a in self.snap()["attempts"]:
+                tz = lead_zone(zone_of[a["lead_id"]])
+                assert is_open(a["created_at"], self.window, tz), (a["id"], a["created_at"], tz, self.window)
 
         # --- the end: finish what can be finished, then account for every lead ------------
 
@@ -551,9 +588,11 @@ def engine_model(databases: Databases):
                     self.health[key] = "active"
             set_subscription(self.ctx, self.p, "active")
             self.subscription = "active"
-            # Daily caps make the last leads wait for later days: go on while anything moves.
-            idle = 0
-            while idle < 3:
+            # Windows and caps make the last leads wait: go on while anything moves, to each
+            # next send the campaign reports (a bounded number of rounds).
+            idle = rounds = 0
+            while idle < 3 and rounds < 1000:
+                rounds += 1
                 self.observe()
                 if self.status in ("draft", "scheduled"):
                     svc.start(self.ctx, self.p, self.cid)
@@ -561,17 +600,24 @@ def engine_model(databases: Databases):
                     svc.resume(self.ctx, self.p, self.cid)
                 self.observe()
                 before = len(self.attempt_rows())
-                self.clock.advance(seconds=600 if idle == 0 else 86400)
+                later = svc.get_campaign(self.ctx, self.p, self.cid)["next_send_at"]
+                waits = idle > 0 and later is not None and later > self.clock.now
+                if waits:
+                    self.clock.now = later
+                else:
+                    self.clock.advance(seconds=600 if idle == 0 else 86400)
                 # the rest of the fleet recovers what a dead worker held (in doubt, never re-sent)
                 assert self.engine_round(self._worker(4).recover_expired_leases) == []
                 Sweeper(self.ctx).sweep_once()  # places the leads a re-clamp parked
                 self.engine_round(lambda: self.loop.run_until_complete(self.worker.drain(max_rounds=200)))
-                idle = 0 if len(self.attempt_rows()) > before else idle + 1
+                # a send reported for later that did not come yet is not idleness
+                idle = 0 if len(self.attempt_rows()) > before else idle if waits else idle + 1
                 self._snap = None
                 self.every_lead_in_one_known_state_and_terminal_states_stay()
                 self.at_most_one_accepted_attempt_per_lead_and_step()
                 self.maintained_counts_equal_a_recount()
-                self.no_day_charged_more_than_the_daily_cap()
+                self.no_day_or_week_charged_more_than_the_caps_and_the_ramp_allow()
+                self.every_attempt_started_inside_its_leads_window()
 
         def account(self) -> dict[str, int]:
             rows, tries = self.lead_rows(), self.attempt_rows()

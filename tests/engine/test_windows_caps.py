@@ -113,6 +113,21 @@ def test_next_send_at_counts_leads_in_their_own_zone_whose_window_is_open(ctx):
     assert sent(c) == 3
 
 
+def test_with_a_cap_next_send_at_is_a_leads_own_window_outside_the_campaigns(ctx):
+    c, clock = clocked(ctx)  # Monday 10:00 UTC: the campaign's night window is closed
+    p = workspace(c)
+    sandbox_key(c, p)
+    cid = new_campaign(c, p, schedule=schedule(start="22:00", end="06:00"), limits=limits(daily=10))
+    add_leads(c, cid, 2)
+    with c.db.begin() as conn:  # their night, 22:00-06:00 in Tokyo, is 13:00-21:00 UTC
+        conn.execute(update(leads).where(leads.c.campaign_id == cid).values(timezone="Asia/Tokyo"))
+    view = svc.start(c, p, cid)
+    assert view["next_send_at"] == at("2026-03-02T13:00:00+00:00") and view["next_send_reason"] == "window"
+    clock.now = view["next_send_at"]
+    drain(c)
+    assert sent(c) == 2
+
+
 def test_the_daily_cap_holds_and_resuming_while_it_is_spent_reports_the_next_send(ctx):
     c, clock = clocked(ctx)
     p = workspace(c)

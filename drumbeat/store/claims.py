@@ -46,6 +46,13 @@ def lock_sending_campaign(conn: Connection, campaign_id: str, run: int):
     return row
 
 
+def _due_now(campaign_id: str, now: datetime) -> tuple:
+    """A campaign's workable leads whose time has come, free to take (not leased, not
+    waiting for an acceptance): what a claim takes and a re-clamp places."""
+    return (leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES), leads.c.next_action_at <= now,
+            leads.c.lease_owner.is_(None), leads.c.awaiting.is_(None))
+
+
 def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open: list[int], now: datetime,
                     limit: int, owner: str, lease: timedelta, pick_integration,
                     channel_of_step, defer: Callable[[dict], datetime | None] | None = None,
@@ -67,10 +74,8 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
                                                 & (holds.c.channel == steps.c.channel))
                   .where(steps.c.campaign_id == campaign_id))
     due = (select(leads.c.id)
-           .where(leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES),
-                  leads.c.next_action_at <= now, leads.c.lease_owner.is_(None), leads.c.awaiting.is_(None),
-                  leads.c.current_step.in_(steps_open), leads.c.current_step.not_in(held_steps),
-                  *not_parked(campaign.parked_before))
+           .where(*_due_now(campaign_id, now), *not_parked(campaign.parked_before),
+                  leads.c.current_step.in_(steps_open), leads.c.current_step.not_in(held_steps))
            .order_by(leads.c.next_action_at).limit(limit)
            .with_for_update(skip_locked=True))
     claimed = conn.execute(
@@ -356,8 +361,7 @@ class Placing:
                 leads.c.awaiting.is_(None), planned)
 
     def where(self) -> tuple:
-        due = (leads.c.campaign_id == self.campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES),
-               leads.c.next_action_at <= self.now, leads.c.lease_owner.is_(None), leads.c.awaiting.is_(None))
+        due = _due_now(self.campaign_id, self.now)
         return due if self.below is None else (*due, leads.c.next_action_at < self.below)
 
     def order(self) -> tuple:

@@ -48,17 +48,23 @@ def terminate_connections(dbname: str) -> int:
             (dbname,)).fetchall())
 
 
+def _started_two_step_campaign(ctx, n: int):
+    """A WhatsApp-then-email campaign of `n` leads on slightly slow sandbox keys, started."""
+    p = workspace(ctx)
+    sandbox_key(ctx, p, "whatsapp", latency_ms=5)
+    sandbox_key(ctx, p, "email", latency_ms=5)
+    cid = new_campaign(ctx, p, steps=TWO_STEPS)
+    add_leads(ctx, cid, n)
+    svc.start(ctx, p, cid)
+    return p, cid
+
+
 def test_workers_whose_connections_are_terminated_again_and_again_finish_without_loss(ctx, db_url, secret_key,
                                                                                     tmp_path):
     if not db_url.startswith("postgresql"):
         pytest.skip("server connections to terminate: the PostgreSQL deployment")
     dbname = db_url.rsplit("/", 1)[1]
-    p = workspace(ctx)
-    sandbox_key(ctx, p, "whatsapp", latency_ms=5)
-    sandbox_key(ctx, p, "email", latency_ms=5)
-    cid = new_campaign(ctx, p, steps=TWO_STEPS)
-    add_leads(ctx, cid, LEADS)
-    svc.start(ctx, p, cid)
+    p, cid = _started_two_step_campaign(ctx, LEADS)
     ctx.db.dispose()  # the test's own pooled connections would be terminated too
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     procs = [_spawn_worker(db_url, secret_key, log) for log in logs]
@@ -133,12 +139,7 @@ def test_workers_outlive_their_postgresql_server_restarted_and_crashed_mid_run(d
 
 
 def _run_through_restarts(cluster: Cluster, ctx: Context, url: str, secret_key: str, tmp_path: Path) -> None:
-    p = workspace(ctx)
-    sandbox_key(ctx, p, "whatsapp", latency_ms=5)
-    sandbox_key(ctx, p, "email", latency_ms=5)
-    cid = new_campaign(ctx, p, steps=TWO_STEPS)
-    add_leads(ctx, cid, RESTART_LEADS)
-    svc.start(ctx, p, cid)
+    p, cid = _started_two_step_campaign(ctx, RESTART_LEADS)
     total = 2 * RESTART_LEADS
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     # A short lease: a lead whose claim committed but whose worker never heard so (the

@@ -181,18 +181,34 @@ def test_a_rate_limited_key_rests_for_its_retry_after_and_nothing_is_counted_as_
     assert view["status"] == "completed" and view["breakdown"]["failed"] == 0
 
 
-def test_a_late_answer_for_a_lead_recovered_in_doubt_settles_it_instead_of_leaving_a_sent_lead_in_doubt(
-        clocked_ctx, clock):
-    """Found by the model test (issue 8): a stalled worker's lease expires, another worker
-    recovers the lead as in doubt, then the stalled worker records the provider's answer.
-    The attempt said `sent` while the lead stayed in doubt, so "retry" would contact twice."""
-    ctx = clocked_ctx
+def _stall_then_recover_in_doubt(ctx, clock):
+    """A worker sends and stalls past its lease with the answer in hand; lease recovery puts
+    the lead in doubt. Returns the campaign and the stalled worker."""
     p, cid = started_campaign(ctx, 1)
     stalled = Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=1, lease_seconds=60)
     asyncio.run(stalled.step())  # sent; the answer is held, not yet recorded
     clock.advance(seconds=61)
     assert Worker(ctx, {"sandbox": SandboxAdapter()}, lease_seconds=60).recover_expired_leases() == []
     assert states(ctx) == {"in_doubt": 1}
+    return p, cid, stalled
+
+
+def _stall_recover_and_retry(ctx, clock):
+    """As above, then the operator presses Retry."""
+    p, cid, stalled = _stall_then_recover_in_doubt(ctx, clock)
+    with ctx.db.connect() as conn:
+        lead_id = conn.execute(select(leads.c.id)).scalar_one()
+    lead_service.resolve(ctx, p, cid, str(lead_id), "retry")
+    return p, cid, stalled
+
+
+def test_a_late_answer_for_a_lead_recovered_in_doubt_settles_it_instead_of_leaving_a_sent_lead_in_doubt(
+        clocked_ctx, clock):
+    """Found by the model test (issue 8): a stalled worker's lease expires, another worker
+    recovers the lead as in doubt, then the stalled worker records the provider's answer.
+    The attempt said `sent` while the lead stayed in doubt, so "retry" would contact twice."""
+    ctx = clocked_ctx
+    p, cid, stalled = _stall_then_recover_in_doubt(ctx, clock)
     asyncio.run(stalled.step())  # the answer is recorded after all
     with ctx.db.connect() as conn:
         assert conn.execute(select(attempts.c.status)).scalars().all() == ["sent"]
@@ -201,26 +217,13 @@ def test_a_late_answer_for_a_lead_recovered_in_doubt_settles_it_instead_of_leavi
     assert view["progress"]["in_doubt"] == 0
 
 
-def _stall_then_recover_in_doubt(ctx, clock):
-    """A worker sends and stalls past its lease with the answer in hand; lease recovery puts
-    the lead in doubt; the operator presses Retry. Returns the stalled worker."""
-    p, cid = started_campaign(ctx, 1)
-    stalled = Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=1, lease_seconds=60)
-    asyncio.run(stalled.step())  # sent; the answer is held, not yet recorded
-    clock.advance(seconds=61)
-    assert Worker(ctx, {"sandbox": SandboxAdapter()}, lease_seconds=60).recover_expired_leases() == []
-    assert states(ctx) == {"in_doubt": 1}
-    with ctx.db.connect() as conn:
-        lead_id = conn.execute(select(leads.c.id)).scalar_one()
-    lead_service.resolve(ctx, p, cid, str(lead_id), "retry")
-    return p, cid, stalled
 
 
 def test_retry_pressed_before_a_late_answer_arrives_does_not_contact_the_person_twice(clocked_ctx, clock):
     """Issue 8: Retry made the lead due at once, another worker sent again, then the stalled
     worker's answer said the first send had been accepted: contacted twice."""
     ctx = clocked_ctx
-    p, cid, stalled = _stall_then_recover_in_doubt(ctx, clock)
+    p, cid, stalled = _stall_recover_and_retry(ctx, clock)
     other = Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=1, lease_seconds=60)
     asyncio.run(other.step())  # the retry is not due while the first call may still be running
     asyncio.run(stalled.step())  # the late answer: accepted
@@ -235,7 +238,7 @@ def test_retry_pressed_before_a_late_answer_arrives_does_not_contact_the_person_
 
 def test_a_retry_with_no_late_answer_sends_once_the_doubted_call_must_have_ended(clocked_ctx, clock):
     ctx = clocked_ctx
-    p, cid, _ = _stall_then_recover_in_doubt(ctx, clock)  # the stalled worker never comes back
+    p, cid, _ = _stall_recover_and_retry(ctx, clock)  # the stalled worker never comes back
     with ctx.db.connect() as conn:
         doubted_at, due = conn.execute(select(attempts.c.created_at, leads.c.next_action_at)
                                        .join(leads, leads.c.id == attempts.c.lead_id)).one()

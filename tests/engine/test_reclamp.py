@@ -130,14 +130,21 @@ def parked_ids(ctx, cid: str) -> set[int]:
                                                          leads.c.next_action_at < before)).scalars())
 
 
-def test_parked_leads_are_never_claimed_nor_counted_as_due_and_the_sweeper_places_them_on_the_timeline(ctx):
-    c, clock = clocked(ctx)  # Monday 10:00, window 09:00-17:00 every day
+def _imported_then_started(c, clock, n: int, **campaign):
+    """A campaign of `n` leads (one sandbox key), imported and started a minute later."""
     p = workspace(c)
     sandbox_key(c, p)
-    cid = new_campaign(c, p, schedule=schedule(), limits=limits(daily=5))
-    add_leads(c, cid, 40)
+    cid = new_campaign(c, p, **campaign)
+    add_leads(c, cid, n)
     clock.advance(minutes=1)
-    svc.start(c, p, cid)  # today's 5 and tomorrow's 5 are placed; 30 wait parked, due since 10:00
+    svc.start(c, p, cid)
+    return p, cid
+
+
+def test_parked_leads_are_never_claimed_nor_counted_as_due_and_the_sweeper_places_them_on_the_timeline(ctx):
+    c, clock = clocked(ctx)  # Monday 10:00, window 09:00-17:00 every day
+    # today's 5 and tomorrow's 5 are placed; 30 wait parked, due since 10:00
+    p, cid = _imported_then_started(c, clock, 40, schedule=schedule(), limits=limits(daily=5))
     parked = parked_ids(c, cid)
     assert len(parked) == 30
     with c.db.connect() as conn:
@@ -158,12 +165,7 @@ def test_parked_leads_are_never_claimed_nor_counted_as_due_and_the_sweeper_place
 
 def test_a_second_resume_sends_the_leads_placed_before_those_parked(ctx):
     c, clock = clocked(ctx)
-    p = workspace(c)
-    sandbox_key(c, p)
-    cid = new_campaign(c, p, schedule=schedule(), limits=limits(daily=5))
-    add_leads(c, cid, 30)
-    clock.advance(minutes=1)
-    svc.start(c, p, cid)
+    p, cid = _imported_then_started(c, clock, 30, schedule=schedule(), limits=limits(daily=5))
     svc.pause(c, p, cid)
     first_parked = parked_ids(c, cid)
     placed = {r.id for r in lead_rows(c)} - first_parked
@@ -176,12 +178,7 @@ def test_a_second_resume_sends_the_leads_placed_before_those_parked(ctx):
 
 def test_lifting_the_cap_while_paused_makes_every_parked_lead_due_on_resume(ctx):
     c, clock = clocked(ctx)
-    p = workspace(c)
-    sandbox_key(c, p)
-    cid = new_campaign(c, p, limits=limits(daily=5))  # open all the time
-    add_leads(c, cid, 30)
-    clock.advance(minutes=1)
-    svc.start(c, p, cid)
+    p, cid = _imported_then_started(c, clock, 30, limits=limits(daily=5))  # open all the time
     assert len(parked_ids(c, cid)) == 20
     svc.pause(c, p, cid)
     svc.update_campaign(c, p, cid, {"limits": limits()})

@@ -218,45 +218,64 @@ def budget(limits: Limits, *, today: date, first_day: date | None, sent_today: i
 
 @dataclass(frozen=True)
 class DaySlots:
-    """One opening of the window and how many sends it may take (None: any number)."""
+    """A stretch of one opening of the window inside one local calendar day, and how many
+    sends it may take (None: any number). An opening crossing midnight gives two: the
+    sends after midnight count against the next day's cap, as the worker charges them."""
 
-    day: date
+    day: date  # the local calendar day its sends are charged to
     opens: datetime
     closes: datetime
     capacity: int | None
+    turn: int = 0  # which opening from `now` it belongs to (0: the one in progress or next)
+
+
+def day_stretches(now: datetime, window: Window) -> Iterator[tuple[int, date, datetime, datetime]]:
+    """The window's openings from `now` on, cut at local midnight: (turn, local calendar
+    day, open, close), UTC; the one in progress starts at `now`."""
+    z = zone(window.timezone)
+    for turn, (day, opens, closes) in enumerate(intervals(now, window)):
+        midnight = _instant(day + timedelta(days=1), 0, z)
+        cuts = [(day, opens, midnight), (day + timedelta(days=1), midnight, closes)] \
+            if opens < midnight < closes else [(day, opens, closes)]
+        for charged, lo, hi in cuts:
+            if hi > now:
+                yield turn, charged, max(lo, now), hi
 
 
 def plan_days(now: datetime, window: Window, limits: Limits, *, total: int, first_day: date | None,
               sent_today: int, sent_this_week: int, booked: dict[date, int] | None = None,
               until: datetime | None = None, max_days: int = 200_000) -> list[DaySlots]:
-    """The openings from `now` on (those opening before `until`, when given), each with
-    the sends it may take under the caps and the ramp, until `total` sends fit (the
-    re-clamp's schedule). The opening in progress starts at `now`. Caps count by local
-    day of the opening, in the campaign's zone; `booked` sends already planned on a
+    """The stretches of the window from `now` on (of the openings opening before `until`,
+    when given), each with the sends it may take under the caps and the ramp, until
+    `total` sends fit (the re-clamp's schedule). Caps count by local calendar day in the
+    campaign's zone, like the worker's counters; `booked` sends already planned on a
     local day take their share first."""
     out: list[DaySlots] = []
     placed = 0
     booked = booked or {}
-    week_used: dict[date, int] = {}
-    week_booked: dict[date, int] = {}
-    for day, n in booked.items():
-        week_booked[week_of(day)] = week_booked.get(week_of(day), 0) + n
     today = local_day(now, window.timezone)
-    for day, opens, closes in intervals(now, window):
+    day_used: dict[date, int] = {}
+    week_used: dict[date, int] = {}
+
+    def used(counts: dict[date, int], period: date, sent: int, now_period: date, booked_in: int) -> int:
+        if period not in counts:
+            counts[period] = (sent if period == now_period else 0) + (booked_in if limits.capped else 0)
+        return counts[period]
+
+    for turn, day, opens, closes in day_stretches(now, window):
         if placed >= total or len(out) >= max_days or (until is not None and opens >= until):
             break
-        used = (sent_today if day == today else 0) + (booked.get(day, 0) if limits.capped else 0)
         week = week_of(day)
-        if week not in week_used:
-            week_used[week] = (sent_this_week if week == week_of(today) else 0) + (
-                week_booked.get(week, 0) if limits.capped else 0)
-        b = budget(limits, today=day, first_day=first_day or today, sent_today=used,
-                   sent_this_week=week_used[week])
+        on_day = used(day_used, day, sent_today, today, booked.get(day, 0))
+        on_week = used(week_used, week, sent_this_week, week_of(today),
+                       sum(n for d, n in booked.items() if week_of(d) == week))
+        b = budget(limits, today=day, first_day=first_day or today, sent_today=on_day, sent_this_week=on_week)
         if b.remaining == 0:
             continue
         take = total - placed if b.remaining is None else min(b.remaining, total - placed)
-        out.append(DaySlots(day, max(opens, now), closes, b.remaining))
+        out.append(DaySlots(day, opens, closes, b.remaining, turn))
         placed += take
+        day_used[day] += take
         week_used[week] += take
     return out
 
@@ -277,20 +296,26 @@ def placement_horizon(now: datetime, window: Window) -> datetime:
 
 def zone_openings(days: list[DaySlots], now: datetime, window: Window,
                   tz: str | None) -> list[tuple[datetime, datetime]]:
-    """The opening of each planned day for a lead in its own zone `tz` (None: the
+    """Where each planned stretch lies for a lead in its own zone `tz` (None: the
     campaign's): the j-th opening of the campaign's window from `now` pairs with the j-th
-    of the lead's own, so a New York lead goes in New York's window of the same turn."""
+    of the lead's own, so a New York lead goes in New York's window of the same turn; an
+    opening cut at midnight cuts the lead's alike."""
     if tz is None or not days:
         return [(d.opens, d.closes) for d in days]
-    wanted = {d.day for d in days}
-    turn: dict[date, int] = {}
-    for j, (day, _, _) in enumerate(intervals(now, window)):
-        if day in wanted:
-            turn[day] = j
-            if len(turn) == len(wanted):
-                break
-    own = list(islice(intervals(now, window, tz), max(turn.values()) + 1))
-    return [(max(own[turn[d.day]][1], now), own[turn[d.day]][2]) for d in days]
+    turns = max(d.turn for d in days) + 1
+    ours = list(islice(intervals(now, window), turns))
+    own = list(islice(intervals(now, window, tz), turns))
+    z = zone(window.timezone)
+    out = []
+    for d in days:
+        (day, opens, closes), (_, lo, hi) = ours[d.turn], own[d.turn]
+        midnight = _instant(day + timedelta(days=1), 0, z)
+        if opens < midnight < closes:
+            cut = min(max(midnight + (lo - opens), lo), hi)
+            lo, hi = (lo, cut) if d.day == day else (cut, hi)
+        lo = max(lo, now)
+        out.append((lo, hi) if hi > lo else (max(own[d.turn][1], now), own[d.turn][2]))  # a DST day's odd end
+    return out
 
 
 def earliest_send(due: list[tuple[datetime, str | None]], now: datetime,

@@ -158,6 +158,21 @@ def test_a_lead_in_its_own_zone_takes_the_opening_of_the_same_turn_even_past_a_f
         (at("2026-03-04T14:00:00+00:00"), at("2026-03-04T22:00:00+00:00"))]
 
 
+def test_a_night_window_is_cut_at_midnight_and_each_part_charged_to_its_own_day():
+    w = window("22:00", "06:00")
+    now = at("2026-03-05T03:00:00+00:00")  # Thursday 03:00, in Wednesday's night
+    plan = plan_days(now, w, Limits(daily_cap=10), total=25, first_day=None, sent_today=4, sent_this_week=4)
+    # Thursday's 4 sent leave 6, taken before 06:00: Thursday night's hours before midnight
+    # have nothing left; after midnight Friday's cap applies.
+    assert [(p.day.isoformat(), p.opens, p.closes, p.capacity, p.turn) for p in plan] == [
+        ("2026-03-05", now, at("2026-03-05T06:00:00+00:00"), 6, 0),
+        ("2026-03-06", at("2026-03-06T00:00:00+00:00"), at("2026-03-06T06:00:00+00:00"), 10, 1),
+        ("2026-03-07", at("2026-03-07T00:00:00+00:00"), at("2026-03-07T06:00:00+00:00"), 10, 2)]
+    # New York's night of the same turn, cut where UTC's midnight falls in it (05:00 UTC)
+    assert zone_openings(plan, now, w, "America/New_York")[1] == (
+        at("2026-03-06T05:00:00+00:00"), at("2026-03-06T11:00:00+00:00"))
+
+
 # --- properties ----------------------------------------------------------------------------
 
 times = st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC))
@@ -195,15 +210,18 @@ def test_a_plan_never_puts_more_on_a_day_or_week_than_its_caps_allow(now, w, tot
     limits = Limits(daily_cap=daily, weekly_cap=weekly, ramp=ramp)
     plan = plan_days(now, w, limits, total=total, first_day=None, sent_today=sent, sent_this_week=sent,
                      max_days=2000)
-    placed, per_week = 0, {}
+    placed, per_day, per_week = 0, {}, {}
     today = local_day(now, w.timezone)
     for p in plan:
         assert p.opens >= now and p.closes > p.opens
+        # a stretch lies in the one local calendar day it is charged to, as the worker charges
+        assert local_day(p.opens, w.timezone) == p.day == local_day(p.closes - timedelta(microseconds=1), w.timezone)
         take = total - placed if p.capacity is None else min(p.capacity, total - placed)
         assert take > 0
+        per_day[p.day] = per_day.get(p.day, sent if p.day == today else 0) + take
         cap = limits.day_cap((p.day - today).days)
         if cap is not None:
-            assert take + (sent if p.day == today else 0) <= cap
+            assert per_day[p.day] <= cap
         placed += take
         week = p.day - timedelta(days=p.day.weekday())
         per_week[week] = per_week.get(week, (sent if week == today - timedelta(days=today.weekday()) else 0)) + take

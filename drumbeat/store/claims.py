@@ -83,7 +83,7 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
         .values(lease_owner=owner, lease_expires_at=now + lease, attempt_no=leads.c.attempt_no + 1, updated_at=now)
         .returning(*LEAD_FIELDS))
     names = tuple(result.keys())
-    claimed = [dict(zip(names, row)) for row in result.all()]  # plain dicts: RowMapping costs per field
+    claimed = [dict(zip(names, row, strict=True)) for row in result.all()]  # plain dicts: RowMapping costs per field
     if defer is not None and claimed:
         later = [(lead["id"], defer(lead)) for lead in claimed]
         moved = {lead_id: at for lead_id, at in later if at is not None}

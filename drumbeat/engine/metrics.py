@@ -58,13 +58,23 @@ class WorkerMetrics:
                                        buckets=CLAIM_BUCKETS, registry=self.registry)
         self.in_flight = Gauge("drumbeat_provider_calls_in_flight", "Provider calls awaiting an answer",
                                ["channel"], registry=self.registry)
+        self._in_flight: dict = {}
         for channel in Channel:  # every series exists from the start: a rate over a missing series is empty
             self.in_flight.labels(channel.value)
             for name in OUTCOMES:
                 self.sends.labels(channel.value, name)
 
-    def answered(self, channel: str, result: SendResult) -> None:
-        self.sends.labels(channel, outcome(result)).inc()
+    def answered_batch(self, counts: dict[tuple[str, str], int]) -> None:
+        """(channel, outcome) -> answers: one increment per series, not per send."""
+        for (channel, name), n in counts.items():
+            self.sends.labels(channel, name).inc(n)
+
+    def in_flight_of(self, channel: str):
+        """The channel's in-flight gauge (looked up once: labels() takes a lock per call)."""
+        child = self._in_flight.get(channel)
+        if child is None:
+            child = self._in_flight[channel] = self.in_flight.labels(channel)
+        return child
 
 
 _process: WorkerMetrics | None = None

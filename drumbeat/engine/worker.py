@@ -29,7 +29,7 @@ from drumbeat.domain.schedule import Limits, Window, budget, clamp, is_open, lea
 from drumbeat.domain.templates import lead_values, render
 from drumbeat.engine import detectors
 from drumbeat.engine.keys import UNLIMITED, Chooser, KeyPools
-from drumbeat.engine.metrics import WorkerMetrics
+from drumbeat.engine.metrics import WorkerMetrics, outcome
 from drumbeat.services import campaigns as campaign_service
 from drumbeat.services.context import Actor, Context
 from drumbeat.services.holds import (
@@ -226,14 +226,17 @@ class Worker:
         self.inflight.difference_update(done)
         jobs = [t.result() for t in done]
         self.unrecorded.extend(jobs)
+        answers: dict[tuple[str, str], int] = {}
         for job in jobs:
-            self.metrics.answered(job.channel, job.result)
+            key = (job.channel, outcome(job.result))
+            answers[key] = answers.get(key, 0) + 1
             self.keys.inflight[job.claimed.integration_id] -= 1
             pool = (job.campaign["id"], job.campaign["run"], job.channel)
             if job.result.error_class is ErrorClass.KEY:
                 self.keys.key_failed(pool)
             elif job.result.accepted:
                 self.keys.key_succeeded(pool, job.claimed.integration_id)
+        self.metrics.answered_batch(answers)
         return len(jobs)
 
     async def _send(self, job: Job) -> Job:
@@ -248,7 +251,7 @@ class Worker:
         )
         adapter = self.adapters[job.credential.provider]
         try:
-            with self.metrics.in_flight.labels(step["channel"]).track_inprogress():
+            with self.metrics.in_flight_of(step["channel"]).track_inprogress():
                 job.result = await adapter.send(job.credential, message)
         except Exception as exc:  # an adapter bug must not lose the outcome: treat as transient
             log.error("adapter raised", provider=job.credential.provider, error_type=type(exc).__name__,

@@ -78,11 +78,12 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
                   leads.c.current_step.in_(steps_open), leads.c.current_step.not_in(held_steps))
            .order_by(leads.c.next_action_at).limit(limit)
            .with_for_update(skip_locked=True))
-    claimed = conn.execute(
+    result = conn.execute(
         update(leads).where(leads.c.id.in_(due.scalar_subquery()))
         .values(lease_owner=owner, lease_expires_at=now + lease, attempt_no=leads.c.attempt_no + 1, updated_at=now)
-        .returning(*LEAD_FIELDS)
-    ).mappings().all()
+        .returning(*LEAD_FIELDS))
+    names = tuple(result.keys())
+    claimed = [dict(zip(names, row, strict=True)) for row in result.all()]  # plain dicts: RowMapping costs per field
     if defer is not None and claimed:
         later = [(lead["id"], defer(lead)) for lead in claimed]
         moved = {lead_id: at for lead_id, at in later if at is not None}
@@ -99,7 +100,7 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
                      "idempotency_key": f"{lead['id']}:{step}:{lead['attempt_no']}"})
     attempt_of_lead = dict((lead_id, attempt_id) for attempt_id, lead_id in
                            _insert_sending_attempts(conn, campaign_id, run, rows, now))
-    by_lead = {lead["id"]: dict(lead) for lead in claimed}
+    by_lead = {lead["id"]: lead for lead in claimed}
     return [ClaimedAttempt(attempt_of_lead[r["lead_id"]], by_lead[r["lead_id"]], r["step"], r["integration_id"],
                            r["idempotency_key"]) for r in rows]
 
@@ -255,7 +256,7 @@ def expire_acceptance_waits(conn: Connection, campaign_id: str, now: datetime) -
     """Invitations not accepted in time: the lead's sequence cannot go on."""
     result = conn.execute(update(leads).where(leads.c.campaign_id == campaign_id, leads.c.awaiting == "acceptance",
                                               leads.c.next_action_at <= now,
-                                              leads.c.state.in_(WORKABLE_LEAD_STATES))
+                                              _WORKABLE_SQL)  # literal: proves ix_leads_awaiting's predicate
                           .values(state=LeadState.FAILED, awaiting=None, last_error="linkedin:invitation_not_accepted",
                                   updated_at=now))
     return result.rowcount

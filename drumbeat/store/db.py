@@ -17,7 +17,19 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
         _sqlite_write_transactions(engine)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    _binary_arrays(engine)
+    return engine
+
+
+def _binary_arrays(engine: Engine) -> None:
+    """Send Python lists (the hot path's batch arrays) in PostgreSQL's binary format:
+    psycopg's text format quotes every element in Python, half the cost of a batch write."""
+    from psycopg.types.array import ListBinaryDumper
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        dbapi_conn.adapters.register_dumper(list, ListBinaryDumper)
 
 
 def _sqlite_write_transactions(engine: Engine) -> None:

@@ -205,6 +205,10 @@ leads = Table(
         sqlite_where=text("state IN ('not_contacted', 'in_progress')"),
     ),
     Index("ix_leads_campaign_state", "campaign_id", "state", "id"),  # lists of leads by state, paged by id
+    # Invitations waiting for acceptance, expired every tick (migration 0007).
+    Index("ix_leads_awaiting", "campaign_id", "next_action_at",
+          postgresql_where=text("awaiting IS NOT NULL AND state IN ('not_contacted', 'in_progress')"),
+          sqlite_where=text("awaiting IS NOT NULL AND state IN ('not_contacted', 'in_progress')")),
     # Duplicates within a campaign are skipped at import: one lead per address.
     Index("uq_leads_campaign_phone", "campaign_id", "phone", unique=True,
           postgresql_where=text("phone IS NOT NULL"), sqlite_where=text("phone IS NOT NULL")),

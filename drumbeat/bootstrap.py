@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.request
 from pathlib import Path
 
 import httpx
@@ -10,7 +9,7 @@ from sqlalchemy.engine import make_url
 
 from drumbeat.channels.base import ChannelAdapter
 from drumbeat.channels.sandbox import SandboxAdapter
-from drumbeat.channels.transport import ShardedTransport
+from drumbeat.channels.transport import provider_client
 from drumbeat.config import Settings
 from drumbeat.domain.leads import PROVIDER_CONNECT_TIMEOUT_SECONDS, PROVIDER_IO_TIMEOUT_SECONDS
 from drumbeat.services.context import Context
@@ -45,13 +44,7 @@ def build_adapters(client: httpx.AsyncClient | None = None, *, concurrency: int 
     if client is None:
         # Retry of an in-doubt lead waits out the longest call these allow (domain.leads).
         timeout = httpx.Timeout(PROVIDER_IO_TIMEOUT_SECONDS, connect=PROVIDER_CONNECT_TIMEOUT_SECONDS)
-        connections = max(32, concurrency)
-        if urllib.request.getproxies():
-            # HTTP(S)_PROXY / ALL_PROXY set: httpx honours them (and NO_PROXY) only with its own transport
-            client = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(
-                max_connections=connections, max_keepalive_connections=connections))
-        else:
-            client = httpx.AsyncClient(timeout=timeout, transport=ShardedTransport(connections))
+        client = provider_client(max(32, concurrency), timeout)
     return {
         "sandbox": SandboxAdapter(),
         "whatsapp_cloud": WhatsAppCloudAdapter(client),
@@ -59,6 +52,13 @@ def build_adapters(client: httpx.AsyncClient | None = None, *, concurrency: int 
         "smtp": SmtpAdapter(),
         "unipile": UnipileAdapter(client),
     }
+
+
+async def close_adapters(adapters: dict[str, ChannelAdapter]) -> None:
+    """Close the HTTP client(s) the adapters share (a worker's, once it has stopped)."""
+    for client in {id(c): c for c in (getattr(a, "client", None) for a in adapters.values())
+                   if isinstance(c, httpx.AsyncClient)}.values():
+        await client.aclose()
 
 
 def build_worker(ctx: Context, settings: Settings, *, concurrency: int = 32):

@@ -86,6 +86,7 @@ async def run_beside(engine_worker, settings: Settings, stop: asyncio.Event) -> 
     """The worker with the sweeper and the notifier beside it (DESIGN.md §5, §8): any
     number of processes may run them; the sweeper works in one process at a time and the
     notifier's outbox is shared safely."""
+    from drumbeat.bootstrap import close_adapters
     from drumbeat.engine.notifier import Notifier
     from drumbeat.engine.sweeper import Sweeper
 
@@ -94,7 +95,10 @@ async def run_beside(engine_worker, settings: Settings, stop: asyncio.Event) -> 
         tasks += [Sweeper(engine_worker.ctx, period_seconds=settings.sweep_seconds).run(stop),
                   Notifier(engine_worker.ctx, tick_seconds=settings.tick_seconds, smtp_url=settings.smtp_url,
                            public_url=settings.public_url).run(stop)]
-    await asyncio.gather(*tasks)
+    try:
+        await asyncio.gather(*tasks)
+    finally:  # the provider connections close inside the loop that opened them
+        await close_adapters(engine_worker.adapters)
 
 
 class EmbeddedWorker:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from drumbeat.channels.transport import provider_client
 from tests.fakes.providers import free_port
 
 
 @pytest.fixture
 async def http():
     """The shared client the adapters get in production, with a short timeout for tests."""
-    async with httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=1.0)) as client:
+    async with provider_client(8, httpx.Timeout(2.0, connect=1.0)) as client:
         yield client
 
 

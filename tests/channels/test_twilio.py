@@ -10,6 +10,7 @@ import pytest
 
 from drumbeat.channels.base import Credential, OutboundMessage
 from drumbeat.channels.errors import OPT_OUT_CODES
+from drumbeat.channels.transport import provider_client
 from drumbeat.channels.twilio import DEFAULT_BASE_URL, TwilioAdapter
 from drumbeat.domain.errors import ErrorClass
 
@@ -134,7 +135,7 @@ async def test_an_answer_without_a_twilio_code_falls_back_on_the_http_status():
 
 async def test_a_provider_slower_than_the_client_timeout_is_transient(twilio_server):
     twilio_server.latency = 1.0
-    async with httpx.AsyncClient(timeout=0.2) as client:
+    async with provider_client(1, httpx.Timeout(0.2)) as client:
         result = await TwilioAdapter(client).send(credential(twilio_server), sms())
     assert (result.error_class, result.error_code) == (ErrorClass.TRANSIENT, "twilio:timeout")
     assert twilio_server.contacts(TO) == 1

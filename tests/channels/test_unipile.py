@@ -7,6 +7,7 @@ import pytest
 
 from drumbeat.channels.base import Credential, OutboundMessage
 from drumbeat.channels.errors import HEALTH_SIGNALS
+from drumbeat.channels.transport import provider_client
 from drumbeat.channels.unipile import UnipileAdapter, public_identifier
 from drumbeat.domain.errors import ErrorClass
 
@@ -133,7 +134,7 @@ async def test_a_profile_without_a_provider_id_is_lead_level():
 
 async def test_a_provider_slower_than_the_client_timeout_is_transient(unipile_server):
     unipile_server.latency = 1.0
-    async with httpx.AsyncClient(timeout=0.2) as client:
+    async with provider_client(1, httpx.Timeout(0.2)) as client:
         result = await UnipileAdapter(client).send(credential(unipile_server), invite(to="ACoAAAcD"))
     assert (result.error_class, result.error_code) == (ErrorClass.TRANSIENT, "unipile:timeout")
 

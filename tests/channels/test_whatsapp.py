@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from drumbeat.channels.base import Credential, OutboundMessage
+from drumbeat.channels.transport import provider_client
 from drumbeat.channels.whatsapp import DEFAULT_BASE_URL, WhatsAppCloudAdapter
 from drumbeat.domain.errors import ErrorClass
 
@@ -145,7 +146,7 @@ async def test_an_accepted_answer_without_an_id_is_still_accepted():
 
 async def test_a_provider_slower_than_the_client_timeout_is_transient(whatsapp_server):
     whatsapp_server.latency = 1.0
-    async with httpx.AsyncClient(timeout=0.2) as client:
+    async with provider_client(1, httpx.Timeout(0.2)) as client:
         result = await WhatsAppCloudAdapter(client).send(credential(whatsapp_server), text())
 
     assert (result.error_class, result.error_code) == (ErrorClass.TRANSIENT, "whatsapp:timeout")

@@ -11,7 +11,7 @@ UPDATE attempts AS a
  WHERE a.id = o.id;
 
 -- write_lead_outcomes --
--- Move a batch of leads after their attempts, only while this worker still holds their lease.
+-- Move a batch of leads after their attempts, only while this worker still holds their lease. The state test is wrapped in CASE so no index can serve it: with a plain IN the planner, misled by statistics that lag behind the churning leases, scanned every workable lead through ix_leads_due for each batch (60 ms at 60,000 leads) instead of looking the batch up by primary key.
 UPDATE leads AS l
    SET state = o.state, current_step = o.current_step, next_action_at = o.next_action_at,
        retries = o.retries, attempt_no = o.attempt_no, last_error = o.last_error, awaiting = o.awaiting,
@@ -20,7 +20,8 @@ UPDATE leads AS l
               CAST(:next_at AS timestamptz[]), CAST(:retries AS int[]), CAST(:attempt_nos AS int[]),
               CAST(:errors AS text[]), CAST(:awaiting AS text[]))
        AS o(id, state, current_step, next_action_at, retries, attempt_no, last_error, awaiting)
- WHERE l.id = o.id AND l.lease_owner = :owner AND l.state IN ('not_contacted', 'in_progress');
+ WHERE l.id = o.id AND l.lease_owner = :owner
+   AND CASE WHEN l.state IN ('not_contacted', 'in_progress') THEN true ELSE false END;
 
 -- insert_sending_attempts --
 -- Start a batch of attempts (status sending) in one statement; returns each attempt's lead.

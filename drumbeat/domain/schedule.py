@@ -229,14 +229,19 @@ class DaySlots:
     turn: int = 0  # which opening from `now` it belongs to (0: the one in progress or next)
 
 
+def _midnight_cut(day: date, opens: datetime, closes: datetime, z: ZoneInfo) -> datetime | None:
+    """Where the opening of local date `day` crosses local midnight, if it does."""
+    midnight = _instant(day + timedelta(days=1), 0, z)
+    return midnight if opens < midnight < closes else None
+
+
 def day_stretches(now: datetime, window: Window) -> Iterator[tuple[int, date, datetime, datetime]]:
     """The window's openings from `now` on, cut at local midnight: (turn, local calendar
     day, open, close), UTC; the one in progress starts at `now`."""
     z = zone(window.timezone)
     for turn, (day, opens, closes) in enumerate(intervals(now, window)):
-        midnight = _instant(day + timedelta(days=1), 0, z)
-        cuts = [(day, opens, midnight), (day + timedelta(days=1), midnight, closes)] \
-            if opens < midnight < closes else [(day, opens, closes)]
+        cut = _midnight_cut(day, opens, closes, z)
+        cuts = [(day, opens, closes)] if cut is None else [(day, opens, cut), (day + timedelta(days=1), cut, closes)]
         for charged, lo, hi in cuts:
             if hi > now:
                 yield turn, charged, max(lo, now), hi
@@ -252,23 +257,21 @@ def plan_days(now: datetime, window: Window, limits: Limits, *, total: int, firs
     local day take their share first."""
     out: list[DaySlots] = []
     placed = 0
-    booked = booked or {}
+    booked = (booked or {}) if limits.capped else {}
     today = local_day(now, window.timezone)
+    week_booked: dict[date, int] = {}
+    for day, n in booked.items():
+        week_booked[week_of(day)] = week_booked.get(week_of(day), 0) + n
+    # what each local day and week has taken so far: sent, booked, then planned here
     day_used: dict[date, int] = {}
     week_used: dict[date, int] = {}
-
-    def used(counts: dict[date, int], period: date, sent: int, now_period: date, booked_in: int) -> int:
-        if period not in counts:
-            counts[period] = (sent if period == now_period else 0) + (booked_in if limits.capped else 0)
-        return counts[period]
-
     for turn, day, opens, closes in day_stretches(now, window):
         if placed >= total or len(out) >= max_days or (until is not None and opens >= until):
             break
         week = week_of(day)
-        on_day = used(day_used, day, sent_today, today, booked.get(day, 0))
-        on_week = used(week_used, week, sent_this_week, week_of(today),
-                       sum(n for d, n in booked.items() if week_of(d) == week))
+        on_day = day_used.setdefault(day, (sent_today if day == today else 0) + booked.get(day, 0))
+        on_week = week_used.setdefault(week, (sent_this_week if week == week_of(today) else 0)
+                                       + week_booked.get(week, 0))
         b = budget(limits, today=day, first_day=first_day or today, sent_today=on_day, sent_this_week=on_week)
         if b.remaining == 0:
             continue
@@ -309,8 +312,8 @@ def zone_openings(days: list[DaySlots], now: datetime, window: Window,
     out = []
     for d in days:
         (day, opens, closes), (_, lo, hi) = ours[d.turn], own[d.turn]
-        midnight = _instant(day + timedelta(days=1), 0, z)
-        if opens < midnight < closes:
+        midnight = _midnight_cut(day, opens, closes, z)
+        if midnight is not None:
             cut = min(max(midnight + (lo - opens), lo), hi)
             lo, hi = (lo, cut) if d.day == day else (cut, hi)
         lo = max(lo, now)

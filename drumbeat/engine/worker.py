@@ -13,6 +13,7 @@ import random
 import socket
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -226,17 +227,14 @@ class Worker:
         self.inflight.difference_update(done)
         jobs = [t.result() for t in done]
         self.unrecorded.extend(jobs)
-        answers: dict[tuple[str, str], int] = {}
         for job in jobs:
-            key = (job.channel, outcome(job.result))
-            answers[key] = answers.get(key, 0) + 1
             self.keys.inflight[job.claimed.integration_id] -= 1
             pool = (job.campaign["id"], job.campaign["run"], job.channel)
             if job.result.error_class is ErrorClass.KEY:
                 self.keys.key_failed(pool)
             elif job.result.accepted:
                 self.keys.key_succeeded(pool, job.claimed.integration_id)
-        self.metrics.answered_batch(answers)
+        self.metrics.answered_batch(Counter((job.channel, outcome(job.result)) for job in jobs))
         return len(jobs)
 
     async def _send(self, job: Job) -> Job:

@@ -170,6 +170,9 @@ key_failures = Table(
     Column("at", UTCDateTime, nullable=False),
 )
 
+# The partial indexes' predicate: workable leads (domain.leads.WORKABLE_LEAD_STATES).
+_WORKABLE = "state IN ('not_contacted', 'in_progress')"
+
 leads = Table(
     "leads", metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
@@ -201,14 +204,13 @@ leads = Table(
     # The due-lead query: only unfinished leads, by campaign and next action time.
     Index(
         "ix_leads_due", "campaign_id", "next_action_at",
-        postgresql_where=text("state IN ('not_contacted', 'in_progress')"),
-        sqlite_where=text("state IN ('not_contacted', 'in_progress')"),
+        postgresql_where=text(_WORKABLE), sqlite_where=text(_WORKABLE),
     ),
     Index("ix_leads_campaign_state", "campaign_id", "state", "id"),  # lists of leads by state, paged by id
     # Invitations waiting for acceptance, expired every tick (migration 0007).
     Index("ix_leads_awaiting", "campaign_id", "next_action_at",
-          postgresql_where=text("awaiting IS NOT NULL AND state IN ('not_contacted', 'in_progress')"),
-          sqlite_where=text("awaiting IS NOT NULL AND state IN ('not_contacted', 'in_progress')")),
+          postgresql_where=text(f"awaiting IS NOT NULL AND {_WORKABLE}"),
+          sqlite_where=text(f"awaiting IS NOT NULL AND {_WORKABLE}")),
     # Duplicates within a campaign are skipped at import: one lead per address.
     Index("uq_leads_campaign_phone", "campaign_id", "phone", unique=True,
           postgresql_where=text("phone IS NOT NULL"), sqlite_where=text("phone IS NOT NULL")),

@@ -252,8 +252,9 @@ def test_leads_deferred_to_their_own_window_take_no_share_of_a_capped_claim(ctx)
     svc.start(c, p, cid)
     with c.db.begin() as conn:  # New York's and Tokyo's nights (03:00-11:00, 13:00-21:00 UTC) are closed
         ids = list(conn.execute(select(leads.c.id).where(leads.c.campaign_id == cid).order_by(leads.c.id)).scalars())
-        for lead_id, tz, due in zip(ids, ["America/New_York", "America/New_York", "Asia/Tokyo", "Asia/Tokyo",
-                                          None, None], ["23:00", "23:00", "23:10", "23:10", "23:20", "23:20"]):
+        zones = ["America/New_York", "America/New_York", "Asia/Tokyo", "Asia/Tokyo", None, None]
+        dues = ["23:00", "23:00", "23:10", "23:10", "23:20", "23:20"]  # Sunday, the own zones' leads first
+        for lead_id, tz, due in zip(ids, zones, dues, strict=True):
             conn.execute(update(leads).where(leads.c.id == lead_id)
                          .values(timezone=tz, next_action_at=at(f"2026-03-01T{due}:00+00:00")))
         conn.execute(update(campaigns).where(campaigns.c.id == cid).values(parked_before=None))

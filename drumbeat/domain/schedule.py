@@ -301,8 +301,10 @@ def zone_openings(days: list[DaySlots], now: datetime, window: Window,
                   tz: str | None) -> list[tuple[datetime, datetime]]:
     """Where each planned stretch lies for a lead in its own zone `tz` (None: the
     campaign's): the j-th opening of the campaign's window from `now` pairs with the j-th
-    of the lead's own, so a New York lead goes in New York's window of the same turn; an
-    opening cut at midnight cuts the lead's alike."""
+    of the lead's own, so a New York lead goes in New York's window of the same turn. A
+    stretch takes the part of that opening inside its calendar day in the campaign's zone,
+    the day the worker charges its sends to; when that part is empty (New York's night
+    lies wholly in the next UTC day), the lead's opening is cut alike the campaign's."""
     if tz is None or not days:
         return [(d.opens, d.closes) for d in days]
     turns = max(d.turn for d in days) + 1
@@ -312,6 +314,10 @@ def zone_openings(days: list[DaySlots], now: datetime, window: Window,
     out = []
     for d in days:
         (day, opens, closes), (_, lo, hi) = ours[d.turn], own[d.turn]
+        on_day = (max(lo, _instant(d.day, 0, z), now), min(hi, _instant(d.day + timedelta(days=1), 0, z)))
+        if on_day[1] > on_day[0]:
+            out.append(on_day)
+            continue
         midnight = _midnight_cut(day, opens, closes, z)
         if midnight is not None:
             cut = min(max(midnight + (lo - opens), lo), hi)

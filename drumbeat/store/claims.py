@@ -63,7 +63,8 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
     is no longer sending in this run (the caller's view of it is stale).
 
     `defer(lead)` may move a claimed lead to a later time instead (its window is closed
-    now): it is released at once with that next action time, and no attempt starts."""
+    now): it is released at once with that next action time, no attempt starts, and it
+    takes none of the `limit` (the claim goes on to the next due leads)."""
     campaign = lock_sending_campaign(conn, campaign_id, run)
     if campaign is None:
         return None
@@ -76,20 +77,31 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
     due = (select(leads.c.id)
            .where(*_due_now(campaign_id, now), *not_parked(campaign.parked_before),
                   leads.c.current_step.in_(steps_open), leads.c.current_step.not_in(held_steps))
-           .order_by(leads.c.next_action_at).limit(limit)
+           .order_by(leads.c.next_action_at).limit(bindparam("room"))
            .with_for_update(skip_locked=True))
-    result = conn.execute(
-        update(leads).where(leads.c.id.in_(due.scalar_subquery()))
-        .values(lease_owner=owner, lease_expires_at=now + lease, attempt_no=leads.c.attempt_no + 1, updated_at=now)
-        .returning(*LEAD_FIELDS))
-    names = tuple(result.keys())
-    claimed = [dict(zip(names, row, strict=True)) for row in result.all()]  # plain dicts: RowMapping costs per field
-    if defer is not None and claimed:
-        later = [(lead["id"], defer(lead)) for lead in claimed]
-        moved = {lead_id: at for lead_id, at in later if at is not None}
-        if moved:
-            _defer_leads(conn, moved, now)
-            claimed = [lead for lead in claimed if lead["id"] not in moved]
+    take = (update(leads).where(leads.c.id.in_(due.scalar_subquery()))
+            .values(lease_owner=owner, lease_expires_at=now + lease, attempt_no=leads.c.attempt_no + 1,
+                    updated_at=now)
+            .returning(*LEAD_FIELDS))
+    claimed: list[dict] = []
+    while len(claimed) < limit:
+        result = conn.execute(take, {"room": limit - len(claimed)})
+        names = tuple(result.keys())
+        batch = [dict(zip(names, row, strict=True)) for row in result.all()]  # plain dicts: RowMapping costs per field
+        if not batch:
+            break
+        moved: dict[int, datetime] = {}
+        if defer is not None:
+            later = [(lead["id"], defer(lead)) for lead in batch]
+            moved = {lead_id: at for lead_id, at in later if at is not None}
+            if moved:
+                # Moved past `now`, they are not due again: the next pass takes the room
+                # they leave (a capped claim's budget is for leads it may send now).
+                _defer_leads(conn, moved, now)
+                batch = [lead for lead in batch if lead["id"] not in moved]
+        claimed.extend(batch)
+        if not moved:
+            break  # every due lead the query could take is taken
     if not claimed:
         return []
     rows = []

@@ -15,7 +15,7 @@ from drumbeat.engine.sweeper import Sweeper
 from drumbeat.engine.worker import Worker
 from drumbeat.services import campaigns as svc
 from drumbeat.services.context import Context
-from drumbeat.store.tables import attempts, leads, workspaces
+from drumbeat.store.tables import attempts, campaigns, leads, workspaces
 from tests.conftest import FakeClock
 from tests.engine.test_concurrency import _spawn_worker, _wait_started
 from tests.engine.test_worker import TWO_STEPS
@@ -238,6 +238,33 @@ def test_leads_with_their_own_time_zone_are_contacted_in_their_local_window(ctx)
         tokyo = conn.execute(select(leads.c.next_action_at).where(leads.c.id == ids[2])).scalar_one()
     assert done == {ids[0], ids[1]}
     assert tokyo == at("2026-03-03T09:00:00+09:00")
+
+
+def test_leads_deferred_to_their_own_window_take_no_share_of_a_capped_claim(ctx):
+    """With a daily cap a claim takes at most the cap's budget; the longest-waiting due
+    leads may be in their own zone whose window is closed: they are moved to their next
+    slot, and the claim goes on to the leads it may send now, not stop there."""
+    c, clock = clocked(ctx, at("2026-03-02T00:30:00+00:00"))  # Monday: 19:30 in New York, 09:30 in Tokyo
+    p = workspace(c)
+    sandbox_key(c, p)
+    cid = new_campaign(c, p, schedule=schedule(start="22:00", end="06:00"), limits=limits(daily=2))
+    add_leads(c, cid, 6)
+    svc.start(c, p, cid)
+    with c.db.begin() as conn:  # New York's and Tokyo's nights (03:00-11:00, 13:00-21:00 UTC) are closed
+        ids = list(conn.execute(select(leads.c.id).where(leads.c.campaign_id == cid).order_by(leads.c.id)).scalars())
+        zones = ["America/New_York", "America/New_York", "Asia/Tokyo", "Asia/Tokyo", None, None]
+        dues = ["23:00", "23:00", "23:10", "23:10", "23:20", "23:20"]  # Sunday, the own zones' leads first
+        for lead_id, tz, due in zip(ids, zones, dues, strict=True):
+            conn.execute(update(leads).where(leads.c.id == lead_id)
+                         .values(timezone=tz, next_action_at=at(f"2026-03-01T{due}:00+00:00")))
+        conn.execute(update(campaigns).where(campaigns.c.id == cid).values(parked_before=None))
+    assert svc.get_campaign(c, p, cid)["next_send_at"] == clock.now
+    drain(c)
+    with c.db.connect() as conn:
+        done = set(conn.execute(select(attempts.c.lead_id).where(attempts.c.status == "sent")).scalars())
+        later = dict(conn.execute(select(leads.c.id, leads.c.next_action_at).where(leads.c.id.in_(ids[:4]))).all())
+    assert done == set(ids[4:])  # the campaign's own-zone leads, within the cap
+    assert [later[i] for i in ids[:4]] == [at("2026-03-02T03:00:00+00:00")] * 2 + [at("2026-03-02T13:00:00+00:00")] * 2
 
 
 def test_an_integrations_daily_cap_holds_across_the_campaigns_that_use_it(ctx):

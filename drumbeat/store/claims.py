@@ -26,6 +26,9 @@ LEAD_FIELDS = (leads.c.id, leads.c.state, leads.c.current_step, leads.c.next_act
                leads.c.attempt_no, leads.c.phone, leads.c.email, leads.c.linkedin_url, leads.c.first_name,
                leads.c.last_name, leads.c.timezone, leads.c.attributes, leads.c.last_error)
 
+# Leads a claim examines per pass once it has moved some to their own window (claim_due_leads).
+DEFER_PASS = 256
+
 
 @dataclass
 class ClaimedAttempt:
@@ -84,8 +87,9 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
                     updated_at=now)
             .returning(*LEAD_FIELDS))
     claimed: list[dict] = []
+    room = limit
     while len(claimed) < limit:
-        result = conn.execute(take, {"room": limit - len(claimed)})
+        result = conn.execute(take, {"room": room})
         names = tuple(result.keys())
         batch = [dict(zip(names, row, strict=True)) for row in result.all()]  # plain dicts: RowMapping costs per field
         if not batch:
@@ -94,14 +98,20 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
         if defer is not None:
             later = [(lead["id"], defer(lead)) for lead in batch]
             moved = {lead_id: at for lead_id, at in later if at is not None}
-            if moved:
-                # Moved past `now`, they are not due again: the next pass takes the room
-                # they leave (a capped claim's budget is for leads it may send now).
-                _defer_leads(conn, moved, now)
-                batch = [lead for lead in batch if lead["id"] not in moved]
-        claimed.extend(batch)
+        sendable = [lead for lead in batch if lead["id"] not in moved]
+        kept = sendable[:limit - len(claimed)]
+        handed_back = {lead["id"]: lead["next_action_at"] for lead in sendable[len(kept):]}
+        if moved or handed_back:
+            # Moved past `now`, they are not due again: the next pass takes the room they
+            # leave (a capped claim's budget is for leads it may send now). Leads a wide
+            # pass took beyond that room go back as they were.
+            _defer_leads(conn, {**moved, **handed_back}, now)
+        claimed.extend(kept)
         if not moved:
             break  # every due lead the query could take is taken
+        # The next passes look further at once: a small cap behind thousands of leads of
+        # closed zones is a few passes, not one per cap's worth.
+        room = max(limit - len(claimed), DEFER_PASS)
     if not claimed:
         return []
     rows = []

@@ -18,6 +18,7 @@ from drumbeat.services.context import Context
 from drumbeat.store.tables import attempts, campaigns, leads, workspaces
 from tests.conftest import FakeClock
 from tests.engine.test_concurrency import _spawn_worker, _wait_started
+from tests.engine.test_statements import StatementLog
 from tests.engine.test_worker import TWO_STEPS
 from tests.factory import ALL_DAYS, add_leads, new_campaign, sandbox_key, workspace
 
@@ -266,6 +267,36 @@ def test_leads_deferred_to_their_own_window_take_no_share_of_a_capped_claim(ctx)
     assert done == set(ids[4:])  # the campaign's own-zone leads, within the cap
     assert [later[i] for i in ids[:4]] == [at("2026-03-02T03:00:00+00:00")] * 2 + [at("2026-03-02T13:00:00+00:00")] * 2
 
+
+
+def test_a_small_cap_behind_hundreds_of_leads_of_a_closed_zone_is_claimed_in_a_few_passes(ctx):
+    """600 New York leads wait at the head of the queue while New York's window is closed,
+    and the day's cap leaves 2: one claim moves all 600 to their slot and sends the two
+    campaign-zone leads, looking DEFER_PASS leads further per pass — not two at a time
+    (301 passes in one transaction)."""
+    c, clock = clocked(ctx, at("2026-03-02T00:30:00+00:00"))  # Monday: 19:30 in New York
+    p = workspace(c)
+    sandbox_key(c, p)
+    cid = new_campaign(c, p, schedule=schedule(start="22:00", end="06:00"), limits=limits(daily=2))
+    add_leads(c, cid, 602)
+    svc.start(c, p, cid)
+    with c.db.begin() as conn:
+        ids = list(conn.execute(select(leads.c.id).where(leads.c.campaign_id == cid).order_by(leads.c.id)).scalars())
+        conn.execute(update(leads).where(leads.c.id.in_(ids[:600]))
+                     .values(timezone="America/New_York", next_action_at=at("2026-03-01T23:00:00+00:00")))
+        conn.execute(update(leads).where(leads.c.id.in_(ids[600:])).values(next_action_at=at("2026-03-01T23:20:00+00:00")))
+        conn.execute(update(campaigns).where(campaigns.c.id == cid).values(parked_before=None))
+    worker = Worker(c, {"sandbox": SandboxAdapter()}, concurrency=32, tick_seconds=3600)
+    with StatementLog(c.db) as log:
+        asyncio.run(worker.step())
+    passes = [s for s in log.statements if s.startswith("UPDATE leads") and "RETURNING" in s]
+    asyncio.run(worker.drain())
+    with c.db.connect() as conn:
+        sent = set(conn.execute(select(attempts.c.lead_id).where(attempts.c.status == "sent")).scalars())
+        slots = set(conn.execute(select(leads.c.next_action_at).where(leads.c.id.in_(ids[:600]))).scalars())
+    assert sent == set(ids[600:])
+    assert slots == {at("2026-03-02T03:00:00+00:00")}  # New York's 22:00
+    assert 2 <= len(passes) <= 5, len(passes)  # 2, then claims.DEFER_PASS (256) at a time: 2 + 256 + 256 + 88
 
 def test_an_integrations_daily_cap_holds_across_the_campaigns_that_use_it(ctx):
     c, clock = clocked(ctx)

@@ -15,9 +15,10 @@ weeks start on Monday. The ramp's day k counts calendar days from the first send
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from itertools import islice
@@ -289,6 +290,45 @@ def plan_days(now: datetime, window: Window, limits: Limits, *, total: int, firs
 # day at a time, not all of it at resume.
 PLACED_OPENINGS = 2
 
+
+# Without a cap, a randomized campaign spreads its due leads evenly over what is left of
+# the opening; the re-clamp fills only the next PLACED_SLICES quarter hours (UTC-aligned)
+# to that density and parks the rest, and the sweeper (every minute) fills each next
+# quarter as it comes within reach — a million leads are written a few thousand at a
+# time, not all at resume.
+SLICE = timedelta(minutes=15)
+PLACED_SLICES = 2
+SPREAD_AT_ONCE = 10_000  # fewer waiting leads than this are placed at once (a second's write)
+
+
+def spread_slices(first: DaySlots, now: datetime, *, waiting: int,
+                  planned: Callable[[datetime, datetime], int]) -> list[DaySlots] | None:
+    """The next PLACED_SLICES quarter hours of an uncapped opening `first`, each with the
+    sends that make the rest of the opening even — the `waiting` leads and those
+    `planned(lo, hi)` already there, spread over what is left — less those planned in it;
+    once fewer than SPREAD_AT_ONCE would be left waiting, the rest of the opening after
+    them takes all of those (the last quarter does, when it ends the opening). None when
+    nothing is planned yet and few wait: then they all go in the rest of the opening."""
+    start, closes = max(first.opens, now), first.closes
+    ahead = planned(start, closes)
+    if waiting < SPREAD_AT_ONCE and not ahead:
+        return None
+    per_second = (waiting + ahead) / (closes - start).total_seconds()
+    utc = start.astimezone(UTC)
+    quarter = utc.replace(minute=utc.minute // 15 * 15, second=0, microsecond=0)
+    out, left = [], waiting
+    for i in range(PLACED_SLICES):
+        lo, hi = max(start, quarter + i * SLICE), min(quarter + (i + 1) * SLICE, closes)
+        if lo >= closes:
+            break
+        share = min(left, max(0, math.ceil(per_second * (hi - lo).total_seconds()) - planned(lo, hi)))
+        out.append(replace(first, opens=lo, closes=hi, capacity=share))
+        left -= share
+    if out[-1].closes >= closes:
+        out[-1] = replace(out[-1], capacity=out[-1].capacity + left)
+    elif left < SPREAD_AT_ONCE:
+        out.append(replace(first, opens=out[-1].closes, closes=closes, capacity=left))
+    return out
 
 def placement_horizon(now: datetime, window: Window) -> datetime:
     """Until when the re-clamp places sends: the close of the window's PLACED_OPENINGS-th

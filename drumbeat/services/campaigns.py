@@ -25,6 +25,7 @@ from drumbeat.domain.schedule import (
     next_slot,
     placement_horizon,
     plan_days,
+    spread_slices,
     week_of,
     zone_openings,
 )
@@ -409,7 +410,9 @@ def reclamp(conn: Connection, row, now: datetime, *, parked_only: bool = False) 
 
     Only the sends of the window's next openings are placed (domain.schedule
     .PLACED_OPENINGS); the leads beyond them are parked behind the campaign's
-    `parked_before`, and the sweeper places them an opening at a time (`parked_only`).
+    `parked_before`, and the sweeper places them an opening at a time (`parked_only`);
+    without a cap, a randomized campaign's opening is placed a slice at a time
+    (domain.schedule.spread_slices).
     A campaign open all the time without caps, rate or randomizing keeps its leads."""
     window = Window.from_schedule(row["schedule"])
     limits = Limits.from_limits(row["limits"])
@@ -431,6 +434,11 @@ def reclamp(conn: Connection, row, now: datetime, *, parked_only: bool = False) 
     days = plan_days(now, window, limits, total=BIG, first_day=first or today, sent_today=sent_today,
                      sent_this_week=sent_week, booked=booked, until=placement_horizon(now, window))
     room = None if any(d.capacity is None for d in days) else sum(d.capacity for d in days)
+    if room is None and window.randomize and days:
+        slices = spread_slices(days[0], now, waiting=sum(claims.placed_lead_zones(conn, placing, None).values()),
+                               planned=lambda lo, hi: claims.booked_between(conn, placing, lo, hi))
+        if slices is not None:
+            days, room = slices, sum(d.capacity for d in slices)
     zones = claims.placed_lead_zones(conn, placing, room)
     total = sum(zones.values())
     still_parked = room is not None and total >= room  # more may wait beyond the openings placed

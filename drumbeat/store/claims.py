@@ -408,6 +408,11 @@ def booked_hours(conn: Connection, placing: Placing) -> dict[datetime, int]:
     return out
 
 
+def booked_between(conn: Connection, placing: Placing, lo: datetime, hi: datetime) -> int:
+    """Leads already planned (`placing.booked()`) due in [lo, hi)."""
+    return conn.execute(select(func.count()).where(*placing.booked(), leads.c.next_action_at >= lo,
+                                                   leads.c.next_action_at < hi)).scalar_one()
+
 def park_due_now(conn: Connection, placing: Placing) -> None:
     """Move the leads to place that are due exactly at `placing.now` a microsecond back, so
     those left unplaced wait before the parking instant (rows imported and started in

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
+from drumbeat.domain import schedule as schedule_rules
 from drumbeat.domain.schedule import Window, is_open
 from drumbeat.engine.sweeper import Sweeper
 from drumbeat.services import campaigns as svc
@@ -186,3 +187,31 @@ def test_lifting_the_cap_while_paused_makes_every_parked_lead_due_on_resume(ctx)
     assert parked_ids(c, cid) == set()
     drain(c)
     assert sent(c) == 25  # the twenty parked and today's five; tomorrow's five keep their slots
+
+
+def test_without_a_cap_a_randomized_start_places_quarter_hours_and_the_sweeper_the_rest_evenly_to_the_close(
+        ctx, monkeypatch):
+    """Monday 10:01, window 09:00-17:00, no cap, randomized: the due leads are spread over
+    the hours left. The start writes only the next two quarter hours' share, the rest wait
+    parked; a sweep every two minutes fills each next quarter, so the sends spread evenly to the
+    close, all inside the window, nothing left at 17:00. (2,000 leads stand for a long
+    list: spreading is sliced above SPREAD_AT_ONCE waiting leads, here lowered to 500.)"""
+    monkeypatch.setattr(schedule_rules, "SPREAD_AT_ONCE", 500)
+    c, clock = clocked(ctx)
+    p, cid = _imported_then_started(c, clock, 2000, schedule=schedule(randomize=True), limits=limits())
+    placed_at_start = 2000 - len(parked_ids(c, cid))
+    assert 130 <= placed_at_start <= 150  # 10:01-10:15 and 10:15-10:30 at 2,000 / 419 minutes: 67 + 72
+    last = at("2026-03-02T17:00:00+00:00") - timedelta(microseconds=1)  # the opening's last instant
+    while True:
+        drain(c)  # the sweeper's placement, then the worker's sends
+        if clock.now >= last:
+            break
+        clock.now = min(clock.now + timedelta(minutes=2), last)
+    assert sent(c) == 2000 and not parked_ids(c, cid)
+    with c.db.connect() as conn:
+        times = list(conn.execute(select(attempts.c.created_at)).scalars())
+    window = Window.from_schedule(schedule(randomize=True))
+    assert all(is_open(t, window) for t in times)
+    per_hour = Counter(t.hour for t in times)  # ~286 an hour (random slots: ± ~17)
+    assert set(per_hour) == {10, 11, 12, 13, 14, 15, 16}
+    assert max(per_hour.values()) <= 350 and min(per_hour.values()) >= 220, per_hour

@@ -12,6 +12,9 @@ from hypothesis import strategies as st
 
 from drumbeat.domain.schedule import (
     DAY_NAMES,
+    SLICE,
+    SPREAD_AT_ONCE,
+    DaySlots,
     Limits,
     Ramp,
     Window,
@@ -26,6 +29,7 @@ from drumbeat.domain.schedule import (
     placement_horizon,
     plan_days,
     random_slot,
+    spread_slices,
     zone,
     zone_openings,
 )
@@ -260,3 +264,59 @@ def test_the_earliest_send_judges_each_lead_in_its_own_zone():
     later = [(at("2026-03-03T10:00:00+01:00"), None)]
     assert earliest_send(later, at("2026-03-03T09:30:00+01:00"), berlin) == (later[0][0], "step_delay")
     assert earliest_send([], evening, berlin) is None
+
+
+
+def test_an_uncapped_spread_is_placed_a_quarter_hour_at_a_time_at_the_density_of_the_rest():
+    opening = DaySlots(date(2026, 3, 2), at("2026-03-02T09:00:00+00:00"), at("2026-03-02T17:00:00+00:00"), None)
+    now = at("2026-03-02T10:00:00+00:00")  # 7 hours left: 28 quarters of 1,000 for 28,000 leads
+    nothing = lambda lo, hi: 0  # noqa: E731
+    assert [(d.opens, d.closes, d.capacity) for d in spread_slices(opening, now, waiting=28_000, planned=nothing)] \
+        == [(now, now + SLICE, 1000), (now + SLICE, now + 2 * SLICE, 1000)]
+    # 600 already planned in the first quarter: they count in the density and in their quarter
+    first_quarter = lambda lo, hi: 600 if lo < now + SLICE else 0  # noqa: E731
+    assert [d.capacity for d in spread_slices(opening, now, waiting=28_000, planned=first_quarter)] == [422, 1022]
+    # a sweep at 10:05 fills what is left of the 10:00 quarter and the next one, aligned
+    later = spread_slices(opening, at("2026-03-02T10:05:00+00:00"), waiting=28_000, planned=nothing)
+    assert [(d.opens, d.closes) for d in later] == [(at("2026-03-02T10:05:00+00:00"), now + SLICE),
+                                                     (now + SLICE, now + 2 * SLICE)]
+    assert spread_slices(opening, now, waiting=SPREAD_AT_ONCE - 1, planned=nothing) is None  # a few: all at once
+    # few left behind the quarters: the rest of the opening takes them now
+    few = spread_slices(opening, now, waiting=SPREAD_AT_ONCE, planned=first_quarter)
+    assert [(d.opens, d.closes) for d in few][2] == (now + 2 * SLICE, opening.closes)
+    assert sum(d.capacity for d in few) == SPREAD_AT_ONCE
+    # the last quarters of the opening take everything still waiting
+    end = spread_slices(opening, at("2026-03-02T16:31:00+00:00"), waiting=28_000, planned=nothing)
+    assert [d.closes for d in end] == [at("2026-03-02T16:45:00+00:00"), opening.closes]
+    assert sum(d.capacity for d in end) == 28_000
+
+
+@given(waiting=st.integers(SPREAD_AT_ONCE, 200_000), sweep_minutes=st.integers(1, 10),
+       start_minute=st.integers(0, 59))
+@settings(max_examples=40, deadline=None)
+def test_sweeps_placing_quarter_hours_spread_every_lead_evenly_before_the_close(waiting, sweep_minutes, start_minute):
+    """A sweep every few minutes from `start_minute` past 10:00; a placed lead is sent when
+    its slot comes (slots evenly inside each quarter). Every lead is placed before the
+    close, and each whole hour gets its even share within 10%."""
+    opens, closes = at("2026-03-02T09:00:00+00:00"), at("2026-03-02T17:00:00+00:00")
+    opening = DaySlots(date(2026, 3, 2), opens, closes, None)
+    start = at("2026-03-02T10:00:00+00:00") + timedelta(minutes=start_minute)
+    chunks: list[tuple[datetime, datetime, int]] = []  # (lo, hi, n): n sends evenly in [lo, hi)
+    now, left = start, waiting
+
+    def within(lo: datetime, hi: datetime, since: datetime) -> float:
+        return sum(n * max(0.0, (min(hi, c_hi) - max(lo, c_lo, since)) / (c_hi - c_lo)) for c_lo, c_hi, n in chunks)
+
+    while left and now < closes:
+        cuts = spread_slices(opening, now, waiting=left, planned=lambda lo, hi, since=now: round(within(lo, hi, since)))
+        for d in cuts or [DaySlots(opening.day, now, closes, left)]:  # None: the rest, evenly
+            take = min(d.capacity, left)
+            left -= take
+            chunks.append((d.opens, d.closes, take))
+        now += timedelta(minutes=sweep_minutes)
+    assert left == 0
+    assert all(opens <= lo < hi <= closes for lo, hi, _ in chunks)
+    even = waiting / ((closes - start) / timedelta(hours=1))
+    for hour in range(start.hour + 1, 16):  # the whole hours between the first and the last
+        got = within(start.replace(hour=hour, minute=0), start.replace(hour=hour + 1, minute=0), start)
+        assert abs(got - even) <= 0.1 * even + 8, (hour, got, even)

@@ -330,6 +330,7 @@ def spread_slices(first: DaySlots, now: datetime, *, waiting: int,
         out.append(replace(first, opens=out[-1].closes, closes=closes, capacity=left))
     return out
 
+
 def placement_horizon(now: datetime, window: Window) -> datetime:
     """Until when the re-clamp places sends: the close of the window's PLACED_OPENINGS-th
     opening from `now`, in the campaign's zone."""

@@ -314,8 +314,8 @@ def spread_slices(first: DaySlots, now: datetime, *, waiting: int,
     if waiting < SPREAD_AT_ONCE and not ahead:
         return None
     per_second = (waiting + ahead) / (closes - start).total_seconds()
-    utc = start.astimezone(UTC)
-    quarter = utc.replace(minute=utc.minute // 15 * 15, second=0, microsecond=0)
+    step = SLICE.total_seconds()
+    quarter = datetime.fromtimestamp(start.timestamp() // step * step, UTC)  # slices aligned in UTC
     out, left = [], waiting
     for i in range(PLACED_SLICES):
         lo, hi = max(start, quarter + i * SLICE), min(quarter + (i + 1) * SLICE, closes)

@@ -434,12 +434,15 @@ def reclamp(conn: Connection, row, now: datetime, *, parked_only: bool = False) 
     days = plan_days(now, window, limits, total=BIG, first_day=first or today, sent_today=sent_today,
                      sent_this_week=sent_week, booked=booked, until=placement_horizon(now, window))
     room = None if any(d.capacity is None for d in days) else sum(d.capacity for d in days)
+    zones = None
     if room is None and window.randomize and days:
-        slices = spread_slices(days[0], now, waiting=sum(claims.placed_lead_zones(conn, placing, None).values()),
+        zones = claims.placed_lead_zones(conn, placing, None)
+        slices = spread_slices(days[0], now, waiting=sum(zones.values()),
                                planned=lambda lo, hi: claims.booked_between(conn, placing, lo, hi))
         if slices is not None:
-            days, room = slices, sum(d.capacity for d in slices)
-    zones = claims.placed_lead_zones(conn, placing, room)
+            days, room, zones = slices, sum(d.capacity for d in slices), None
+    if zones is None:
+        zones = claims.placed_lead_zones(conn, placing, room)
     total = sum(zones.values())
     still_parked = room is not None and total >= room  # more may wait beyond the openings placed
     keep = (parked_before if parked_only else now) if still_parked else None

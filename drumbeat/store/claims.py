@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from drumbeat.domain.leads import WORKABLE_LEAD_STATES, AttemptStatus, LeadState
 from drumbeat.store.sql import queries
-from drumbeat.store.tables import attempts, campaigns, holds, leads, send_counters, steps
+from drumbeat.store.tables import WORKABLE_PREDICATE, attempts, campaigns, holds, leads, send_counters, steps
 
 LEAD_FIELDS = (leads.c.id, leads.c.state, leads.c.current_step, leads.c.next_action_at, leads.c.retries,
                leads.c.attempt_no, leads.c.phone, leads.c.email, leads.c.linkedin_url, leads.c.first_name,
@@ -128,7 +128,8 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
 
 
 def _defer_leads(conn: Connection, moved: dict[int, datetime], now: datetime) -> None:
-    """Release leads claimed outside their window, due again at the given times."""
+    """Release claimed leads that are not sent now, due again at the given times: the next
+    slot of their window, or their own time for leads a claim took beyond its room."""
     if conn.dialect.name == "postgresql":
         conn.execute(queries("postgresql")["defer_claimed_leads"],
                      {"ids": list(moved), "next_at": list(moved.values()), "now": now})
@@ -157,7 +158,7 @@ _ATTEMPT_OUTCOME = (update(attempts).where(attempts.c.id == bindparam("a_id"))
                             error_message=bindparam("a_error_message"),
                             counted_failure=bindparam("a_counted_failure"), updated_at=bindparam("a_now")))
 
-_WORKABLE_SQL = text("leads.state IN ('not_contacted', 'in_progress')")  # literal: executemany allows no IN list
+_WORKABLE_SQL = text(f"leads.{WORKABLE_PREDICATE}")  # literal: executemany allows no IN list
 _LEAD_OUTCOME = (update(leads).where(leads.c.id == bindparam("l_id"), leads.c.lease_owner == bindparam("l_owner"),
                                      _WORKABLE_SQL)
                  .values(state=bindparam("l_state"), current_step=bindparam("l_current_step"),

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
+from drumbeat.domain.leads import WORKABLE_LEAD_STATES
 from drumbeat.domain.reasons import PauseReason
 
 metadata = MetaData(
@@ -170,8 +171,9 @@ key_failures = Table(
     Column("at", UTCDateTime, nullable=False),
 )
 
-# The partial indexes' predicate: workable leads (domain.leads.WORKABLE_LEAD_STATES).
-_WORKABLE = "state IN ('not_contacted', 'in_progress')"
+# Workable leads (domain.leads.WORKABLE_LEAD_STATES) as a literal IN list: the partial
+# indexes' predicate, and statements that must prove it to the planner use it too.
+WORKABLE_PREDICATE = "state IN ({})".format(", ".join(f"'{state}'" for state in WORKABLE_LEAD_STATES))
 
 leads = Table(
     "leads", metadata,
@@ -204,13 +206,13 @@ leads = Table(
     # The due-lead query: only unfinished leads, by campaign and next action time.
     Index(
         "ix_leads_due", "campaign_id", "next_action_at",
-        postgresql_where=text(_WORKABLE), sqlite_where=text(_WORKABLE),
+        postgresql_where=text(WORKABLE_PREDICATE), sqlite_where=text(WORKABLE_PREDICATE),
     ),
     Index("ix_leads_campaign_state", "campaign_id", "state", "id"),  # lists of leads by state, paged by id
     # Invitations waiting for acceptance, expired every tick (migration 0007).
     Index("ix_leads_awaiting", "campaign_id", "next_action_at",
-          postgresql_where=text(f"awaiting IS NOT NULL AND {_WORKABLE}"),
-          sqlite_where=text(f"awaiting IS NOT NULL AND {_WORKABLE}")),
+          postgresql_where=text(f"awaiting IS NOT NULL AND {WORKABLE_PREDICATE}"),
+          sqlite_where=text(f"awaiting IS NOT NULL AND {WORKABLE_PREDICATE}")),
     # Duplicates within a campaign are skipped at import: one lead per address.
     Index("uq_leads_campaign_phone", "campaign_id", "phone", unique=True,
           postgresql_where=text("phone IS NOT NULL"), sqlite_where=text("phone IS NOT NULL")),

@@ -241,24 +241,33 @@ def test_leads_with_their_own_time_zone_are_contacted_in_their_local_window(ctx)
     assert tokyo == at("2026-03-03T09:00:00+09:00")
 
 
+def _night_campaign_with_leads_waiting(ctx: Context, groups: list[tuple[int, str | None, str]]):
+    """Monday 00:30 UTC, a 22:00-06:00 UTC window, a daily cap of 2; leads due on Sunday
+    evening, in id order by `groups` of (how many, own zone, due at HH:MM UTC), unparked.
+    New York's and Tokyo's windows (03:00-11:00, 13:00-21:00 UTC) are closed now."""
+    c, clock = clocked(ctx, at("2026-03-02T00:30:00+00:00"))  # 19:30 in New York, 09:30 in Tokyo
+    p = workspace(c)
+    sandbox_key(c, p)
+    cid = new_campaign(c, p, schedule=schedule(start="22:00", end="06:00"), limits=limits(daily=2))
+    add_leads(c, cid, sum(n for n, _, _ in groups))
+    svc.start(c, p, cid)
+    with c.db.begin() as conn:
+        ids = list(conn.execute(select(leads.c.id).where(leads.c.campaign_id == cid).order_by(leads.c.id)).scalars())
+        first = 0
+        for n, tz, due in groups:
+            conn.execute(update(leads).where(leads.c.id.in_(ids[first:first + n]))
+                         .values(timezone=tz, next_action_at=at(f"2026-03-01T{due}:00+00:00")))
+            first += n
+        conn.execute(update(campaigns).where(campaigns.c.id == cid).values(parked_before=None))
+    return c, clock, p, cid, ids
+
+
 def test_leads_deferred_to_their_own_window_take_no_share_of_a_capped_claim(ctx):
     """With a daily cap a claim takes at most the cap's budget; the longest-waiting due
     leads may be in their own zone whose window is closed: they are moved to their next
     slot, and the claim goes on to the leads it may send now, not stop there."""
-    c, clock = clocked(ctx, at("2026-03-02T00:30:00+00:00"))  # Monday: 19:30 in New York, 09:30 in Tokyo
-    p = workspace(c)
-    sandbox_key(c, p)
-    cid = new_campaign(c, p, schedule=schedule(start="22:00", end="06:00"), limits=limits(daily=2))
-    add_leads(c, cid, 6)
-    svc.start(c, p, cid)
-    with c.db.begin() as conn:  # New York's and Tokyo's nights (03:00-11:00, 13:00-21:00 UTC) are closed
-        ids = list(conn.execute(select(leads.c.id).where(leads.c.campaign_id == cid).order_by(leads.c.id)).scalars())
-        zones = ["America/New_York", "America/New_York", "Asia/Tokyo", "Asia/Tokyo", None, None]
-        dues = ["23:00", "23:00", "23:10", "23:10", "23:20", "23:20"]  # Sunday, the own zones' leads first
-        for lead_id, tz, due in zip(ids, zones, dues, strict=True):
-            conn.execute(update(leads).where(leads.c.id == lead_id)
-                         .values(timezone=tz, next_action_at=at(f"2026-03-01T{due}:00+00:00")))
-        conn.execute(update(campaigns).where(campaigns.c.id == cid).values(parked_before=None))
+    c, clock, p, cid, ids = _night_campaign_with_leads_waiting(  # the own zones' leads first
+        ctx, [(2, "America/New_York", "23:00"), (2, "Asia/Tokyo", "23:10"), (2, None, "23:20")])
     assert svc.get_campaign(c, p, cid)["next_send_at"] == clock.now
     drain(c)
     with c.db.connect() as conn:
@@ -268,24 +277,13 @@ def test_leads_deferred_to_their_own_window_take_no_share_of_a_capped_claim(ctx)
     assert [later[i] for i in ids[:4]] == [at("2026-03-02T03:00:00+00:00")] * 2 + [at("2026-03-02T13:00:00+00:00")] * 2
 
 
-
 def test_a_small_cap_behind_hundreds_of_leads_of_a_closed_zone_is_claimed_in_a_few_passes(ctx):
     """600 New York leads wait at the head of the queue while New York's window is closed,
     and the day's cap leaves 2: one claim moves all 600 to their slot and sends the two
     campaign-zone leads, looking DEFER_PASS leads further per pass — not two at a time
     (301 passes in one transaction)."""
-    c, clock = clocked(ctx, at("2026-03-02T00:30:00+00:00"))  # Monday: 19:30 in New York
-    p = workspace(c)
-    sandbox_key(c, p)
-    cid = new_campaign(c, p, schedule=schedule(start="22:00", end="06:00"), limits=limits(daily=2))
-    add_leads(c, cid, 602)
-    svc.start(c, p, cid)
-    with c.db.begin() as conn:
-        ids = list(conn.execute(select(leads.c.id).where(leads.c.campaign_id == cid).order_by(leads.c.id)).scalars())
-        conn.execute(update(leads).where(leads.c.id.in_(ids[:600]))
-                     .values(timezone="America/New_York", next_action_at=at("2026-03-01T23:00:00+00:00")))
-        conn.execute(update(leads).where(leads.c.id.in_(ids[600:])).values(next_action_at=at("2026-03-01T23:20:00+00:00")))
-        conn.execute(update(campaigns).where(campaigns.c.id == cid).values(parked_before=None))
+    c, clock, p, cid, ids = _night_campaign_with_leads_waiting(
+        ctx, [(600, "America/New_York", "23:00"), (2, None, "23:20")])
     worker = Worker(c, {"sandbox": SandboxAdapter()}, concurrency=32, tick_seconds=3600)
     with StatementLog(c.db) as log:
         asyncio.run(worker.step())
@@ -297,6 +295,7 @@ def test_a_small_cap_behind_hundreds_of_leads_of_a_closed_zone_is_claimed_in_a_f
     assert sent == set(ids[600:])
     assert slots == {at("2026-03-02T03:00:00+00:00")}  # New York's 22:00
     assert 2 <= len(passes) <= 5, len(passes)  # 2, then claims.DEFER_PASS (256) at a time: 2 + 256 + 256 + 88
+
 
 def test_an_integrations_daily_cap_holds_across_the_campaigns_that_use_it(ctx):
     c, clock = clocked(ctx)

@@ -1,10 +1,11 @@
 """Lead-steps per second through the whole engine with the zero-latency sandbox.
 
 Runs real `drumbeat worker` processes against a prepared campaign and prints a table:
-database, leads, workers, seconds, lead-steps/s, peak RSS of each worker.
+database, leads, workers, lanes, seconds, lead-steps/s, peak RSS of each worker.
 
     python bench/engine.py                       # 100,000 leads, SQLite and PostgreSQL, 1 worker
     python bench/engine.py --leads 1000000 --workers 1 2 --pg postgresql://postgres@127.0.0.1:5432/test
+    python bench/engine.py --only postgresql --lanes 1 2 --concurrency 256
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def run(url: str, leads: int, workers: int, concurrency: int) -> dict:
+def run(url: str, leads: int, workers: int, concurrency: int, lanes: int = 1) -> dict:
     key = Fernet.generate_key().decode()
     engine = make_engine(url)
     migrate(engine)
@@ -54,7 +55,8 @@ def run(url: str, leads: int, workers: int, concurrency: int) -> dict:
     env = {**os.environ, "DRUMBEAT_DATABASE_URL": url, "DRUMBEAT_SECRET_KEY": key, "DRUMBEAT_TICK_SECONDS": "0.05"}
     svc.start(ctx, p, cid)
     started = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "drumbeat.cli", "worker", "--concurrency", str(concurrency)],
+    procs = [subprocess.Popen([sys.executable, "-m", "drumbeat.cli", "worker", "--concurrency", str(concurrency),
+                               "--lanes", str(lanes)],
                               env=env, stderr=subprocess.DEVNULL) for _ in range(workers)]
     rss: dict[int, float] = {}
     def status() -> str:  # one primary-key read: the full campaign view would load the database itself
@@ -101,17 +103,20 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[32, 256],
                         help="provider calls in flight per worker (with a zero-latency sandbox: the batch size)")
+    parser.add_argument("--lanes", type=int, nargs="+", default=[1],
+                        help="claim loops per worker process (drumbeat worker --lanes), sharing its in-flight calls")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test",
                         help="admin URL; a fresh database is created per run")
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
     args = parser.parse_args()
     kinds = [args.only] if args.only else ["sqlite", "postgresql"]
-    print(f"{'database':<11}{'leads':>10}{'workers':>9}{'in flight':>10}{'seconds':>9}{'lead-steps/s':>14}"
+    print(f"{'database':<11}{'leads':>10}{'workers':>9}{'lanes':>7}{'in flight':>10}{'seconds':>9}{'lead-steps/s':>14}"
           "  peak RSS MB  status")
-    for n, workers, conc, kind in itertools.product(args.leads, args.workers, args.concurrency, kinds):
+    for n, workers, lanes, conc, kind in itertools.product(args.leads, args.workers, args.lanes, args.concurrency,
+                                                           kinds):
         with fresh_database(kind, args.pg) as url:
-            r = run(url, n, workers, conc)
-        print(f"{kind:<11}{n:>10,}{workers:>9}{conc:>10}{r['seconds']:>9.1f}{r['rate']:>14,.0f}"
+            r = run(url, n, workers, conc, lanes)
+        print(f"{kind:<11}{n:>10,}{workers:>9}{lanes:>7}{conc:>10}{r['seconds']:>9.1f}{r['rate']:>14,.0f}"
               f"  {r['rss']!s:<12} {r['status']}", flush=True)
 
 

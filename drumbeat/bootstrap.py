@@ -17,10 +17,11 @@ from drumbeat.store.db import make_engine, migrate
 from drumbeat.store.secrets import SecretBox, key_beside
 
 
-def build_context(settings: Settings | None = None, *, run_migrations: bool = True) -> Context:
+def build_context(settings: Settings | None = None, *, run_migrations: bool = True,
+                  pre_ping: bool = True) -> Context:
     settings = settings or Settings()
     url = settings.resolved_database_url()
-    engine = make_engine(url)
+    engine = make_engine(url, pre_ping=pre_ping)
     if run_migrations:
         migrate(engine)
     key = settings.secret_key

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sys
 import threading
 from typing import Annotated
 
@@ -16,10 +17,10 @@ from drumbeat.config import Settings
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Drumbeat outreach engine.")
 
 
-def _context(settings: Settings):
+def _context(settings: Settings, **options):
     from drumbeat.bootstrap import build_context
 
-    return build_context(settings)
+    return build_context(settings, **options)
 
 
 @app.command()
@@ -45,6 +46,9 @@ def init_workspace(name: str, owner: Annotated[str, typer.Option("--owner", help
 
 @app.command()
 def worker(concurrency: Annotated[int, typer.Option(min=1, max=10_000)] = 32,
+           lanes: Annotated[int, typer.Option(min=1, max=16, help=(
+               "claim loops in this process, each on its own thread and database connection with its share of "
+               "--concurrency: one lane's Python work overlaps another's wait for the database"))] = 1,
            metrics_port: Annotated[int | None, typer.Option(min=0, max=65535, help=(
                "serve Prometheus metrics on this port (0: any free port, logged)"))] = None,
            metrics_host: Annotated[str, typer.Option(help="address the metrics port listens on")] = "127.0.0.1",
@@ -56,10 +60,25 @@ def worker(concurrency: Annotated[int, typer.Option(min=1, max=10_000)] = 32,
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop_requested.set())
     logs.configure()
+    if lanes > concurrency:
+        raise typer.BadParameter(f"{lanes} lanes need a --concurrency of at least {lanes}", param_hint="--lanes")
     from drumbeat.bootstrap import build_worker
 
     settings = Settings()
-    engine_worker = build_worker(_context(settings), settings, concurrency=concurrency)
+    if lanes > 1 and settings.resolved_database_url().startswith("sqlite"):
+        # One writer: lanes would only queue, and keep the write lock from other processes.
+        raise typer.BadParameter("more than one lane needs PostgreSQL (SQLite has a single writer)",
+                                 param_hint="--lanes")
+    # No ping before each transaction: a worker retries a round that hit a dropped connection.
+    ctx = _context(settings, pre_ping=False)
+    shares = [concurrency // lanes + (i < concurrency % lanes) for i in range(lanes)]
+    engine_worker = build_worker(ctx, settings, concurrency=shares[0])
+    # Lane 0 runs here with the sweeper and notifier; each other lane on its own thread, like
+    # another worker process (own lease owner and provider connections) sharing the metrics.
+    others = [EmbeddedWorker(build_worker(ctx, settings, concurrency=share)) for share in shares[1:]]
+    if others:
+        # A lane whose database answer has arrived takes the interpreter within 0.5 ms, not 5.
+        sys.setswitchinterval(0.0005)
     metrics_server = None
     if metrics_port is not None:
         from drumbeat.engine.metrics import serve_metrics
@@ -73,13 +92,28 @@ def worker(concurrency: Annotated[int, typer.Option(min=1, max=10_000)] = 32,
             loop.add_signal_handler(sig, stop.set)
         if stop_requested.is_set():
             stop.set()
+        for lane in others:  # a lane that fails stops the process, which exits 1
+            lane.on_failure = lambda: loop.call_soon_threadsafe(stop.set)
+            lane.start()
+
+        async def stop_every_lane():  # every lane stops claiming at once
+            await stop.wait()
+            for lane in others:
+                lane.request_stop()
+
+        stopping = asyncio.create_task(stop_every_lane())
         await run_beside(engine_worker, settings, stop)
+        await stopping
 
     try:
         asyncio.run(main())
     finally:
+        for lane in others:
+            lane.stop()
         if metrics_server is not None:
             metrics_server.shutdown()
+    if any(lane.failed for lane in others):
+        raise typer.Exit(1)
 
 
 async def run_beside(engine_worker, settings: Settings, stop: asyncio.Event) -> None:
@@ -102,30 +136,38 @@ async def run_beside(engine_worker, settings: Settings, stop: asyncio.Event) -> 
 
 
 class EmbeddedWorker:
-    """A worker (with the sweeper and notifier) on its own thread and event loop beside the web server."""
+    """A worker on its own thread and event loop: beside the web server (with the sweeper and
+    notifier: `settings`), or as another lane of `drumbeat worker`."""
 
     def __init__(self, worker, settings: Settings | None = None) -> None:
         self.worker = worker
         self.settings = settings
         self.loop = asyncio.new_event_loop()
-        self.stop_event: asyncio.Event | None = None
+        self.stop_event = asyncio.Event()  # bound to the loop that first waits on it
         self.thread = threading.Thread(target=self._main, name="drumbeat-worker", daemon=True)
+        self.on_failure = None  # called (on this thread) if the worker ends with an error
+        self.failed = False
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
-
-        async def main():
-            self.stop_event = asyncio.Event()
-            await run_beside(self.worker, self.settings, self.stop_event)
-
-        self.loop.run_until_complete(main())
+        try:
+            self.loop.run_until_complete(run_beside(self.worker, self.settings, self.stop_event))
+        except BaseException:
+            self.failed = True
+            if self.on_failure is not None:
+                self.on_failure()
+            raise
 
     def start(self) -> None:
         self.thread.start()
 
+    def request_stop(self) -> None:
+        """Stop claiming and finish the calls in flight (returns at once; before the loop runs
+        too: the call waits for it)."""
+        self.loop.call_soon_threadsafe(self.stop_event.set)
+
     def stop(self) -> None:
-        if self.stop_event is not None:
-            self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.request_stop()
         self.thread.join(timeout=30)
 
 

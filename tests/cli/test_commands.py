@@ -71,3 +71,11 @@ def test_migrate_creates_the_schema_and_is_idempotent(tmp_path):
         result = drumbeat("migrate", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
     assert result.stdout == ""
+
+
+def test_a_worker_refuses_lanes_it_cannot_use_and_says_why(tmp_path):
+    sqlite = drumbeat("worker", "--lanes", "2", cwd=tmp_path, timeout=60)
+    assert sqlite.returncode == 2 and "more than one lane needs PostgreSQL" in sqlite.stderr
+    too_few = drumbeat("worker", "--lanes", "4", "--concurrency", "3", cwd=tmp_path, timeout=60)
+    assert too_few.returncode == 2 and "4 lanes need a --concurrency of at least 4" in too_few.stderr
+    assert list(tmp_path.iterdir()) == []  # refused before anything was created

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from drumbeat.channels.sandbox import SandboxAdapter
@@ -129,12 +130,12 @@ def test_a_pause_racing_a_busy_worker_stops_new_attempts_the_moment_it_commits(c
     assert count(ctx, select(func.count()).select_from(leads).where(leads.c.lease_owner.is_not(None))) == 0
 
 
-def _spawn_worker(db_url: str, secret_key: str, log_path, **settings: str) -> subprocess.Popen:
+def _spawn_worker(db_url: str, secret_key: str, log_path, *, lanes: int = 1, **settings: str) -> subprocess.Popen:
     """A `drumbeat worker` process; `settings` are more DRUMBEAT_* variables (lease_seconds="15")."""
     env = {**os.environ, "DRUMBEAT_DATABASE_URL": db_url, "DRUMBEAT_SECRET_KEY": secret_key,
            "DRUMBEAT_TICK_SECONDS": "0.02", **{f"DRUMBEAT_{k.upper()}": v for k, v in settings.items()}}
-    return subprocess.Popen([sys.executable, "-m", "drumbeat.cli", "worker", "--concurrency", "16"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
+    return subprocess.Popen([sys.executable, "-m", "drumbeat.cli", "worker", "--concurrency", "16",
+                             "--lanes", str(lanes)], env=env, stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
 
 
 def wait_while(busy, procs, logs, deadline: float) -> None:
@@ -177,3 +178,54 @@ def test_two_worker_processes_on_one_database_never_contact_a_lead_twice(ctx, db
     assert status == "completed"
     assert double_contacts(ctx) == 0
     assert accepted_pairs(ctx) == 4000
+
+
+def lease_owners(ctx) -> set[str]:
+    with ctx.db.connect() as conn:
+        return set(conn.execute(select(leads.c.lease_owner).distinct().where(leads.c.lease_owner.is_not(None)))
+                   .scalars())
+
+
+def test_a_worker_with_two_lanes_claims_on_both_and_on_sigterm_leaves_nothing_leased_or_in_doubt(
+        ctx, db_url, secret_key, tmp_path):
+    """`drumbeat worker --lanes 2`: two claim loops in one process, each its own lease owner.
+    SIGTERM stops both: every call in flight is finished and recorded, and a second run
+    contacts the rest, each lead once."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("lanes are PostgreSQL's (on SQLite the worker refuses them: one writer)")
+    p = workspace(ctx)
+    sandbox_key(ctx, p, "whatsapp", latency_ms=20)
+    cid = new_campaign(ctx, p)
+    add_leads(ctx, cid, 3000)
+    svc.start(ctx, p, cid)
+    log = tmp_path / "worker.log"
+    proc = _spawn_worker(db_url, secret_key, log, lanes=2)
+    owners: set[str] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while accepted_pairs(ctx) < 600:  # well before the end (3,000 leads at 16 x 50/s)
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-2000:]
+            owners |= lease_owners(ctx)
+            time.sleep(0.02)
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0, log.read_text()[-1500:]  # both lanes stopped gracefully
+    finally:
+        proc.kill()
+    assert len(owners) == 2, owners  # both lanes held leases
+    assert log.read_text().count("worker started") == 2
+    assert lease_owners(ctx) == set()
+    assert count(ctx, select(func.count()).select_from(attempts).where(attempts.c.status != "sent")) == 0
+    assert count(ctx, select(func.count()).select_from(leads).where(leads.c.state == "in_doubt")) == 0
+    stopped_at = accepted_pairs(ctx)
+    assert stopped_at < 3000
+
+    proc = _spawn_worker(db_url, secret_key, tmp_path / "again.log", lanes=2)
+    try:
+        wait_while(lambda: svc.get_campaign(ctx, p, cid)["status"] == "sending", [proc], [tmp_path / "again.log"],
+                   time.monotonic() + 120)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert svc.get_campaign(ctx, p, cid)["status"] == "completed"
+    assert accepted_pairs(ctx) == 3000
+    assert double_contacts(ctx) == 0

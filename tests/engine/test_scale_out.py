@@ -1,5 +1,5 @@
-"""Scale-out (issue 7): two and four `drumbeat worker` processes share one PostgreSQL with
-no other coordination. Over 50,000 leads every lead is contacted exactly once per step,
+"""Scale-out (issue 7): two and four `drumbeat worker` processes (and two of two lanes each)
+share one PostgreSQL with no other coordination. Over 50,000 leads every lead is contacted exactly once per step,
 and a daily cap racing all of them holds exactly."""
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ def in_flight(ctx) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [2, 4])
+@pytest.mark.parametrize(("workers", "lanes"), [(2, 1), (4, 1), (2, 2)])
 def test_worker_processes_share_one_database_contact_everyone_once_and_hold_the_cap(ctx, db_url, secret_key,
-                                                                                    tmp_path, workers):
+                                                                                    tmp_path, workers, lanes):
     if not db_url.startswith("postgresql"):
         pytest.skip("worker processes on many machines share one PostgreSQL")
     p = workspace(ctx)
@@ -49,7 +49,7 @@ def test_worker_processes_share_one_database_contact_everyone_once_and_hold_the_
     svc.start(ctx, p, capped)
     svc.start(ctx, p, two_steps)
     logs = [tmp_path / f"worker{i}.log" for i in range(workers)]
-    procs = [_spawn_worker(db_url, secret_key, log) for log in logs]
+    procs = [_spawn_worker(db_url, secret_key, log, lanes=lanes) for log in logs]
     try:
         deadline = time.monotonic() + 400
         for log in logs:

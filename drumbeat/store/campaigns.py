@@ -130,9 +130,9 @@ def has_unfinished_leads(conn: Connection, campaign_id: str) -> bool:
 
 
 def contacted_any(conn: Connection, campaign_id: str) -> bool:
-    query = select(attempts.c.id).where(attempts.c.campaign_id == campaign_id,
-                                        attempts.c.status.in_(ACCEPTED_ATTEMPT_STATUSES)).limit(1)
-    return conn.execute(query).first() is not None
+    """Some send of the campaign is accepted now (its maintained counts by attempt status)."""
+    by_metric = counts.metrics(conn, campaign_id)
+    return any(by_metric.get(f"attempt:{status}", 0) > 0 for status in ACCEPTED_ATTEMPT_STATUSES)
 
 
 def earliest_unfinished_step(conn: Connection, campaign_id: str) -> int | None:

@@ -20,7 +20,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from drumbeat.domain.leads import WORKABLE_LEAD_STATES, AttemptStatus, LeadState
 from drumbeat.store.sql import queries
-from drumbeat.store.tables import WORKABLE_PREDICATE, attempts, campaigns, holds, leads, send_counters, steps
+from drumbeat.store.tables import (
+    WORKABLE_PREDICATE,
+    attempts,
+    campaigns,
+    holds,
+    leads,
+    provider_messages,
+    send_counters,
+    steps,
+)
 
 LEAD_FIELDS = (leads.c.id, leads.c.state, leads.c.current_step, leads.c.next_action_at, leads.c.retries,
                leads.c.attempt_no, leads.c.phone, leads.c.email, leads.c.linkedin_url, leads.c.first_name,
@@ -191,6 +200,12 @@ def write_outcomes(conn: Connection, attempt_rows: list[dict], lead_rows: list[d
         return
     if attempt_rows:
         conn.execute(_ATTEMPT_OUTCOME, [{f"a_{k}": v for k, v in r.items()} | {"a_now": now} for r in attempt_rows])
+        messages = [{"attempt_id": r["id"], "provider_message_id": r["provider_message_id"]} for r in attempt_rows
+                    if r["provider_message_id"] is not None]
+        if messages:
+            upsert = sqlite.insert(provider_messages)
+            conn.execute(upsert.on_conflict_do_update(index_elements=["attempt_id"], set_={
+                "provider_message_id": upsert.excluded.provider_message_id}), messages)
     if lead_rows:
         moved = conn.execute(_LEAD_OUTCOME, [{f"l_{k}": v for k, v in r.items()} | {"l_now": now, "l_owner": owner}
                                              for r in lead_rows])

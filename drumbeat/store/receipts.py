@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Connection, func, select, update
 
 from drumbeat.domain.leads import AttemptStatus, LeadState
-from drumbeat.store.tables import attempts, integrations, leads
+from drumbeat.store.tables import attempts, integrations, leads, provider_messages
 
 # A reply or a failed receipt can still change these leads.
 REPLYABLE = (LeadState.NOT_CONTACTED, LeadState.IN_PROGRESS, LeadState.IN_DOUBT, LeadState.COMPLETED)
@@ -20,8 +20,9 @@ def get_integration(conn: Connection, integration_id: str):
 
 def attempt_by_message(conn: Connection, integration_id: str, message_id: str):
     query = (select(attempts.c.id, attempts.c.status, attempts.c.lead_id, attempts.c.campaign_id)
-             .where(attempts.c.provider_message_id == message_id, attempts.c.integration_id == integration_id)
-             .with_for_update())
+             .join(provider_messages, provider_messages.c.attempt_id == attempts.c.id)
+             .where(provider_messages.c.provider_message_id == message_id, attempts.c.integration_id == integration_id)
+             .with_for_update(of=attempts))
     return conn.execute(query).mappings().first()
 
 
@@ -59,4 +60,6 @@ def leads_contacted_through(conn: Connection, integration_id: str, field: str, a
 
 
 def lead_of_attempt_message(conn: Connection, message_id: str):
-    return conn.execute(select(attempts.c.lead_id).where(attempts.c.provider_message_id == message_id)).scalar()
+    return conn.execute(select(attempts.c.lead_id)
+                        .join(provider_messages, provider_messages.c.attempt_id == attempts.c.id)
+                        .where(provider_messages.c.provider_message_id == message_id)).scalar()

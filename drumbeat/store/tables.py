@@ -245,12 +245,20 @@ attempts = Table(
         "status IN ('sending', 'sent', 'delivered', 'read', 'failed', 'key_error', 'in_doubt')",
         name="status",
     ),
+    # No index on status or provider_message_id (migration 0008): recording an accepted
+    # answer then changes no indexed column, so PostgreSQL rewrites the row in place (HOT).
     Index("ix_attempts_lead", "lead_id"),
     Index("ix_attempts_window", "campaign_id", "run", "channel", "id"),  # the failure window
-    Index("ix_attempts_campaign_status", "campaign_id", "status"),
-    Index("ix_attempts_provider_message", "provider_message_id"),
     Index("ix_attempts_counted_failures", "campaign_id", "error_code", "id",  # error samples
           postgresql_where=text("counted_failure"), sqlite_where=text("counted_failure")),
+)
+
+# The attempt of a provider's message id (delivery receipts, replies): written with the
+# attempt's outcome, in the same statement.
+provider_messages = Table(
+    "provider_messages", metadata,
+    Column("attempt_id", BigId, ForeignKey("attempts.id", ondelete="CASCADE"), primary_key=True),
+    Column("provider_message_id", String(200), nullable=False, index=True),
 )
 
 # Maintained counts of a campaign (migration 0005), kept by triggers on leads and attempts

@@ -10,7 +10,7 @@ from sqlalchemy import insert, select, update
 
 from drumbeat.channels.inbound import sign_sha256, sign_twilio
 from drumbeat.services import integrations as integration_service
-from drumbeat.store.tables import attempts, integrations, leads
+from drumbeat.store.tables import attempts, integrations, leads, provider_messages
 from tests.factory import new_campaign, workspace
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -29,10 +29,12 @@ def sent_lead(ctx, campaign_id, integration_id, *, message_id, phone="+141555501
             campaign_id=campaign_id, phone=phone, email=email, linkedin_url=linkedin_url, attributes={},
             state=state, current_step=step + 1, next_action_at=NOW, created_at=NOW, updated_at=NOW)
         ).inserted_primary_key[0]
-        conn.execute(insert(attempts).values(
+        attempt_id = conn.execute(insert(attempts).values(
             lead_id=lead_id, campaign_id=campaign_id, step=step, channel=channel, integration_id=integration_id,
             run=1, idempotency_key=f"{lead_id}:{step}:1", status=status, provider_message_id=message_id,
-            created_at=NOW, updated_at=NOW))
+            created_at=NOW, updated_at=NOW)).inserted_primary_key[0]
+        if message_id is not None:  # as the worker records an answer (store.claims.write_outcomes)
+            conn.execute(insert(provider_messages).values(attempt_id=attempt_id, provider_message_id=message_id))
     return lead_id
 
 

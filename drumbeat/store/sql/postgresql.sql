@@ -1,14 +1,20 @@
 -- write_attempt_outcomes --
--- Record a batch of provider answers in one statement (arrays, one element per attempt).
-UPDATE attempts AS a
-   SET status = o.status, provider_message_id = o.provider_message_id, error_code = o.error_code,
-       error_class = o.error_class, error_message = o.error_message,
-       counted_failure = o.counted_failure, updated_at = :now
-  FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:message_ids AS text[]),
-              CAST(:codes AS text[]), CAST(:classes AS text[]), CAST(:texts AS text[]),
-              CAST(:counted AS boolean[]))
-       AS o(id, status, provider_message_id, error_code, error_class, error_message, counted_failure)
- WHERE a.id = o.id;
+-- Record a batch of provider answers in one statement (arrays, one element per attempt), and the attempt of each provider message id (written again unchanged when an outcome is recorded twice).
+WITH answered AS (
+  UPDATE attempts AS a
+     SET status = o.status, provider_message_id = o.provider_message_id, error_code = o.error_code,
+         error_class = o.error_class, error_message = o.error_message,
+         counted_failure = o.counted_failure, updated_at = :now
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:message_ids AS text[]),
+                CAST(:codes AS text[]), CAST(:classes AS text[]), CAST(:texts AS text[]),
+                CAST(:counted AS boolean[]))
+         AS o(id, status, provider_message_id, error_code, error_class, error_message, counted_failure)
+   WHERE a.id = o.id
+  RETURNING a.id, a.provider_message_id
+)
+INSERT INTO provider_messages (attempt_id, provider_message_id)
+SELECT id, provider_message_id FROM answered WHERE provider_message_id IS NOT NULL
+ON CONFLICT (attempt_id) DO UPDATE SET provider_message_id = excluded.provider_message_id;
 
 -- write_lead_outcomes --
 -- Move a batch of leads after their attempts, only while this worker still holds their lease. The state test is wrapped in CASE so no index can serve it: with a plain IN the planner, misled by statistics that lag behind the churning leases, scanned every workable lead through ix_leads_due for each batch (60 ms at 60,000 leads) instead of looking the batch up by primary key.

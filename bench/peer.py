@@ -8,11 +8,12 @@ leads are loaded and its campaign started before its clock starts. procrastinate
 its own virtualenv (`--peer-venv`, created with `pip install procrastinate` when missing).
 
 Drumbeat: bench/engine.py's run — one `drumbeat worker` process, the zero-latency
-sandbox, one one-step campaign of N leads, the same concurrency. Each side gets a fresh
-database. Prints both throughputs and their ratio.
+sandbox, one one-step campaign of N leads, the same concurrency (split over `--lanes`
+claim loops). Each side gets a fresh database. Prints both throughputs and their ratio.
 
     python bench/peer.py                        # 100,000 leads, concurrency 32
     python bench/peer.py --leads 5000 --concurrency 32 256
+    python bench/peer.py --leads 20000 --concurrency 256 --lanes 2
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--leads", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[32])
+    parser.add_argument("--lanes", type=int, default=1, help="claim loops of the Drumbeat worker (--lanes)")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test",
                         help="admin URL; a fresh database is created per run")
     parser.add_argument("--peer-venv", type=Path, default=Path("/tmp/peer-venv"))
@@ -142,7 +144,7 @@ def main() -> None:
         with fresh_database("postgresql", args.pg) as url:
             peer = run_peer(python, url, args.leads, conc)
         with fresh_database("postgresql", args.pg) as url:
-            ours = run_drumbeat(url, args.leads, 1, conc)
+            ours = run_drumbeat(url, args.leads, 1, conc, args.lanes)
         print(f"{args.leads:>9,}{conc:>10}{peer['rate']:>17,.0f}{ours['rate']:>12,.0f}"
               f"{ours['rate'] / peer['rate']:>7.1f}x  ({peer['seconds']:.1f}, {ours['seconds']:.1f}; "
               f"{peer['done']:,}, {ours['sent']:,})", flush=True)

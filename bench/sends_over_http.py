@@ -8,7 +8,7 @@ the fake answered, worker CPU seconds and peak RSS, and from the worker's own me
 (`--metrics-port`) its claim transactions and their mean duration.
 
     python bench/sends_over_http.py                                  # 100,000 leads, 256 in flight
-    python bench/sends_over_http.py --leads 20000 --concurrency 64 256
+    python bench/sends_over_http.py --leads 20000 --concurrency 64 256 --lanes 1 2
     python bench/sends_over_http.py --leads 20000 --profile /tmp/worker.svg   # py-spy record the worker
 """
 
@@ -109,7 +109,7 @@ def claim_figures(port: int) -> dict:
     return {"claims": int(n), "claim_ms": 1000 * values.get("drumbeat_claim_seconds_sum", 0) / max(n, 1)}
 
 
-def run(url: str, leads: int, concurrency: int, profile: str | None) -> dict:
+def run(url: str, leads: int, concurrency: int, profile: str | None, lanes: int = 1) -> dict:
     from cryptography.fernet import Fernet
     from sqlalchemy import select
 
@@ -143,7 +143,8 @@ def run(url: str, leads: int, concurrency: int, profile: str | None) -> dict:
     started = time.perf_counter()
     metrics_port = free_port()
     worker = subprocess.Popen([sys.executable, "-m", "drumbeat.cli", "worker", "--concurrency", str(concurrency),
-                               "--metrics-port", str(metrics_port)], env=env, stderr=subprocess.DEVNULL)
+                               "--lanes", str(lanes), "--metrics-port", str(metrics_port)], env=env,
+                              stderr=subprocess.DEVNULL)
     spy = None
     if profile:
         fmt = {"json": ["--format", "speedscope"], "txt": ["--format", "raw"]}.get(profile.rsplit(".", 1)[-1], [])
@@ -181,6 +182,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--leads", type=int, nargs="+", default=[100_000])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[256], help="provider calls in flight")
+    parser.add_argument("--lanes", type=int, nargs="+", default=[1], help="claim loops of the worker (--lanes)")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test",
                         help="admin URL; a fresh database is created per run")
     parser.add_argument("--profile",
@@ -192,12 +194,12 @@ def main() -> None:
         return
     from bench.engine import fresh_database
 
-    print(f"{'leads':>9}{'in flight':>10}{'seconds':>9}{'sends/s':>10}{'answered':>10}{'worker CPU s':>14}"
+    print(f"{'leads':>9}{'lanes':>6}{'in flight':>10}{'seconds':>9}{'sends/s':>10}{'answered':>10}{'worker CPU s':>14}"
           f"{'peak RSS MB':>13}{'claims':>8}{'ms/claim':>10}  status")
-    for n, conc in itertools.product(args.leads, args.concurrency):
+    for n, lanes, conc in itertools.product(args.leads, args.lanes, args.concurrency):
         with fresh_database("postgresql", args.pg) as url:
-            r = run(url, n, conc, args.profile)
-        print(f"{n:>9,}{conc:>10}{r['seconds']:>9.1f}{r['rate']:>10,.0f}{r['answered']:>10,}{r['cpu']:>14.1f}"
+            r = run(url, n, conc, args.profile, lanes)
+        print(f"{n:>9,}{lanes:>6}{conc:>10}{r['seconds']:>9.1f}{r['rate']:>10,.0f}{r['answered']:>10,}{r['cpu']:>14.1f}"
               f"{r['rss']:>13.0f}{r['claims']:>8}{r['claim_ms']:>10.1f}  {r['status']}", flush=True)
 
 

@@ -9,6 +9,7 @@ from drumbeat.channels.sandbox import SandboxAdapter
 from drumbeat.engine.worker import Worker
 from drumbeat.services import campaigns as svc
 from drumbeat.services.receipts import CallbackIntegration, apply_events
+from drumbeat.store import stats
 from drumbeat.store.tables import attempts, leads
 from tests.factory import new_campaign, sandbox_key, workspace
 
@@ -60,6 +61,8 @@ def test_an_invitation_not_accepted_in_time_ends_the_sequence_without_a_message(
     worker = Worker(ctx, {"sandbox": SandboxAdapter()}, tick_seconds=0)
     asyncio.run(worker.drain())
     clock.advance(seconds=3601)
+    with ctx.db.connect() as conn:  # waiting for the invitee, not for a worker: no queue
+        assert stats.due_leads(conn, clock()) == []
     asyncio.run(worker.drain())
     assert sends_per_step(ctx) == {0: 2}
     view = svc.get_campaign(ctx, p, cid)

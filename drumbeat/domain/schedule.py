@@ -220,9 +220,10 @@ def budget(limits: Limits, *, today: date, first_day: date | None, sent_today: i
 
 @dataclass(frozen=True)
 class DaySlots:
-    """A stretch of one opening of the window inside one local calendar day, and how many
-    sends it may take (None: any number). An opening crossing midnight gives two: the
-    sends after midnight count against the next day's cap, as the worker charges them."""
+    """A stretch of one opening of the window inside one local calendar day (or a whole
+    day, charged_days), and how many sends it may take (None: any number). An opening
+    crossing midnight gives two: the sends after midnight count against the next day's
+    cap, as the worker charges them."""
 
     day: date  # the local calendar day its sends are charged to
     opens: datetime
@@ -285,8 +286,9 @@ def plan_days(now: datetime, window: Window, limits: Limits, *, total: int, firs
     return out
 
 
-# The re-clamp places the sends of the window's next PLACED_OPENINGS openings (the one in
-# progress counts) and parks the leads beyond them; the sweeper places each later opening
+# The re-clamp places the sends of the campaign zone's days until the window's next
+# PLACED_OPENINGS openings close (the one in progress counts), in each lead's own zone's
+# window, and parks the leads beyond them; the sweeper places each later opening
 # as it comes within reach. A long list at a few thousand sends a day is then written a
 # day at a time, not all of it at resume.
 PLACED_OPENINGS = 2

@@ -461,14 +461,17 @@ def reclamp(conn: Connection, row, now: datetime, *, parked_only: bool = False) 
     if not placed:
         return 0
     gap = 1.0 / limits.rate_per_second if limits.rate_per_second else 0.0
-    plan = []
+    pace = gap and not window.randomize
+    plan, ahead = [], [0] * len(days)  # ahead: the leads of the zones before in each slot
     for z, per_slot in shares.items():
         lo = 0
-        for n, stretch in zip(per_slot, stretches[z], strict=True):
-            if n:  # the zone's leads numbered lo.. hi - 1 go in this stretch
-                plan.append({"zone": z, "lo": lo, "hi": lo + n, "opens": stretch[0], "closes": stretch[1],
-                             "gap": gap})
+        for i, (n, stretch) in enumerate(zip(per_slot, stretches[z], strict=True)):
+            if n:  # the zone's leads numbered lo .. lo + n - 1 go in this stretch
+                # with a rate, a slot's leads of every zone are spaced as one sequence
+                opens = stretch[0] + timedelta(seconds=ahead[i] * gap) if pace else stretch[0]
+                plan.append({"zone": z, "lo": lo, "hi": lo + n, "opens": opens, "closes": stretch[1], "gap": gap})
                 lo += n
+                ahead[i] += n
     return claims.reclamp_due_leads(conn, placing, plan=plan, limit=room, randomize=window.randomize)
 
 

@@ -247,3 +247,17 @@ def test_a_capped_night_campaign_resumed_late_on_sunday_books_no_day_beyond_its_
     per_day = Counter(r.next_action_at.astimezone(UTC).date() for r in placed)
     assert per_day == {datetime(2026, 3, d).date(): 3 for d in (1, 2, 3)}
     assert all(r.next_action_at >= at("2026-03-02T03:00:00+00:00") for r in placed if r.timezone == zones[1])
+
+
+def test_with_a_rate_the_leads_of_two_zones_in_one_day_are_spaced_as_one_sequence(ctx):
+    c, clock = clocked(ctx)  # open all the time; London's clock is UTC's in March
+    p = workspace(c)
+    sandbox_key(c, p)
+    cid = new_campaign(c, p, limits=limits(rate=4))
+    add_leads(c, cid, 8)
+    ids = [r.id for r in lead_rows(c)]
+    with c.db.begin() as conn:
+        conn.execute(update(leads).where(leads.c.id.in_(ids[::2])).values(timezone="Europe/London"))
+    svc.start(c, p, cid)
+    assert sorted(r.next_action_at for r in lead_rows(c)) == [clock.now + timedelta(seconds=0.25 * k)
+                                                               for k in range(8)]

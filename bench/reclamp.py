@@ -8,8 +8,9 @@ paused, the clock jumps two days and it resumes (the leads whose slots passed mo
 pauses again for 400 days and resumes (every lead is due again). Then the sweeper runs
 once a day for five days, placing each new opening's sends from the parked leads.
 Printed: each re-clamp statement alone and how many leads it placed, the whole last
-resume call, the sweeper's daily placement, and checks: no local day got more than the
-cap, every placed lead is in the future, the rest are parked.
+resume call, the sweeper's daily placement, and checks: no local day (Berlin's, the day the
+worker charges a send to, whichever zone it goes in) got more than the cap, every placed
+lead is in the future, the rest are parked.
 
     python bench/reclamp.py                                   # 100,000 and 1,000,000 leads
     python bench/reclamp.py --leads 200000 --pg postgresql://postgres@127.0.0.1:5432/test
@@ -107,7 +108,7 @@ def run(url: str, n: int, seconds: list[float], cap: int | None) -> dict:
                                      {"cid": cid}).scalar()
         parked = "COALESCE(CAST(:parked AS timestamptz), '-infinity')"
         worst = conn.execute(text(f"""
-            SELECT max(n) FROM (SELECT count(*) AS n FROM leads WHERE campaign_id = :cid AND timezone IS NULL
+            SELECT max(n) FROM (SELECT count(*) AS n FROM leads WHERE campaign_id = :cid
                                    AND next_action_at >= {parked}
                                  GROUP BY (next_action_at AT TIME ZONE 'Europe/Berlin')::date) AS d"""),
                              {"cid": cid, "parked": parked_before}).scalar()

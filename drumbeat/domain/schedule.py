@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from itertools import islice
+from itertools import islice, takewhile
 from zoneinfo import ZoneInfo
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -219,9 +220,10 @@ def budget(limits: Limits, *, today: date, first_day: date | None, sent_today: i
 
 @dataclass(frozen=True)
 class DaySlots:
-    """A stretch of one opening of the window inside one local calendar day, and how many
-    sends it may take (None: any number). An opening crossing midnight gives two: the
-    sends after midnight count against the next day's cap, as the worker charges them."""
+    """A stretch of one opening of the window inside one local calendar day (or a whole
+    day, charged_days), and how many sends it may take (None: any number). An opening
+    crossing midnight gives two: the sends after midnight count against the next day's
+    cap, as the worker charges them."""
 
     day: date  # the local calendar day its sends are charged to
     opens: datetime
@@ -284,8 +286,9 @@ def plan_days(now: datetime, window: Window, limits: Limits, *, total: int, firs
     return out
 
 
-# The re-clamp places the sends of the window's next PLACED_OPENINGS openings (the one in
-# progress counts) and parks the leads beyond them; the sweeper places each later opening
+# The re-clamp places the sends of the campaign zone's days until the window's next
+# PLACED_OPENINGS openings close (the one in progress counts), in each lead's own zone's
+# window, and parks the leads beyond them; the sweeper places each later opening
 # as it comes within reach. A long list at a few thousand sends a day is then written a
 # day at a time, not all of it at resume.
 PLACED_OPENINGS = 2
@@ -338,33 +341,63 @@ def placement_horizon(now: datetime, window: Window) -> datetime:
     return openings[-1][2]
 
 
-def zone_openings(days: list[DaySlots], now: datetime, window: Window,
-                  tz: str | None) -> list[tuple[datetime, datetime]]:
-    """Where each planned stretch lies for a lead in its own zone `tz` (None: the
-    campaign's): the j-th opening of the campaign's window from `now` pairs with the j-th
-    of the lead's own, so a New York lead goes in New York's window of the same turn. A
-    stretch takes the part of that opening inside its calendar day in the campaign's zone,
-    the day the worker charges its sends to; when that part is empty (New York's night
-    lies wholly in the next UTC day), the lead's opening is cut alike the campaign's."""
-    if tz is None or not days:
-        return [(d.opens, d.closes) for d in days]
-    turns = max(d.turn for d in days) + 1
-    ours = list(islice(intervals(now, window), turns))
-    own = list(islice(intervals(now, window, tz), turns))
+def charged_days(now: datetime, window: Window, limits: Limits, *, until: datetime, first_day: date | None,
+                 sent_today: int, sent_this_week: int, booked: dict[date, int] | None = None) -> list[DaySlots]:
+    """The calendar days of the campaign's zone from `now` on (those beginning before
+    `until`), each with the sends the caps and the ramp let it take (None: any number);
+    days with nothing left are left out. The worker charges a send to the campaign-zone
+    day it goes on, whichever zone's window it goes in, so the re-clamp shares each of
+    these days among the leads' zones (share_days)."""
+    whole_days = Window(timezone=window.timezone)
+    if limits.capped:
+        return plan_days(now, whole_days, limits, total=sys.maxsize, first_day=first_day, sent_today=sent_today,
+                         sent_this_week=sent_this_week, booked=booked, until=until)
+    return [DaySlots(day, opens, closes, None, turn)
+            for turn, day, opens, closes in takewhile(lambda s: s[2] < until, day_stretches(now, whole_days))]
+
+
+def zone_openings(slots: list[DaySlots], now: datetime, window: Window,
+                  tz: str | None) -> list[tuple[datetime, datetime] | None]:
+    """Where each slot's sends go for a lead in zone `tz` (None: the campaign's): the
+    earliest part of that zone's window inside the slot; for a lead in its own zone,
+    inside the slot's calendar day in the campaign's zone, the day the worker charges
+    its sends to (a slice of the campaign's opening paces only the campaign's zone).
+    None where that zone's window has no instant there: the slot is not its to use."""
+    if not slots:
+        return []
     z = zone(window.timezone)
-    out = []
-    for d in days:
-        (day, opens, closes), (_, lo, hi) = ours[d.turn], own[d.turn]
-        on_day = (max(lo, _instant(d.day, 0, z), now), min(hi, _instant(d.day + timedelta(days=1), 0, z)))
-        if on_day[1] > on_day[0]:
-            out.append(on_day)
+    ends = {s.day: _instant(s.day + timedelta(days=1), 0, z) for s in slots}
+    last = max(ends.values())
+    openings = [(opens, closes) for _, opens, closes in takewhile(lambda o: o[1] < last, intervals(now, window, tz))]
+    out: list[tuple[datetime, datetime] | None] = []
+    for s in slots:
+        lo, hi = (s.opens, s.closes) if tz is None else (max(now, _instant(s.day, 0, z)), ends[s.day])
+        out.append(next(((max(lo, opens), min(hi, closes)) for opens, closes in openings
+                         if max(lo, opens) < min(hi, closes)), None))
+    return out
+
+
+def share_days(slots: list[DaySlots], waiting: dict[str, int],
+               stretches: dict[str, list[tuple[datetime, datetime] | None]]) -> dict[str, list[int]]:
+    """How many of each zone's `waiting` leads each slot takes: slots fill in order, each
+    shared among the zones with a stretch in it (zone_openings) in proportion to the leads
+    they still have waiting (largest remainder; ties go to the zone named first), never
+    beyond its capacity (None: any number). Leads that fit in no slot are left over."""
+    left = dict(waiting)
+    out = {z: [0] * len(slots) for z in waiting}
+    for i, slot in enumerate(slots):
+        able = [z for z in waiting if left[z] and stretches[z][i] is not None]
+        want = sum(left[z] for z in able)
+        if not want:
             continue
-        midnight = _midnight_cut(day, opens, closes, z)
-        if midnight is not None:
-            cut = min(max(midnight + (lo - opens), lo), hi)
-            lo, hi = (lo, cut) if d.day == day else (cut, hi)
-        lo = max(lo, now)
-        out.append((lo, hi) if hi > lo else (max(own[d.turn][1], now), own[d.turn][2]))  # a DST day's odd end
+        take = want if slot.capacity is None else min(slot.capacity, want)
+        shares = {z: take * left[z] // want for z in able}
+        by_remainder = sorted(able, key=lambda z: -(take * left[z] % want))  # stable: ties keep the order
+        for z in by_remainder[:take - sum(shares.values())]:
+            shares[z] += 1
+        for z in able:
+            out[z][i] = shares[z]
+            left[z] -= shares[z]
     return out
 
 

@@ -15,16 +15,20 @@ from drumbeat.domain.leads import TERMINAL_LEAD_STATES, LeadState
 from drumbeat.domain.lifecycle import Action, Status, check_cancel_confirmation, transition
 from drumbeat.domain.reasons import PauseReason, most_severe
 from drumbeat.domain.schedule import (
+    DaySlots,
     Limits,
     Window,
     budget,
+    charged_days,
     day_index,
+    day_stretches,
     earliest_send,
     lead_zone,
     local_day,
     next_slot,
     placement_horizon,
     plan_days,
+    share_days,
     spread_slices,
     week_of,
     zone_openings,
@@ -398,15 +402,14 @@ def run_through_gates(ctx: Context, campaign_id: str, action: Action, actor: Act
         return campaign_view(conn, store.get_campaign(conn, workspace_id, campaign_id), now)
 
 
-BIG = 2**62
-
-
 def reclamp(conn: Connection, row, now: datetime, *, parked_only: bool = False) -> int:
     """Start or resume (DESIGN.md §5): every lead whose next action time has passed goes
-    to the next valid slots, paced by the caps and the ramp, never as a burst. The day
-    plan (openings and how many each may take, less what leads already planned for that
-    day take) is computed here, per time zone of the leads placed; one statement then
-    numbers those leads and gives lead k its slot.
+    to the next valid slots, paced by the caps and the ramp, never as a burst. The plan is
+    computed here: the campaign zone's calendar days and how many sends each may take
+    (less what leads already planned for that day take), each shared among the time
+    zones of the leads placed that have a stretch of their window in it, so no day takes
+    more than its cap whichever zones its sends go in; one statement then numbers each
+    zone's leads and gives its lead k its slot.
 
     Only the sends of the window's next openings are placed (domain.schedule
     .PLACED_OPENINGS); the leads beyond them are parked behind the campaign's
@@ -431,38 +434,44 @@ def reclamp(conn: Connection, row, now: datetime, *, parked_only: bool = False) 
         for hour, n in claims.booked_hours(conn, placing).items():
             day = local_day(hour, window.timezone)
             booked[day] = booked.get(day, 0) + n
-    days = plan_days(now, window, limits, total=BIG, first_day=first or today, sent_today=sent_today,
-                     sent_this_week=sent_week, booked=booked, until=placement_horizon(now, window))
-    room = None if any(d.capacity is None for d in days) else sum(d.capacity for d in days)
+    days = charged_days(now, window, limits, until=placement_horizon(now, window), first_day=first or today,
+                        sent_today=sent_today, sent_this_week=sent_week, booked=booked)
+    room = None if not limits.capped else sum(d.capacity for d in days)
     zones = None
-    if room is None and window.randomize and days:
+    if room is None and window.randomize:
         zones = claims.placed_lead_zones(conn, placing, None)
-        slices = spread_slices(days[0], now, waiting=sum(zones.values()),
+        turn, day, opens, closes = next(day_stretches(now, window))
+        slices = spread_slices(DaySlots(day, opens, closes, None, turn), now, waiting=sum(zones.values()),
                                planned=lambda lo, hi: claims.booked_between(conn, placing, lo, hi))
         if slices is not None:
             days, room, zones = slices, sum(d.capacity for d in slices), None
     if zones is None:
         zones = claims.placed_lead_zones(conn, placing, room)
     total = sum(zones.values())
-    still_parked = room is not None and total >= room  # more may wait beyond the openings placed
+    stretches = {z: zone_openings(days, now, window, lead_zone(z)) for z in zones}
+    shares = share_days(days, zones, stretches)
+    placed = sum(map(sum, shares.values()))
+    # Leads beyond the room, or in a zone with no room left in its window, wait parked.
+    still_parked = placed < total or (room is not None and total >= room)
     keep = (parked_before if parked_only else now) if still_parked else None
     if keep != parked_before:
         store.update_campaign(conn, row["id"], parked_before=keep)
     if still_parked and not parked_only:
         claims.park_due_now(conn, placing)
-    if not total:
+    if not placed:
         return 0
-    bounds, placed = [], 0
-    for d in days:
-        bounds.append(placed)
-        placed += total - placed if d.capacity is None else min(d.capacity, total - placed)
     gap = 1.0 / limits.rate_per_second if limits.rate_per_second else 0.0
-    plan = []
-    for stored in zones:
-        for i, (opens, closes) in enumerate(zone_openings(days, now, window, lead_zone(stored))):
-            plan.append({"zone": stored or "", "idx": i + 1, "lo": bounds[i],
-                         "hi": bounds[i + 1] if i + 1 < len(bounds) else BIG,
-                         "opens": opens, "closes": closes, "gap": gap})
+    pace = gap and not window.randomize
+    plan, ahead = [], [0] * len(days)  # ahead: the leads of the zones before in each slot
+    for z, per_slot in shares.items():
+        lo = 0
+        for i, (n, stretch) in enumerate(zip(per_slot, stretches[z], strict=True)):
+            if n:  # the zone's leads numbered lo .. lo + n - 1 go in this stretch
+                # with a rate, a slot's leads of every zone are spaced as one sequence
+                opens = stretch[0] + timedelta(seconds=ahead[i] * gap) if pace else stretch[0]
+                plan.append({"zone": z, "lo": lo, "hi": lo + n, "opens": opens, "closes": stretch[1], "gap": gap})
+                lo += n
+                ahead[i] += n
     return claims.reclamp_due_leads(conn, placing, plan=plan, limit=room, randomize=window.randomize)
 
 

@@ -437,32 +437,31 @@ def park_due_now(conn: Connection, placing: Placing) -> None:
                  .values(next_action_at=placing.now - timedelta(microseconds=1)))
 
 
-def placed_lead_zones(conn: Connection, placing: Placing, limit: int | None) -> dict[str | None, int]:
+def placed_lead_zones(conn: Connection, placing: Placing, limit: int | None) -> dict[str, int]:
     """How many of the first `limit` leads to place (all when None) wait in each lead time
-    zone (None: the campaign's)."""
-    first = select(leads.c.timezone).where(*placing.where()).order_by(*placing.order()).limit(limit).subquery()
-    rows = conn.execute(select(first.c.timezone, func.count()).group_by(first.c.timezone))
+    zone, as stored ('' for none: the campaign's), by zone name."""
+    stored = func.coalesce(leads.c.timezone, "").label("zone")
+    first = select(stored).where(*placing.where()).order_by(*placing.order()).limit(limit).subquery()
+    rows = conn.execute(select(first.c.zone, func.count()).group_by(first.c.zone).order_by(first.c.zone))
     return {tz: n for tz, n in rows}
 
 
 def reclamp_due_leads(conn: Connection, placing: Placing, *, plan: list[dict], limit: int | None,
                       randomize: bool) -> int:
     """Move the first `limit` leads to place (all when None) to their slots, in one
-    statement: they are numbered in `placing`'s order and lead k takes the plan row of
-    its zone whose [lo, hi) holds k: at `opens` + (k - lo) * `gap` seconds (capped inside
-    the opening), or at a random instant of the opening when randomized.
+    statement: each zone's leads are numbered in `placing`'s order and its lead k takes
+    the plan row of its zone whose [lo, hi) holds k: at `opens` + (k - lo) * `gap`
+    seconds (capped inside the opening), or at a random instant of the opening when
+    randomized. A lead beyond its zone's last row stays as it is.
 
-    `plan` rows: zone (the lead's timezone column as stored, '' for none), idx (1, 2, ...
-    per zone), lo, hi (the same for every zone), opens and closes (UTC), gap (seconds
-    between sends, 0 for as fast as allowed); the last row's hi takes every lead left."""
+    `plan` rows: zone (the lead's timezone column as stored, '' for none), lo, hi,
+    opens and closes (UTC), gap (seconds between sends, 0 for as fast as allowed)."""
     params = {"campaign_id": placing.campaign_id, "now": placing.now, "below": placing.below,
               "prior": placing.prior, "randomize": randomize}
     if conn.dialect.name == "postgresql":
-        first_zone = plan[0]["zone"] if plan else ""
-        params.update(zones=[p["zone"] for p in plan], idx=[p["idx"] for p in plan], lo=[p["lo"] for p in plan],
+        params.update(zones=[p["zone"] for p in plan], lo=[p["lo"] for p in plan], hi=[p["hi"] for p in plan],
                       opens=[p["opens"] for p in plan], closes=[p["closes"] for p in plan],
-                      gaps=[p["gap"] for p in plan],
-                      bounds=[p["lo"] for p in plan if p["zone"] == first_zone], take=limit)
+                      gaps=[p["gap"] for p in plan], take=limit)
         conn.execute(text("SET LOCAL work_mem = '256MB'"))  # number a million leads in memory
         return conn.execute(queries("postgresql")["reclamp_due_leads"], params).rowcount
     for name in ("now", "below", "prior"):

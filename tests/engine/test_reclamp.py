@@ -215,3 +215,49 @@ def test_without_a_cap_a_randomized_start_places_quarter_hours_and_the_sweeper_t
     per_hour = Counter(t.hour for t in times)  # ~286 an hour (random slots: ± ~17)
     assert set(per_hour) == {10, 11, 12, 13, 14, 15, 16}
     assert max(per_hour.values()) <= 350 and min(per_hour.values()) >= 220, per_hour
+
+
+def test_a_capped_night_campaign_resumed_late_on_sunday_books_no_day_beyond_its_cap_in_any_zone(ctx):
+    """A 22:00-06:00 UTC window, a daily cap of 3, Sunday 23:00 UTC: leads in the campaign's
+    zone, in New York (its night is 03:00-11:00 UTC: none of it on Sunday) and in Berlin
+    (21:00-05:00 UTC). The worker charges each send to its UTC day, so the plan shares each
+    day among the zones that can use it: New York's leads take none of Sunday's three and
+    no day gets more than three."""
+    c, clock = clocked(ctx, at("2026-03-01T23:00:00+00:00"))
+    p = workspace(c)
+    sandbox_key(c, p)
+    cid = new_campaign(c, p, schedule=schedule(start="22:00", end="06:00"), limits=limits(daily=3))
+    add_leads(c, cid, 12)
+    zones = [None, "America/New_York", "Europe/Berlin"]
+    svc.start(c, p, cid)
+    svc.pause(c, p, cid)
+    ids = [r.id for r in lead_rows(c)]
+    with c.db.begin() as conn:  # all waiting since 22:00, none placed nor parked
+        for i, lead_id in enumerate(ids):
+            conn.execute(update(leads).where(leads.c.id == lead_id)
+                         .values(timezone=zones[i % 3], next_action_at=at("2026-03-01T22:00:00+00:00")))
+        conn.execute(update(campaigns).where(campaigns.c.id == cid).values(parked_before=None))
+    clock.advance(minutes=1)
+    svc.resume(c, p, cid)
+    window = Window.from_schedule(schedule(start="22:00", end="06:00"))
+    placed = [r for r in lead_rows(c) if r.id not in parked_ids(c, cid)]
+    assert len(placed) == 9  # Sunday's, Monday's and Tuesday's three; three wait parked
+    for r in placed:
+        assert r.next_action_at >= clock.now and is_open(r.next_action_at, window, r.timezone), r
+    per_day = Counter(r.next_action_at.astimezone(UTC).date() for r in placed)
+    assert per_day == {datetime(2026, 3, d).date(): 3 for d in (1, 2, 3)}
+    assert all(r.next_action_at >= at("2026-03-02T03:00:00+00:00") for r in placed if r.timezone == zones[1])
+
+
+def test_with_a_rate_the_leads_of_two_zones_in_one_day_are_spaced_as_one_sequence(ctx):
+    c, clock = clocked(ctx)  # open all the time; London's clock is UTC's in March
+    p = workspace(c)
+    sandbox_key(c, p)
+    cid = new_campaign(c, p, limits=limits(rate=4))
+    add_leads(c, cid, 8)
+    ids = [r.id for r in lead_rows(c)]
+    with c.db.begin() as conn:
+        conn.execute(update(leads).where(leads.c.id.in_(ids[::2])).values(timezone="Europe/London"))
+    svc.start(c, p, cid)
+    assert sorted(r.next_action_at for r in lead_rows(c)) == [clock.now + timedelta(seconds=0.25 * k)
+                                                               for k in range(8)]

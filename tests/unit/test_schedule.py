@@ -6,7 +6,6 @@ import random
 from datetime import UTC, date, datetime, timedelta
 from itertools import islice
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +18,7 @@ from drumbeat.domain.schedule import (
     Ramp,
     Window,
     budget,
+    charged_days,
     clamp,
     earliest_send,
     interval_on,
@@ -29,6 +29,7 @@ from drumbeat.domain.schedule import (
     placement_horizon,
     plan_days,
     random_slot,
+    share_days,
     spread_slices,
     zone,
     zone_openings,
@@ -186,15 +187,15 @@ def test_a_night_window_is_cut_at_midnight_and_each_part_charged_to_its_own_day(
         (at("2026-03-06T00:00:00+00:00"), at("2026-03-06T05:00:00+00:00"))]
 
 
-@pytest.mark.xfail(strict=True, reason="known: own-zone stretches are cut at the lead's midnight, the worker "
-                                        "charges each send to the campaign zone's calendar day")
 def test_a_lead_in_its_own_zone_is_placed_where_the_worker_charges_the_day_the_plan_gave_it():
     w = window("22:00", "06:00")
     now = at("2026-12-06T23:00:00+00:00")  # Sunday 23:00 UTC: 18:00 in New York
     plan = plan_days(now, w, Limits(daily_cap=2), total=6, first_day=None, sent_today=0, sent_this_week=0)
     assert [p.day.isoformat() for p in plan] == ["2026-12-06", "2026-12-07", "2026-12-08"]
-    for p, (lo, hi) in zip(plan, zone_openings(plan, now, w, "America/New_York"), strict=True):
-        # Sunday's share lands on Monday 03:00-05:00 UTC, which the worker charges to Monday
+    stretches = zone_openings(plan, now, w, "America/New_York")
+    # New York's night begins on Monday in UTC: Sunday's share is not New York's to use
+    assert stretches[0] is None
+    for p, (lo, hi) in zip(plan[1:], stretches[1:], strict=True):
         assert local_day(lo, w.timezone) == p.day and local_day(hi - timedelta(microseconds=1), w.timezone) == p.day
 
 
@@ -253,6 +254,61 @@ def test_a_plan_never_puts_more_on_a_day_or_week_than_its_caps_allow(now, w, tot
     if weekly is not None:
         assert all(n <= weekly for n in per_week.values())
     assert placed == total or len(plan) == 2000
+
+
+@settings(max_examples=200, deadline=None)
+@given(times, windows, st.dictionaries(st.sampled_from(["", *ZONES]), st.integers(1, 300), min_size=1),
+       st.integers(0, 50), st.one_of(st.none(), st.integers(1, 100)), st.one_of(st.none(), st.integers(1, 300)),
+       st.one_of(st.none(), st.builds(Ramp, st.integers(1, 50), st.integers(0, 50), st.integers(1, 7))))
+def test_leads_of_every_zone_together_never_put_more_on_a_campaign_zone_day_than_its_caps_allow(
+        now, w, waiting, sent, daily, weekly, ramp):
+    """The re-clamp's plan: each campaign-zone day shared among the leads' zones ('' is the
+    campaign's), each zone's sends in its own window on the day the worker charges them."""
+    limits = Limits(daily_cap=daily, weekly_cap=weekly, ramp=ramp)
+    days = charged_days(now, w, limits, until=placement_horizon(now, w), first_day=None, sent_today=sent,
+                        sent_this_week=sent)
+    stretches = {z: zone_openings(days, now, w, z or None) for z in waiting}
+    shares = share_days(days, waiting, stretches)
+    today = local_day(now, w.timezone)
+    per_day: dict[date, int] = {today: sent}
+    per_week: dict[date, int] = {today - timedelta(days=today.weekday()): sent}
+    for z, counts in shares.items():
+        assert sum(counts) <= waiting[z]
+        for d, n, stretch in zip(days, counts, stretches[z], strict=True):
+            if stretch is None:
+                assert n == 0
+                continue
+            lo, hi = stretch
+            assert now <= lo < hi and is_open(lo, w, z or None)
+            assert local_day(lo, w.timezone) == d.day == local_day(hi - timedelta(microseconds=1), w.timezone)
+            per_day[d.day] = per_day.get(d.day, 0) + n
+            week = d.day - timedelta(days=d.day.weekday())
+            per_week[week] = per_week.get(week, 0) + n
+    for day, n in per_day.items():
+        cap = limits.day_cap((day - today).days)
+        assert cap is None or n <= max(cap, sent if day == today else 0)
+    assert weekly is None or all(n <= max(weekly, sent) for n in per_week.values())
+    # days fill in order: a zone left with leads found every day it could use full
+    for i, d in enumerate(days):
+        used = sum(counts[i] for counts in shares.values())
+        short = [z for z in waiting if stretches[z][i] is not None and sum(shares[z]) < waiting[z]]
+        assert not short or (d.capacity is not None and used == d.capacity)
+
+
+def test_a_day_is_shared_among_the_zones_that_can_use_it_in_proportion_to_their_leads():
+    w = window("22:00", "06:00")
+    now = at("2026-12-06T23:00:00+00:00")  # Sunday 23:00 UTC: only the campaign's zone has Sunday
+    days = charged_days(now, w, Limits(daily_cap=4), until=placement_horizon(now, w), first_day=None,
+                        sent_today=0, sent_this_week=0)
+    assert [(d.day.isoformat(), d.capacity) for d in days] == [("2026-12-06", 4), ("2026-12-07", 4),
+                                                                ("2026-12-08", 4)]
+    waiting = {"": 5, "America/New_York": 6}
+    stretches = {z: zone_openings(days, now, w, z or None) for z in waiting}
+    assert stretches["America/New_York"][0] is None
+    assert stretches[""][0] == (now, at("2026-12-07T00:00:00+00:00"))
+    # Sunday: 4 of the campaign zone's 5; Monday: 4 shared 1 : 6 (4/7 and 24/7, the largest
+    # remainder goes to the campaign's zone); Tuesday: New York's 3 left
+    assert share_days(days, waiting, stretches) == {"": [4, 1, 0], "America/New_York": [0, 3, 3]}
 
 
 def test_the_earliest_send_judges_each_lead_in_its_own_zone():

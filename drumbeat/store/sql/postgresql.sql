@@ -49,11 +49,11 @@ UPDATE leads AS l
  WHERE l.id = o.id;
 
 -- reclamp_due_leads --
--- Move the first `take` leads to place (claims.Placing: longest waiting first, those a previous resume placed before those it parked) to their sending slots: lead k takes the opening whose bounds hold k (width_bucket: a binary search), in its own zone; rows are found again by ctid (a heap fetch, not index descents).
+-- Move the first `take` leads to place (claims.Placing: longest waiting first, those a previous resume placed before those it parked) to their sending slots: each zone's lead k takes its zone's plan row whose [lo, hi) holds k, in its own zone's window; a lead beyond its zone's rows stays as it is; rows are found again by ctid (a heap fetch, not index descents).
 WITH plan AS (
-  SELECT * FROM unnest(CAST(:zones AS text[]), CAST(:idx AS int[]), CAST(:lo AS bigint[]),
+  SELECT * FROM unnest(CAST(:zones AS text[]), CAST(:lo AS bigint[]), CAST(:hi AS bigint[]),
                        CAST(:opens AS timestamptz[]), CAST(:closes AS timestamptz[]), CAST(:gaps AS float8[]))
-         AS p(zone, idx, lo, opens, closes, gap)
+         AS p(zone, lo, hi, opens, closes, gap)
 ), picked AS (
   SELECT ctid AS row_at, COALESCE(timezone, '') AS zone, id, next_action_at,
          CASE WHEN next_action_at < CAST(:prior AS timestamptz) THEN 1 ELSE 0 END AS parked
@@ -63,17 +63,16 @@ WITH plan AS (
      AND (CAST(:below AS timestamptz) IS NULL OR next_action_at < CAST(:below AS timestamptz))
    ORDER BY parked, next_action_at, id
    LIMIT CAST(:take AS bigint)
-), numbered AS (
-  SELECT row_at, zone, row_number() OVER (ORDER BY parked, next_action_at, id) - 1 AS k FROM picked
 ), due AS (
-  SELECT row_at, zone, k, width_bucket(k, CAST(:bounds AS bigint[])) AS idx FROM numbered
+  SELECT row_at, zone, row_number() OVER (PARTITION BY zone ORDER BY parked, next_action_at, id) - 1 AS k
+    FROM picked
 )
 UPDATE leads AS l
    SET next_action_at = CASE WHEN CAST(:randomize AS boolean)
                              THEN p.opens + (p.closes - p.opens) * random()
                              ELSE LEAST(p.opens + make_interval(secs => (d.k - p.lo) * p.gap),
                                         p.closes - interval '1 millisecond') END
-  FROM due AS d JOIN plan AS p ON p.zone = d.zone AND p.idx = d.idx
+  FROM due AS d JOIN plan AS p ON p.zone = d.zone AND d.k >= p.lo AND d.k < p.hi
  WHERE l.ctid = d.row_at;
 
 -- fold_campaign_counts --

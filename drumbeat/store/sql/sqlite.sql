@@ -1,5 +1,5 @@
 -- reclamp_due_leads --
--- Move the first `take` leads to place (claims.Placing: longest waiting first, those a previous resume placed before those it parked; -1: all) to their sending slots (the plan is a JSON array of [zone, lo, hi, opens, closes, gap] with epoch seconds); lead k takes the plan row of its zone whose [lo, hi) holds k.
+-- Move the first `take` leads to place (claims.Placing: longest waiting first, those a previous resume placed before those it parked; -1: all) to their sending slots (the plan is a JSON array of [zone, lo, hi, opens, closes, gap] with epoch seconds); each zone's lead k takes its zone's plan row whose [lo, hi) holds k; a lead beyond its zone's rows stays as it is.
 WITH plan AS (
   SELECT json_extract(value, '$[0]') AS zone, json_extract(value, '$[1]') AS lo, json_extract(value, '$[2]') AS hi,
          json_extract(value, '$[3]') AS opens, json_extract(value, '$[4]') AS closes,
@@ -14,7 +14,7 @@ WITH plan AS (
    ORDER BY parked, next_action_at, id
    LIMIT :take
 ), due AS (
-  SELECT id, zone, row_number() OVER (ORDER BY parked, next_action_at, id) - 1 AS k FROM picked
+  SELECT id, zone, row_number() OVER (PARTITION BY zone ORDER BY parked, next_action_at, id) - 1 AS k FROM picked
 ), moved AS (
   SELECT d.id, CAST(round(CASE WHEN :randomize
                                THEN p.opens + (p.closes - p.opens) * (random() / 18446744073709551616.0 + 0.5)

@@ -254,10 +254,11 @@ attempts = Table(
 )
 
 # The attempt of a provider's message id (delivery receipts, replies): written with the
-# attempt's outcome, in the same statement.
+# attempt's outcome, in the same statement. No foreign key: its per-row check would cost
+# what the in-place update saves (migration 0008); lookups join attempts.
 provider_messages = Table(
     "provider_messages", metadata,
-    Column("attempt_id", BigId, ForeignKey("attempts.id", ondelete="CASCADE"), primary_key=True),
+    Column("attempt_id", BigId, primary_key=True),
     Column("provider_message_id", String(200), nullable=False, index=True),
 )
 

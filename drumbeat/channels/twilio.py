@@ -19,6 +19,7 @@ import httpx
 
 from drumbeat.channels.base import Credential, OutboundMessage
 from drumbeat.channels.errors import TWILIO, classify, misconfigured, no_address, no_answer, refused, retry_after
+from drumbeat.channels.transport import endpoint
 from drumbeat.domain.errors import SendResult
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
@@ -65,7 +66,7 @@ class TwilioAdapter:
         url = f"{(config.get('base_url') or DEFAULT_BASE_URL).rstrip('/')}/2010-04-01/Accounts/{sid}/{resource}"
         secrets = [token]
         try:
-            answer = await self.client.post(url, data=form(channel, message, config), auth=(sid, token))
+            answer = await self.client.post(endpoint(url), data=form(channel, message, config), auth=(sid, token))
         except (httpx.UnsupportedProtocol, httpx.InvalidURL):
             return misconfigured(PROVIDER, "a valid config.base_url")
         except httpx.RequestError as exc:

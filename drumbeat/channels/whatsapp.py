@@ -31,6 +31,7 @@ from drumbeat.channels.errors import (
     retry_after,
     whatsapp_parameter_class,
 )
+from drumbeat.channels.transport import endpoint
 from drumbeat.domain.errors import SendResult
 
 DEFAULT_BASE_URL = "https://graph.facebook.com/v23.0"
@@ -72,7 +73,7 @@ class WhatsAppCloudAdapter:
         secrets = list((credential.credentials or {}).values())
         url = f"{(config.get('base_url') or DEFAULT_BASE_URL).rstrip('/')}/{phone_number_id}/messages"
         try:
-            answer = await self.client.post(url, json=payload(message),
+            answer = await self.client.post(endpoint(url), json=payload(message),
                                             headers={"Authorization": f"Bearer {token}"})
         except (httpx.UnsupportedProtocol, httpx.InvalidURL):
             return misconfigured(PROVIDER, "a valid config.base_url")

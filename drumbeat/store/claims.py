@@ -58,9 +58,10 @@ def lock_sending_campaign(conn: Connection, campaign_id: str, run: int):
     return row
 
 
-def _due_now(campaign_id: str, now: datetime) -> tuple:
+def due_now(campaign_id, now: datetime) -> tuple:
     """A campaign's workable leads whose time has come, free to take (not leased, not
-    waiting for an acceptance): what a claim takes and a re-clamp places."""
+    waiting for an acceptance): what a claim takes, a re-clamp places and the queue-depth
+    metric counts. `campaign_id`: an id, or a joined campaigns.id column."""
     return (leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES), leads.c.next_action_at <= now,
             leads.c.lease_owner.is_(None), leads.c.awaiting.is_(None))
 
@@ -87,7 +88,7 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
                                                 & (holds.c.channel == steps.c.channel))
                   .where(steps.c.campaign_id == campaign_id))
     due = (select(leads.c.id)
-           .where(*_due_now(campaign_id, now), *not_parked(campaign.parked_before),
+           .where(*due_now(campaign_id, now), *not_parked(campaign.parked_before),
                   leads.c.current_step.in_(steps_open), leads.c.current_step.not_in(held_steps))
            .order_by(leads.c.next_action_at).limit(bindparam("room"))
            .with_for_update(skip_locked=True))
@@ -400,7 +401,7 @@ class Placing:
                 leads.c.awaiting.is_(None), planned)
 
     def where(self) -> tuple:
-        due = _due_now(self.campaign_id, self.now)
+        due = due_now(self.campaign_id, self.now)
         return due if self.below is None else (*due, leads.c.next_action_at < self.below)
 
     def order(self) -> tuple:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, or_, select
 
-from drumbeat.domain.leads import WORKABLE_LEAD_STATES
+from drumbeat.store import claims
 from drumbeat.store.tables import campaigns, holds, leads
 
 
@@ -25,12 +25,10 @@ def holds_by_reason(conn: Connection) -> list[tuple[str, str, int]]:
 
 def due_leads(conn: Connection, now: datetime) -> list[tuple[str, int]]:
     """(campaign id, leads due now) for sending campaigns: the engine's queue depth, what a
-    claim would take (claims._due_now; parked leads wait for the re-clamp, and invitations
-    waiting for acceptance for the invitee, not for a worker)."""
+    claim would take (parked leads wait for the re-clamp, not for a worker)."""
     query = (select(leads.c.campaign_id, func.count())
              .join(campaigns, campaigns.c.id == leads.c.campaign_id)
-             .where(campaigns.c.status == "sending", leads.c.state.in_(WORKABLE_LEAD_STATES),
-                    leads.c.next_action_at <= now, leads.c.lease_owner.is_(None), leads.c.awaiting.is_(None),
+             .where(campaigns.c.status == "sending", *claims.due_now(campaigns.c.id, now),
                     or_(campaigns.c.parked_before.is_(None), leads.c.next_action_at >= campaigns.c.parked_before))
              .group_by(leads.c.campaign_id))
     return [(c, n) for c, n in conn.execute(query)]

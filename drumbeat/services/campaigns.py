@@ -59,8 +59,25 @@ def _load(conn: Connection, principal: Principal, campaign_id: str, *, for_updat
 
 def campaign_view(conn: Connection, row, now: datetime) -> dict:
     """The campaign object of API.md."""
-    campaign_id = row["id"]
-    metrics = counts.metrics(conn, campaign_id)  # one read of the maintained counts
+    return campaign_views(conn, [row], now)[0]
+
+
+def campaign_views(conn: Connection, rows: list, now: datetime) -> list[dict]:
+    """The campaign objects of several campaigns (a list page): each part is read for all
+    of them at once, so a page costs the same statements whatever its length; only when a
+    sending campaign sends next is read per sending campaign."""
+    ids = [row["id"] for row in rows]
+    metrics = counts.metrics_of(conn, ids)  # one read of the maintained counts
+    holds = store.holds_of(conn, ids)
+    steps = store.steps_of(conn, ids)
+    errors = store.error_groups(conn, metrics)
+    caps = _caps(conn, rows, now)
+    return [_view(row, metrics[row["id"]], holds[row["id"]], steps[row["id"]], errors[row["id"]], caps[row["id"]],
+                  _next_send(conn, row, now, steps[row["id"]])) for row in rows]
+
+
+def _view(row, metrics: dict[str, int], holds: list[dict], steps: list[dict], errors: list[dict], caps: dict,
+          next_send: tuple[datetime | None, str | None]) -> dict:
     leads = {s: metrics.get(f"lead:{s}", 0) for s in LEAD_STATES}
     total = sum(leads.values())
     terminal = sum(leads[s] for s in TERMINAL_LEAD_STATES)
@@ -77,9 +94,8 @@ def campaign_view(conn: Connection, row, now: datetime) -> dict:
     reason = row["paused_reason"]
     paused_by = ({"type": row["paused_by_type"], "id": row["paused_by_id"]}
                  if row["paused_by_type"] else None)
-    next_send_at, next_send_reason = _next_send(conn, row, now)
     return {
-        "id": campaign_id,
+        "id": row["id"],
         "name": row["name"],
         "status": row["status"],
         "paused_reason": reason,
@@ -88,8 +104,8 @@ def campaign_view(conn: Connection, row, now: datetime) -> dict:
         "paused_by": paused_by,
         "pause_details": row["pause_details"] or {},
         "holds": [{"channel": h["channel"], "reason": h["reason"], "since": h["since"], "details": h["details"]}
-                  for h in store.get_holds(conn, campaign_id)],
-        "steps": store.get_steps(conn, campaign_id),
+                  for h in holds],
+        "steps": steps,
         "schedule": row["schedule"],
         "limits": row["limits"],
         "failure_policy": row["failure_policy"],
@@ -97,16 +113,16 @@ def campaign_view(conn: Connection, row, now: datetime) -> dict:
         "created_at": row["created_at"],
         "started_at": row["started_at"],
         "finished_at": row["finished_at"],
-        "next_send_at": next_send_at,
-        "next_send_reason": next_send_reason,
-        "caps": _caps(conn, row, now),
+        "next_send_at": next_send[0],
+        "next_send_reason": next_send[1],
+        "caps": caps,
         "progress": progress,
         "breakdown": breakdown,
-        "errors": store.error_groups(conn, campaign_id, metrics),
+        "errors": errors,
     }
 
 
-def _next_send(conn: Connection, row, now: datetime) -> tuple[datetime | None, str | None]:
+def _next_send(conn: Connection, row, now: datetime, steps: list[dict]) -> tuple[datetime | None, str | None]:
     """When the next send happens and, if not now, why: the earliest of the longest-waiting
     leads in its own window (a lead's own time zone, else the campaign's), then past days
     whose cap (or ramp, or the keys' own caps) is spent."""
@@ -141,16 +157,16 @@ def _next_send(conn: Connection, row, now: datetime) -> tuple[datetime | None, s
             at, reason = plan[0].opens, on_day.reason or spent_today.reason or "daily_cap"
         elif at > now and spent_today.remaining == 0:
             reason = spent_today.reason
-    later = _keys_capped_until(conn, row, at, window)
+    later = _keys_capped_until(conn, row, steps, at, window)
     if later is not None:
         at, reason = later, "integration_cap"
     return at, reason
 
 
-def _keys_capped_until(conn: Connection, row, at: datetime, window: Window) -> datetime | None:
+def _keys_capped_until(conn: Connection, row, steps: list[dict], at: datetime, window: Window) -> datetime | None:
     """When every usable key of every channel with due leads has spent its own daily cap
     (a UTC day), the next send waits for the next UTC day's window."""
-    channels = due_channels(conn, row["id"], store.get_steps(conn, row["id"]))
+    channels = due_channels(conn, row["id"], steps)
     pools = integration_store.pool_rows(conn, row, channels, row["run"])
     usable = [r for r in pools if pool_member(r).usable]
     if not usable or any(r["daily_cap"] is None for r in usable):
@@ -171,33 +187,36 @@ def _campaign_counts(conn: Connection, row, today) -> tuple[int, int]:
     return counts.get(day_key, 0), counts.get(week_key, 0)
 
 
-def _caps(conn: Connection, row, now: datetime) -> dict:
-    """Today's and this week's sends against the caps. With a cap, ramp or rate the
-    counters the engine charges are shown (what the caps are held to: every started
-    send, less the key-level, rate-limited and campaign-level answers given back);
+def _caps(conn: Connection, rows: list, now: datetime) -> dict[str, dict]:
+    """Today's and this week's sends against the caps, per campaign. With a cap, ramp or
+    rate the counters the engine charges are shown (what the caps are held to: every
+    started send, less the key-level, rate-limited and campaign-level answers given back);
     without, accepted sends since local midnight and Monday."""
-    window = Window.from_schedule(row["schedule"])
-    limits = Limits.from_limits(row["limits"])
-    today = local_day(now, window.timezone)
-    if limits.capped or limits.rate_per_second:
-        sent_today, sent_week = _campaign_counts(conn, row, today)
-    else:
-        zone = ZoneInfo(window.timezone)
-        day_start = datetime.combine(today, datetime.min.time(), tzinfo=zone)
-        week_start = datetime.combine(week_of(today), datetime.min.time(), tzinfo=zone)
-        sent_today = counts.accepted_since(conn, row["id"], day_start)
-        sent_week = counts.accepted_since(conn, row["id"], week_start)
-    ramp_cap = None
-    if limits.ramp is not None:
-        first = claims.first_sending_day(conn, row["id"]) or today
-        ramp_cap = limits.ramp_cap(day_index(today, first))
-    return {
-        "today": sent_today,
-        "this_week": sent_week,
-        "daily_cap": limits.daily_cap,
-        "weekly_cap": limits.weekly_cap,
-        "ramp_cap": ramp_cap,
-    }
+    days, limits, counter_keys, accepted_starts = {}, {}, {}, {}
+    for row in rows:
+        cid = row["id"]
+        window = Window.from_schedule(row["schedule"])
+        limits[cid] = Limits.from_limits(row["limits"])
+        days[cid] = today = local_day(now, window.timezone)
+        if limits[cid].capped or limits[cid].rate_per_second:
+            counter_keys[cid] = (("campaign", cid, claims.day_period(today)),
+                                 ("campaign", cid, claims.week_period(week_of(today))))
+        else:
+            zone = ZoneInfo(window.timezone)
+            accepted_starts[cid] = (datetime.combine(today, datetime.min.time(), tzinfo=zone),
+                                    datetime.combine(week_of(today), datetime.min.time(), tzinfo=zone))
+    charged = claims.counter_values(conn, [key for keys in counter_keys.values() for key in keys])
+    sent = {cid: (charged.get(day, 0), charged.get(week, 0)) for cid, (day, week) in counter_keys.items()}
+    sent.update(counts.accepted_since(conn, accepted_starts) if accepted_starts else {})
+    ramped = [cid for cid, lim in limits.items() if lim.ramp is not None]
+    first_days = claims.first_sending_days(conn, ramped) if ramped else {}
+    out = {}
+    for row in rows:
+        cid, today, lim = row["id"], days[row["id"]], limits[row["id"]]
+        ramp_cap = lim.ramp_cap(day_index(today, first_days.get(cid) or today)) if lim.ramp is not None else None
+        out[cid] = {"today": sent[cid][0], "this_week": sent[cid][1], "daily_cap": lim.daily_cap,
+                    "weekly_cap": lim.weekly_cap, "ramp_cap": ramp_cap}
+    return out
 
 
 def get_campaign(ctx: Context, principal: Principal, campaign_id: str) -> dict:
@@ -215,7 +234,7 @@ def list_campaigns(ctx: Context, principal: Principal, *, status: str | None = N
     """Keyset-free but stable paging: the cursor is an offset into the sorted list."""
     offset = _decode_cursor(cursor)
     c = campaigns_table.c
-    query = select(c.id).where(c.workspace_id == principal.workspace_id)
+    query = select(campaigns_table).where(c.workspace_id == principal.workspace_id)
     if status:
         query = query.where(c.status.in_(status.split(",")))
     if q:
@@ -227,9 +246,9 @@ def list_campaigns(ctx: Context, principal: Principal, *, status: str | None = N
     query = query.order_by(key.desc() if order == "desc" else key.asc(), c.id).offset(offset).limit(limit + 1)
     now = ctx.clock()
     with ctx.db.begin() as conn:
-        ids = list(conn.execute(query).scalars())
-        more = len(ids) > limit
-        items = [campaign_view(conn, store.get_campaign(conn, principal.workspace_id, i), now) for i in ids[:limit]]
+        rows = list(conn.execute(query).mappings())
+        more = len(rows) > limit
+        items = campaign_views(conn, rows[:limit], now)
     return {"items": items, "next_cursor": _encode_cursor(offset + limit) if more else None}
 
 

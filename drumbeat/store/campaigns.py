@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, literal, select, union_all, update
 
 from drumbeat.domain.leads import ACCEPTED_ATTEMPT_STATUSES, UNFINISHED_LEAD_STATES, WORKABLE_LEAD_STATES
 from drumbeat.domain.lifecycle import Transition
@@ -49,8 +49,17 @@ def get_campaign(conn: Connection, workspace_id: str, campaign_id: str, *, for_u
 
 
 def get_steps(conn: Connection, campaign_id: str) -> list[dict]:
-    rows = conn.execute(select(steps).where(steps.c.campaign_id == campaign_id).order_by(steps.c.position))
-    return [{"channel": r.channel, "template": r.template, "delay_seconds": r.delay_seconds} for r in rows]
+    return steps_of(conn, [campaign_id])[campaign_id]
+
+
+def steps_of(conn: Connection, campaign_ids: list[str]) -> dict[str, list[dict]]:
+    """campaign id -> its steps in order, for several campaigns in one query."""
+    out: dict[str, list[dict]] = {cid: [] for cid in campaign_ids}
+    rows = conn.execute(select(steps).where(steps.c.campaign_id.in_(campaign_ids))
+                        .order_by(steps.c.campaign_id, steps.c.position))
+    for r in rows:
+        out[r.campaign_id].append({"channel": r.channel, "template": r.template, "delay_seconds": r.delay_seconds})
+    return out
 
 
 def update_campaign(conn: Connection, campaign_id: str, **values) -> None:
@@ -99,8 +108,17 @@ def get_timeline(conn: Connection, campaign_id: str) -> list[dict]:
 
 
 def get_holds(conn: Connection, campaign_id: str) -> list[dict]:
-    rows = conn.execute(select(holds).where(holds.c.campaign_id == campaign_id).order_by(holds.c.channel))
-    return [dict(r) for r in rows.mappings()]
+    return holds_of(conn, [campaign_id])[campaign_id]
+
+
+def holds_of(conn: Connection, campaign_ids: list[str]) -> dict[str, list[dict]]:
+    """campaign id -> its holds by channel, for several campaigns in one query."""
+    out: dict[str, list[dict]] = {cid: [] for cid in campaign_ids}
+    rows = conn.execute(select(holds).where(holds.c.campaign_id.in_(campaign_ids))
+                        .order_by(holds.c.campaign_id, holds.c.channel))
+    for r in rows.mappings():
+        out[r["campaign_id"]].append(dict(r))
+    return out
 
 
 def place_hold(conn: Connection, campaign_id: str, channel: str, reason: str, details: dict, now: datetime) -> bool:
@@ -153,20 +171,34 @@ def earliest_due(conn: Connection, campaign_id: str, limit: int,
     return [(at, tz) for at, tz in rows]
 
 
-def error_groups(conn: Connection, campaign_id: str, metrics: dict[str, int], samples: int = 5) -> list[dict]:
-    """Counted failures grouped by provider-qualified code (`error:<code>` of the campaign's
-    maintained counts), with the provider's text and the first few leads of each (on the
-    counted-failure index)."""
-    out = []
-    by_code = [(k[len("error:"):], n) for k, n in metrics.items() if k.startswith("error:")]
-    for code, n in sorted(by_code, key=lambda item: (-item[1], item[0])):
-        same_code = attempts.c.error_code.is_(None) if code == "" else attempts.c.error_code == code
-        first = conn.execute(select(attempts.c.lead_id, attempts.c.error_message)
-                             .where(attempts.c.campaign_id == campaign_id, attempts.c.counted_failure.is_(True),
-                                    same_code)
-                             .order_by(attempts.c.id).limit(samples)).all()
-        out.append({"code": code or None, "message": next((m for _, m in first if m), None), "count": n,
-                    "sample_lead_ids": [str(lead_id) for lead_id, _ in first]})
+def error_groups(conn: Connection, metrics: dict[str, dict[str, int]], samples: int = 5) -> dict[str, list[dict]]:
+    """campaign id -> its counted failures grouped by provider-qualified code (`error:<code>`
+    of its maintained counts, given for each campaign), with the provider's text and the
+    first few leads of each: one statement for all the groups of all the campaigns, each
+    group's samples read on the counted-failure index."""
+    groups = {cid: sorted(((k[len("error:"):], n) for k, n in by_metric.items() if k.startswith("error:")),
+                          key=lambda item: (-item[1], item[0]))
+              for cid, by_metric in metrics.items()}
+    firsts = []
+    for cid, by_code in groups.items():
+        for code, _ in by_code:
+            same_code = attempts.c.error_code.is_(None) if code == "" else attempts.c.error_code == code
+            firsts.append(select(literal(cid).label("campaign_id"), literal(code).label("code"), attempts.c.id,
+                                 attempts.c.lead_id, attempts.c.error_message)
+                          .where(attempts.c.campaign_id == cid, attempts.c.counted_failure.is_(True), same_code)
+                          .order_by(attempts.c.id).limit(samples).subquery())
+    found: dict[tuple[str, str], list] = {}
+    if firsts:  # each branch a subquery: SQLite allows no LIMIT on a member of a UNION itself
+        rows = conn.execute(union_all(*(select(*first.c) for first in firsts)))
+        for cid, code, _, lead_id, message in sorted(rows, key=lambda r: r.id):  # first by attempt id
+            found.setdefault((cid, code), []).append((lead_id, message))
+    out: dict[str, list[dict]] = {}
+    for cid, by_code in groups.items():
+        out[cid] = []
+        for code, n in by_code:
+            first = found.get((cid, code), [])
+            out[cid].append({"code": code or None, "message": next((m for _, m in first if m), None), "count": n,
+                             "sample_lead_ids": [str(lead_id) for lead_id, _ in first]})
     return out
 
 

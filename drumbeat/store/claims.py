@@ -365,10 +365,16 @@ def counter_values(conn: Connection, keys: list[CounterKey]) -> dict[CounterKey,
 
 def first_sending_day(conn: Connection, campaign_id: str) -> date | None:
     """The ramp counts from the first local day the campaign sent anything."""
+    return first_sending_days(conn, [campaign_id]).get(campaign_id)
+
+
+def first_sending_days(conn: Connection, campaign_ids: list[str]) -> dict[str, date]:
+    """campaign id -> its first sending day, for those that sent anything (one query)."""
     c = send_counters.c
-    first = conn.execute(select(func.min(c.period)).where(
-        c.kind == "campaign", c.scope_id == campaign_id, c.period.like("day:%"), c.count > 0)).scalar()
-    return date.fromisoformat(first[4:]) if first else None
+    rows = conn.execute(select(c.scope_id, func.min(c.period)).where(
+        c.kind == "campaign", c.scope_id.in_(campaign_ids), c.period.like("day:%"), c.count > 0)
+        .group_by(c.scope_id))
+    return {cid: date.fromisoformat(first[4:]) for cid, first in rows}
 
 
 # --- re-clamp on resume (DESIGN.md §5) --------------------------------------------------------

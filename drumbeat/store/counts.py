@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, select
 
 from drumbeat.store.sql import queries
 from drumbeat.store.tables import campaign_counts
@@ -20,10 +20,19 @@ ACCEPTED_PREFIX = "accepted@"
 
 def metrics(conn: Connection, campaign_id: str) -> dict[str, int]:
     """Every metric of a campaign except the accepted-send buckets."""
-    rows = conn.execute(select(c.metric, func.sum(c.n))
-                        .where(c.campaign_id == campaign_id, ~c.metric.startswith(ACCEPTED_PREFIX))
-                        .group_by(c.metric))
-    return {metric: int(n) for metric, n in rows if n}
+    return metrics_of(conn, [campaign_id])[campaign_id]
+
+
+def metrics_of(conn: Connection, campaign_ids: list[str]) -> dict[str, dict[str, int]]:
+    """campaign id -> every metric but the accepted-send buckets, in one query."""
+    out: dict[str, dict[str, int]] = {cid: {} for cid in campaign_ids}
+    rows = conn.execute(select(c.campaign_id, c.metric, func.sum(c.n))
+                        .where(c.campaign_id.in_(campaign_ids), ~c.metric.startswith(ACCEPTED_PREFIX))
+                        .group_by(c.campaign_id, c.metric))
+    for cid, metric, n in rows:
+        if n:
+            out[cid][metric] = int(n)
+    return out
 
 
 def lead_states(conn: Connection, campaign_ids: list[str]) -> dict[str, dict[str, int]]:
@@ -53,14 +62,32 @@ def bucket(at: datetime) -> str:
     return ACCEPTED_PREFIX + at.replace(minute=at.minute // 15 * 15).strftime("%Y-%m-%dT%H:%M")
 
 
-def accepted_since(conn: Connection, campaign_id: str, since: datetime) -> int:
-    """Accepted sends started at or after `since` (a local midnight: every zone's offset
-    is a whole number of quarter hours, so it falls on a bucket boundary)."""
+def accepted_since(conn: Connection, starts: dict[str, tuple[datetime, datetime]]) -> dict[str, tuple[int, int]]:
+    """campaign id -> accepted sends started at or after each of its two instants (local
+    midnights of today and of Monday: every zone's offset is a whole number of quarter
+    hours, so they fall on bucket boundaries). One query per distinct pair of instants:
+    campaigns in the same time zone share it."""
+    by_pair: dict[tuple[str, str], list[str]] = {}
+    for cid, (day, week) in starts.items():
+        by_pair.setdefault((_bucket_from(day), _bucket_from(week)), []).append(cid)
+    out = {cid: (0, 0) for cid in starts}
+    for (day, week), ids in by_pair.items():
+        since_day = func.coalesce(func.sum(case((c.metric >= day, c.n), else_=0)), 0)
+        rows = conn.execute(select(c.campaign_id, since_day, func.sum(c.n))
+                            .where(c.campaign_id.in_(ids), c.metric >= min(day, week),
+                                   c.metric.startswith(ACCEPTED_PREFIX))
+                            .group_by(c.campaign_id))
+        for cid, n_day, n_week in rows:
+            out[cid] = (int(n_day), int(n_week or 0))
+    return out
+
+
+def _bucket_from(since: datetime) -> str:
+    """The first bucket at or after `since`."""
     start = since.astimezone(UTC)
     if start.minute % 15 or start.second or start.microsecond:
         start = start.replace(second=0, microsecond=0) + timedelta(minutes=15 - start.minute % 15)
-    return int(conn.execute(select(func.coalesce(func.sum(c.n), 0)).where(
-        c.campaign_id == campaign_id, c.metric >= bucket(start), c.metric.startswith(ACCEPTED_PREFIX))).scalar_one())
+    return bucket(start)
 
 
 def lead_total_sql(campaign_id_column, states: tuple[str, ...] | None = None):

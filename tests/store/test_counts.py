@@ -142,7 +142,9 @@ def test_accepted_sends_are_counted_by_the_quarter_hour_they_started(clocked_ctx
     clock.advance(minutes=20)  # 00:06 the next day: two more
     asyncio.run(worker.drain())
     midnight = clock.now.replace(hour=0, minute=0)
+    other = new_campaign(ctx, p, name="nothing sent")
     with ctx.db.connect() as conn:
-        assert counts.accepted_since(conn, cid, midnight) == 2
-        assert counts.accepted_since(conn, cid, midnight - timedelta(minutes=15)) == 4
-        assert counts.accepted_since(conn, cid, midnight - timedelta(minutes=10)) == 2  # rounds up to a bucket
+        assert counts.accepted_since(conn, {cid: (midnight, midnight - timedelta(minutes=15)), other: (
+            midnight, midnight - timedelta(minutes=15))}) == {cid: (2, 4), other: (0, 0)}
+        # rounds up to a bucket
+        assert counts.accepted_since(conn, {cid: (midnight - timedelta(minutes=10), midnight)}) == {cid: (2, 2)}

@@ -27,7 +27,7 @@ UPDATE leads AS l
               CAST(:errors AS text[]), CAST(:awaiting AS text[]))
        AS o(id, state, current_step, next_action_at, retries, attempt_no, last_error, awaiting)
  WHERE l.id = o.id AND l.lease_owner = :owner
-   AND CASE WHEN l.state IN ('not_contacted', 'in_progress') THEN true ELSE false END;
+   AND CASE WHEN l.{workable} THEN true ELSE false END;
 
 -- insert_sending_attempts --
 -- Start a batch of attempts (status sending) in one statement; returns each attempt's lead.
@@ -58,7 +58,7 @@ WITH plan AS (
   SELECT ctid AS row_at, COALESCE(timezone, '') AS zone, id, next_action_at,
          CASE WHEN next_action_at < CAST(:prior AS timestamptz) THEN 1 ELSE 0 END AS parked
     FROM leads
-   WHERE campaign_id = :campaign_id AND state IN ('not_contacted', 'in_progress') AND next_action_at <= :now
+   WHERE campaign_id = :campaign_id AND {workable} AND next_action_at <= :now
      AND lease_owner IS NULL AND awaiting IS NULL
      AND (CAST(:below AS timestamptz) IS NULL OR next_action_at < CAST(:below AS timestamptz))
    ORDER BY parked, next_action_at, id

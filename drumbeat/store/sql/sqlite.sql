@@ -9,7 +9,7 @@ WITH plan AS (
   SELECT id, COALESCE(timezone, '') AS zone, next_action_at,
          CASE WHEN next_action_at < :prior THEN 1 ELSE 0 END AS parked
     FROM leads
-   WHERE campaign_id = :campaign_id AND state IN ('not_contacted', 'in_progress') AND next_action_at <= :now
+   WHERE campaign_id = :campaign_id AND {workable} AND next_action_at <= :now
      AND lease_owner IS NULL AND awaiting IS NULL AND (:below IS NULL OR next_action_at < :below)
    ORDER BY parked, next_action_at, id
    LIMIT :take

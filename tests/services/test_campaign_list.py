@@ -1,0 +1,95 @@
+"""The campaign list (GET /api/v1/campaigns) reads each part of its items for the whole
+page at once: its statements do not grow with the number of campaigns on the page (only
+a sending campaign adds a few, for when it sends next), and every item equals the
+campaign's own view."""
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import event
+
+from drumbeat.channels.sandbox import SandboxAdapter
+from drumbeat.engine.worker import Worker
+from drumbeat.services import campaigns as svc
+from tests.factory import ALL_DAYS, add_leads, new_campaign, sandbox_key, workspace
+
+
+def _campaigns(ctx, principal, n: int, ok_key: str, failing_key: str) -> list[str]:
+    """n campaigns of each kind a list shows: draft, scheduled, capped with a ramp and run
+    to the end, failing (error groups), uncapped and completed."""
+    ids = []
+    soon = ctx.clock() + timedelta(days=2)
+    for i in range(n):
+        ids.append(new_campaign(ctx, principal, name=f"draft {i}"))
+        scheduled = new_campaign(ctx, principal, name=f"scheduled {i}", schedule={
+            "timezone": "Europe/Berlin", "days": ALL_DAYS, "window_start": "09:00", "window_end": "17:00",
+            "randomize_within_window": False, "start_at": None})
+        add_leads(ctx, scheduled, 3, start=10_000 * len(ids))
+        svc.schedule(ctx, principal, scheduled, soon)
+        ids.append(scheduled)
+        capped = new_campaign(ctx, principal, name=f"capped {i}", integration_ids=[ok_key],
+                              limits={"daily_cap": 1000, "weekly_cap": 5000, "rate_per_second": None,
+                                      "ramp": {"start": 5, "increase": 5, "every_days": 1}})
+        failing = new_campaign(ctx, principal, name=f"failing {i}", integration_ids=[failing_key])
+        done = new_campaign(ctx, principal, name=f"done {i}", integration_ids=[ok_key])
+        for cid, leads in ((capped, 4), (failing, 30), (done, 6)):
+            add_leads(ctx, cid, leads, start=10_000 * (len(ids) + 1))
+            svc.start(ctx, principal, cid)
+            ids.append(cid)
+    asyncio.run(Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=64, tick_seconds=3600).drain())
+    return ids
+
+
+def _statements(ctx, call) -> tuple[int, object]:
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    event.listen(ctx.db, "before_cursor_execute", count)
+    try:
+        result = call()
+    finally:
+        event.remove(ctx.db, "before_cursor_execute", count)
+    return len(seen), result
+
+
+def test_the_list_costs_the_same_statements_for_a_page_of_5_campaigns_as_for_25(ctx):
+    principal = workspace(ctx)
+    ok_key = sandbox_key(ctx, principal, label="ok")
+    failing_key = sandbox_key(ctx, principal, label="failing", fail="lead")
+    ids = _campaigns(ctx, principal, 5, ok_key, failing_key)
+    statuses = {svc.get_campaign(ctx, principal, i)["status"] for i in ids}
+    # the kinds the page mixes (the failing ones end failed, or paused when held first)
+    assert {"draft", "scheduled", "completed"} <= statuses and statuses & {"failed", "paused"}
+
+    small, page = _statements(ctx, lambda: svc.list_campaigns(ctx, principal, limit=5))
+    large, whole = _statements(ctx, lambda: svc.list_campaigns(ctx, principal, limit=25))
+    assert len(page["items"]) == 5 and len(whole["items"]) == 25
+    assert {item["status"] for item in whole["items"]} == statuses
+    assert any(item["errors"] for item in whole["items"])  # error groups were read too
+    assert small == large
+
+
+def test_every_item_of_the_list_equals_the_campaign_s_own_view(ctx):
+    principal = workspace(ctx)
+    ok_key = sandbox_key(ctx, principal, label="ok")
+    failing_key = sandbox_key(ctx, principal, label="failing", fail="lead")
+    ids = _campaigns(ctx, principal, 1, ok_key, failing_key)
+    sending = new_campaign(ctx, principal, name="sending", integration_ids=[ok_key],
+                           limits={"daily_cap": 2, "weekly_cap": None, "rate_per_second": None, "ramp": None})
+    add_leads(ctx, sending, 5, start=900_000)
+    svc.start(ctx, principal, sending)
+    asyncio.run(Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=64, tick_seconds=3600).drain())
+
+    items = svc.list_campaigns(ctx, principal, sort="name", order="asc")["items"]
+    assert sorted(item["id"] for item in items) == sorted([*ids, sending])
+    for item in items:
+        assert item == svc.get_campaign(ctx, principal, item["id"])
+    by_name = {item["name"]: item for item in items}
+    assert by_name["sending"]["status"] == "sending"
+    assert by_name["sending"]["next_send_reason"] == "daily_cap"  # 2 sent today, 3 wait for tomorrow
+    assert by_name["sending"]["caps"]["today"] == 2
+    assert by_name["capped 0"]["caps"]["ramp_cap"] == 5
+    assert by_name["failing 0"]["errors"][0]["code"] == "sandbox:lead"
+    assert by_name["scheduled 0"]["next_send_at"] is not None

@@ -309,6 +309,10 @@ class Worker:
         return jobs
 
     def _claim_from(self, sending: list[dict]) -> None:
+        if len(sending) > 1:  # only those with something to take: a claim is a transaction each
+            with self.ctx.db.begin() as conn:
+                ready = claims.campaigns_with_claimable_leads(conn, [c["id"] for c in sending], self.ctx.clock())
+            sending = [c for c in sending if c["id"] in ready]
         for campaign in sending:
             free = self.concurrency - len(self.inflight) - len(self._claimed)
             if free <= 0:
@@ -626,9 +630,9 @@ class Worker:
                 self.inflight.add(asyncio.create_task(self._send(job)))
         self._recovered_at = now
         sending = self._sending_campaigns()  # read before the transaction: one connection at a time
-        with self.ctx.db.begin() as conn:  # per campaign, on the due-lead index
-            for campaign in sending:
-                claims.expire_acceptance_waits(conn, campaign["id"], self.ctx.clock())
+        if sending:
+            with self.ctx.db.begin() as conn:  # on the awaiting index, by campaign
+                claims.expire_acceptance_waits(conn, [c["id"] for c in sending], self.ctx.clock())
 
     def recover_expired_leases(self) -> list[Job]:
         """A worker died mid-send: its leads' leases expire. A lead without an unfinished

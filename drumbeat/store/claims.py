@@ -66,6 +66,21 @@ def due_now(campaign_id, now: datetime) -> tuple:
             leads.c.lease_owner.is_(None), leads.c.awaiting.is_(None))
 
 
+def claimable(now: datetime) -> tuple:
+    """The leads a claim of the campaigns row joined beside them would take now: due_now,
+    less the campaign's parked leads (the queue-depth metric; which campaigns to claim)."""
+    return (*due_now(campaigns.c.id, now),
+            or_(campaigns.c.parked_before.is_(None), leads.c.next_action_at >= campaigns.c.parked_before))
+
+
+def campaigns_with_claimable_leads(conn: Connection, campaign_ids: list[str], now: datetime) -> set[str]:
+    """Of these campaigns, those with a lead a claim could take now: one probe of the due
+    index each, so campaigns waiting for a window, a cap or a later step cost a worker's
+    round nothing (a claim of each costs a transaction of several statements)."""
+    has_due = select(leads.c.id).where(*claimable(now)).exists()
+    return set(conn.execute(select(campaigns.c.id).where(campaigns.c.id.in_(campaign_ids), has_due)).scalars())
+
+
 def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open: list[int], now: datetime,
                     limit: int, owner: str, lease: timedelta, pick_integration,
                     channel_of_step, defer: Callable[[dict], datetime | None] | None = None,
@@ -291,9 +306,11 @@ def mark_in_doubt(conn: Connection, lead_ids: list[int], attempt_ids: list[int],
                      .values(state=LeadState.IN_DOUBT, lease_owner=None, lease_expires_at=None, updated_at=now))
 
 
-def expire_acceptance_waits(conn: Connection, campaign_id: str, now: datetime) -> int:
+def expire_acceptance_waits(conn: Connection, campaign_ids: list[str], now: datetime) -> int:
     """Invitations not accepted in time: the lead's sequence cannot go on."""
-    result = conn.execute(update(leads).where(leads.c.campaign_id == campaign_id, leads.c.awaiting == "acceptance",
+    if not campaign_ids:
+        return 0
+    result = conn.execute(update(leads).where(leads.c.campaign_id.in_(campaign_ids), leads.c.awaiting == "acceptance",
                                               leads.c.next_action_at <= now,
                                               _WORKABLE_SQL)  # literal: proves ix_leads_awaiting's predicate
                           .values(state=LeadState.FAILED, awaiting=None, last_error="linkedin:invitation_not_accepted",

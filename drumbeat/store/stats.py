@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, func, select
 
 from drumbeat.store import claims
 from drumbeat.store.tables import campaigns, holds, leads
@@ -28,7 +28,6 @@ def due_leads(conn: Connection, now: datetime) -> list[tuple[str, int]]:
     claim would take (parked leads wait for the re-clamp, not for a worker)."""
     query = (select(leads.c.campaign_id, func.count())
              .join(campaigns, campaigns.c.id == leads.c.campaign_id)
-             .where(campaigns.c.status == "sending", *claims.due_now(campaigns.c.id, now),
-                    or_(campaigns.c.parked_before.is_(None), leads.c.next_action_at >= campaigns.c.parked_before))
+             .where(campaigns.c.status == "sending", *claims.claimable(now))
              .group_by(leads.c.campaign_id))
     return [(c, n) for c, n in conn.execute(query)]

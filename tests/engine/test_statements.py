@@ -2,6 +2,7 @@
 statement per lead (N+1) when claiming, starting attempts or recording outcomes."""
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import event
@@ -59,3 +60,38 @@ def test_a_round_costs_the_same_statements_for_8_leads_as_for_128(ctx, limits):
     assert sent_small == 24 and sent_large == 384  # the rounds did real work
     assert small == large
     assert max(large) <= 20  # one claim transaction and its reads, not one statement per lead
+
+
+def test_sending_campaigns_with_nothing_due_add_no_statement_to_a_round(ctx):
+    """A worker claims only the campaigns with a lead to take now (one query for all of
+    them): campaigns waiting for tomorrow cost its rounds nothing, however many."""
+    p = workspace(ctx, name="Idle")
+    sandbox_key(ctx, p, label="k")
+    tomorrow = ctx.clock() + timedelta(days=1)
+
+    def idle(n: int, at: int) -> None:
+        for i in range(n):
+            cid = new_campaign(ctx, p, name=f"idle {at + i}")
+            add_leads(ctx, cid, 2, start=100_000 + 10 * (at + i), now=tomorrow)
+            svc.start(ctx, p, cid)
+
+    def busy_rounds(at: int) -> tuple[list[int], int]:
+        cid = new_campaign(ctx, p, name=f"busy {at}")
+        add_leads(ctx, cid, 3 * 16, start=500_000 + 1000 * at)
+        svc.start(ctx, p, cid)
+        worker = Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=16, tick_seconds=3600)
+        asyncio.run(worker.step())  # warm caches (steps, credentials, lease scan)
+        counts = []
+        for _ in range(2):
+            with StatementLog(ctx.db) as log:
+                assert asyncio.run(worker.step())
+            counts.append(len(log.statements))
+        asyncio.run(worker.drain())
+        return counts, svc.get_campaign(ctx, p, cid)["breakdown"]["sent"]
+
+    idle(1, 0)
+    few, sent_few = busy_rounds(1)
+    idle(30, 1)
+    many, sent_many = busy_rounds(2)
+    assert sent_few == sent_many == 48  # the rounds did real work
+    assert few == many

@@ -24,8 +24,16 @@ from sqlalchemy.exc import DBAPIError
 from drumbeat.channels.base import ChannelAdapter, Credential, OutboundMessage
 from drumbeat.domain.channels import ADDRESS_FIELD
 from drumbeat.domain.errors import ErrorClass, SendResult
-from drumbeat.domain.leads import LeadProgress, LeadState, acceptance_wait, apply_outcome
+from drumbeat.domain.leads import (
+    UNFINISHED_LEAD_STATES,
+    WORKABLE_LEAD_STATES,
+    LeadProgress,
+    LeadState,
+    acceptance_wait,
+    apply_outcome,
+)
 from drumbeat.domain.lifecycle import Status
+from drumbeat.domain.reasons import pause_reason_for
 from drumbeat.domain.schedule import Limits, Window, budget, clamp, is_open, lead_zone, local_day, week_of
 from drumbeat.domain.templates import lead_values, render
 from drumbeat.engine import detectors
@@ -41,7 +49,7 @@ from drumbeat.services.holds import (
     pool_member,
 )
 from drumbeat.store import campaigns as campaign_store
-from drumbeat.store import claims, recovery
+from drumbeat.store import claims, counts, recovery
 from drumbeat.store import integrations as integration_store
 from drumbeat.store.tables import campaigns
 
@@ -602,19 +610,41 @@ class Worker:
 
     def settle_campaigns(self) -> None:
         """When idle: finish campaigns whose leads are all terminal, hold channels whose due
-        leads have no usable key, and pause campaigns that nothing can move."""
+        leads have no usable key, and pause campaigns that nothing can move. Which campaigns
+        need one of these is judged from reads of all of them at once (a few statements
+        however many wait); each of those then settles in its own transaction, which looks
+        again under its locks."""
         now = self.ctx.clock()
-        for campaign in self._sending_campaigns(fresh=True):
-            with self.ctx.db.begin() as conn:
-                steps = self._steps_of(conn, campaign)
-                held = {h["channel"] for h in campaign_store.get_holds(conn, campaign["id"])}
-                waiting = due_channels(conn, campaign["id"], steps) - held
-                pools = key_pools(conn, campaign, waiting, run=campaign["run"])
-                for channel, members in sorted(pools.items()):
-                    if not any(m.usable for m in members):
-                        detectors.hold_empty_pool(conn, campaign["id"], channel, members, now)
-                pause_if_nothing_can_run(conn, campaign["id"], steps, now, Actor.system("key_pool"))
-                detectors.finish_if_done(conn, campaign["id"], now)
+        sending = self._sending_campaigns(fresh=True)
+        if not sending:
+            return
+        ids = [c["id"] for c in sending]
+        with self.ctx.db.begin() as conn:
+            metrics, holds = counts.metrics_of(conn, ids), campaign_store.holds_of(conn, ids)
+            pools = integration_store.pools_of(conn, sending)
+            steps = {c["id"]: self._steps_of(conn, c) for c in sending}
+        for campaign in sending:
+            cid = campaign["id"]
+            held = {h["channel"]: h["reason"] for h in holds[cid]}
+            leads = {state: metrics[cid].get(f"lead:{state}", 0) for state in LeadState}
+            done = sum(leads.values()) > 0 and not any(leads[state] for state in UNFINISHED_LEAD_STATES)
+            waiting = {steps[cid][i]["channel"] for i in counts.steps_in(metrics[cid], WORKABLE_LEAD_STATES)
+                       if i < len(steps[cid])}
+            empty = any(not any(pool_member(r).usable for r in pools[cid] if r["channel"] == channel)
+                        for channel in waiting - set(held))
+            if done or empty or (held and pause_reason_for(held, waiting)):
+                with self.ctx.db.begin() as conn:
+                    self._settle(conn, campaign, steps[cid], now)
+
+    def _settle(self, conn, campaign: dict, steps: list[dict], now) -> None:
+        held = {h["channel"] for h in campaign_store.get_holds(conn, campaign["id"])}
+        waiting = due_channels(conn, campaign["id"], steps) - held
+        pools = key_pools(conn, campaign, waiting, run=campaign["run"])
+        for channel, members in sorted(pools.items()):
+            if not any(m.usable for m in members):
+                detectors.hold_empty_pool(conn, campaign["id"], channel, members, now)
+        pause_if_nothing_can_run(conn, campaign["id"], steps, now, Actor.system("key_pool"))
+        detectors.finish_if_done(conn, campaign["id"], now)
 
     def _recover_if_due(self) -> None:
         now = time.monotonic()

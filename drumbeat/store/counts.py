@@ -52,8 +52,14 @@ def steps_with(conn: Connection, campaign_id: str, states) -> set[int]:
     """The steps at which some lead of the campaign is in one of `states` (unfinished)."""
     rows = conn.execute(select(c.metric).where(c.campaign_id == campaign_id, c.metric.startswith("step:"))
                         .group_by(c.metric).having(func.sum(c.n) > 0))
+    return steps_in({metric: 1 for metric in rows.scalars()}, states)
+
+
+def steps_in(by_metric: dict[str, int], states) -> set[int]:
+    """steps_with, from a campaign's metrics already read (metrics_of)."""
     wanted = {str(s) for s in states}
-    return {int(step) for _, step, state in (m.split(":") for m in rows.scalars()) if state in wanted}
+    return {int(parts[1]) for metric, n in by_metric.items() if n > 0 and metric.startswith("step:")
+            and (parts := metric.split(":"))[2] in wanted}
 
 
 def bucket(at: datetime) -> str:

@@ -53,6 +53,25 @@ def pool_rows(conn: Connection, campaign, channels: set[str], run: int | None) -
     return list(conn.execute(query.order_by(integrations.c.created_at, integrations.c.id)).mappings())
 
 
+def pools_of(conn: Connection, campaigns: list) -> dict[str, list]:
+    """campaign id -> the rows pool_rows gives for it on every channel (in the run it is
+    in), for several campaigns in two queries."""
+    if not campaigns:
+        return {}
+    candidates = list(conn.execute(select(integrations).where(
+        integrations.c.workspace_id.in_({c["workspace_id"] for c in campaigns}))
+        .order_by(integrations.c.created_at, integrations.c.id)).mappings())
+    failed = {tuple(r) for r in conn.execute(
+        select(key_failures.c.campaign_id, key_failures.c.run, key_failures.c.integration_id)
+        .where(key_failures.c.campaign_id.in_([c["id"] for c in campaigns])))}
+    out = {}
+    for c in campaigns:
+        chosen = c["integration_ids"]
+        out[c["id"]] = [{**row, "failed_in_run": (c["id"], c["run"], row["id"]) in failed} for row in candidates
+                        if row["workspace_id"] == c["workspace_id"] and (chosen is None or row["id"] in chosen)]
+    return out
+
+
 def failed_keys(conn: Connection, campaign_id: str, run: int) -> dict[str, dict]:
     rows = conn.execute(select(key_failures).where(key_failures.c.campaign_id == campaign_id,
                                                    key_failures.c.run == run)).mappings()

@@ -95,3 +95,30 @@ def test_sending_campaigns_with_nothing_due_add_no_statement_to_a_round(ctx):
     many, sent_many = busy_rounds(2)
     assert sent_few == sent_many == 48  # the rounds did real work
     assert few == many
+
+
+def test_an_idle_round_costs_the_same_statements_beside_2_waiting_campaigns_as_beside_30(ctx):
+    """When idle a worker settles the sending campaigns (finish, hold an empty pool, pause
+    what nothing can move) from reads of all of them at once; a campaign that needs none
+    of these costs nothing more."""
+    p = workspace(ctx, name="Waiting")
+    sandbox_key(ctx, p, label="k")
+    tomorrow = ctx.clock() + timedelta(days=1)
+    worker = Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=16, tick_seconds=3600)
+
+    def idle_round(waiting: int, at: int) -> int:
+        for i in range(waiting):
+            cid = new_campaign(ctx, p, name=f"waiting {at + i}")
+            add_leads(ctx, cid, 2, start=100_000 + 10 * (at + i), now=tomorrow)
+            svc.start(ctx, p, cid)
+        worker._campaigns_read_at = None  # the new campaigns are seen at once
+        asyncio.run(worker.step())  # warm the steps cache
+        with StatementLog(ctx.db) as log:
+            assert not asyncio.run(worker.step())  # nothing to claim: an idle round
+        return len(log.statements)
+
+    two = idle_round(2, 0)
+    thirty = idle_round(28, 2)
+    assert two == thirty
+    view = svc.list_campaigns(ctx, p, limit=50)["items"]
+    assert len(view) == 30 and {c["status"] for c in view} == {"sending"}  # nothing settled them wrongly

@@ -1,9 +1,9 @@
 """Read models for the dashboard pages, and signing in to them.
 
-The API's campaign object (campaigns.campaign_view) is complete but costs several queries
-per campaign; the list page shows 50 rows at a time, so it reads one page of campaigns,
-their maintained lead counts in one query and the status counts in another (a few
-queries per page whatever the number of campaigns and leads).
+The API's campaign object (campaigns.campaign_views) is complete: about ten queries for a
+page of them, and a few more per sending campaign (when it sends next). The list page shows
+less, so it reads one page of campaigns, their maintained lead counts in one query and the
+status counts in another.
 """
 
 from __future__ import annotations

@@ -6,12 +6,12 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, literal, select, union_all, update
 
-from drumbeat.domain.leads import ACCEPTED_ATTEMPT_STATUSES, UNFINISHED_LEAD_STATES, WORKABLE_LEAD_STATES
+from drumbeat.domain.leads import ACCEPTED_ATTEMPT_STATUSES, UNFINISHED_LEAD_STATES
 from drumbeat.domain.lifecycle import Transition
 from drumbeat.store import counts, notifications
 from drumbeat.store.claims import not_parked
 from drumbeat.store.ids import new_id
-from drumbeat.store.tables import attempts, campaigns, holds, leads, steps, timeline
+from drumbeat.store.tables import WORKABLE_LEADS, attempts, campaigns, holds, leads, steps, timeline
 
 
 def insert_campaign(conn: Connection, workspace_id: str, data: dict, now: datetime) -> str:
@@ -163,7 +163,7 @@ def earliest_due(conn: Connection, campaign_id: str, limit: int,
     index: those placed, else (only parked ones wait) the parked ones, due as soon as
     the sweeper places them."""
     query = (select(leads.c.next_action_at, leads.c.timezone)
-             .where(leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES))
+             .where(leads.c.campaign_id == campaign_id, WORKABLE_LEADS)
              .order_by(leads.c.next_action_at).limit(limit))
     rows = conn.execute(query.where(*not_parked(parked_before))).all()
     if not rows and parked_before is not None:

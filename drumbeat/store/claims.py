@@ -18,10 +18,10 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import Connection, and_, bindparam, case, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from drumbeat.domain.leads import WORKABLE_LEAD_STATES, AttemptStatus, LeadState
+from drumbeat.domain.leads import AttemptStatus, LeadState
 from drumbeat.store.sql import queries
 from drumbeat.store.tables import (
-    WORKABLE_PREDICATE,
+    WORKABLE_LEADS,
     attempts,
     campaigns,
     holds,
@@ -62,7 +62,7 @@ def due_now(campaign_id, now: datetime) -> tuple:
     """A campaign's workable leads whose time has come, free to take (not leased, not
     waiting for an acceptance): what a claim takes, a re-clamp places and the queue-depth
     metric counts. `campaign_id`: an id, or a joined campaigns.id column."""
-    return (leads.c.campaign_id == campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES), leads.c.next_action_at <= now,
+    return (leads.c.campaign_id == campaign_id, WORKABLE_LEADS, leads.c.next_action_at <= now,
             leads.c.lease_owner.is_(None), leads.c.awaiting.is_(None))
 
 
@@ -183,9 +183,8 @@ _ATTEMPT_OUTCOME = (update(attempts).where(attempts.c.id == bindparam("a_id"))
                             error_message=bindparam("a_error_message"),
                             counted_failure=bindparam("a_counted_failure"), updated_at=bindparam("a_now")))
 
-_WORKABLE_SQL = text(f"leads.{WORKABLE_PREDICATE}")  # literal: executemany allows no IN list
 _LEAD_OUTCOME = (update(leads).where(leads.c.id == bindparam("l_id"), leads.c.lease_owner == bindparam("l_owner"),
-                                     _WORKABLE_SQL)
+                                     WORKABLE_LEADS)
                  .values(state=bindparam("l_state"), current_step=bindparam("l_current_step"),
                          next_action_at=bindparam("l_next_action_at"), retries=bindparam("l_retries"),
                          attempt_no=bindparam("l_attempt_no"), last_error=bindparam("l_last_error"),
@@ -237,7 +236,7 @@ _LATER_ATTEMPT = (select(attempts.c.id).where(attempts.c.lead_id == leads.c.id, 
 _DOUBTED_OUTCOME = (update(leads).where(leads.c.id == bindparam("l_id"), leads.c.lease_owner.is_(None),
                                         leads.c.current_step == bindparam("l_step"),
                                         or_(leads.c.state == LeadState.IN_DOUBT,
-                                            and_(_WORKABLE_SQL, ~_LATER_ATTEMPT)))
+                                            and_(WORKABLE_LEADS, ~_LATER_ATTEMPT)))
                     .values(state=bindparam("l_state"), current_step=bindparam("l_current_step"),
                             next_action_at=bindparam("l_next_action_at"), retries=bindparam("l_retries"),
                             attempt_no=bindparam("l_attempt_no"), last_error=bindparam("l_last_error"),
@@ -312,7 +311,7 @@ def expire_acceptance_waits(conn: Connection, campaign_ids: list[str], now: date
         return 0
     result = conn.execute(update(leads).where(leads.c.campaign_id.in_(campaign_ids), leads.c.awaiting == "acceptance",
                                               leads.c.next_action_at <= now,
-                                              _WORKABLE_SQL)  # literal: proves ix_leads_awaiting's predicate
+                                              WORKABLE_LEADS)
                           .values(state=LeadState.FAILED, awaiting=None, last_error="linkedin:invitation_not_accepted",
                                   updated_at=now))
     return result.rowcount
@@ -420,7 +419,7 @@ class Placing:
         """Leads already planned, which keep their share of each day's cap: on resume those
         planned after now; when placing parked leads, every one placed (due or not)."""
         planned = leads.c.next_action_at > self.now if self.below is None else leads.c.next_action_at >= self.below
-        return (leads.c.campaign_id == self.campaign_id, leads.c.state.in_(WORKABLE_LEAD_STATES),
+        return (leads.c.campaign_id == self.campaign_id, WORKABLE_LEADS,
                 leads.c.awaiting.is_(None), planned)
 
     def where(self) -> tuple:

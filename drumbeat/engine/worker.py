@@ -34,7 +34,7 @@ from drumbeat.domain.leads import (
 )
 from drumbeat.domain.lifecycle import Status
 from drumbeat.domain.reasons import pause_reason_for
-from drumbeat.domain.schedule import Limits, Window, budget, clamp, is_open, lead_zone, local_day, week_of
+from drumbeat.domain.schedule import Limits, Window, budget, clamp, is_open, lead_zone, local_day
 from drumbeat.domain.templates import lead_values, render
 from drumbeat.engine import detectors
 from drumbeat.engine.keys import UNLIMITED, Chooser, KeyPools
@@ -42,6 +42,7 @@ from drumbeat.engine.metrics import WorkerMetrics, outcome
 from drumbeat.services import campaigns as campaign_service
 from drumbeat.services.context import Actor, Context
 from drumbeat.services.holds import (
+    channels_at,
     due_channels,
     hold_after_health_change,
     key_pools,
@@ -450,8 +451,7 @@ class Worker:
         cid = campaign["id"]
         tz = Window.from_schedule(campaign["schedule"]).timezone
         today = local_day(now, tz)
-        day_key = ("campaign", cid, claims.day_period(today))
-        week_key = ("campaign", cid, claims.week_period(week_of(today)))
+        day_key, week_key = claims.campaign_cap_keys(cid, today)
         rate_key = ("campaign", cid, "rate")
         utc_day = claims.day_period(now.astimezone(UTC).date())
         key_rows = {key_id: ("integration", key_id, utc_day) for key_id in capped_keys}
@@ -628,8 +628,7 @@ class Worker:
             held = {h["channel"]: h["reason"] for h in holds[cid]}
             leads = {state: metrics[cid].get(f"lead:{state}", 0) for state in LeadState}
             done = sum(leads.values()) > 0 and not any(leads[state] for state in UNFINISHED_LEAD_STATES)
-            waiting = {steps[cid][i]["channel"] for i in counts.steps_in(metrics[cid], WORKABLE_LEAD_STATES)
-                       if i < len(steps[cid])}
+            waiting = channels_at(steps[cid], counts.steps_in(metrics[cid], WORKABLE_LEAD_STATES))
             empty = any(not any(pool_member(r).usable for r in pools[cid] if r["channel"] == channel)
                         for channel in waiting - set(held))
             if done or empty or (held and pause_reason_for(held, waiting)):

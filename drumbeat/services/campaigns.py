@@ -73,7 +73,7 @@ def campaign_views(conn: Connection, rows: list, now: datetime) -> list[dict]:
     errors = store.error_groups(conn, metrics)
     caps = _caps(conn, rows, now)
     return [_view(row, metrics[row["id"]], holds[row["id"]], steps[row["id"]], errors[row["id"]], caps[row["id"]],
-                  _next_send(conn, row, now, steps[row["id"]])) for row in rows]
+                  _next_send(conn, row, now, steps[row["id"]], caps[row["id"]])) for row in rows]
 
 
 def _view(row, metrics: dict[str, int], holds: list[dict], steps: list[dict], errors: list[dict], caps: dict,
@@ -122,10 +122,12 @@ def _view(row, metrics: dict[str, int], holds: list[dict], steps: list[dict], er
     }
 
 
-def _next_send(conn: Connection, row, now: datetime, steps: list[dict]) -> tuple[datetime | None, str | None]:
+def _next_send(conn: Connection, row, now: datetime, steps: list[dict],
+               caps: dict) -> tuple[datetime | None, str | None]:
     """When the next send happens and, if not now, why: the earliest of the longest-waiting
     leads in its own window (a lead's own time zone, else the campaign's), then past days
-    whose cap (or ramp, or the keys' own caps) is spent."""
+    whose cap (or ramp, or the keys' own caps) is spent. `caps`: its _caps (the sends
+    charged today and this week)."""
     window = Window.from_schedule(row["schedule"])
     if row["status"] == Status.SCHEDULED:
         start_at = row["schedule"].get("start_at")
@@ -143,7 +145,7 @@ def _next_send(conn: Connection, row, now: datetime, steps: list[dict]) -> tuple
     limits = Limits.from_limits(row["limits"])
     if limits.capped:
         today = local_day(now, window.timezone)
-        sent_today, sent_week = _campaign_counts(conn, row, today)
+        sent_today, sent_week = caps["today"], caps["this_week"]  # a capped campaign's counters
         first = (claims.first_sending_day(conn, row["id"]) if limits.ramp else None) or today
         at_day = local_day(at, window.timezone)
         used_day = sent_today if at_day == today else 0
@@ -181,8 +183,7 @@ def _keys_capped_until(conn: Connection, row, steps: list[dict], at: datetime, w
 
 def _campaign_counts(conn: Connection, row, today) -> tuple[int, int]:
     """Sends charged to the campaign's caps today and this week (its counters)."""
-    day_key = ("campaign", row["id"], claims.day_period(today))
-    week_key = ("campaign", row["id"], claims.week_period(week_of(today)))
+    day_key, week_key = claims.campaign_cap_keys(row["id"], today)
     counts = claims.counter_values(conn, [day_key, week_key])
     return counts.get(day_key, 0), counts.get(week_key, 0)
 
@@ -199,8 +200,7 @@ def _caps(conn: Connection, rows: list, now: datetime) -> dict[str, dict]:
         limits[cid] = Limits.from_limits(row["limits"])
         days[cid] = today = local_day(now, window.timezone)
         if limits[cid].capped or limits[cid].rate_per_second:
-            counter_keys[cid] = (("campaign", cid, claims.day_period(today)),
-                                 ("campaign", cid, claims.week_period(week_of(today))))
+            counter_keys[cid] = claims.campaign_cap_keys(cid, today)
         else:
             zone = ZoneInfo(window.timezone)
             accepted_starts[cid] = (datetime.combine(today, datetime.min.time(), tzinfo=zone),

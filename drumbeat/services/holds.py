@@ -27,7 +27,12 @@ from drumbeat.store.workspaces import get_workspace
 
 
 def due_channels(conn: Connection, campaign_id: str, steps: list[dict]) -> set[str]:
-    return {steps[i]["channel"] for i in current_steps(conn, campaign_id) if i < len(steps)}
+    return channels_at(steps, current_steps(conn, campaign_id))
+
+
+def channels_at(steps: list[dict], positions) -> set[str]:
+    """The channels of these step positions (a position past the last step has none)."""
+    return {steps[i]["channel"] for i in positions if i < len(steps)}
 
 
 def key_pools(conn: Connection, campaign, channels: set[str], *, run: int | None = None) -> dict[str, list[PoolMember]]:

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, and_, bindparam, case, func, insert, or_, sel
 from sqlalchemy.dialects import postgresql, sqlite
 
 from drumbeat.domain.leads import AttemptStatus, LeadState
+from drumbeat.domain.schedule import week_of
 from drumbeat.store.sql import queries
 from drumbeat.store.tables import (
     WORKABLE_LEADS,
@@ -328,6 +329,12 @@ def day_period(day: date) -> str:
 
 def week_period(monday: date) -> str:
     return f"week:{monday.isoformat()}"
+
+
+def campaign_cap_keys(campaign_id: str, today: date) -> tuple[CounterKey, CounterKey]:
+    """The counter rows a campaign's sends on its local day `today` are charged to: that
+    day's and its week's (the caps and the ramp)."""
+    return ("campaign", campaign_id, day_period(today)), ("campaign", campaign_id, week_period(week_of(today)))
 
 
 def lock_counters(conn: Connection, keys: list[CounterKey]) -> dict[CounterKey, dict]:

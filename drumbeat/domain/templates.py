@@ -1,11 +1,18 @@
-"""`{{field}}` variables in step templates, filled from lead fields and attributes."""
+"""`{{field}}` variables in step templates, filled from lead fields and attributes.
+
+A variable may carry a fallback, `{{first_name|there}}`, used when the lead's value is
+missing or blank. A variable with neither is *missing*: the message is never sent with a
+blank in its place (the worker fails that lead with `drumbeat:missing_variable`, the
+preview names it).
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
+# `{{ name }}` or `{{ name | fallback }}`; a fallback is any text without braces or bars.
+VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(?:\|([^{}|]*))?\}\}")
 # Anything between double braces: a placeholder that is not a variable (`{{first name}}`,
 # `{{ }}`) would otherwise reach the lead as literal text.
 PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
@@ -13,6 +20,11 @@ PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
 LEAD_FIELDS = ("first_name", "last_name", "phone", "email", "linkedin_url", "timezone")
 ATTRIBUTE_PREFIX = "attributes."
+
+# Lead-level errors a rendered message can have before any provider is asked.
+MISSING_VARIABLE = "drumbeat:missing_variable"
+MESSAGE_TOO_LONG = "drumbeat:message_too_long"
+INVALID_PARAMETER = "drumbeat:invalid_parameter"
 
 
 def unknown_variables(text: str) -> list[str]:
@@ -38,9 +50,33 @@ def lead_values(lead: Mapping[str, object]) -> dict[str, object]:
 
 
 def variables(text: str) -> set[str]:
-    return set(VARIABLE.findall(text or ""))
+    return {m.group(1) for m in VARIABLE.finditer(text or "")}
 
 
-def render(text: str, values: Mapping[str, object]) -> str:
-    """Replace each `{{name}}` with its value; a missing value renders empty."""
-    return VARIABLE.sub(lambda m: "" if values.get(m.group(1)) is None else str(values[m.group(1)]), text or "")
+def _value(values: Mapping[str, object], name: str) -> str | None:
+    """The lead's value as text, or None when it is missing or blank."""
+    value = values.get(name)
+    if value is None:
+        return None
+    text = str(value)
+    return text if text.strip() else None
+
+
+def missing_variables(texts: Iterable[str | None], values: Mapping[str, object]) -> list[str]:
+    """Variables of these texts, as written, that have no value and no fallback."""
+    missing = {m.group(1) for text in texts for m in VARIABLE.finditer(text or "")
+               if m.group(2) is None and _value(values, m.group(1)) is None}
+    return sorted(missing)
+
+
+def render(text: str | None, values: Mapping[str, object]) -> str:
+    """Replace each variable with its value, else its fallback, else nothing (callers
+    check `missing_variables` first: a message with a missing variable is not sent)."""
+
+    def fill(m: re.Match) -> str:
+        value = _value(values, m.group(1))
+        if value is not None:
+            return value
+        return (m.group(2) or "").strip()
+
+    return VARIABLE.sub(fill, text or "")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drumbeat.domain.templates import render, variables
+from drumbeat.domain.templates import missing_variables, render, unknown_variables, variables
 
 
 def test_variables_finds_every_name_in_a_template():
@@ -82,3 +82,30 @@ def test_a_placeholder_that_is_no_variable_is_unknown_so_it_never_reaches_a_lead
     assert unknown_variables("Hi {{first_name}") == ["an unpaired {{ or }}"]
     assert unknown_variables("Hi first_name}}") == ["an unpaired {{ or }}"]
     assert unknown_variables("Hi {first_name} and {{ first_name }}") == []
+
+
+# --- fallbacks and missing values (v1.1) ----------------------------------------------------
+
+def test_a_fallback_renders_when_the_value_is_missing_or_blank():
+    assert render("Hi {{first_name|there}}!", {}) == "Hi there!"
+    assert render("Hi {{first_name|there}}!", {"first_name": "   "}) == "Hi there!"
+    assert render("Hi {{ first_name | my friend }}!", {"first_name": None}) == "Hi my friend!"
+    assert render("Hi {{first_name|there}}!", {"first_name": "Ada"}) == "Hi Ada!"
+
+
+def test_a_variable_with_neither_value_nor_fallback_is_missing_as_written():
+    texts = ["Hi {{first_name}}", "code {{attributes.code}} {{last_name|}}", None]
+
+    assert missing_variables(texts, {"first_name": " "}) == ["attributes.code", "first_name"]
+    assert missing_variables(texts, {"first_name": "Ada", "attributes.code": 7}) == []
+
+
+def test_an_empty_fallback_is_a_chosen_blank_not_a_missing_variable():
+    assert missing_variables(["{{last_name|}}"], {}) == []
+    assert render("[{{last_name|}}]", {}) == "[]"
+
+
+def test_a_variable_with_a_fallback_is_still_checked_for_its_name():
+    assert variables("{{first_name|there}} {{attributes.x|y}}") == {"first_name", "attributes.x"}
+    assert unknown_variables("{{frist_name|there}}") == ["frist_name"]
+    assert unknown_variables("{{first_name|there}}") == []

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from drumbeat.domain.errors import SendResult
+from drumbeat.domain.messages import OutboundMessage  # noqa: F401 - adapters take it from here
 
 
 @dataclass(frozen=True)
@@ -17,16 +18,6 @@ class Credential:
     channel: str
     credentials: dict
     config: dict
-
-
-@dataclass(frozen=True)
-class OutboundMessage:
-    channel: str
-    to: str  # the address the channel uses (E.164 phone, email, profile URL)
-    body: str
-    idempotency_key: str
-    subject: str | None = None
-    template: dict = field(default_factory=dict)  # the step's template (name, language, action...)
 
 
 class ChannelAdapter(Protocol):

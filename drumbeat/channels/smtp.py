@@ -57,6 +57,8 @@ def build(message: OutboundMessage, sender_header: str, sender: str) -> EmailMes
     email["Date"] = formatdate(localtime=False, usegmt=True)
     email["Message-ID"] = message_id(message.idempotency_key, sender)
     email.set_content(message.body)
+    if message.html:  # multipart/alternative: clients show the HTML, the text part is its fallback
+        email.add_alternative(message.html, subtype="html")
     return email
 
 

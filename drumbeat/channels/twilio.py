@@ -4,7 +4,8 @@ REST API 2010-04-01, HTTP Basic (account_sid, auth_token), form-encoded:
 - sms:   `POST {base_url}/2010-04-01/Accounts/{sid}/Messages.json` with `To`, `From`, `Body`
          (`MessagingServiceSid` instead of `From` when config.from is a Messaging Service, MG…);
 - voice: `POST {base_url}/2010-04-01/Accounts/{sid}/Calls.json` with `To`, `From` and
-         `Twiml` = `<Response><Say>{escaped body}</Say></Response>`;
+         `Twiml` = `<Response><Say language="…">{escaped body}</Say></Response>`
+         (the step template's `language`, when set);
 - both:  `StatusCallback` = config.status_callback when set (delivery receipts).
 Accepted: 201 with the resource's `sid` (SM…/MM… or CA…). Refused: JSON
 `{"code", "message", "more_info", "status"}`, classified by `code` (channels/errors.py,
@@ -13,7 +14,7 @@ table TWILIO). Twilio does not deduplicate a repeated create.
 
 from __future__ import annotations
 
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
 
 import httpx
 
@@ -26,8 +27,9 @@ DEFAULT_BASE_URL = "https://api.twilio.com"
 PROVIDER = "twilio"
 
 
-def twiml(body: str) -> str:
-    return f"<Response><Say>{escape(body)}</Say></Response>"
+def twiml(body: str, language: str | None = None) -> str:
+    say = f'<Say language={quoteattr(language)}>' if language else "<Say>"
+    return f"<Response>{say}{escape(body)}</Say></Response>"
 
 
 def form(channel: str, message: OutboundMessage, config: dict) -> dict[str, str]:
@@ -38,7 +40,7 @@ def form(channel: str, message: OutboundMessage, config: dict) -> dict[str, str]
     else:
         data["From"] = sender
     if channel == "voice":
-        data["Twiml"] = twiml(message.body)
+        data["Twiml"] = twiml(message.body, (message.template or {}).get("language"))
     else:
         data["Body"] = message.body
     if config.get("status_callback"):

@@ -2,11 +2,12 @@
 
 `POST {base_url}/{phone_number_id}/messages` with `Authorization: Bearer {access_token}`
 (operation `sendMessage` of Meta's WhatsApp Business Messaging API v23.0). A step whose
-template names a WhatsApp template (`name`, `language`, optional raw `components`) sends a
-template message; any other step sends its rendered body as a text message (which Meta
-accepts only inside a 24-hour customer-service window: outside it the answer is 131047,
-campaign-level). `to` is the lead's E.164 number as digits (the API accepts them with or
-without "+"; digits are what it answers back as `wa_id`).
+template names a WhatsApp template (`name`, `language`, `components` rendered for the lead
+by domain/messages.compose) sends Meta's `template` object; any other step sends its
+rendered body as a text message (which Meta accepts only inside a 24-hour
+customer-service window: outside it the answer is 131047, campaign-level). `to` is the
+lead's E.164 number as digits (the API accepts them with or without "+"; digits are what
+it answers back as `wa_id`).
 
 Accepted: 200 with `messages[0].id` (a `wamid.`). Refused: a Graph API error
 `{"error": {"message", "type", "code", "error_subcode", "error_data": {"details"}, ...}}`,
@@ -33,6 +34,8 @@ from drumbeat.channels.errors import (
 )
 from drumbeat.channels.transport import endpoint
 from drumbeat.domain.errors import SendResult
+from drumbeat.domain.messages import is_whatsapp_template
+from drumbeat.domain.whatsapp_templates import template_object
 
 DEFAULT_BASE_URL = "https://graph.facebook.com/v23.0"
 PROVIDER = "whatsapp"
@@ -46,11 +49,8 @@ def recipient(address: str) -> str:
 def payload(message: OutboundMessage) -> dict:
     template = message.template or {}
     base = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": recipient(message.to)}
-    if template.get("name") and template.get("language"):
-        body: dict = {"name": template["name"], "language": {"code": template["language"]}}
-        if template.get("components"):
-            body["components"] = template["components"]
-        return {**base, "type": "template", "template": body}
+    if is_whatsapp_template("whatsapp", template):
+        return {**base, "type": "template", "template": template_object(template)}
     return {**base, "type": "text", "text": {"body": message.body, "preview_url": False}}
 
 

@@ -182,12 +182,12 @@ def render_components(components: Any, values: Mapping[str, object]) -> Any:
     return components
 
 
-def template_object(template: Mapping[str, Any], values: Mapping[str, object]) -> dict:
-    """Meta's `template` object for one lead: name, language and rendered components."""
+def template_object(template: Mapping[str, Any]) -> dict:
+    """Meta's `template` object of a step's template whose components are rendered
+    (`render_components`): name, language and components."""
     body: dict = {"name": template["name"], "language": {"code": template["language"]}}
-    components = template.get("components")
-    if components:
-        body["components"] = [_send_shape(c) for c in render_components(components, values)]
+    if template.get("components"):
+        body["components"] = [_send_shape(c) for c in template["components"]]
     return body
 
 

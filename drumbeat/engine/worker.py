@@ -21,8 +21,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
-from drumbeat.channels.base import ChannelAdapter, Credential, OutboundMessage
-from drumbeat.domain.channels import ADDRESS_FIELD
+from drumbeat.channels.base import ChannelAdapter, Credential
 from drumbeat.domain.errors import ErrorClass, SendResult
 from drumbeat.domain.leads import (
     UNFINISHED_LEAD_STATES,
@@ -33,9 +32,9 @@ from drumbeat.domain.leads import (
     apply_outcome,
 )
 from drumbeat.domain.lifecycle import Status
+from drumbeat.domain.messages import compose
 from drumbeat.domain.reasons import pause_reason_for
 from drumbeat.domain.schedule import Limits, Window, budget, clamp, is_open, lead_zone, local_day
-from drumbeat.domain.templates import lead_values, render
 from drumbeat.engine import detectors
 from drumbeat.engine.keys import UNLIMITED, Chooser, KeyPools
 from drumbeat.engine.metrics import WorkerMetrics, outcome
@@ -248,14 +247,7 @@ class Worker:
 
     async def _send(self, job: Job) -> Job:
         lead, step = job.claimed.lead, job.steps[job.claimed.step]
-        template = step["template"]
-        values = lead_values(lead)
-        message = OutboundMessage(
-            channel=step["channel"], to=lead.get(ADDRESS_FIELD[step["channel"]]) or "",
-            body=render(template.get("body", ""), values),
-            subject=render(template["subject"], values) if template.get("subject") else None,
-            idempotency_key=job.claimed.idempotency_key, template=template,
-        )
+        message = compose(step, lead, idempotency_key=job.claimed.idempotency_key).message
         adapter = self.adapters[job.credential.provider]
         try:
             with self.metrics.in_flight_of(step["channel"]).track_inprogress():

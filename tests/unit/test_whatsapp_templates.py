@@ -8,6 +8,7 @@ from drumbeat.domain.templates import INVALID_PARAMETER, MESSAGE_TOO_LONG
 from drumbeat.domain.whatsapp_templates import (
     catalogue_mismatches,
     parameter_counts,
+    render_components,
     rendered_problem,
     shape_problems,
     strings,
@@ -33,6 +34,10 @@ CATALOGUE = [{
                                         {"type": "QUICK_REPLY", "text": "Stop"}]},
     ],
 }]
+
+
+def rendered(template: dict, values: dict) -> dict:
+    return template_object({**template, "components": render_components(template["components"], values)})
 
 
 def test_metas_send_shape_is_accepted_as_is():
@@ -75,8 +80,8 @@ def test_every_string_of_the_components_is_where_variables_may_be():
 def test_the_template_object_is_rendered_for_the_lead_in_metas_shape():
     values = {"first_name": "Ada", "attributes.order": "A-17", "attributes.img": "a.png"}
 
-    sent = template_object({"name": "order_ready", "language": "en_US", "components": COMPONENTS,
-                            "body": "preview only"}, values)
+    sent = template_object({"name": "order_ready", "language": "en_US", "body": "preview only",
+                            "components": render_components(COMPONENTS, values)})
 
     assert sent == {"name": "order_ready", "language": {"code": "en_US"}, "components": [
         {"type": "header", "parameters": [{"type": "image", "image": {"link": "https://cdn.example/a.png"}}]},
@@ -88,7 +93,7 @@ def test_the_template_object_is_rendered_for_the_lead_in_metas_shape():
 
 
 def test_a_template_without_components_sends_name_and_language_only():
-    assert template_object({"name": "hello", "language": "en"}, {}) == {"name": "hello", "language": {"code": "en"}}
+    assert template_object({"name": "hello", "language": "en"}) == {"name": "hello", "language": {"code": "en"}}
 
 
 @pytest.mark.parametrize(("value", "code"), [
@@ -98,19 +103,19 @@ def test_a_template_without_components_sends_name_and_language_only():
     ("x" * 1025, MESSAGE_TOO_LONG),
 ])
 def test_a_parameter_meta_would_refuse_for_its_content_is_named(value, code):
-    sent = template_object({"name": "t", "language": "en", "components": [
+    sent = rendered({"name": "t", "language": "en", "components": [
         {"type": "body", "parameters": [{"type": "text", "text": "{{attributes.v}}"}]}]}, {"attributes.v": value})
 
     assert rendered_problem(sent)[0] == code
 
 
 def test_a_long_header_and_a_rendered_http_link_are_refused_and_fine_parameters_are_not():
-    header = template_object({"name": "t", "language": "en", "components": [
+    header = rendered({"name": "t", "language": "en", "components": [
         {"type": "header", "parameters": [{"type": "text", "text": "{{attributes.v}}"}]}]}, {"attributes.v": "h" * 61})
-    link = template_object({"name": "t", "language": "en", "components": [
+    link = rendered({"name": "t", "language": "en", "components": [
         {"type": "header", "parameters": [{"type": "image", "image": {"link": "{{attributes.v}}"}}]}]},
         {"attributes.v": "http://insecure.example/a.png"})
-    fine = template_object({"name": "t", "language": "en", "components": COMPONENTS},
+    fine = rendered({"name": "t", "language": "en", "components": COMPONENTS},
                            {"first_name": "Ada", "attributes.order": "four    spaces ok", "attributes.img": "a"})
 
     assert rendered_problem(header)[0] == MESSAGE_TOO_LONG

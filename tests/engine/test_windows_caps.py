@@ -7,7 +7,6 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import func, select, update
 
 from drumbeat.channels.sandbox import SandboxAdapter
@@ -16,7 +15,7 @@ from drumbeat.engine.worker import Worker
 from drumbeat.services import campaigns as svc
 from drumbeat.services.context import Context
 from drumbeat.store.tables import attempts, campaigns, leads, workspaces
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, postgresql_only
 from tests.engine.test_concurrency import _spawn_worker, _wait_started
 from tests.engine.test_statements import StatementLog
 from tests.engine.test_worker import TWO_STEPS
@@ -376,9 +375,8 @@ def _zone_near_local_noon() -> str:
     return "Etc/GMT" + (f"{-offset:+d}" if offset else "")
 
 
+@postgresql_only  # racing worker processes: SQLite has a single writer
 def test_three_worker_processes_against_a_daily_cap_of_100_send_exactly_100(ctx, db_url, secret_key, tmp_path):
-    if not db_url.startswith("postgresql"):
-        pytest.skip("racing worker processes: PostgreSQL (SQLite has a single writer)")
     p = workspace(ctx)
     sandbox_key(ctx, p, label="a", latency_ms=2)
     sandbox_key(ctx, p, label="b", latency_ms=2)

@@ -109,6 +109,12 @@ def db_url(request, tmp_path, pg_templates) -> Iterator[str]:
     pg_templates.drop(name)
 
 
+# For a test that needs the PostgreSQL deployment itself (server connections, racing worker
+# processes): collected on PostgreSQL only rather than skipped on SQLite, since CI allows
+# no skip outside .ci/allowed-skips.txt. A direct parametrization overrides db_url's params.
+postgresql_only = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+
+
 class FakeClock:
     """A clock tests move by hand."""
 

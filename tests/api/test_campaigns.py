@@ -289,7 +289,27 @@ def test_start_without_any_integration_is_refused_by_the_key_pool_gate(client, c
     error = response.json()["error"]
     assert error["code"] == "resume_blocked"
     key_pool = [g for g in error["details"]["gates"] if g["gate"] == "key_pool"]
-    assert key_pool == [{"gate": "key_pool", "ok": False, "reason": key_pool[0]["reason"], "channel": "sms"}]
+    assert key_pool == [{"gate": "key_pool", "ok": False, "reason": "no active integration on this channel",
+                         "channel": "sms"}]
+    assert get(client, owner["headers"], campaign["id"])["status"] == "draft"
+    assert timeline(client, owner["headers"], campaign["id"]) == before
+
+
+def test_a_start_blocked_by_two_gates_lists_both_and_changes_nothing(client, ctx, owner):
+    campaign = create_campaign(client, owner["headers"])
+    enroll(ctx, campaign["id"])
+    canceled = client.put(f"{API}/workspace/subscription", json={"status": "canceled"}, headers=owner["headers"])
+    assert canceled.status_code == 200, canceled.text
+    before = timeline(client, owner["headers"], campaign["id"])
+
+    response = act(client, owner["headers"], campaign["id"], "start")
+
+    assert response.status_code == 409 and response.json()["error"]["code"] == "resume_blocked"
+    assert response.json()["error"]["details"]["gates"] == [
+        {"gate": "subscription", "ok": False, "reason": "the workspace subscription is not active"},
+        {"gate": "status", "ok": True, "reason": None},
+        {"gate": "key_pool", "ok": False, "reason": "no active integration on this channel", "channel": "sms"},
+    ]
     assert get(client, owner["headers"], campaign["id"])["status"] == "draft"
     assert timeline(client, owner["headers"], campaign["id"]) == before
 

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from drumbeat.engine.notifier import Notifier
 from drumbeat.services import integrations as integration_service
 from drumbeat.services.context import Principal
+from drumbeat.services.workspaces import init_workspace
 from tests.api.test_campaigns import API, act, create_campaign, create_sandbox, enroll
 
 SECRET = "whsec-0123456789"
@@ -97,6 +98,27 @@ def test_only_the_owner_manages_webhooks_and_bad_input_is_refused(client, owner)
     assert bad.status_code == 422
     assert {f["field"] for f in bad.json()["error"]["details"]["fields"]} >= {"url", "events.0"}
     assert client.get(f"{API}/webhooks/nope/deliveries", headers=owner["headers"]).status_code == 404
+
+
+def test_another_workspaces_webhook_deliveries_are_not_found_exactly_like_an_unknown_webhook(client, owner, ctx):
+    hook = register(client, owner["headers"], "https://hooks.example.com/drumbeat").json()
+    create_sandbox(client, owner["headers"], "sms")
+    campaign = create_campaign(client, owner["headers"])
+    enroll(ctx, campaign["id"])
+    assert act(client, owner["headers"], campaign["id"], "start").status_code == 200
+    assert act(client, owner["headers"], campaign["id"], "pause").status_code == 200  # a delivery to hide
+    mine = client.get(f"{API}/webhooks/{hook['id']}/deliveries", headers=owner["headers"])
+    assert [d["event"] for d in mine.json()["items"]] == ["campaign.paused"]
+    rival = init_workspace(ctx, "Rival", "boss@rival.test")
+    rival_headers = {"Authorization": f"Bearer {rival['token']}"}
+
+    foreign = client.get(f"{API}/webhooks/{hook['id']}/deliveries", headers=rival_headers)
+    unknown = client.get(f"{API}/webhooks/{'0' * 32}/deliveries", headers=rival_headers)
+
+    assert foreign.status_code == unknown.status_code == 404
+    assert foreign.json()["error"]["code"] == unknown.json()["error"]["code"] == "not_found"
+    assert set(foreign.json()["error"]) == set(unknown.json()["error"])
+    assert client.get(f"{API}/webhooks/{hook['id']}/deliveries", headers=owner["headers"]).json() == mine.json()
 
 
 def test_events_wait_while_the_receiver_is_down_then_all_arrive_in_order_signed(client, owner, ctx):

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import psycopg
-import pytest
 from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
@@ -24,7 +23,7 @@ from drumbeat.store import claims
 from drumbeat.store.db import make_engine, migrate
 from drumbeat.store.secrets import SecretBox
 from drumbeat.store.tables import attempts
-from tests.conftest import PG_ADMIN
+from tests.conftest import PG_ADMIN, postgresql_only
 from tests.engine.test_concurrency import (
     ThreadedWorker,
     _spawn_worker,
@@ -60,10 +59,9 @@ def _started_two_step_campaign(ctx, n: int):
     return p, cid
 
 
+@postgresql_only  # server connections to terminate: the PostgreSQL deployment
 def test_workers_whose_connections_are_terminated_again_and_again_finish_without_loss(ctx, db_url, secret_key,
                                                                                     tmp_path):
-    if not db_url.startswith("postgresql"):
-        pytest.skip("server connections to terminate: the PostgreSQL deployment")
     dbname = db_url.rsplit("/", 1)[1]
     p, cid = _started_two_step_campaign(ctx, LEADS)
     ctx.db.dispose()  # the test's own pooled connections would be terminated too
@@ -123,10 +121,8 @@ def _still_running(view: dict) -> bool:
     return view["status"] == "sending" and (workable > 0 or view["progress"]["in_doubt"] == 0)
 
 
-def test_workers_outlive_their_postgresql_server_restarted_and_crashed_mid_run(db_url, secret_key, tmp_path):
-    # Its own throwaway server: the shared one (db_url's) serves other tests meanwhile.
-    if not db_url.startswith("postgresql"):
-        pytest.skip("a server to restart: the PostgreSQL deployment")
+def test_workers_outlive_their_postgresql_server_restarted_and_crashed_mid_run(secret_key, tmp_path):
+    # Its own throwaway server (the shared one serves other tests meanwhile), so no db_url.
     with throwaway_cluster() as cluster:
         with cluster.admin() as admin:
             admin.execute("CREATE DATABASE drumbeat")

@@ -12,7 +12,6 @@ import sys
 import time
 import urllib.request
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
@@ -20,6 +19,7 @@ from drumbeat.channels.sandbox import SandboxAdapter
 from drumbeat.engine.metrics import exposition
 from drumbeat.engine.worker import Worker
 from drumbeat.store.tables import campaigns
+from tests.conftest import postgresql_only
 from tests.factory import started_campaign
 
 
@@ -108,9 +108,8 @@ def json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+@postgresql_only  # a worker process beside the test: the PostgreSQL deployment
 def test_drumbeat_worker_serves_its_metrics_over_http(ctx, db_url, secret_key, tmp_path):
-    if not db_url.startswith("postgresql"):
-        pytest.skip("a worker process beside the test: the PostgreSQL deployment")
     _, cid = started_campaign(ctx, 30, fail="lead", fail_after=24)
     log_path = tmp_path / "worker.log"
     env = {**os.environ, "DRUMBEAT_DATABASE_URL": db_url, "DRUMBEAT_SECRET_KEY": secret_key,

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from drumbeat.services import campaigns as svc
 from drumbeat.store.tables import attempts, leads
+from tests.conftest import postgresql_only
 from tests.engine.test_concurrency import _spawn_worker, _wait_started, double_contacts, wait_while
 from tests.engine.test_windows_caps import _zone_near_local_noon, schedule
 from tests.engine.test_worker import TWO_STEPS
@@ -33,11 +34,10 @@ def in_flight(ctx) -> int:
 
 
 @pytest.mark.slow
+@postgresql_only  # worker processes on many machines share one PostgreSQL
 @pytest.mark.parametrize(("workers", "lanes"), [(2, 1), (4, 1), (2, 2)])
 def test_worker_processes_share_one_database_contact_everyone_once_and_hold_the_cap(ctx, db_url, secret_key,
                                                                                     tmp_path, workers, lanes):
-    if not db_url.startswith("postgresql"):
-        pytest.skip("worker processes on many machines share one PostgreSQL")
     p = workspace(ctx)
     sandbox_key(ctx, p, "whatsapp", label="wa")
     sandbox_key(ctx, p, "email", label="mail")

@@ -61,6 +61,6 @@ def sync_templates(integration_id: ObjectId, principal: Operator, ctx: ContextDe
     return templates.sync_catalogue(ctx, principal, integration_id)
 
 
-@router.get("/{integration_id}/templates", response_model=CatalogueTemplates, responses=error_responses(404, 422))
+@router.get("/{integration_id}/templates", response_model=CatalogueTemplates, responses=error_responses(404))
 def list_templates(integration_id: ObjectId, principal: Viewer, ctx: ContextDep):
     return {"items": templates.list_templates(ctx, principal, integration_id)}

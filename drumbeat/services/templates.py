@@ -85,8 +85,11 @@ async def _read(credential: Credential):
 
 
 def list_templates(ctx: Context, principal: Principal, integration_id: str) -> list[dict]:
+    """The stored catalogue (none for an integration of another provider)."""
     with ctx.db.connect() as conn:
-        row = _whatsapp_integration(conn, principal, integration_id)
+        row = integration_store.get_integration(conn, principal.workspace_id, integration_id)
+        if row is None:
+            raise NotFound("integration not found", {"id": integration_id})
         entries = store.list_catalogue(conn, row["id"])
     return [{"name": e["name"], "language": e["language"], "status": e["status"], "category": e["category"],
              "components": e["components"], "parameters": parameter_counts(e["components"]),

@@ -196,6 +196,7 @@ def test_a_sync_needs_a_whatsapp_integration_with_a_waba_id(client, owner, whats
         "channel": "sms", "provider": "sandbox", "label": "sms", "config": {}}).json()
     response = sync(client, owner["headers"], sms["id"])
     assert response.status_code == 422 and fields_of(response) == ["provider"]
+    assert listed(client, owner["headers"], sms["id"]) == []  # nothing to list, nothing refused
     assert whatsapp_server.template_calls() == []
 
 

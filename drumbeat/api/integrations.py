@@ -6,16 +6,18 @@ from fastapi import APIRouter
 
 from drumbeat.api.deps import ContextDep, Operator, Owner, Viewer
 from drumbeat.api.schemas import (
+    CatalogueTemplates,
     HealthEvent,
     IntegrationCreate,
     IntegrationPublic,
     IntegrationsPublic,
     IntegrationUpdate,
     ObjectId,
+    TemplatesSynced,
     error_responses,
 )
 from drumbeat.domain.channels import Channel
-from drumbeat.services import integrations
+from drumbeat.services import integrations, templates
 
 router = APIRouter(prefix="/integrations", tags=["integrations"])
 
@@ -47,3 +49,18 @@ def update_integration(integration_id: ObjectId, body: IntegrationUpdate, princi
              responses=error_responses(403, 404, 422))
 def record_health_event(integration_id: ObjectId, body: HealthEvent, principal: Operator, ctx: ContextDep):
     return integrations.record_health_event(ctx, principal, integration_id, body.event)
+
+
+@router.post("/{integration_id}/templates/sync", response_model=TemplatesSynced,
+             responses=error_responses(403, 404, 422, 503))
+def sync_templates(integration_id: ObjectId, principal: Operator, ctx: ContextDep):
+    """Read every page of the WhatsApp Business Account's templates (`config.waba_id`) and
+    replace the stored catalogue; a provider error or timeout keeps the old one (503, the
+    provider's code and message in details). 422 when the integration is not
+    whatsapp_cloud or has no waba_id."""
+    return templates.sync_catalogue(ctx, principal, integration_id)
+
+
+@router.get("/{integration_id}/templates", response_model=CatalogueTemplates, responses=error_responses(404))
+def list_templates(integration_id: ObjectId, principal: Viewer, ctx: ContextDep):
+    return {"items": templates.list_templates(ctx, principal, integration_id)}

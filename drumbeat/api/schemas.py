@@ -252,6 +252,30 @@ class IntegrationsPublic(BaseModel):
     next_cursor: str | None = None
 
 
+class TemplateParameters(BaseModel):
+    header: int
+    body: int
+    buttons: list[int] = Field(description="One count per button, in order.")
+
+
+class CatalogueTemplate(BaseModel):
+    name: str
+    language: str
+    status: str = Field(description="Meta's status: APPROVED, PENDING, REJECTED, PAUSED, DISABLED, ...")
+    category: str | None
+    components: list[dict[str, Any]] = Field(description="Meta's template definition.")
+    parameters: TemplateParameters = Field(description="Placeholders per part (0 where a part has none).")
+    synced_at: UtcTime
+
+
+class CatalogueTemplates(BaseModel):
+    items: list[CatalogueTemplate]
+
+
+class TemplatesSynced(BaseModel):
+    synced: int = Field(description="Templates now in the catalogue.")
+
+
 def _statuses(value: str) -> str:
     unknown = [s for s in value.split(",") if s and s not in {status.value for status in Status}]
     if unknown:

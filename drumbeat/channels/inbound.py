@@ -45,7 +45,30 @@ class AccountEvent:
     event: str  # disconnected | reconnected | restricted | restriction_lifted
 
 
-Event = StatusEvent | ReplyEvent | AcceptedEvent | AccountEvent
+@dataclass(frozen=True)
+class TemplateStatusEvent:
+    """Meta's `message_template_status_update`: a template's new status (APPROVED, PAUSED,
+    DISABLED, REJECTED, ...) in one language."""
+
+    name: str
+    language: str
+    status: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class QualityEvent:
+    """Meta's `phone_number_quality_update`: the number was flagged, restricted or its
+    messaging limit changed (`current_limit` a tier such as TIER_1K; `max_daily` the
+    newer daily number)."""
+
+    event: str
+    current_limit: str | None = None
+    max_daily: str | None = None
+    display_phone_number: str | None = None
+
+
+Event = StatusEvent | ReplyEvent | AcceptedEvent | AccountEvent | TemplateStatusEvent | QualityEvent
 
 
 # --- signatures ----------------------------------------------------------------------
@@ -89,11 +112,20 @@ def _e164(digits: str) -> str:
 
 
 def whatsapp_events(payload: dict) -> list[Event]:
-    """Meta's webhook: entry[].changes[].value with `statuses` (receipts) and `messages` (replies)."""
+    """Meta's webhook: entry[].changes[].value with `statuses` (receipts) and `messages`
+    (replies); the business account's fields `message_template_status_update` and
+    `phone_number_quality_update` (a RESTRICTED number is also a `restricted` health event)."""
     events: list[Event] = []
     for entry in _list(payload.get("entry")):
         for change in _list(_dict(entry).get("changes")):
             value = _dict(_dict(change).get("value"))
+            field = _dict(change).get("field")
+            if field == "message_template_status_update":
+                events += _template_status(value)
+                continue
+            if field == "phone_number_quality_update":
+                events += _quality(value)
+                continue
             for status in _list(value.get("statuses")):
                 status = _dict(status)
                 if status.get("id") and status.get("status") in ("sent", "delivered", "read", "failed"):
@@ -107,6 +139,29 @@ def whatsapp_events(payload: dict) -> list[Event]:
                 if message.get("from") and message.get("type") != "system":
                     replied_to = _dict(message.get("context")).get("id")
                     events.append(ReplyEvent("phone", _e164(message["from"]), replied_to))
+    return events
+
+
+def _template_status(value: dict) -> list[Event]:
+    name, language, status = (value.get(k) for k in ("message_template_name", "message_template_language", "event"))
+    if not (isinstance(name, str) and isinstance(language, str) and isinstance(status, str) and name and language):
+        return []
+    reason = value.get("reason")
+    return [TemplateStatusEvent(name, language, status.upper(), str(reason) if reason is not None else None)]
+
+
+def _quality(value: dict) -> list[Event]:
+    event = value.get("event")
+    if not isinstance(event, str) or not event:
+        return []
+    max_daily = value.get("max_daily_conversations_per_business", value.get("max_daily_conversation_per_phone"))
+    current = value.get("current_limit")
+    phone = value.get("display_phone_number")
+    events: list[Event] = [QualityEvent(event.upper(), str(current) if current is not None else None,
+                                        str(max_daily) if max_daily is not None else None,
+                                        str(phone) if phone is not None else None)]
+    if event.upper() == "RESTRICTED":
+        events.append(AccountEvent("restricted"))
     return events
 
 

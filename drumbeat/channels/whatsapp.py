@@ -17,6 +17,7 @@ classified by `error.code` (channels/errors.py, table WHATSAPP).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import httpx
 
@@ -33,7 +34,7 @@ from drumbeat.channels.errors import (
     whatsapp_parameter_class,
 )
 from drumbeat.channels.transport import endpoint
-from drumbeat.domain.errors import SendResult
+from drumbeat.domain.errors import ErrorClass, SendResult
 from drumbeat.domain.messages import is_whatsapp_template
 from drumbeat.domain.whatsapp_templates import template_object
 
@@ -112,3 +113,62 @@ def _refusal(answer: httpx.Response, secrets: list) -> SendResult:
     else:
         error_class = classify(code, answer.status_code, WHATSAPP)
     return refused(code, error_class, text or code, secrets, wait)
+
+
+# --- the template catalogue (GET /{waba_id}/message_templates) ------------------------------
+
+TEMPLATE_FIELDS = "name,language,status,category,parameter_format,components"
+TEMPLATE_PAGE_SIZE = 100
+MAX_TEMPLATE_PAGES = 200  # a paging loop that never ends is the provider's bug, not ours to follow
+
+
+@dataclass(frozen=True)
+class CatalogueRead:
+    """Every template of the business account (`templates`), or why not (`error`, a
+    refusal classified as a send's would be: 190 is key-level, a timeout transient)."""
+
+    templates: list[dict] | None = None
+    error: SendResult | None = None
+
+
+async def message_templates(client: httpx.AsyncClient, credential: Credential) -> CatalogueRead:
+    """Read every page of the WhatsApp Business Account's templates (`config.waba_id`),
+    following `paging.next` while it stays on the integration's base URL's host."""
+    token = (credential.credentials or {}).get("access_token")
+    config = credential.config or {}
+    if not token:
+        return CatalogueRead(error=misconfigured(PROVIDER, "credentials.access_token"))
+    if not config.get("waba_id"):
+        return CatalogueRead(error=misconfigured(PROVIDER, "config.waba_id"))
+    secrets = list((credential.credentials or {}).values())
+    base = (config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+    url: str | None = f"{base}/{config['waba_id']}/message_templates"
+    params: dict | None = {"fields": TEMPLATE_FIELDS, "limit": str(TEMPLATE_PAGE_SIZE)}
+    templates: list[dict] = []
+    for _ in range(MAX_TEMPLATE_PAGES):
+        if url is None:
+            return CatalogueRead(templates=templates)
+        try:
+            request_url = endpoint(url)
+            if request_url.host != endpoint(base).host:  # the bearer token goes to the provider only
+                return CatalogueRead(error=refused(f"{PROVIDER}:paging", ErrorClass.TRANSIENT,
+                                                   "paging.next points away from the provider"))
+            answer = await client.get(request_url, params=params, headers={"Authorization": f"Bearer {token}"})
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+            return CatalogueRead(error=misconfigured(PROVIDER, "a valid config.base_url"))
+        except httpx.RequestError as exc:
+            return CatalogueRead(error=no_answer(PROVIDER, exc, secrets))
+        if not answer.is_success:
+            return CatalogueRead(error=_refusal(answer, secrets))
+        try:
+            page = answer.json()
+            data, paging = page.get("data"), page.get("paging") or {}
+            if not isinstance(data, list) or not isinstance(paging, dict):
+                raise ValueError("not a page")
+        except (ValueError, AttributeError):
+            return CatalogueRead(error=refused(f"{PROVIDER}:http_{answer.status_code}", ErrorClass.TRANSIENT,
+                                               "the answer is not a page of templates"))
+        templates += [t for t in data if isinstance(t, dict) and t.get("name") and t.get("language")]
+        url, params = paging.get("next") or None, None  # `next` carries every parameter itself
+    return CatalogueRead(error=refused(f"{PROVIDER}:paging", ErrorClass.TRANSIENT,
+                                       f"more than {MAX_TEMPLATE_PAGES} pages of templates"))

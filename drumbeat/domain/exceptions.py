@@ -42,3 +42,9 @@ class ValidationFailed(DomainError):
     def __init__(self, fields: list[dict], message: str = "invalid input") -> None:
         super().__init__(message, {"fields": fields})
         self.fields = fields
+
+
+class Unavailable(DomainError):
+    """A provider (or another service we depend on) could not do it now; nothing changed."""
+
+    code = "unavailable"

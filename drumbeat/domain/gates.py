@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from drumbeat.domain.channels import Health
 from drumbeat.domain.lifecycle import TERMINAL_STATUSES, Status
+from drumbeat.domain.messages import is_whatsapp_template
 from drumbeat.domain.reasons import AUTO_LIFTABLE, PauseReason
+from drumbeat.domain.whatsapp_templates import APPROVED, catalogue_mismatches, find_entry
 
 
 @dataclass(frozen=True)
@@ -33,8 +37,49 @@ def empty_pool_reason(members: list[PoolMember]) -> PauseReason:
 
 
 @dataclass(frozen=True)
+class TemplateFact:
+    """A WhatsApp step's template as one integration's catalogue sees it: `status` None when
+    the catalogue lacks it, `mismatches` from whatsapp_templates.catalogue_mismatches."""
+
+    step: int
+    integration_id: str
+    name: str
+    language: str
+    status: str | None
+    mismatches: tuple[str, ...] = ()
+
+    @property
+    def problem(self) -> str | None:
+        if self.mismatches:
+            return f"step {self.step}: " + "; ".join(self.mismatches)
+        if self.status != APPROVED:
+            return f"step {self.step}: template {self.name!r} ({self.language}) is {self.status}, not APPROVED"
+        return None
+
+
+TEMPLATE_CHANNEL = "whatsapp"
+
+
+def template_facts(steps: list[dict], catalogues: Mapping[str, list[Mapping[str, Any]]], *,
+                   first: int = 0) -> list[TemplateFact]:
+    """Each WhatsApp template step from `first` on, against each catalogue given
+    (integration id -> its entries: the key pool's integrations that have one)."""
+    facts = []
+    for i, step in enumerate(steps):
+        template = step.get("template") or {}
+        if i < first or not is_whatsapp_template(step["channel"], template):
+            continue
+        name, language = str(template["name"]), str(template["language"])
+        for integration_id, entries in sorted(catalogues.items()):
+            entry = find_entry(list(entries), name, language)
+            facts.append(TemplateFact(i, integration_id, name, language, entry["status"] if entry else None,
+                                      tuple(catalogue_mismatches(template, list(entries)))))
+    return facts
+
+
+@dataclass(frozen=True)
 class Gate:
-    gate: str  # subscription | status | key_pool | integration_health
+    gate: str  # subscription | status | key_pool | integration_health | template
     ok: bool
     reason: str | None = None
     channel: str | None = None
@@ -66,9 +111,13 @@ def evaluate_gates(
     subscription_active: bool,
     status: str,
     pools: dict[str, list[PoolMember]],
+    templates: list[TemplateFact] | tuple[TemplateFact, ...] = (),
 ) -> GateReport:
     """Every gate with ok and a reason. `pools` holds each channel that still has
-    unfinished leads, with the integrations of the campaign's key pool on it.
+    unfinished leads, with the integrations of the campaign's key pool on it. `templates`
+    holds the WhatsApp steps still ahead, checked against each catalogue of their key pool:
+    one that is not APPROVED there, or does not fit it, closes gate `template` and holds
+    the WhatsApp channel with `template_rejected` (whether or not its leads are due yet).
 
     Key failure marks are ignored here: a start or resume begins a new run.
     """
@@ -99,6 +148,14 @@ def evaluate_gates(
             blocked[channel] = PauseReason.ACCOUNT_DISCONNECTED if disconnected else PauseReason.ALL_KEYS_FAILED
         else:
             open_channels.append(channel)
+    problems = [(f.integration_id, f.problem) for f in templates if f.problem]
+    for integration_id, problem in problems:
+        gates.append(Gate("template", False, problem, TEMPLATE_CHANNEL, integration_id))
+    if problems:
+        blocked.setdefault(TEMPLATE_CHANNEL, PauseReason.TEMPLATE_REJECTED)
+        open_channels = [c for c in open_channels if c != TEMPLATE_CHANNEL]
+    elif templates:
+        gates.append(Gate("template", True, None, TEMPLATE_CHANNEL))
     return GateReport(gates, blocked, open_channels)
 
 

@@ -15,30 +15,16 @@ from drumbeat.domain.gates import PoolMember, empty_pool_reason
 from drumbeat.domain.lifecycle import Action, Status, finished_status, transition
 from drumbeat.domain.reasons import PauseReason
 from drumbeat.services.context import Actor
-from drumbeat.services.holds import key_pools, pause_if_nothing_can_run, place_hold
+from drumbeat.services.holds import (  # noqa: F401 - hold_if_all_keys_failed: the worker calls it from here
+    hold_if_all_keys_failed,
+    key_pools,
+    pause_if_nothing_can_run,
+    place_hold,
+)
 from drumbeat.store import campaigns as campaign_store
-from drumbeat.store import integrations as integration_store
 
 log = structlog.get_logger()
 
-
-def hold_if_all_keys_failed(conn, campaign: dict, steps: list[dict], channel: str, now) -> None:
-    """All keys failed: every key in the channel's pool answered a key-level error in this run."""
-    fresh = campaign_store.get_campaign_by_id(conn, campaign["id"])
-    if fresh["run"] != campaign["run"]:
-        return  # a resume started a new run meanwhile; its keys start fresh
-    members = key_pools(conn, fresh, {channel}, run=fresh["run"])[channel]
-    if any(m.usable for m in members):
-        return
-    failed = integration_store.failed_keys(conn, campaign["id"], campaign["run"])
-    details = {"channel": channel, "keys": [
-        {"integration_id": m.integration_id, "error_code": failed.get(m.integration_id, {}).get("error_code"),
-         "error_message": failed.get(m.integration_id, {}).get("error_message")} for m in members]}
-    reason = empty_pool_reason(members)
-    actor = Actor.system(reason.value)
-    if place_hold(conn, campaign["id"], channel, reason, details, now, actor):
-        log.warning("channel held", campaign_id=campaign["id"], channel=channel, reason=reason.value)
-    pause_if_nothing_can_run(conn, campaign["id"], steps, now, actor)
 
 def hold_if_failure_rate_high(conn, campaign: dict, steps: list[dict], channel: str, now) -> None:
     """High failure rate over the run's last counted outcomes of the channel (DESIGN.md §4)."""

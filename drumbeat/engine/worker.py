@@ -353,7 +353,8 @@ class Worker:
         plan = self._plan(conn, campaign)
         steps = plan.steps
         limits = Limits.from_limits(campaign["limits"])
-        capped_keys = {key_id: row["daily_cap"] for key_id, row in plan.rows.items() if row["daily_cap"] is not None}
+        caps_of_keys = {key_id: integration_store.daily_cap_of(row) for key_id, row in plan.rows.items()}
+        capped_keys = {key_id: cap for key_id, cap in caps_of_keys.items() if cap is not None}
         reservation = None
         if limits.capped or limits.rate_per_second or capped_keys:
             if claims.lock_sending_campaign(conn, campaign["id"], campaign["run"]) is None:

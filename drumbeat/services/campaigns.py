@@ -34,7 +34,16 @@ from drumbeat.domain.schedule import (
     zone_openings,
 )
 from drumbeat.services.context import Actor, Context, Principal
-from drumbeat.services.holds import SWEEPER, due_channels, key_pools, lift_hold, place_hold, pool_member
+from drumbeat.services.holds import (
+    SWEEPER,
+    due_channels,
+    key_pools,
+    lift_hold,
+    place_hold,
+    pool_member,
+    template_gate_facts,
+)
+from drumbeat.services.templates import check_against_catalogue
 from drumbeat.store import campaigns as store
 from drumbeat.store import claims, counts
 from drumbeat.store import integrations as integration_store
@@ -171,11 +180,12 @@ def _keys_capped_until(conn: Connection, row, steps: list[dict], at: datetime, w
     channels = due_channels(conn, row["id"], steps)
     pools = integration_store.pool_rows(conn, row, channels, row["run"])
     usable = [r for r in pools if pool_member(r).usable]
-    if not usable or any(r["daily_cap"] is None for r in usable):
+    caps = [integration_store.daily_cap_of(r) for r in usable]
+    if not usable or None in caps:
         return None
     day = claims.day_period(at.astimezone(UTC).date())
     counts = claims.counter_values(conn, [("integration", r["id"], day) for r in usable])
-    if any(counts.get(("integration", r["id"], day), 0) < r["daily_cap"] for r in usable):
+    if any(counts.get(("integration", r["id"], day), 0) < cap for r, cap in zip(usable, caps, strict=True)):
         return None
     midnight = datetime.combine(at.astimezone(UTC).date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     return next_slot(midnight, window)
@@ -277,6 +287,7 @@ def get_timeline(ctx: Context, principal: Principal, campaign_id: str) -> list[d
 def create_campaign(ctx: Context, principal: Principal, data: dict) -> dict:
     now = ctx.clock()
     with ctx.db.begin() as conn:
+        check_against_catalogue(conn, principal.workspace_id, data["steps"], data.get("integration_ids"))
         campaign_id = store.insert_campaign(conn, principal.workspace_id, data, now)
         store.add_timeline(conn, campaign_id, now=now, action="create", to_status=Status.DRAFT,
                            actor_type="user", actor_id=principal.user_id)
@@ -296,6 +307,10 @@ def update_campaign(ctx: Context, principal: Principal, campaign_id: str, patch:
         status = Status(row["status"])
         if status not in EDITABLE_IN:
             raise InvalidTransition(status, "edit")
+        if "steps" in patch or "integration_ids" in patch:
+            check_against_catalogue(conn, principal.workspace_id,
+                                    patch["steps"] if "steps" in patch else store.get_steps(conn, campaign_id),
+                                    patch["integration_ids"] if "integration_ids" in patch else row["integration_ids"])
         if "steps" in patch:
             if status is Status.DRAFT:
                 store.replace_steps(conn, campaign_id, patch["steps"])
@@ -394,7 +409,8 @@ def run_through_gates(ctx: Context, campaign_id: str, action: Action, actor: Act
         channels = due_channels(conn, campaign_id, steps)
         workspace = get_workspace(conn, workspace_id)
         report = evaluate_gates(subscription_active=workspace["subscription_status"] == "active",
-                                status=row["status"], pools=key_pools(conn, row, channels))
+                                status=row["status"], pools=key_pools(conn, row, channels),
+                                templates=template_gate_facts(conn, row, steps))
         if not report.may_run:
             raise ResumeBlocked(f"the campaign cannot {action.value}: a gate is closed",
                                 {"gates": [g.as_dict() for g in report.gates]})
@@ -552,7 +568,7 @@ def _start_paused(ctx: Context, campaign_id: str, workspace_id: str, actor: Acto
         workspace = get_workspace(conn, workspace_id)
         subscription_active = workspace["subscription_status"] == "active"
         report = evaluate_gates(subscription_active=subscription_active, status=row["status"],
-                                pools=key_pools(conn, row, channels))
+                                pools=key_pools(conn, row, channels), templates=template_gate_facts(conn, row, steps))
         gates = [g.as_dict() for g in report.gates]
         if subscription_active:
             blocked = dict(report.blocked_channels)

@@ -7,10 +7,21 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import structlog
 from sqlalchemy import Connection, select
 
-from drumbeat.domain.gates import GateReport, PoolMember, empty_pool_reason, evaluate_gates, sweep_holds
+from drumbeat.domain.gates import (
+    TEMPLATE_CHANNEL,
+    GateReport,
+    PoolMember,
+    TemplateFact,
+    empty_pool_reason,
+    evaluate_gates,
+    sweep_holds,
+    template_facts,
+)
 from drumbeat.domain.lifecycle import Action, Status, transition
+from drumbeat.domain.messages import is_whatsapp_template
 from drumbeat.domain.reasons import (
     AUTO_LIFT_WINDOW_HOURS,
     AUTO_LIFTABLE,
@@ -21,9 +32,12 @@ from drumbeat.domain.reasons import (
 from drumbeat.services.context import Actor
 from drumbeat.store import campaigns as campaign_store
 from drumbeat.store import integrations as integration_store
+from drumbeat.store import templates as template_store
 from drumbeat.store.leads import current_steps
 from drumbeat.store.tables import integrations as integrations_table
 from drumbeat.store.workspaces import get_workspace
+
+log = structlog.get_logger()
 
 
 def due_channels(conn: Connection, campaign_id: str, steps: list[dict]) -> set[str]:
@@ -86,6 +100,25 @@ def pause_if_nothing_can_run(conn: Connection, campaign_id: str, steps: list[dic
                                            actor_id=actor.id, details=details)
 
 
+def hold_if_all_keys_failed(conn, campaign: dict, steps: list[dict], channel: str, now) -> None:
+    """All keys failed: every key in the channel's pool answered a key-level error in this run."""
+    fresh = campaign_store.get_campaign_by_id(conn, campaign["id"])
+    if fresh["run"] != campaign["run"]:
+        return  # a resume started a new run meanwhile; its keys start fresh
+    members = key_pools(conn, fresh, {channel}, run=fresh["run"])[channel]
+    if any(m.usable for m in members):
+        return
+    failed = integration_store.failed_keys(conn, campaign["id"], campaign["run"])
+    details = {"channel": channel, "keys": [
+        {"integration_id": m.integration_id, "error_code": failed.get(m.integration_id, {}).get("error_code"),
+         "error_message": failed.get(m.integration_id, {}).get("error_message")} for m in members]}
+    reason = empty_pool_reason(members)
+    actor = Actor.system(reason.value)
+    if place_hold(conn, campaign["id"], channel, reason, details, now, actor):
+        log.warning("channel held", campaign_id=campaign["id"], channel=channel, reason=reason.value)
+    pause_if_nothing_can_run(conn, campaign["id"], steps, now, actor)
+
+
 # --- health events, the subscription and the sweeper (DESIGN.md §4, §5) ------------------
 
 def remaining_channels(conn: Connection, campaign_id: str, steps: list[dict]) -> set[str]:
@@ -101,7 +134,23 @@ def gate_report(conn: Connection, campaign, steps: list[dict]) -> GateReport:
     workspace = get_workspace(conn, campaign["workspace_id"])
     return evaluate_gates(subscription_active=workspace["subscription_status"] == "active",
                           status=campaign["status"],
-                          pools=key_pools(conn, campaign, remaining_channels(conn, campaign["id"], steps)))
+                          pools=key_pools(conn, campaign, remaining_channels(conn, campaign["id"], steps)),
+                          templates=template_gate_facts(conn, campaign, steps))
+
+
+def template_gate_facts(conn: Connection, campaign, steps: list[dict]) -> list[TemplateFact]:
+    """The facts of gate `template`: every WhatsApp template step still ahead of an
+    unfinished lead (every step while there is no lead), against the catalogue of each
+    enabled integration of the campaign's WhatsApp key pool that has one."""
+    if not any(is_whatsapp_template(s["channel"], s.get("template") or {}) for s in steps):
+        return []
+    first = campaign_store.earliest_unfinished_step(conn, campaign["id"])
+    if first is None:
+        if any(campaign_store.lead_counts(conn, campaign["id"]).values()):
+            return []  # every lead is done: nothing is left to send
+        first = 0
+    pool = [r["id"] for r in integration_store.pool_rows(conn, campaign, {TEMPLATE_CHANNEL}, None) if r["enabled"]]
+    return template_facts(steps, template_store.catalogues_of(conn, pool), first=first)
 
 
 def hold_after_health_change(conn: Connection, integration_id: str, now: datetime, actor: Actor) -> list[str]:

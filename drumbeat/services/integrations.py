@@ -35,6 +35,7 @@ class WhatsappCredentials(_Keys):
 
 class WhatsappConfig(_Keys):
     phone_number_id: Value
+    waba_id: Value | None = None  # the WhatsApp Business Account: its template catalogue
     base_url: Url | None = None
 
 

@@ -12,13 +12,16 @@ from drumbeat.channels.inbound import (
     AcceptedEvent,
     AccountEvent,
     Event,
+    QualityEvent,
     ReplyEvent,
     StatusEvent,
+    TemplateStatusEvent,
     normalize_profile,
 )
 from drumbeat.domain.exceptions import NotFound
 from drumbeat.domain.leads import AttemptStatus, LeadState
 from drumbeat.domain.receipts import status_after_receipt
+from drumbeat.services import templates
 from drumbeat.services.context import Actor, Context
 from drumbeat.services.holds import hold_after_health_change
 from drumbeat.store import campaigns as campaign_store
@@ -58,6 +61,10 @@ def apply_events(ctx: Context, integration: CallbackIntegration, events: list[Ev
                 changed += _apply_acceptance(conn, integration, event, now)
             elif isinstance(event, AccountEvent):
                 changed += _apply_account(conn, integration, event, now)
+            elif isinstance(event, TemplateStatusEvent):
+                changed += templates.apply_template_status(conn, integration.id, event, now)
+            elif isinstance(event, QualityEvent):
+                changed += templates.apply_quality(conn, integration.id, event, now)
     return {"events": len(events), "changed": changed}
 
 

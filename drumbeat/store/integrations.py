@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
 
-from drumbeat.domain.channels import health_after
+from drumbeat.domain.channels import effective_daily_cap, health_after
 from drumbeat.store.ids import new_id
 from drumbeat.store.tables import integrations, key_failures
 
@@ -26,6 +26,10 @@ def get_integration(conn: Connection, workspace_id: str, integration_id: str):
     query = select(integrations).where(integrations.c.id == integration_id,
                                        integrations.c.workspace_id == workspace_id)
     return conn.execute(query).mappings().first()
+
+
+def get_integration_by_id(conn: Connection, integration_id: str):
+    return conn.execute(select(integrations).where(integrations.c.id == integration_id)).mappings().first()
 
 
 def list_integrations(conn: Connection, workspace_id: str, channel: str | None = None) -> list:
@@ -96,3 +100,18 @@ def apply_health_event(conn: Connection, integration_id: str, event: str) -> boo
         return False
     conn.execute(update(integrations).where(integrations.c.id == integration_id).values(health=new))
     return True
+
+
+def daily_cap_of(row) -> int | None:
+    """The daily cap a key is held to: the lower of the operator's `daily_cap` and the
+    provider's messaging limit for the number (`provider_daily_limit`)."""
+    return effective_daily_cap(row["daily_cap"], row.get("provider_daily_limit"))
+
+
+def set_messaging_limit(conn: Connection, integration_id: str, limit: int | None, quality: dict) -> None:
+    conn.execute(update(integrations).where(integrations.c.id == integration_id)
+                 .values(provider_daily_limit=limit, messaging_quality=quality))
+
+
+def set_messaging_quality(conn: Connection, integration_id: str, quality: dict) -> None:
+    conn.execute(update(integrations).where(integrations.c.id == integration_id).values(messaging_quality=quality))

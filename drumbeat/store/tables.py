@@ -105,7 +105,24 @@ integrations = Table(
     Column("health", String(20), nullable=False, server_default="active"),
     Column("enabled", Boolean, nullable=False, server_default=text("true")),
     Column("created_at", UTCDateTime, nullable=False),
+    # Meta's messaging-limit tier for the number (sends a day), apart from the operator's
+    # daily_cap: a key is held to the lower of the two (domain.channels.effective_daily_cap).
+    Column("provider_daily_limit", Integer),
+    Column("messaging_quality", Json),  # the last quality update the provider reported
     CheckConstraint("health IN ('active', 'disconnected', 'restricted')", name="health"),
+)
+
+# Each WhatsApp integration's copy of Meta's message templates (replaced whole by a sync).
+template_catalogue = Table(
+    "template_catalogue", metadata,
+    Column("integration_id", String(32), ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(512), primary_key=True),
+    Column("language", String(20), primary_key=True),
+    Column("status", String(40), nullable=False),
+    Column("category", String(40)),
+    Column("parameter_format", String(20)),
+    Column("components", Json, nullable=False),
+    Column("synced_at", UTCDateTime, nullable=False),
 )
 
 campaigns = Table(

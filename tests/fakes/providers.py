@@ -1,6 +1,9 @@
 """Local fake providers: real servers on 127.0.0.1 speaking the providers' wire formats.
 
-- `FakeWhatsApp`  — WhatsApp Cloud API `POST /{version}/{phone_number_id}/messages`
+- `FakeWhatsApp`  — WhatsApp Cloud API `POST /{version}/{phone_number_id}/messages` and
+                    `GET /{version}/{waba_id}/message_templates` (pages; `set_templates`,
+                    `fail_templates_page`); `template_status_update`, `phone_number_quality_update`
+                    and `post_meta_webhook` build and sign Meta's WABA webhooks
 - `FakeTwilio`    — Twilio 2010-04-01 `Messages.json` and `Calls.json`
 - `FakeUnipile`   — Unipile `GET /api/v1/users/{id}`, `POST /api/v1/users/invite`, `POST /api/v1/chats`
 - `FakeSmtp`      — an aiosmtpd SMTP server with AUTH and scriptable refusals
@@ -364,7 +367,75 @@ class FakeWhatsApp(FakeHTTPProvider):
         return {"error": error}
 
     def routes(self) -> list[Route]:
-        return [Route("/{version}/{phone_number_id}/messages", self.messages, methods=["POST"])]
+        return [Route("/{version}/{phone_number_id}/messages", self.messages, methods=["POST"]),
+                Route("/{version}/{waba_id}/message_templates", self.message_templates, methods=["GET"])]
+
+    # --- the template catalogue: GET /{version}/{waba_id}/message_templates ---------------
+    # Pages of `templates_page_size` (the `limit` a client asks for is ignored so that tests
+    # see several pages), `paging.cursors` and a `paging.next` URL as Meta gives them.
+    templates_page_size = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.catalogues: dict[str, list[dict]] = {}
+        self.page_failures: dict[int, tuple[Any, float | None]] = {}
+
+    def reset(self) -> None:
+        super().reset()
+        with self._lock:
+            self.catalogues: dict[str, list[dict]] = {}
+            self.page_failures: dict[int, tuple[Any, float | None]] = {}
+
+    def set_templates(self, waba_id: str, templates: list[dict]) -> None:
+        """The business account's templates, in Meta's shape (name, language, status, ...)."""
+        with self._lock:
+            self.catalogues[str(waba_id)] = [dict(t) for t in templates]
+
+    def fail_templates_page(self, page: int, code: Any = 131000, *, hang: float | None = None) -> None:
+        """Page `page` (0-based) answers Meta's error `code`, or, with `hang`, no answer for
+        that many seconds (a timeout on the client's side)."""
+        with self._lock:
+            self.page_failures[page] = (code, hang)
+
+    def template_calls(self) -> list[Call]:
+        with self._lock:
+            return [c for c in self.requests if c.path.endswith("/message_templates")]
+
+    async def message_templates(self, request: Request) -> JSONResponse:
+        auth = request.headers.get("authorization", "")
+        token = auth[7:] if auth.lower().startswith("bearer ") else None
+        waba_id = request.path_params["waba_id"]
+        query = dict(request.query_params)
+        call = Call(self.name, "GET", request.url.path, "lookup", token, waba_id, None, query,
+                    dict(request.headers), None)
+        if not token:
+            return self.refuse(call, 401, self.error_body(190, "Invalid OAuth access token", 401))
+        try:
+            offset = int(base64.urlsafe_b64decode(query["after"].encode()).decode()) if query.get("after") else 0
+        except ValueError:
+            return self.refuse(call, 400, self.error_body(100, "(#100) Invalid cursor", 400))
+        page = offset // self.templates_page_size
+        with self._lock:
+            failure = self.page_failures.get(page)
+            key_rule = next((r for r in self.rules if r.tag in (("key", token), ("all",))), None)
+            everything = self.catalogues.get(waba_id, [])
+        if key_rule is not None:
+            failure = (key_rule.code, None)
+        if failure is not None:
+            code, hang = failure
+            if hang:
+                self._record(call)
+                await asyncio.sleep(hang)
+            status = self.status_for(code)
+            return self.refuse(call, status, self.error_body(code, None, status))
+        data = everything[offset:offset + self.templates_page_size]
+        cursor = lambda n: base64.urlsafe_b64encode(str(n).encode()).decode()  # noqa: E731
+        paging: dict = {"cursors": {"before": cursor(offset), "after": cursor(offset + len(data))}}
+        if offset + len(data) < len(everything):
+            rest = {k: v for k, v in query.items() if k != "after"}
+            paging["next"] = (f"{self.base_url}{request.url.path}?"
+                              + "&".join(f"{k}={v}" for k, v in {**rest, "after": cursor(offset + len(data))}.items()))
+        return self.refuse(call, 200, {"data": data, "paging": paging})
 
     async def messages(self, request: Request) -> JSONResponse:
         auth = request.headers.get("authorization", "")
@@ -411,6 +482,45 @@ def _whatsapp_problem(body: dict) -> str | None:
     else:
         return "Unsupported message type."
     return None
+
+
+def meta_webhook(field_name: str, value: dict, waba_id: str = "102290129340398") -> dict:
+    """A WhatsApp Business Account webhook as Meta posts it: one change of `field_name`."""
+    return {"object": "whatsapp_business_account",
+            "entry": [{"id": waba_id, "time": int(time.time()), "changes": [{"value": value, "field": field_name}]}]}
+
+
+def template_status_update(name: str, language: str, event: str, *, reason: str = "NONE",
+                           template_id: int = 594425479261596) -> dict:
+    """Meta's `message_template_status_update` (APPROVED, PAUSED, DISABLED, REJECTED, ...)."""
+    return meta_webhook("message_template_status_update", {
+        "event": event, "message_template_id": template_id, "message_template_name": name,
+        "message_template_language": language, "reason": reason})
+
+
+def phone_number_quality_update(event: str, *, current_limit: str | None = None, max_daily: int | None = None,
+                                display_phone_number: str = "15550783881") -> dict:
+    """Meta's `phone_number_quality_update` (FLAGGED, UNFLAGGED, RESTRICTED, upgrades ...)."""
+    value: dict = {"display_phone_number": display_phone_number, "event": event}
+    if current_limit is not None:
+        value["current_limit"] = current_limit
+    if max_daily is not None:
+        value["max_daily_conversations_per_business"] = str(max_daily)
+    return meta_webhook("phone_number_quality_update", value)
+
+
+def post_meta_webhook(client, integration_id: str, payload: dict, app_secret: str | None):
+    """POST `payload` to our WhatsApp webhook signed as Meta signs it (X-Hub-Signature-256:
+    HMAC-SHA256 of the raw body with the app secret; None: unsigned)."""
+    import hashlib
+    import hmac
+    import json
+
+    body = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json"}
+    if app_secret is not None:
+        headers["X-Hub-Signature-256"] = "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    return client.post(f"/webhooks/whatsapp/{integration_id}", content=body, headers=headers)
 
 
 # --- Twilio --------------------------------------------------------------------------------

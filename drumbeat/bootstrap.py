@@ -8,10 +8,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from drumbeat.channels.base import ChannelAdapter
-from drumbeat.channels.sandbox import SandboxAdapter
-from drumbeat.channels.transport import provider_client
 from drumbeat.config import Settings
-from drumbeat.domain.leads import PROVIDER_CONNECT_TIMEOUT_SECONDS, PROVIDER_IO_TIMEOUT_SECONDS
 from drumbeat.services.context import Context
 from drumbeat.store.db import make_engine, migrate
 from drumbeat.store.secrets import SecretBox, key_beside
@@ -37,22 +34,9 @@ def build_adapters(client: httpx.AsyncClient | None = None, *, concurrency: int 
     share one client that keeps a connection open for each of the `concurrency` calls a
     worker may have in flight (channels/transport.py); pass one in to choose its timeouts or
     transport."""
-    from drumbeat.channels.smtp import SmtpAdapter
-    from drumbeat.channels.twilio import TwilioAdapter
-    from drumbeat.channels.unipile import UnipileAdapter
-    from drumbeat.channels.whatsapp import WhatsAppCloudAdapter
+    from drumbeat.channels import registry
 
-    if client is None:
-        # Retry of an in-doubt lead waits out the longest call these allow (domain.leads).
-        timeout = httpx.Timeout(PROVIDER_IO_TIMEOUT_SECONDS, connect=PROVIDER_CONNECT_TIMEOUT_SECONDS)
-        client = provider_client(max(32, concurrency), timeout)
-    return {
-        "sandbox": SandboxAdapter(),
-        "whatsapp_cloud": WhatsAppCloudAdapter(client),
-        "twilio": TwilioAdapter(client),
-        "smtp": SmtpAdapter(),
-        "unipile": UnipileAdapter(client),
-    }
+    return registry.adapters(client if client is not None else registry.client(max(32, concurrency)))
 
 
 async def close_adapters(adapters: dict[str, ChannelAdapter]) -> None:

@@ -75,7 +75,7 @@ def acceptance_wait(step: dict, next_step: dict | None) -> timedelta | None:
     return timedelta(seconds=seconds) if seconds is not None else DEFAULT_ACCEPTANCE_WAIT
 
 
-# The longest a provider call can run (bootstrap.build_adapters gives the HTTP client these
+# The longest a provider call can run (channels.registry.client gives the HTTP client these
 # timeouts; SMTP's default timeout is the I/O one). httpx applies them per phase: connect,
 # then sending the request, then waiting for the answer.
 PROVIDER_CONNECT_TIMEOUT_SECONDS = 10.0

@@ -1,0 +1,37 @@
+"""Which adapter serves each provider: the one place adapters are constructed.
+
+The worker builds them once over a long-lived client (bootstrap.build_adapters); a test
+send builds them over a short-lived client of its own (services.content). Both come here,
+so a new provider is added once.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from drumbeat.channels.base import ChannelAdapter
+from drumbeat.channels.sandbox import SandboxAdapter
+from drumbeat.channels.smtp import SmtpAdapter
+from drumbeat.channels.transport import provider_client
+from drumbeat.channels.twilio import TwilioAdapter
+from drumbeat.channels.unipile import UnipileAdapter
+from drumbeat.channels.whatsapp import WhatsAppCloudAdapter
+from drumbeat.domain.leads import PROVIDER_CONNECT_TIMEOUT_SECONDS, PROVIDER_IO_TIMEOUT_SECONDS
+
+
+def adapters(client: httpx.AsyncClient) -> dict[str, ChannelAdapter]:
+    """One adapter per provider; the HTTP ones share `client`."""
+    return {
+        "sandbox": SandboxAdapter(),
+        "whatsapp_cloud": WhatsAppCloudAdapter(client),
+        "twilio": TwilioAdapter(client),
+        "smtp": SmtpAdapter(),
+        "unipile": UnipileAdapter(client),
+    }
+
+
+def client(connections: int) -> httpx.AsyncClient:
+    """The adapters' HTTP client with the provider timeouts (a retry of an in-doubt lead
+    waits out the longest call these allow: domain.leads)."""
+    timeout = httpx.Timeout(PROVIDER_IO_TIMEOUT_SECONDS, connect=PROVIDER_CONNECT_TIMEOUT_SECONDS)
+    return provider_client(connections, timeout)

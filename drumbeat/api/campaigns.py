@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Query
 from drumbeat.api.deps import ContextDep, Operator, Viewer
 from drumbeat.api.schemas import (
     CampaignCreate,
+    CampaignPreview,
     CampaignPublic,
     CampaignsPublic,
     CampaignUpdate,
@@ -16,12 +17,14 @@ from drumbeat.api.schemas import (
     DuplicateAction,
     ObjectId,
     ScheduleAction,
+    SendTestRequest,
+    SendTestResult,
     StatusFilter,
     Text,
     TimelinePublic,
     error_responses,
 )
-from drumbeat.services import campaigns, integrations
+from drumbeat.services import campaigns, content, integrations
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 
@@ -69,6 +72,25 @@ def update_campaign(campaign_id: ObjectId, body: CampaignUpdate, principal: Oper
 def get_timeline(campaign_id: ObjectId, principal: Viewer, ctx: ContextDep):
     """Every transition, hold and edit, oldest first."""
     return {"items": campaigns.get_timeline(ctx, principal, campaign_id)}
+
+
+# --- message content -----------------------------------------------------------------------------
+
+@router.get("/{campaign_id}/preview", response_model=CampaignPreview, responses=error_responses(404))
+def preview_campaign(campaign_id: ObjectId, principal: Viewer, ctx: ContextDep,
+                     lead_id: Annotated[str | None, Query(description="Default: the campaign's first lead")] = None):
+    """Every step rendered for one lead of the campaign, exactly as the worker would send it."""
+    return content.preview(ctx, principal, campaign_id, lead_id)
+
+
+@router.post("/{campaign_id}/test", response_model=SendTestResult, responses=error_responses(403, 404, 409, 429))
+def send_test(campaign_id: ObjectId, body: SendTestRequest, principal: Operator, ctx: ContextDep):
+    """Send one rendered step to the operator's address now, through the campaign's key
+    pool, and answer the provider's verdict. Leads, counters, caps, detectors and keys are
+    untouched; the timeline gets a `test_send` entry. A message the worker would refuse for
+    its content answers `failed` with that error, without calling the provider."""
+    return content.send_test(ctx, principal, campaign_id, step=body.step, to=body.to.model_dump(),
+                             lead_id=body.lead_id)
 
 
 # --- lifecycle actions: each answers the campaign, or a 409 naming why not --------------------

@@ -70,7 +70,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def _domain_error(_: Request, exc: DomainError):
-        return error_response(exc.code, exc.message, exc.details)
+        wait = exc.details.get("retry_after_seconds") if exc.code == "rate_limited" else None
+        return error_response(exc.code, exc.message, exc.details,
+                              headers={"Retry-After": str(wait)} if wait is not None else None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError):

@@ -147,6 +147,8 @@ _ERRORS = {
           "Refused in the object's current state; nothing changed"),
     413: ("PayloadTooLarge", ("payload_too_large",), "The request body is too large"),
     422: ("InvalidInput", ("validation_error",), "The input breaks a rule; `details.fields` says which"),
+    429: ("TooManyRequests", ("rate_limited",), "Too many requests of this kind; `Retry-After` says when to "
+          "try again"),
     503: ("Unavailable", ("unavailable",), "The database is unavailable; try again shortly"),
 }
 # Any request may meet these: the token is checked, the body size is limited (before
@@ -603,3 +605,52 @@ class TimelineEntry(BaseModel):
 
 class TimelinePublic(BaseModel):
     items: list[TimelineEntry]
+
+
+# --- message content: preview and test send ----------------------------------------------------
+
+class SmsSizePublic(BaseModel):
+    encoding: Literal["GSM-7", "UCS-2"]
+    segments: int
+    units: int = Field(description="GSM-7 septets (an extension character counts two) or UTF-16 code units")
+
+
+class ContentProblem(BaseModel):
+    code: str
+    message: str
+
+
+class StepPreview(BaseModel):
+    step: int
+    channel: Channel
+    rendered: dict[str, Any] = Field(description='WhatsApp `{"payload"}` (the provider request body), SMS and '
+                                                 'voice `{"text"}`, email `{"subject", "text", "html"}`, LinkedIn '
+                                                 '`{"action", "text"}`')
+    missing: list[str] = Field(description="Variables without a value or fallback, as written")
+    sms: SmsSizePublic | None
+    problem: ContentProblem | None = Field(description="Why the worker would fail this lead on this step")
+
+
+class CampaignPreview(BaseModel):
+    lead_id: str | None = Field(description="null when the campaign has no lead (empty lead fields)")
+    steps: list[StepPreview]
+
+
+class SendTestTo(Request):
+    phone: Annotated[Text, Field(max_length=64)] | None = None
+    email: Annotated[Text, Field(max_length=320)] | None = None
+    linkedin_url: Annotated[Text, Field(max_length=500)] | None = None
+
+
+class SendTestRequest(Request):
+    step: Annotated[int, Field(ge=0, le=MAX_INT)]
+    to: SendTestTo
+    lead_id: Annotated[Text, Field(max_length=64)] | None = None
+
+
+class SendTestResult(BaseModel):
+    status: Literal["accepted", "failed"]
+    provider_message_id: str | None
+    error: ContentProblem | None
+    integration_id: str = Field(description="The key the message went through (or would have)")
+    missing: list[str] = Field(description="Variables without a value or fallback, as written")

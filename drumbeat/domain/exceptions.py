@@ -48,3 +48,9 @@ class Unavailable(DomainError):
     """A provider (or another service we depend on) could not do it now; nothing changed."""
 
     code = "unavailable"
+
+
+class RateLimited(DomainError):
+    """Too many requests of one kind; `details.retry_after_seconds` says when to try again."""
+
+    code = "rate_limited"

@@ -92,14 +92,16 @@ def apply_transition(conn: Connection, campaign_id: str, t: Transition, *, now: 
 
 def add_timeline(conn: Connection, campaign_id: str, *, now: datetime, action: str, actor_type: str,
                  actor_id: str | None, from_status: str | None = None, to_status: str | None = None,
-                 reason: str | None = None, details: dict | None = None) -> None:
-    conn.execute(insert(timeline).values(
+                 reason: str | None = None, details: dict | None = None) -> int:
+    """Returns the entry's id."""
+    entry_id = conn.execute(insert(timeline).values(
         campaign_id=campaign_id, at=now, from_status=from_status, to_status=to_status, action=action,
         reason=reason, actor_type=actor_type, actor_id=actor_id, details=details or {},
-    ))
+    )).inserted_primary_key[0]
     # The outbox is written in the same transaction as the change (DESIGN.md §8).
     notifications.enqueue_for_timeline(conn, campaign_id, action=action, to_status=to_status, reason=reason,
                                        actor_type=actor_type, actor_id=actor_id, details=details or {}, now=now)
+    return entry_id
 
 
 def get_timeline(conn: Connection, campaign_id: str) -> list[dict]:

@@ -36,6 +36,8 @@ ROUTES = [
     ("POST", "/campaigns/{cid}/resume", None, OPERATOR),
     ("POST", "/campaigns/{cid}/cancel", {"confirm": "Spring promo"}, OPERATOR),
     ("POST", "/campaigns/{cid}/duplicate", {"include_leads": False}, OPERATOR),
+    ("GET", "/campaigns/{cid}/preview", None, VIEWER),
+    ("POST", "/campaigns/{cid}/test", {"step": 0, "to": {"phone": "+14155550100"}}, OPERATOR),
 ]
 WITH_IDS = [r for r in ROUTES if "{" in r[1]]
 RANK = {VIEWER: 0, OPERATOR: 1, OWNER: 2}

@@ -171,8 +171,12 @@ ERROR_MODELS = {status: _error_model(status) for status in _ERRORS}
 def error_responses(*statuses: int, descriptions: dict[int, str] | None = None) -> dict:
     """OpenAPI declaration of the error envelope for these statuses (and ALWAYS's)."""
     descriptions = descriptions or {}
-    return {s: {"model": ERROR_MODELS[s], "description": descriptions.get(s, _ERRORS[s][2])}
+    return {s: {"model": ERROR_MODELS[s], "description": descriptions.get(s, _ERRORS[s][2]), **_HEADERS.get(s, {})}
             for s in sorted({*ALWAYS, *statuses})}
+
+
+_HEADERS = {429: {"headers": {"Retry-After": {"description": "Seconds until a request may succeed",
+                                              "schema": {"type": "integer"}}}}}
 
 
 # --- users and workspace ---------------------------------------------------------------------

@@ -83,6 +83,8 @@ SEMANTIC_RULES = [
     (r"schedule\.timezone", r"not a known IANA time zone"),  # the tz database's ~600 names
     (r"body|header", r""),  # a CSV's content is beyond the schema's `string`
     (r".*", r"may not contain (NUL characters|unpaired surrogates)"),  # neither database stores them
+    (r"to\.(phone|email|linkedin_url)", r""),  # test send: the step's channel says which, and it must be valid
+    (r"step", r"the campaign has steps"),  # test send: one of the campaign's steps
 ]
 
 

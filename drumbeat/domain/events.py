@@ -11,6 +11,8 @@ EVENTS = ("campaign.paused", "campaign.resumed", "campaign.hold_placed", "campai
 
 def event_for(action: str, to_status: str | None) -> str | None:
     """The event a timeline entry raises, if any."""
+    if action == "test_send":  # it names the status it left unchanged: no news about the campaign
+        return None
     if action == "hold_placed":
         return "campaign.hold_placed"
     if action == "hold_lifted":

@@ -428,3 +428,21 @@ def test_a_viewer_may_not_test_send_and_another_workspace_does_not_see_the_campa
     assert foreign.status_code == 404 and foreign.json()["error"]["code"] == "not_found"
     timeline = client.get(f"{API}/campaigns/{cid}/timeline", headers=owner["headers"]).json()["items"]
     assert [e for e in timeline if e["action"] == "test_send"] == []
+
+
+def test_a_test_send_on_a_paused_campaign_tells_nobody_the_campaign_paused(ctx, client, owner, sending):
+    cid, _ = sending
+    hook = client.post(f"{API}/webhooks", headers=owner["headers"], json={
+        "url": "https://hooks.example/x", "secret": "s3cret-s3cret", "events": ["campaign.paused"]})
+    assert hook.status_code == 201, hook.text
+    assert client.post(f"{API}/campaigns/{cid}/pause", headers=owner["headers"]).status_code == 200
+    with ctx.db.connect() as conn:
+        told = {t: len(conn.execute(select(getattr(tables, t))).all())
+                for t in ("webhook_deliveries", "email_notifications")}
+
+    response = send_test(client, owner["headers"], cid, {"phone": "+447911123456"})
+
+    assert response.json()["status"] == "accepted"
+    with ctx.db.connect() as conn:
+        assert {t: len(conn.execute(select(getattr(tables, t))).all()) for t in told} == told
+    assert told["webhook_deliveries"] == 1  # the pause itself was told, so the webhook listens

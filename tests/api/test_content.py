@@ -446,3 +446,24 @@ def test_a_test_send_on_a_paused_campaign_tells_nobody_the_campaign_paused(ctx, 
     with ctx.db.connect() as conn:
         assert {t: len(conn.execute(select(getattr(tables, t))).all()) for t in told} == told
     assert told["webhook_deliveries"] == 1  # the pause itself was told, so the webhook listens
+
+
+def test_racing_test_sends_never_pass_the_limit_together(ctx, owner):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from drumbeat.domain.exceptions import RateLimited
+    from drumbeat.services import content
+
+    key(ctx, owner, "sms", "sandbox")
+    cid = campaign(ctx, owner, [{"channel": "sms", "template": {"body": "Hi"}}])
+
+    def one(_):
+        try:
+            return content.send_test(ctx, principal(owner), cid, step=0, to={"phone": "+14155550100"})["status"]
+        except RateLimited:
+            return "limited"
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = list(pool.map(one, range(14)))
+
+    assert sorted(outcomes) == ["accepted"] * 10 + ["limited"] * 4

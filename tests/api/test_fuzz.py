@@ -85,6 +85,7 @@ SEMANTIC_RULES = [
     (r".*", r"may not contain (NUL characters|unpaired surrogates)"),  # neither database stores them
     (r"to\.(phone|email|linkedin_url)", r""),  # test send: the step's channel says which, and it must be valid
     (r"step", r"the campaign has steps"),  # test send: one of the campaign's steps
+    (r"provider", r"only whatsapp_cloud integrations have a template catalogue"),  # template sync: the id's provider
 ]
 
 

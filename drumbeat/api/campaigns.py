@@ -39,7 +39,8 @@ def create_campaign(body: CampaignCreate, principal: Operator, ctx: ContextDep):
     return campaigns.create_campaign(ctx, principal, body.stored())
 
 
-@router.get("", response_model=CampaignsPublic, responses=error_responses(422))
+@router.get("", response_model=CampaignsPublic, responses=error_responses(422),
+            response_model_exclude={"items": {"__all__": {"missing_variables"}}})
 def list_campaigns(
     principal: Viewer,
     ctx: ContextDep,

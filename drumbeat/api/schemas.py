@@ -27,13 +27,17 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from drumbeat.domain import sms
 from drumbeat.domain.channels import Channel, Provider
 from drumbeat.domain.exceptions import NotFound
 from drumbeat.domain.lifecycle import Status
+from drumbeat.domain.messages import is_whatsapp_template
 from drumbeat.domain.reasons import PauseReason
 from drumbeat.domain.roles import Role
 from drumbeat.domain.templates import LEAD_FIELDS, unknown_variables
+from drumbeat.domain.whatsapp_templates import located_strings, shape_problems
 
 MAX_INT = 2**31 - 1  # the widest integer column (PostgreSQL INTEGER)
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -391,29 +395,56 @@ class FailurePolicyIn(FailurePolicy, Request):
     pass
 
 
+def _variable_problem(unknown: list[str]) -> str:
+    return (f"unknown template variable(s) {', '.join(unknown)}: use a lead field "
+            f"({', '.join(LEAD_FIELDS)}) or attributes.<name>")
+
+
+def _template_error(problems: list[tuple[str, str]]) -> PydanticCustomError:
+    """One error naming each (path inside the template, message); the API's 422 lists each
+    path after the template's own (api.errors)."""
+    return PydanticCustomError("template_problems", "{summary}", {
+        "summary": "; ".join(f"{path}: {message}" for path, message in problems), "problems": problems})
+
+
 class Template(Request):
-    body: Annotated[Text, Field(min_length=1, max_length=100_000)]
+    # Optional only for a WhatsApp template step (Meta sends its own text): Step checks.
+    body: Annotated[Text, Field(min_length=1, max_length=100_000)] | None = None
     subject: Annotated[Text, Field(min_length=1, max_length=1000)] | None = None
+    html: Annotated[Text, Field(min_length=1, max_length=1_000_000)] | None = None
     name: Annotated[Text, Field(min_length=1, max_length=512)] | None = None
     language: Annotated[Text, Field(min_length=1, max_length=32)] | None = None
+    # Meta's send shape (domain.whatsapp_templates); checked below, whatever its JSON holds.
+    components: Annotated[list[Any], AfterValidator(_storable_json)] | None = None
     action: Literal["invite", "message"] | None = None
     wait_seconds: Annotated[int, Field(ge=0, le=MAX_INT)] | None = None
 
     @field_validator("body")
     @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
             raise ValueError("body may not be blank")
         return value
 
-    @field_validator("body", "subject")
+    @field_validator("body", "subject", "html")
     @classmethod
     def _known_variables(cls, value: str | None) -> str | None:
         unknown = unknown_variables(value or "")
         if unknown:
-            raise ValueError(f"unknown template variable(s) {', '.join(unknown)}: use a lead field "
-                             f"({', '.join(LEAD_FIELDS)}) or attributes.<name>")
+            raise ValueError(_variable_problem(unknown))
         return value
+
+    @field_validator("components")
+    @classmethod
+    def _meta_shape(cls, components: list | None) -> list | None:
+        if components is None:
+            return None
+        problems = shape_problems(components)
+        problems += [(path, _variable_problem(unknown)) for path, text in located_strings(components)
+                     if (unknown := unknown_variables(text))]
+        if problems:  # paths from inside `components`, which pydantic's location names already
+            raise _template_error([(path.removeprefix("components"), message) for path, message in problems])
+        return components
 
 
 class Step(Request):
@@ -425,10 +456,28 @@ class Step(Request):
     @classmethod
     def _fits_channel(cls, template: Template, info: ValidationInfo) -> Template:
         channel = info.data.get("channel")
+        if channel is None:
+            return template  # the channel itself is refused
         if channel == Channel.EMAIL and template.subject is None:
             raise ValueError("an email step needs template.subject")
         if channel == Channel.LINKEDIN and template.action is None:
             template.action = "message"
+        problems: list[tuple[str, str]] = []
+        wa_template = is_whatsapp_template(channel, template.model_dump(include={"name", "language"}))
+        if template.body is None and not wa_template:
+            problems.append(("body", "is required (only a WhatsApp template step, with name and language, "
+                                     "may leave it out)"))
+        if template.components is not None and not wa_template:
+            problems.append(("components", "belong to a WhatsApp template step (with name and language)"))
+        if template.html is not None and channel != Channel.EMAIL:
+            problems.append(("html", "belongs to an email step"))
+        if channel == Channel.SMS and template.body is not None:
+            size = sms.measure(template.body)
+            if size.segments > sms.MAX_SEGMENTS:
+                problems.append(("body", f"takes {size.segments} SMS segments ({size.encoding}) as written; "
+                                         f"at most {sms.MAX_SEGMENTS} are sent"))
+        if problems:
+            raise _template_error(problems)
         return template
 
     def stored(self) -> dict:
@@ -558,6 +607,12 @@ class ErrorGroup(BaseModel):
     sample_lead_ids: list[str]
 
 
+class MissingVariable(BaseModel):
+    variable: str = Field(description="As written in the steps: `first_name`, `attributes.code`")
+    leads: int = Field(description="Unfinished leads that still have to run a step needing it and have no value")
+    sample_lead_ids: list[str]
+
+
 class CampaignPublic(BaseModel):
     id: str
     name: str
@@ -582,6 +637,10 @@ class CampaignPublic(BaseModel):
     progress: Progress
     breakdown: Breakdown
     errors: list[ErrorGroup]
+    missing_variables: list[MissingVariable] = Field(
+        default_factory=list,
+        description="In draft, scheduled or paused: leads that would fail for a variable without value and "
+                    "fallback, per variable (empty otherwise). Not in the items of a list.")
 
 
 class CampaignsPublic(BaseModel):

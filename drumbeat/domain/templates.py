@@ -25,6 +25,12 @@ ATTRIBUTE_PREFIX = "attributes."
 MISSING_VARIABLE = "drumbeat:missing_variable"
 MESSAGE_TOO_LONG = "drumbeat:message_too_long"
 INVALID_PARAMETER = "drumbeat:invalid_parameter"
+# What each means, for the campaign's errors (the lead keeps only the code).
+LEAD_LEVEL_ERRORS = {
+    MISSING_VARIABLE: "a variable had no value and no fallback: the message was not sent",
+    MESSAGE_TOO_LONG: "the rendered message was longer than the provider accepts: it was not sent",
+    INVALID_PARAMETER: "a rendered parameter was one the provider refuses: the message was not sent",
+}
 
 
 def unknown_variables(text: str) -> list[str]:
@@ -60,6 +66,11 @@ def _value(values: Mapping[str, object], name: str) -> str | None:
         return None
     text = str(value)
     return text if text.strip() else None
+
+
+def required_variables(texts: Iterable[str | None]) -> set[str]:
+    """Variables of these texts, as written, used somewhere without a fallback."""
+    return {m.group(1) for text in texts for m in VARIABLE.finditer(text or "") if m.group(2) is None}
 
 
 def missing_variables(texts: Iterable[str | None], values: Mapping[str, object]) -> list[str]:

@@ -160,12 +160,18 @@ def _https(link: str) -> bool:
 
 def strings(value: Any) -> list[str]:
     """Every string inside a step's components (where variables may be)."""
+    return [text for _, text in located_strings(value)]
+
+
+def located_strings(value: Any, path: str = "components") -> list[tuple[str, str]]:
+    """(path, string) of every string inside a step's components, paths as shape_problems
+    writes them (`components[1].parameters[0].text`)."""
     if isinstance(value, str):
-        return [value]
+        return [(path, value)]
     if isinstance(value, dict):
-        return [s for v in value.values() for s in strings(v)]
+        return [found for k, v in value.items() for found in located_strings(v, f"{path}.{k}")]
     if isinstance(value, list):
-        return [s for v in value for s in strings(v)]
+        return [found for i, v in enumerate(value) for found in located_strings(v, f"{path}[{i}]")]
     return []
 
 

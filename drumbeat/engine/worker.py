@@ -247,7 +247,9 @@ class Worker:
 
     async def _send(self, job: Job) -> Job:
         lead, step = job.claimed.lead, job.steps[job.claimed.step]
-        message = compose(step, lead, idempotency_key=job.claimed.idempotency_key).message
+        message = job.claimed.message  # composed by the claim; a recovered attempt's is composed now
+        if message is None:
+            message = compose(step, lead, idempotency_key=job.claimed.idempotency_key).message
         adapter = self.adapters[job.credential.provider]
         try:
             with self.metrics.in_flight_of(step["channel"]).track_inprogress():
@@ -384,6 +386,14 @@ class Worker:
                     return key
 
         defer = self._deferral(campaign, now)
+        unsendable: list[tuple[int, str]] = []  # (lead id, code): failed in the claim, never sent
+
+        def content(lead: dict, idempotency_key: str):
+            composition = compose(steps[lead["current_step"]], lead, idempotency_key=idempotency_key)
+            if composition.problem is not None:
+                unsendable.append((lead["id"], composition.problem[0]))
+            return composition
+
         for steps_open, capacity in _claim_groups(steps, choosers, channel_caps):
             room = min(limit - len(claimed_all), capacity)
             if room <= 0:
@@ -391,13 +401,17 @@ class Worker:
             claimed = claims.claim_due_leads(
                 conn, campaign_id=campaign["id"], run=campaign["run"], steps_open=steps_open, now=now,
                 limit=room, owner=self.owner, lease=self.lease, pick_integration=pick,
-                channel_of_step=lambda i: steps[i]["channel"], defer=defer)
+                channel_of_step=lambda i: steps[i]["channel"], defer=defer, compose=content)
             if claimed is None:  # paused, resumed or finished meanwhile
                 self._campaigns_read_at = None
                 break
             claimed_all.extend(claimed)
         if reservation is not None and claimed_all:
             self._charge(conn, reservation, claimed_all, now)
+        if unsendable:
+            codes = Counter(code for _, code in unsendable)
+            log.warning("leads failed before sending", campaign_id=campaign["id"], codes=dict(codes),
+                        lead_ids=[lead_id for lead_id, _ in unsendable[:50]])
         return claimed_all, plan
 
     def _take_up_unsure_claims(self) -> None:

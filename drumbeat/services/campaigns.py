@@ -13,6 +13,7 @@ from drumbeat.domain.exceptions import InvalidTransition, NotFound, ResumeBlocke
 from drumbeat.domain.gates import evaluate_gates
 from drumbeat.domain.leads import TERMINAL_LEAD_STATES, LeadState
 from drumbeat.domain.lifecycle import Action, Status, check_cancel_confirmation, transition
+from drumbeat.domain.messages import sent_texts
 from drumbeat.domain.reasons import PauseReason, most_severe
 from drumbeat.domain.schedule import (
     DaySlots,
@@ -33,6 +34,7 @@ from drumbeat.domain.schedule import (
     week_of,
     zone_openings,
 )
+from drumbeat.domain.templates import ATTRIBUTE_PREFIX, LEAD_FIELDS, required_variables
 from drumbeat.services.context import Actor, Context, Principal
 from drumbeat.services.holds import (
     SWEEPER,
@@ -47,6 +49,7 @@ from drumbeat.services.templates import check_against_catalogue
 from drumbeat.store import campaigns as store
 from drumbeat.store import claims, counts
 from drumbeat.store import integrations as integration_store
+from drumbeat.store import leads as lead_store
 from drumbeat.store.leads import copy_leads
 from drumbeat.store.tables import campaigns as campaigns_table
 from drumbeat.store.workspaces import get_workspace
@@ -67,8 +70,35 @@ def _load(conn: Connection, principal: Principal, campaign_id: str, *, for_updat
 # --- reading ---------------------------------------------------------------------------
 
 def campaign_view(conn: Connection, row, now: datetime) -> dict:
-    """The campaign object of API.md."""
-    return campaign_views(conn, [row], now)[0]
+    """The campaign object of API.md, with `missing_variables` (not in a list's items: it
+    reads the campaign's unfinished leads)."""
+    view = campaign_views(conn, [row], now)[0]
+    view["missing_variables"] = missing_variables(conn, row, view["steps"])
+    return view
+
+
+# Before start, and while paused, the operator sees how many leads would fail for a
+# missing variable; once sending, the failures themselves are in `errors`.
+MISSING_VARIABLES_IN = frozenset({Status.DRAFT, Status.SCHEDULED, Status.PAUSED})
+
+
+def missing_variables(conn: Connection, row, steps: list[dict]) -> list[dict]:
+    """[{"variable", "leads", "sample_lead_ids"}]: per variable a step uses without fallback,
+    the unfinished leads that still have to run such a step and have no value for it (one
+    statement per variable)."""
+    if row["status"] not in MISSING_VARIABLES_IN:
+        return []
+    last_use: dict[str, int] = {}  # variable -> the last step that needs it
+    for position, step in enumerate(steps):
+        for variable in required_variables(sent_texts(step["channel"], step["template"])):
+            if variable in LEAD_FIELDS or variable.startswith(ATTRIBUTE_PREFIX):  # as validated at create
+                last_use[variable] = position
+    out = []
+    for variable, through in sorted(last_use.items()):
+        n, sample = lead_store.leads_missing(conn, row["id"], variable, through_step=through)
+        if n:
+            out.append({"variable": variable, "leads": n, "sample_lead_ids": [str(i) for i in sample]})
+    return out
 
 
 def campaign_views(conn: Connection, rows: list, now: datetime) -> list[dict]:

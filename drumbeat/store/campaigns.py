@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, literal, select, union_all, update
+from sqlalchemy import Connection, Text, delete, insert, literal, select, union_all, update
 
 from drumbeat.domain.leads import ACCEPTED_ATTEMPT_STATUSES, UNFINISHED_LEAD_STATES
 from drumbeat.domain.lifecycle import Transition
+from drumbeat.domain.templates import LEAD_LEVEL_ERRORS
 from drumbeat.store import counts, notifications
 from drumbeat.store.claims import not_parked
+from drumbeat.store.counts import CONTENT_ERROR_PREFIX
 from drumbeat.store.ids import new_id
-from drumbeat.store.tables import WORKABLE_LEADS, attempts, campaigns, holds, leads, steps, timeline
+from drumbeat.store.tables import (
+    CONTENT_FAILED_LEADS,
+    WORKABLE_LEADS,
+    attempts,
+    campaigns,
+    holds,
+    leads,
+    steps,
+    timeline,
+)
 
 
 def insert_campaign(conn: Connection, workspace_id: str, data: dict, now: datetime) -> str:
@@ -174,32 +185,45 @@ def earliest_due(conn: Connection, campaign_id: str, limit: int,
 
 
 def error_groups(conn: Connection, metrics: dict[str, dict[str, int]], samples: int = 5) -> dict[str, list[dict]]:
-    """campaign id -> its counted failures grouped by provider-qualified code (`error:<code>`
-    of its maintained counts, given for each campaign), with the provider's text and the
-    first few leads of each: one statement for all the groups of all the campaigns, each
-    group's samples read on the counted-failure index."""
-    groups = {cid: sorted(((k[len("error:"):], n) for k, n in by_metric.items() if k.startswith("error:")),
-                          key=lambda item: (-item[1], item[0]))
+    """campaign id -> its errors grouped by code, with a text and the first few leads of
+    each: counted failures by provider-qualified code (`error:<code>` of its maintained
+    counts, given for each campaign; the provider's text), and leads failed before any
+    send for their message's content (`content_error:<code>`, no attempt; the code's
+    meaning). One statement for all the groups of all the campaigns, each group's samples
+    read on the counted-failure index or the content-failure one."""
+    groups = {cid: sorted([("attempt", k[len("error:"):], n) for k, n in by_metric.items() if k.startswith("error:")]
+                          + [("lead", k[len(CONTENT_ERROR_PREFIX):], n) for k, n in by_metric.items()
+                             if k.startswith(CONTENT_ERROR_PREFIX)],
+                          key=lambda item: (-item[2], item[1]))
               for cid, by_metric in metrics.items()}
     firsts = []
     for cid, by_code in groups.items():
-        for code, _ in by_code:
+        for kind, code, _ in by_code:
+            if kind == "lead":
+                firsts.append(select(literal(cid).label("campaign_id"), literal("lead").label("kind"),
+                                     literal(code).label("code"), leads.c.id, leads.c.id.label("lead_id"),
+                                     literal(None, Text).label("error_message"))
+                              .where(leads.c.campaign_id == cid, CONTENT_FAILED_LEADS, leads.c.last_error == code)
+                              .order_by(leads.c.id).limit(samples).subquery())
+                continue
             same_code = attempts.c.error_code.is_(None) if code == "" else attempts.c.error_code == code
-            firsts.append(select(literal(cid).label("campaign_id"), literal(code).label("code"), attempts.c.id,
-                                 attempts.c.lead_id, attempts.c.error_message)
+            firsts.append(select(literal(cid).label("campaign_id"), literal("attempt").label("kind"),
+                                 literal(code).label("code"), attempts.c.id, attempts.c.lead_id,
+                                 attempts.c.error_message)
                           .where(attempts.c.campaign_id == cid, attempts.c.counted_failure.is_(True), same_code)
                           .order_by(attempts.c.id).limit(samples).subquery())
-    found: dict[tuple[str, str], list] = {}
+    found: dict[tuple[str, str, str], list] = {}
     if firsts:  # each branch a subquery: SQLite allows no LIMIT on a member of a UNION itself
         rows = conn.execute(union_all(*(select(*first.c) for first in firsts)))
-        for cid, code, _, lead_id, message in sorted(rows, key=lambda r: r.id):  # first by attempt id
-            found.setdefault((cid, code), []).append((lead_id, message))
+        for cid, kind, code, _, lead_id, message in sorted(rows, key=lambda r: r.id):  # first by attempt/lead id
+            found.setdefault((cid, kind, code), []).append((lead_id, message))
     out: dict[str, list[dict]] = {}
     for cid, by_code in groups.items():
         out[cid] = []
-        for code, n in by_code:
-            first = found.get((cid, code), [])
-            out[cid].append({"code": code or None, "message": next((m for _, m in first if m), None), "count": n,
+        for kind, code, n in by_code:
+            first = found.get((cid, kind, code), [])
+            message = LEAD_LEVEL_ERRORS.get(code) if kind == "lead" else next((m for _, m in first if m), None)
+            out[cid].append({"code": code or None, "message": message, "count": n,
                              "sample_lead_ids": [str(lead_id) for lead_id, _ in first]})
     return out
 

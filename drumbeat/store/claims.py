@@ -19,7 +19,9 @@ from sqlalchemy import Connection, and_, bindparam, case, func, insert, or_, sel
 from sqlalchemy.dialects import postgresql, sqlite
 
 from drumbeat.domain.leads import AttemptStatus, LeadState
+from drumbeat.domain.messages import Composition, OutboundMessage
 from drumbeat.domain.schedule import week_of
+from drumbeat.store import counts
 from drumbeat.store.sql import queries
 from drumbeat.store.tables import (
     WORKABLE_LEADS,
@@ -47,6 +49,11 @@ class ClaimedAttempt:
     step: int
     integration_id: str
     idempotency_key: str
+    message: OutboundMessage | None = None  # composed in the claim (None: compose when sending)
+
+
+# compose(lead, idempotency key) -> the lead's message of its current step (domain.messages).
+Composer = Callable[[dict, str], Composition]
 
 
 def lock_sending_campaign(conn: Connection, campaign_id: str, run: int):
@@ -85,7 +92,7 @@ def campaigns_with_claimable_leads(conn: Connection, campaign_ids: list[str], no
 def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open: list[int], now: datetime,
                     limit: int, owner: str, lease: timedelta, pick_integration,
                     channel_of_step, defer: Callable[[dict], datetime | None] | None = None,
-                    ) -> list[ClaimedAttempt] | None:
+                    compose: Composer | None = None) -> list[ClaimedAttempt] | None:
     """Lease up to `limit` due leads whose current step is on an open channel and commit
     a `sending` attempt for each (the caller commits). `pick_integration(step)` returns
     the key to use, round robin over the channel's usable pool. None means the campaign
@@ -93,7 +100,13 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
 
     `defer(lead)` may move a claimed lead to a later time instead (its window is closed
     now): it is released at once with that next action time, no attempt starts, and it
-    takes none of the `limit` (the claim goes on to the next due leads)."""
+    takes none of the `limit` (the claim goes on to the next due leads).
+
+    `compose` renders each lead's message before its attempt starts: a lead whose message
+    may not leave (a variable without value, a rendered content the provider would
+    refuse) ends `failed` with the problem's code here, with no attempt and taking none
+    of the `limit` either; it was never sent, so neither caps nor the failure-rate
+    detector see it. The others carry their message to the send."""
     campaign = lock_sending_campaign(conn, campaign_id, run)
     if campaign is None:
         return None
@@ -113,6 +126,7 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
                     updated_at=now)
             .returning(*LEAD_FIELDS))
     claimed: list[dict] = []
+    messages: dict[int, OutboundMessage] = {}
     room = limit
     while len(claimed) < limit:
         result = conn.execute(take, {"room": room})
@@ -124,16 +138,31 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
         if defer is not None:
             later = [(lead["id"], defer(lead)) for lead in batch]
             moved = {lead_id: at for lead_id, at in later if at is not None}
-        sendable = [lead for lead in batch if lead["id"] not in moved]
-        kept = sendable[:limit - len(claimed)]
-        handed_back = {lead["id"]: lead["next_action_at"] for lead in sendable[len(kept):]}
+        kept: list[dict] = []
+        handed_back: dict[int, datetime] = {}
+        failed: dict[int, str] = {}
+        for lead in batch:
+            if lead["id"] in moved:
+                continue
+            if len(claimed) + len(kept) >= limit:
+                handed_back[lead["id"]] = lead["next_action_at"]
+                continue
+            if compose is not None:
+                composition = compose(lead, _idempotency_key(lead))
+                if composition.problem is not None:
+                    failed[lead["id"]] = composition.problem[0]
+                    continue
+                messages[lead["id"]] = composition.message
+            kept.append(lead)
         if moved or handed_back:
             # Moved past `now`, they are not due again: the next pass takes the room they
             # leave (a capped claim's budget is for leads it may send now). Leads a wide
             # pass took beyond that room go back as they were.
             _defer_leads(conn, {**moved, **handed_back}, now)
+        if failed:
+            fail_unsendable(conn, campaign_id, failed, now)
         claimed.extend(kept)
-        if not moved:
+        if not moved and not failed:
             break  # every due lead the query could take is taken
         # The next passes look further at once: a small cap behind thousands of leads of
         # closed zones is a few passes, not one per cap's worth.
@@ -144,13 +173,34 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
     for lead in claimed:
         step = lead["current_step"]
         rows.append({"lead_id": lead["id"], "step": step, "channel": channel_of_step(step),
-                     "integration_id": pick_integration(step),
-                     "idempotency_key": f"{lead['id']}:{step}:{lead['attempt_no']}"})
+                     "integration_id": pick_integration(step), "idempotency_key": _idempotency_key(lead)})
     attempt_of_lead = dict((lead_id, attempt_id) for attempt_id, lead_id in
                            _insert_sending_attempts(conn, campaign_id, run, rows, now))
     by_lead = {lead["id"]: lead for lead in claimed}
     return [ClaimedAttempt(attempt_of_lead[r["lead_id"]], by_lead[r["lead_id"]], r["step"], r["integration_id"],
-                           r["idempotency_key"]) for r in rows]
+                           r["idempotency_key"], messages.get(r["lead_id"])) for r in rows]
+
+
+def _idempotency_key(lead: dict) -> str:
+    return f"{lead['id']}:{lead['current_step']}:{lead['attempt_no']}"
+
+
+_FAIL_UNSENDABLE = (update(leads).where(leads.c.id == bindparam("f_id"))
+                    .values(state=LeadState.FAILED, last_error=bindparam("f_code"), lease_owner=None,
+                            lease_expires_at=None, awaiting=None, attempt_no=leads.c.attempt_no - 1,
+                            updated_at=bindparam("f_now")))
+
+
+def fail_unsendable(conn: Connection, campaign_id: str, failed: dict[int, str], now: datetime) -> None:
+    """Claimed leads whose message may not leave end `failed` with the lead-level code
+    (lead id -> code), released, with no attempt; counted per code for the campaign's
+    `errors` (counts.add_content_failures)."""
+    conn.execute(_FAIL_UNSENDABLE, [{"f_id": lead_id, "f_code": code, "f_now": now}
+                                    for lead_id, code in failed.items()])
+    by_code: dict[str, int] = {}
+    for code in failed.values():
+        by_code[code] = by_code.get(code, 0) + 1
+    counts.add_content_failures(conn, campaign_id, by_code)
 
 
 def _defer_leads(conn: Connection, moved: dict[int, datetime], now: datetime) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, case, func, insert, select
+from sqlalchemy.dialects import sqlite
 
 from drumbeat.store.sql import queries
 from drumbeat.store.tables import campaign_counts
@@ -60,6 +61,26 @@ def steps_in(by_metric: dict[str, int], states) -> set[int]:
     wanted = {str(s) for s in states}
     return {int(parts[1]) for metric, n in by_metric.items() if n > 0 and metric.startswith("step:")
             and (parts := metric.split(":"))[2] in wanted}
+
+
+# Leads failed before any send because their message could not leave (a missing variable,
+# a content the provider would refuse): `content_error:<code>`. They have no attempt for
+# the triggers to count, and no write path changes a failed lead again, so the claim that
+# fails them adds to this count in the same transaction (fail_unsendable in claims).
+CONTENT_ERROR_PREFIX = "content_error:"
+
+
+def add_content_failures(conn: Connection, campaign_id: str, by_code: dict[str, int]) -> None:
+    rows = [{"campaign_id": campaign_id, "metric": CONTENT_ERROR_PREFIX + code, "n": n}
+            for code, n in sorted(by_code.items()) if n]
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":  # a delta row, like the triggers'
+        conn.execute(insert(campaign_counts), rows)
+        return
+    upsert = sqlite.insert(campaign_counts)
+    conn.execute(upsert.on_conflict_do_update(index_elements=["campaign_id", "metric"],
+                                              set_={"n": campaign_counts.c.n + upsert.excluded.n}), rows)
 
 
 def bucket(at: datetime) -> str:

@@ -176,3 +176,31 @@ def release_invitation_wait(conn: Connection, lead_ids: list[int], now) -> int:
     result = conn.execute(update(leads).where(leads.c.id.in_(lead_ids), leads.c.awaiting == "acceptance")
                           .values(awaiting=None, next_action_at=now, updated_at=now))
     return result.rowcount
+
+
+# Blank as templates._value judges it (str.strip), for the whitespace a lead's value can hold.
+_BLANK = " \t\n\r\f\v"
+
+
+def leads_missing(conn: Connection, campaign_id: str, variable: str, *, through_step: int,
+                  samples: int = 5) -> tuple[int, list[int]]:
+    """Unfinished leads that still have to run a step at or before `through_step` and have
+    no value (missing or blank) for `variable` (a lead field or `attributes.<name>`), and
+    the first few of them by id: one statement, the JSON read in SQL (a campaign of a
+    million leads is never loaded)."""
+    if variable.startswith("attributes."):
+        name = variable[len("attributes."):]
+        if conn.dialect.name == "postgresql":
+            value = leads.c.attributes.op("->>")(literal(name, Text))
+        else:
+            value = func.json_extract(leads.c.attributes, f'$."{name}"')
+    else:
+        value = leads.c[variable]
+    trim = func.btrim if conn.dialect.name == "postgresql" else func.trim
+    query = (select(leads.c.id, func.count().over().label("n"))
+             .where(leads.c.campaign_id == campaign_id, leads.c.state.in_(UNFINISHED_LEAD_STATES),
+                    leads.c.current_step <= through_step,
+                    or_(value.is_(None), trim(cast(value, Text), _BLANK) == ""))
+             .order_by(leads.c.id).limit(samples))
+    rows = conn.execute(query).all()
+    return (rows[0].n if rows else 0), [r.id for r in rows]

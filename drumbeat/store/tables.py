@@ -196,6 +196,10 @@ WORKABLE_PREDICATE = "state IN ({})".format(", ".join(f"'{state}'" for state in 
 # index's predicate and scans every workable lead of the campaign (ix_leads_campaign_state)
 # to sort them, per claim; executemany allows no IN list at all.
 WORKABLE_LEADS = text(f"leads.{WORKABLE_PREDICATE}")
+# Leads failed by the claim because their message could not leave (claims.fail_unsendable):
+# lead-level codes are the only ones in Drumbeat's own namespace. Literal, like the above.
+CONTENT_FAILED_PREDICATE = "state = 'failed' AND last_error LIKE 'drumbeat:%'"
+CONTENT_FAILED_LEADS = text("leads.state = 'failed' AND leads.last_error LIKE 'drumbeat:%'")
 
 leads = Table(
     "leads", metadata,
@@ -235,6 +239,10 @@ leads = Table(
     Index("ix_leads_awaiting", "campaign_id", "next_action_at",
           postgresql_where=text(f"awaiting IS NOT NULL AND {WORKABLE_PREDICATE}"),
           sqlite_where=text(f"awaiting IS NOT NULL AND {WORKABLE_PREDICATE}")),
+    # Leads failed before any send for their message's content (drumbeat:* codes): the
+    # samples of the campaign's errors (migration 0010).
+    Index("ix_leads_content_failures", "campaign_id", "last_error", "id",
+          postgresql_where=text(CONTENT_FAILED_PREDICATE), sqlite_where=text(CONTENT_FAILED_PREDICATE)),
     # Duplicates within a campaign are skipped at import: one lead per address.
     Index("uq_leads_campaign_phone", "campaign_id", "phone", unique=True,
           postgresql_where=text("phone IS NOT NULL"), sqlite_where=text("phone IS NOT NULL")),
@@ -288,7 +296,8 @@ provider_messages = Table(
 # in the writing transaction: `lead:<state>`, `step:<current step>:<state>` (unfinished
 # leads only), `attempt:<status>`, `counted_failure`,
 # `error:<code>` (counted failures) and `accepted@<UTC quarter hour>` (accepted sends by
-# their start). A metric's value is the SUM of its rows: PostgreSQL appends delta rows
+# their start); and, written by the claim itself, `content_error:<code>` (leads failed
+# before any send: counts.add_content_failures). A metric's value is the SUM of its rows: PostgreSQL appends delta rows
 # (insert-only, so workers never queue on a counter) that store/counts.fold() compacts;
 # SQLite keeps one row per metric (primary key there, plain index here).
 campaign_counts = Table(

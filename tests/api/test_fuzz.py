@@ -74,6 +74,10 @@ SEMANTIC_RULES = [
     (r"failure_policy", r"min_samples may not exceed window"),  # one field against another
     (r"schedule", r"window_start and window_end must differ"),
     (r"steps\.\d+\.template", r"an email step needs template\.subject"),  # depends on the channel
+    (r"steps\.\d+\.template\.body", r"is required \(only a WhatsApp template step"),  # so does body
+    (r"steps\.\d+\.template\.html", r"belongs to an email step"),
+    (r"steps\.\d+\.template\.body", r"SMS segments"),  # carriers' segments, not characters
+    (r"steps\.\d+\.template\.components(\..*)?", r""),  # Meta's send shape (API.md, Message content)
     (r"provider", r"serves .*, not "),  # a provider serves its channels only (API.md, Integrations)
     (r"(credentials|config)\..*", r""),  # each provider's own keys (API.md, Integrations)
     (r"integration_ids", r"unknown integration ids"),  # must exist in the workspace

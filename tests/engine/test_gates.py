@@ -26,7 +26,7 @@ from drumbeat.store.tables import attempts, integrations, leads, webhook_deliver
 from tests.conftest import FakeClock
 from tests.factory import add_leads, new_campaign, sandbox_key, workspace
 
-EMAIL_STEP = {"channel": "email", "template": {"subject": "Hi", "body": "Hi {{first_name}}"}, "delay_seconds": 0}
+EMAIL_STEP = {"channel": "email", "template": {"subject": "Hi", "body": "Hi {{first_name|there}}"}, "delay_seconds": 0}
 LINKEDIN_STEP = {"channel": "linkedin", "template": {"action": "message", "body": "Hi"}, "delay_seconds": 0}
 
 

@@ -14,7 +14,7 @@ from drumbeat.store.tables import attempts, leads
 from tests.factory import new_campaign, sandbox_key, workspace
 
 STEPS = [
-    {"channel": "linkedin", "template": {"action": "invite", "body": "Hi {{first_name}}"}, "delay_seconds": 0},
+    {"channel": "linkedin", "template": {"action": "invite", "body": "Hi {{first_name|there}}"}, "delay_seconds": 0},
     {"channel": "linkedin", "template": {"action": "message", "body": "Thanks!", "wait_seconds": 3600},
      "delay_seconds": 0},
 ]

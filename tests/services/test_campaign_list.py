@@ -84,8 +84,9 @@ def test_every_item_of_the_list_equals_the_campaign_s_own_view(ctx):
 
     items = svc.list_campaigns(ctx, principal, sort="name", order="asc")["items"]
     assert sorted(item["id"] for item in items) == sorted([*ids, sending])
-    for item in items:
-        assert item == svc.get_campaign(ctx, principal, item["id"])
+    for item in items:  # but missing_variables, which only a campaign's own view reads
+        own = svc.get_campaign(ctx, principal, item["id"])
+        assert "missing_variables" in own and item == {k: v for k, v in own.items() if k != "missing_variables"}
     by_name = {item["name"]: item for item in items}
     assert by_name["sending"]["status"] == "sending"
     assert by_name["sending"]["next_send_reason"] == "daily_cap"  # 2 sent today, 3 wait for tomorrow

@@ -17,7 +17,7 @@ from alembic import op
 revision: str = "0010"
 # "0009" once the template catalogue's migration is merged (see the report to the lead);
 # until then 0008, so this branch migrates on its own.
-down_revision: Union[str, Sequence[str], None] = "0008"
+down_revision: Union[str, Sequence[str], None] = "0009"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -2,7 +2,7 @@
 the campaign's errors
 
 Revision ID: 0010
-Revises: 0009 (on this branch 0008: 0009 is the template catalogue's, merged beside it)
+Revises: 0009
 
 A lead whose message cannot leave (a variable without value, an SMS over ten segments, a
 WhatsApp parameter Meta refuses) ends failed with a `drumbeat:*` code and no attempt; the
@@ -15,8 +15,6 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-# "0009" once the template catalogue's migration is merged (see the report to the lead);
-# until then 0008, so this branch migrates on its own.
 down_revision: Union[str, Sequence[str], None] = "0009"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None

@@ -15,16 +15,21 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from drumbeat.services.context import Context, Principal
 from drumbeat.store import integrations as integration_store
+from drumbeat.store.db import make_engine, migrate
+from drumbeat.store.secrets import SecretBox
 from drumbeat.store.tables import attempts, leads
-from tests.fakes.providers import FakeHTTPProvider, FakeWhatsApp
+from tests.fakes.providers import FakeHTTPProvider, FakeSmtp, FakeWhatsApp
+from tests.pg_cluster import throwaway_cluster
 
 WORKABLE = ("not_contacted", "in_progress")
 
@@ -141,6 +146,68 @@ def quiescent(ctx: Context, campaign_id: str) -> bool:
     return settled(ctx, campaign_id) and not any(leads_by_state(ctx, campaign_id).get(s) for s in WORKABLE)
 
 
+# --- commit order, from PostgreSQL itself ---------------------------------------------------
+
+# An attempt row's xmin moves on when its outcome is written, so the transaction that
+# inserted it is noted in a row of its own that nothing updates (its xmin stays that one).
+_NOTE_ATTEMPT_INSERTS = [
+    "CREATE TABLE attempt_inserts (attempt_id bigint NOT NULL)",
+    "CREATE FUNCTION note_attempt_inserts() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN INSERT INTO attempt_inserts SELECT id FROM inserted; RETURN NULL; END $$",
+    "CREATE TRIGGER note_attempt_inserts AFTER INSERT ON attempts REFERENCING NEW TABLE AS inserted "
+    "FOR EACH STATEMENT EXECUTE FUNCTION note_attempt_inserts()",
+]
+
+
+@contextmanager
+def commit_ordered_database(secret_key: str) -> Iterator[tuple[Context, str]]:
+    """(ctx, url) of a migrated database on a private PostgreSQL cluster that records when
+    each transaction committed (track_commit_timestamp = on: a server setting, so not on the
+    shared server), and notes the transaction that inserted each attempt. Order events by
+    `commit_times` and `attempts_inserted_between`, not by any process's clock."""
+    with throwaway_cluster() as cluster:
+        with cluster.admin() as admin:
+            admin.execute("ALTER SYSTEM SET track_commit_timestamp = on")
+        cluster.restart("fast")
+        with cluster.admin() as admin:
+            admin.execute("CREATE DATABASE drumbeat")
+        url = cluster.url("drumbeat")
+        ctx = Context(db=make_engine(url), box=SecretBox(secret_key))
+        try:
+            migrate(ctx.db)
+            with ctx.db.begin() as conn:
+                for statement in _NOTE_ATTEMPT_INSERTS:
+                    conn.execute(text(statement))
+            yield ctx, url
+        finally:
+            ctx.db.dispose()
+
+
+def commit_times(ctx: Context, campaign_id: str, action: str) -> list[datetime]:
+    """When the transactions that put the campaign's `action` timeline rows (pause, resume...)
+    committed, in order: the row is written in the same transaction as the status change."""
+    with ctx.db.connect() as conn:
+        return list(conn.execute(text(
+            "SELECT pg_xact_commit_timestamp(xmin) FROM timeline WHERE campaign_id = :c AND action = :a ORDER BY id"),
+            {"c": campaign_id, "a": action}).scalars())
+
+
+def attempts_inserted_between(ctx: Context, after: datetime, before: datetime) -> int:
+    """Attempts whose inserting transaction committed after `after` and before `before`."""
+    with ctx.db.connect() as conn:
+        return conn.execute(text(
+            "SELECT count(*) FROM attempt_inserts WHERE pg_xact_commit_timestamp(xmin) > :lo "
+            "AND pg_xact_commit_timestamp(xmin) < :hi"), {"lo": after, "hi": before}).scalar_one()
+
+
+def attempts_written_between(ctx: Context, after: datetime, before: datetime) -> int:
+    """Attempts whose latest change (an outcome, or the insert) committed in between."""
+    with ctx.db.connect() as conn:
+        return conn.execute(text(
+            "SELECT count(*) FROM attempts WHERE pg_xact_commit_timestamp(xmin) > :lo "
+            "AND pg_xact_commit_timestamp(xmin) < :hi"), {"lo": after, "hi": before}).scalar_one()
+
+
 # --- the provider side ------------------------------------------------------------------
 
 def whatsapp_key(ctx: Context, principal: Principal, fake: FakeWhatsApp, token: str = "tok-1",
@@ -152,6 +219,15 @@ def whatsapp_key(ctx: Context, principal: Principal, fake: FakeWhatsApp, token: 
             {"channel": "whatsapp", "provider": "whatsapp_cloud", "label": label,
              "config": {"phone_number_id": "1001", "base_url": f"{fake.base_url}/v23.0"}},
             ctx.box.seal({"access_token": token}), ctx.clock())
+
+
+def smtp_key(ctx: Context, principal: Principal, fake: FakeSmtp, label: str = "mail") -> str:
+    """An SMTP integration pointed at the fake server."""
+    with ctx.db.begin() as conn:
+        return integration_store.insert_integration(
+            conn, principal.workspace_id, {"channel": "email", "provider": "smtp", "label": label,
+                                           "config": fake.config()},
+            ctx.box.seal({"username": "mailer", "password": fake.users["mailer"]}), ctx.clock())
 
 
 @dataclass

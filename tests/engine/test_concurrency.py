@@ -6,6 +6,8 @@ import asyncio
 import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
@@ -97,6 +99,34 @@ class ThreadedWorker:
         assert self.error is None, self.error
 
 
+class _CountAttemptsBeforeCommit:
+    """An engine stand-in whose transactions count the attempts just before they commit."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.attempts: int | None = None
+
+    @contextmanager
+    def begin(self):
+        with self.engine.begin() as conn:
+            yield conn
+            self.attempts = conn.execute(select(func.count()).select_from(attempts)).scalar_one()
+
+    def connect(self):
+        return self.engine.connect()
+
+
+def pause_counting_attempts(ctx, principal, campaign_id: str) -> int:
+    """Pause, and count the attempts inside the pause's own transaction: a claim commits
+    before the pause locks the campaign row, or waits for it and sees the campaign paused
+    (on SQLite the pause holds the one write lock), so this is exactly what started before
+    the pause. A count after pause() returned would also take an attempt committed since."""
+    db = _CountAttemptsBeforeCommit(ctx.db)
+    svc.pause(replace(ctx, db=db), principal, campaign_id)
+    assert db.attempts is not None
+    return db.attempts
+
+
 def test_pause_and_resume_twenty_times_during_a_5000_lead_run_contacts_everyone_once_per_step(ctx):
     p = workspace(ctx)
     sandbox_key(ctx, p, "whatsapp", latency_ms=1)
@@ -108,10 +138,9 @@ def test_pause_and_resume_twenty_times_during_a_5000_lead_run_contacts_everyone_
     with ThreadedWorker(worker) as running:
         for _ in range(20):
             running.wait_rounds(3)
-            svc.pause(ctx, p, cid)
-            after_pause = attempts_started(ctx)
+            before_pause = pause_counting_attempts(ctx, p, cid)
             running.wait_rounds(5)  # in-flight calls finish; nothing new may start
-            assert attempts_started(ctx) == after_pause
+            assert attempts_started(ctx) == before_pause
             view = svc.get_campaign(ctx, p, cid)
             assert view["status"] == "paused" and view["paused_reason"] == "manual"
             svc.resume(ctx, p, cid)

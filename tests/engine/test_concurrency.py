@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import threading
 import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
@@ -16,8 +16,26 @@ from drumbeat.channels.sandbox import SandboxAdapter
 from drumbeat.engine.worker import Worker
 from drumbeat.services import campaigns as svc
 from drumbeat.store.tables import attempts, leads
+from tests.conftest import postgresql_only
+from tests.engine.harness import (
+    Fleet,
+    attempts_inserted_between,
+    attempts_written_between,
+    commit_ordered_database,
+    commit_times,
+    leads_by_state,
+    quiescent,
+    receipts,
+    settled,
+    smtp_key,
+    wait_while,
+    whatsapp_key,
+)
+from tests.engine.harness import spawn_worker as _spawn_worker
+from tests.engine.harness import wait_started as _wait_started  # noqa: F401 - other test modules import it here
 from tests.engine.test_worker import TWO_STEPS
 from tests.factory import add_leads, new_campaign, sandbox_key, workspace
+from tests.fakes.providers import QUIET_SMTP
 
 
 def count(ctx, query) -> int:
@@ -81,6 +99,34 @@ class ThreadedWorker:
         assert self.error is None, self.error
 
 
+class _CountAttemptsBeforeCommit:
+    """An engine stand-in whose transactions count the attempts just before they commit."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.attempts: int | None = None
+
+    @contextmanager
+    def begin(self):
+        with self.engine.begin() as conn:
+            yield conn
+            self.attempts = conn.execute(select(func.count()).select_from(attempts)).scalar_one()
+
+    def connect(self):
+        return self.engine.connect()
+
+
+def pause_counting_attempts(ctx, principal, campaign_id: str) -> int:
+    """Pause, and count the attempts inside the pause's own transaction: a claim commits
+    before the pause locks the campaign row, or waits for it and sees the campaign paused
+    (on SQLite the pause holds the one write lock), so this is exactly what started before
+    the pause. A count after pause() returned would also take an attempt committed since."""
+    db = _CountAttemptsBeforeCommit(ctx.db)
+    svc.pause(replace(ctx, db=db), principal, campaign_id)
+    assert db.attempts is not None
+    return db.attempts
+
+
 def test_pause_and_resume_twenty_times_during_a_5000_lead_run_contacts_everyone_once_per_step(ctx):
     p = workspace(ctx)
     sandbox_key(ctx, p, "whatsapp", latency_ms=1)
@@ -92,10 +138,9 @@ def test_pause_and_resume_twenty_times_during_a_5000_lead_run_contacts_everyone_
     with ThreadedWorker(worker) as running:
         for _ in range(20):
             running.wait_rounds(3)
-            svc.pause(ctx, p, cid)
-            after_pause = attempts_started(ctx)
+            before_pause = pause_counting_attempts(ctx, p, cid)
             running.wait_rounds(5)  # in-flight calls finish; nothing new may start
-            assert attempts_started(ctx) == after_pause
+            assert attempts_started(ctx) == before_pause
             view = svc.get_campaign(ctx, p, cid)
             assert view["status"] == "paused" and view["paused_reason"] == "manual"
             svc.resume(ctx, p, cid)
@@ -112,72 +157,80 @@ def test_pause_and_resume_twenty_times_during_a_5000_lead_run_contacts_everyone_
     assert len(pauses) == 20
 
 
-def test_a_pause_racing_a_busy_worker_stops_new_attempts_the_moment_it_commits(ctx):
+PAUSE_LEADS = 3000
+PAUSES = 5
+
+
+def test_a_pause_stops_worker_processes_from_starting_any_attempt_once_it_commits_until_the_resume(
+        secret_key, tmp_path, whatsapp_server):
+    """Two `drumbeat worker` processes, paused and resumed five times mid-flight. Which
+    attempt started before a pause is read from PostgreSQL's commit order, not from a count
+    taken after pause() returned (an attempt committed in between would pass as "before"):
+    no attempt's inserting transaction committed between a pause's and the resume's. The
+    calls in flight at a pause still finish and are recorded; every lead not attempted keeps
+    its state; and at the end the provider received each lead exactly once."""
+    whatsapp_server.latency = 0.05  # each send in flight a while: a pause lands mid-call
+    # Its own PostgreSQL (commit timestamps are a server setting), so no db_url.
+    with commit_ordered_database(secret_key) as (ctx, url):
+        p = workspace(ctx)
+        whatsapp_key(ctx, p, whatsapp_server)
+        cid = new_campaign(ctx, p)
+        add_leads(ctx, cid, PAUSE_LEADS)
+        svc.start(ctx, p, cid)
+        with Fleet(url, secret_key, tmp_path, 2) as fleet:
+            deadline = time.monotonic() + 180
+            fleet.wait_started(deadline)
+            for _ in range(PAUSES):
+                fleet.wait_while(lambda: in_flight(ctx, cid) < 8, deadline)  # busy workers
+                svc.pause(ctx, p, cid)
+                fleet.wait_while(lambda: not settled(ctx, cid), deadline)  # in-flight calls recorded
+                view = svc.get_campaign(ctx, p, cid)
+                assert view["status"] == "paused" and view["paused_reason"] == "manual"
+                assert leads_by_state(ctx, cid).get("not_contacted", 0) == PAUSE_LEADS - attempts_started(ctx)
+                svc.resume(ctx, p, cid)
+            fleet.wait_while(lambda: not quiescent(ctx, cid), deadline)
+        assert fleet.stop() == [0, 0]
+        pauses, resumes = commit_times(ctx, cid, "pause"), commit_times(ctx, cid, "resume")
+        assert len(pauses) == len(resumes) == PAUSES
+        paused = list(zip(pauses, resumes, strict=True))
+        assert [attempts_inserted_between(ctx, lo, hi) for lo, hi in paused] == [0] * PAUSES
+        # Each pause raced sends under way: their outcomes were committed after it.
+        assert all(attempts_written_between(ctx, lo, hi) > 0 for lo, hi in paused)
+        assert svc.get_campaign(ctx, p, cid)["status"] == "completed"
+        seen = receipts(ctx, cid, whatsapp_server)
+        assert len(seen.received(1)) == PAUSE_LEADS, seen.summary()
+
+
+def in_flight(ctx, campaign_id: str) -> int:
+    return count(ctx, select(func.count()).select_from(attempts).where(
+        attempts.c.campaign_id == campaign_id, attempts.c.status == "sending"))
+
+
+@pytest.mark.filterwarnings(QUIET_SMTP)
+def test_two_worker_processes_on_one_database_never_contact_a_lead_twice(
+        ctx, db_url, secret_key, tmp_path, whatsapp_server, smtp_server):
+    """Counted where the providers see them: the fake WhatsApp and SMTP servers of the test
+    process each received every lead exactly once."""
     p = workspace(ctx)
-    sandbox_key(ctx, p, "whatsapp")
-    cid = new_campaign(ctx, p)
-    add_leads(ctx, cid, 3000)
-    svc.start(ctx, p, cid)
-    worker = Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=64, tick_seconds=0.01)
-    with ThreadedWorker(worker) as running:
-        running.wait_rounds(2)
-        svc.pause(ctx, p, cid)  # committed when this returns
-        frozen = attempts_started(ctx)
-        running.wait_rounds(10)
-        assert attempts_started(ctx) == frozen
-    not_contacted = count(ctx, select(func.count()).select_from(leads).where(leads.c.state == "not_contacted"))
-    assert not_contacted == 3000 - frozen  # every lead not attempted kept its state
-    assert count(ctx, select(func.count()).select_from(leads).where(leads.c.lease_owner.is_not(None))) == 0
-
-
-def _spawn_worker(db_url: str, secret_key: str, log_path, *, lanes: int = 1, **settings: str) -> subprocess.Popen:
-    """A `drumbeat worker` process; `settings` are more DRUMBEAT_* variables (lease_seconds="15")."""
-    env = {**os.environ, "DRUMBEAT_DATABASE_URL": db_url, "DRUMBEAT_SECRET_KEY": secret_key,
-           "DRUMBEAT_TICK_SECONDS": "0.02", **{f"DRUMBEAT_{k.upper()}": v for k, v in settings.items()}}
-    return subprocess.Popen([sys.executable, "-m", "drumbeat.cli", "worker", "--concurrency", "16",
-                             "--lanes", str(lanes)], env=env, stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
-
-
-def wait_while(busy, procs, logs, deadline: float) -> None:
-    """Poll `busy()` until it is false; fail if a worker process died or time ran out."""
-    while busy():
-        assert time.monotonic() < deadline, "the workers did not finish"
-        assert all(proc.poll() is None for proc in procs), logs[0].read_text()[-2000:]
-        time.sleep(0.2)
-
-
-def _wait_started(log_path, deadline: float) -> None:
-    while "worker started" not in log_path.read_text():
-        assert time.monotonic() < deadline, log_path.read_text()[-2000:]
-        time.sleep(0.05)
-
-
-def test_two_worker_processes_on_one_database_never_contact_a_lead_twice(ctx, db_url, secret_key, tmp_path):
-    p = workspace(ctx)
-    sandbox_key(ctx, p, "whatsapp", latency_ms=2)
-    sandbox_key(ctx, p, "email", latency_ms=2)
+    whatsapp_key(ctx, p, whatsapp_server)
+    smtp_key(ctx, p, smtp_server)
     cid = new_campaign(ctx, p, steps=TWO_STEPS)
-    add_leads(ctx, cid, 2000)
+    add_leads(ctx, cid, 1000)
     svc.start(ctx, p, cid)
-    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
-    procs = [_spawn_worker(db_url, secret_key, log) for log in logs]
-    try:
+    with Fleet(db_url, secret_key, tmp_path, 2) as fleet:
         deadline = time.monotonic() + 180
-        wait_while(lambda: svc.get_campaign(ctx, p, cid)["status"] == "sending", procs, logs, deadline)
+        fleet.wait_while(lambda: svc.get_campaign(ctx, p, cid)["status"] == "sending", deadline)
         status = svc.get_campaign(ctx, p, cid)["status"]
-        for log in logs:
-            _wait_started(log, deadline)
-    except BaseException:
-        for proc in procs:
-            proc.kill()
-        raise
-    for proc in procs:
-        proc.terminate()
-    for proc, log in zip(procs, logs, strict=True):
-        assert proc.wait(timeout=30) == 0, log.read_text()[-1500:]  # SIGTERM: graceful exit
+        fleet.wait_started(deadline)
+    assert fleet.stop() == [0, 0]  # SIGTERM: graceful exit
     assert status == "completed"
-    assert double_contacts(ctx) == 0
-    assert accepted_pairs(ctx) == 4000
+    seen = receipts(ctx, cid, whatsapp_server)
+    assert len(seen.received(1)) == 1000, seen.summary()
+    emails = Counter(address.lower() for address in smtp_server.rcpts)  # the owner's notices too
+    with ctx.db.connect() as conn:
+        lead_emails = conn.execute(select(leads.c.email).where(leads.c.campaign_id == cid)).scalars().all()
+    assert Counter(emails[address] for address in lead_emails) == {1: 1000}
+    assert accepted_pairs(ctx) == 2000 and double_contacts(ctx) == 0
 
 
 def lease_owners(ctx) -> set[str]:
@@ -186,15 +239,15 @@ def lease_owners(ctx) -> set[str]:
                    .scalars())
 
 
+@postgresql_only  # lanes are PostgreSQL's (on SQLite the worker refuses them: one writer)
 def test_a_worker_with_two_lanes_claims_on_both_and_on_sigterm_leaves_nothing_leased_or_in_doubt(
-        ctx, db_url, secret_key, tmp_path):
+        ctx, db_url, secret_key, tmp_path, whatsapp_server):
     """`drumbeat worker --lanes 2`: two claim loops in one process, each its own lease owner.
     SIGTERM stops both: every call in flight is finished and recorded, and a second run
-    contacts the rest, each lead once."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("lanes are PostgreSQL's (on SQLite the worker refuses them: one writer)")
+    contacts the rest, each lead once (counted at the fake provider)."""
     p = workspace(ctx)
-    sandbox_key(ctx, p, "whatsapp", latency_ms=20)
+    whatsapp_key(ctx, p, whatsapp_server)
+    whatsapp_server.latency = 0.02
     cid = new_campaign(ctx, p)
     add_leads(ctx, cid, 3000)
     svc.start(ctx, p, cid)
@@ -228,4 +281,5 @@ def test_a_worker_with_two_lanes_claims_on_both_and_on_sigterm_leaves_nothing_le
         proc.wait(timeout=30)
     assert svc.get_campaign(ctx, p, cid)["status"] == "completed"
     assert accepted_pairs(ctx) == 3000
-    assert double_contacts(ctx) == 0
+    seen = receipts(ctx, cid, whatsapp_server)
+    assert len(seen.received(1)) == 3000, seen.summary()

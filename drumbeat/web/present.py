@@ -9,6 +9,7 @@ from datetime import datetime
 from drumbeat.domain.channels import ADDRESS_FIELD, Channel
 from drumbeat.domain.lifecycle import TERMINAL_STATUSES, Status
 from drumbeat.domain.reasons import EXPLANATIONS, PauseReason
+from drumbeat.domain.templates import MISSING_VARIABLE
 
 STATUS_LABELS = {
     "draft": "Draft", "scheduled": "Scheduled", "sending": "Sending", "paused": "Paused",
@@ -251,7 +252,7 @@ def _whatsapp_view(payload: dict) -> dict:
             kind = p.get("type")
             name = f"{p['parameter_name']}: " if p.get("parameter_name") else ""
             if kind in ("text", "payload"):
-                values.append(name + str(p.get(kind, "")))
+                values.append(name + (str(p.get(kind) or "") or "(empty)"))
             elif isinstance(p.get(kind), dict) and "link" in p[kind]:
                 values.append(f"{name}{kind} {p[kind]['link']}")
             else:
@@ -271,8 +272,9 @@ def preview_steps(shown: dict) -> list[dict]:
                 "address": ADDRESS_INPUTS[ADDRESS_FIELD[Channel(step["channel"])]],
                 "address_field": ADDRESS_FIELD[Channel(step["channel"])],
                 "missing": [missing_text(v) for v in step["missing"]],
+                # A missing variable is already said per variable, in words.
                 "problem": (f"This lead would fail: {step['problem']['code']} — {step['problem']['message']}"
-                            if step.get("problem") else ""),
+                            if step.get("problem") and step["problem"]["code"] != MISSING_VARIABLE else ""),
                 "sms": _sms_text(step.get("sms")), "rendered": rendered, "whatsapp": None, "payload_json": ""}
         if "payload" in rendered:
             view["whatsapp"] = _whatsapp_view(rendered["payload"])

@@ -198,11 +198,21 @@ def test_missing_variables_are_named_in_words_on_the_preview_and_counted_on_the_
     signed_in(client, users, "viewer")
     page = client.get(f"/campaigns/{cid}/preview", params={"lead_id": nameless}).text
     assert "No value for first_name — this lead would fail with &#39;missing variable&#39;." in page
-    assert "This lead would fail: drumbeat:missing_variable" in page
+    assert page.count("would fail with &#39;missing variable&#39;") == 2  # said once per step, once per campaign
     assert "1 lead has no value for first_name and would fail with &#39;missing variable&#39;." in page
     detail = client.get(f"/campaigns/{cid}").text
     assert "1 lead has no value for first_name" in detail and f"preview?lead_id={nameless}" in detail
     assert client.get(f"/campaigns/{cid}/live.json").json()["missing_variables"][0]["leads"] == 1
+
+
+def test_a_steps_other_problem_is_shown_in_words(ctx, client, users):
+    owner = users["owner"]["principal"]
+    steps = [{"channel": "sms", "template": {"body": "{{attributes.note}}"}, "delay_seconds": 0}]
+    cid = svc.create_campaign(ctx, owner, campaign_data("Long", steps=steps))["id"]
+    lead(ctx, cid, attributes={"note": "ж" * 700})
+    page = signed_in(client, users, "viewer").get(f"/campaigns/{cid}/preview").text
+    assert "This lead would fail: drumbeat:message_too_long — the SMS takes 11 segments" in page
+    assert "UCS-2 · 11 segments" in page
 
 
 def test_a_campaign_without_leads_previews_with_empty_fields_and_a_foreign_lead_is_not_found(ctx, client, users):

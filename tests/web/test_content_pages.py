@@ -327,3 +327,11 @@ def test_a_finished_campaign_offers_no_test_send_and_refuses_one(ctx, client, us
     refused = client.post(f"/campaigns/{cid}/test", data={"csrf": page_csrf(client), "step": "0",
                                                           "to.phone": "+447911123456"})
     assert refused.status_code == 409 and "the campaign is canceled" in refused.text
+
+
+def test_the_new_pages_and_forms_need_a_session(client):
+    for path in ("/integrations/abc", "/campaigns/abc/preview?lead_id=1"):
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"].startswith("/login?next="), path
+    for path in ("/integrations/abc/templates/sync", "/campaigns/abc/test"):
+        assert client.post(path, data={"step": "0"}, follow_redirects=False).status_code == 303, path

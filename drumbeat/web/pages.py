@@ -20,11 +20,13 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from starlette.concurrency import run_in_threadpool
 
-from drumbeat.domain.exceptions import DomainError, NotFound
+from drumbeat.domain.exceptions import DomainError, NotFound, RateLimited, ResumeBlocked, ValidationFailed
 from drumbeat.domain.leads import LeadState
+from drumbeat.domain.lifecycle import TERMINAL_STATUSES
 from drumbeat.domain.roles import Role, allows
 from drumbeat.domain.throttle import retry_after_seconds
-from drumbeat.services import campaigns, dashboard, integrations, leads, workspaces
+from drumbeat.services import campaigns, content, dashboard, integrations, leads, workspaces
+from drumbeat.services import templates as catalogue
 from drumbeat.services.context import Context, Principal
 from drumbeat.web import present
 from drumbeat.web.login_limit import LoginThrottle
@@ -125,7 +127,7 @@ def _problem(request: Request, s: Session | None, code: str, message: str, statu
 
 
 def _status_of(exc: DomainError) -> int:
-    return {"not_found": 404, "validation_error": 422}.get(exc.code, 409)
+    return {"not_found": 404, "validation_error": 422, "rate_limited": 429, "unavailable": 503}.get(exc.code, 409)
 
 
 def _safe_next(value: str | None) -> str:
@@ -451,6 +453,145 @@ async def integration_update(request: Request, integration_id: str):
     if _wants_json(request):
         return JSONResponse({"ok": True})
     return RedirectResponse(f"/integrations?saved={quote(integration_id, safe='')}", status_code=303)
+
+
+# --- an integration and its WhatsApp template catalogue (issue 18) ----------------------------
+
+@router.get("/integrations/{integration_id}", response_class=HTMLResponse)
+def integration_page(request: Request, integration_id: str, synced: str = ""):
+    s = _session(request)
+    if s is None:
+        return _to_login(request)
+    count = int(synced) if synced.isdigit() and len(synced) < 7 else None
+    return _integration_page(request, s, integration_id, synced=count)
+
+
+def _integration_page(request: Request, s: Session, integration_id: str, status: int = 200,
+                      alert: str | None = None, synced: int | None = None) -> Response:
+    ctx = _ctx(request)
+    try:
+        item = integrations.get_integration(ctx, s.principal, integration_id)
+        rows = present.catalogue_rows(catalogue.list_templates(ctx, s.principal, integration_id))
+    except NotFound:
+        return _problem(request, s, "not_found", "There is no such integration in this workspace.", 404)
+    item["config_json"] = json.dumps(item["config"], sort_keys=True)
+    return _page(request, s, "integration.html", status, i=item, rows=rows, alert=alert, synced=synced,
+                 has_catalogue=item["provider"] == "whatsapp_cloud", waba_id=item["config"].get("waba_id"),
+                 provider_word=present.PROVIDER_WORDS.get(item["provider"], item["provider"]))
+
+
+@router.post("/integrations/{integration_id}/templates/sync")
+def template_sync(request: Request, integration_id: str, csrf: Annotated[str, Form()] = "",
+                  x_csrf_token: Annotated[str | None, Header()] = None):
+    """Read the WhatsApp Business Account's templates now (operators and owners, as in the API).
+    A refusal shows the page again with the provider's words and the catalogue kept."""
+    guard = _guard_post(request, csrf, x_csrf_token, Role.OPERATOR)
+    if not isinstance(guard, Session):
+        return guard
+    try:  # a sync route: FastAPI runs it in a thread, where the service may run its own loop
+        result = catalogue.sync_catalogue(_ctx(request), guard.principal, integration_id)
+    except NotFound:
+        return _problem(request, guard, "not_found", "There is no such integration in this workspace.", 404)
+    except DomainError as exc:
+        return _integration_page(request, guard, integration_id, _status_of(exc),
+                                 alert=present.sync_problem(exc.code, exc.message, exc.details))
+    return RedirectResponse(f"/integrations/{quote(integration_id, safe='')}?synced={result['synced']}",
+                            status_code=303)
+
+
+# --- a campaign's preview and test send (issue 18) ------------------------------------------
+
+LEADS_TO_CHOOSE = 20
+
+
+@router.get("/campaigns/{campaign_id}/preview", response_class=HTMLResponse)
+def preview_page(request: Request, campaign_id: str, lead_id: str = ""):
+    s = _session(request)
+    if s is None:
+        return _to_login(request)
+    return _preview_page(request, s, campaign_id, lead_id.strip() or None)
+
+
+def _preview_page(request: Request, s: Session, campaign_id: str, lead_id: str | None, status: int = 200,
+                  test: dict | None = None, alert: dict | None = None) -> Response:
+    """Every step rendered for the chosen lead (else the first), with a test-send form per
+    step; `test` is the answer to a test send of one step, shown beside it."""
+    ctx = _ctx(request)
+    try:
+        view = campaigns.get_campaign(ctx, s.principal, campaign_id)
+    except NotFound:
+        return _problem(request, s, "not_found", "There is no such campaign in this workspace.", 404)
+    try:
+        shown = content.preview(ctx, s.principal, campaign_id, lead_id)
+    except NotFound:
+        return _problem(request, s, "not_found", "There is no such lead in this campaign.", 404)
+    choices = leads.list_leads(ctx, s.principal, campaign_id, limit=LEADS_TO_CHOOSE)["items"]
+    if shown["lead_id"] and all(lead["id"] != shown["lead_id"] for lead in choices):
+        choices.append(leads.get_lead(ctx, s.principal, campaign_id, shown["lead_id"]))
+    return _page(request, s, "preview.html", status, campaign=view, lead_id=shown["lead_id"],
+                 choices=[present.lead_row(lead) for lead in choices], steps=present.preview_steps(shown),
+                 missing=present.missing_variables_view(view.get("missing_variables") or []),
+                 can_test=s.can_operate and view["status"] not in TERMINAL_STATUSES,
+                 test=test or {}, alert=alert)
+
+
+@router.post("/campaigns/{campaign_id}/test")
+async def test_send(request: Request, campaign_id: str):
+    """Send one rendered step to the operator's own address (operators): the page answers with
+    the provider's verdict beside the step, or why not (a field, the key pool's gates, the
+    rate limit) — the API's POST /campaigns/{id}/test without JavaScript."""
+    form = await request.form()
+    guard = _guard_post(request, str(form.get("csrf", "")), request.headers.get("x-csrf-token"), Role.OPERATOR)
+    if not isinstance(guard, Session):
+        return guard
+    raw_step, lead_id = str(form.get("step", "")), str(form.get("lead_id", "")).strip() or None
+    # The address input is named `to.<kind>` so that the service's field errors land beside it.
+    to = {key[3:]: str(value) for key, value in form.items() if key.startswith("to.")}
+    test: dict = {"step": int(raw_step) if raw_step.isdigit() and len(raw_step) < 7 else None, "typed": to,
+                  "lead_id": lead_id}
+    ctx = _ctx(request)
+    headers: dict[str, str] = {}
+    try:
+        if test["step"] is None:
+            raise ValidationFailed([{"field": "step", "message": "choose a step of the campaign"}])
+        answer = await run_in_threadpool(content.send_test, ctx, guard.principal, campaign_id, step=test["step"],
+                                         to=to, lead_id=lead_id)
+    except NotFound as exc:
+        what = "lead in this campaign" if exc.message.startswith("lead") else "campaign in this workspace"
+        return _problem(request, guard, "not_found", f"There is no such {what}.", 404)
+    except DomainError as exc:
+        status = _status_of(exc)
+        test.update(_test_refusal(exc))
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.details.get("retry_after_seconds", 60))
+        if exc.code == "validation_error" and any(f["field"] == "step" for f in exc.details.get("fields", [])):
+            test["step"] = None  # no step to show it beside: the page's alert says it
+    else:
+        status = 200
+        provider = integrations.get_integration(ctx, guard.principal, answer["integration_id"])["provider"]
+        test["verdict"] = present.send_test_verdict(answer, provider)
+    alert = None if test["step"] is not None else {"message": test.get("message") or "; ".join(
+        test.get("errors", {}).values()), "gates": test.get("gates", [])}
+    response = _preview_page(request, guard, campaign_id, lead_id, status, test=test, alert=alert)
+    response.headers.update(headers)
+    return response
+
+
+def _test_refusal(exc: DomainError) -> dict:
+    """A refused test send in words: field errors (shown beside their input), the closed
+    gates of the step's key pool, the rate limit, or a finished campaign."""
+    if isinstance(exc, ValidationFailed):
+        return {"errors": {f["field"]: f["message"] for f in exc.fields}}
+    if isinstance(exc, ResumeBlocked):
+        return {"message": "No test send: no key of this campaign may send on this channel now.",
+                "gates": present.gates_view(exc.details.get("gates", []))}
+    if isinstance(exc, RateLimited):
+        wait = exc.details.get("retry_after_seconds")
+        return {"message": f"Too many test sends: {exc.message}. Try again in {wait} seconds."}
+    if exc.code == "invalid_transition":
+        return {"message": f"No test send: the campaign is {exc.details.get('from')}, and a finished campaign "
+                           "sends nothing."}
+    return {"message": exc.message}
 
 
 # --- notifications ----------------------------------------------------------------------

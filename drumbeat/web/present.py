@@ -3,10 +3,13 @@ the same dicts as JSON for the page's script to put into the DOM (as text, never
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
+from drumbeat.domain.channels import ADDRESS_FIELD, Channel
 from drumbeat.domain.lifecycle import TERMINAL_STATUSES, Status
 from drumbeat.domain.reasons import EXPLANATIONS, PauseReason
+from drumbeat.domain.templates import MISSING_VARIABLE
 
 STATUS_LABELS = {
     "draft": "Draft", "scheduled": "Scheduled", "sending": "Sending", "paused": "Paused",
@@ -155,6 +158,7 @@ def campaign_detail(view: dict, timeline: list[dict], in_doubt: list[dict], emai
                       "details": _details_text(t["details"])} for t in reversed(timeline)],
         "in_doubt": [{"id": lead["id"], "who": _lead_name(lead), "address": _lead_address(lead),
                       "step": lead["current_step"] + 1, "since": fmt_time(lead["updated_at"])} for lead in in_doubt],
+        "missing_variables": missing_variables_view(view.get("missing_variables") or []),
         "actions": available_actions(view["status"], bool(view["holds"]), can_operate),
         "can_operate": can_operate,
         "live": view["status"] in (Status.SENDING, Status.SCHEDULED),
@@ -176,3 +180,126 @@ def lead_row(lead: dict) -> dict:
 
 
 EXPLANATION_TEXTS = {r.value: t for r, t in EXPLANATIONS.items()}
+
+
+# --- message content: the template catalogue, preview and test send (issue 18) ------------
+
+# Meta's template statuses in plain words; the others (IN_APPEAL, PENDING_DELETION, …) are
+# spelled out from the code.
+TEMPLATE_STATUS_LABELS = {"APPROVED": "Approved", "PENDING": "Pending review", "PAUSED": "Paused by Meta",
+                          "REJECTED": "Rejected", "DISABLED": "Disabled"}
+PROVIDER_WORDS = {"whatsapp_cloud": "WhatsApp", "twilio": "Twilio", "smtp": "the mail server",
+                  "unipile": "LinkedIn (Unipile)", "sandbox": "the sandbox"}
+CHANNEL_WORDS = {"whatsapp": "WhatsApp", "sms": "SMS", "voice": "Voice call", "email": "Email",
+                 "linkedin": "LinkedIn"}
+# What a test send's address field is, per address kind (domain.channels.ADDRESS_FIELD).
+ADDRESS_INPUTS = {"phone": ("tel", "Phone number", "+4915112345678"),
+                  "email": ("email", "Email address", "you@example.com"),
+                  "linkedin_url": ("url", "LinkedIn profile URL", "https://www.linkedin.com/in/you")}
+
+
+def template_status_label(status: str) -> str:
+    return TEMPLATE_STATUS_LABELS.get(status) or status.replace("_", " ").capitalize()
+
+
+def parameter_text(counts: dict) -> str:
+    """`header 1 · body 2 · buttons 1, 0`: placeholders per part, one count per button."""
+    buttons = counts.get("buttons") or []
+    tail = "buttons " + ", ".join(str(n) for n in buttons) if buttons else "no buttons"
+    return f"header {counts.get('header', 0)} · body {counts.get('body', 0)} · {tail}"
+
+
+def catalogue_rows(items: list[dict]) -> list[dict]:
+    return [{"name": t["name"], "language": t["language"], "status": t["status"],
+             "status_label": template_status_label(t["status"]), "category": t["category"] or "",
+             "parameters": parameter_text(t["parameters"]), "synced_at": fmt_time(t["synced_at"])}
+            for t in items]
+
+
+def sync_problem(code: str, message: str, details: dict) -> str:
+    """A refused catalogue sync in words, with the provider's own code and message."""
+    if code == "unavailable":
+        said = " — ".join(str(p) for p in (details.get("code"), details.get("message")) if p)
+        return f"WhatsApp did not give the whole template catalogue ({said or 'no answer'}). " \
+               "The templates below are the ones stored before; nothing changed."
+    fields = "; ".join(f"{f['field']}: {f['message']}" for f in details.get("fields", []))
+    return message + (f" ({fields})" if fields else "")
+
+
+def missing_text(variable: str) -> str:
+    return f"No value for {variable} — this lead would fail with 'missing variable'."
+
+
+def _sms_text(sms: dict | None) -> str:
+    if not sms:
+        return ""
+    n = sms["segments"]
+    return f"{sms['encoding']} · {n} segment{'' if n == 1 else 's'}"
+
+
+def _whatsapp_view(payload: dict) -> dict:
+    """The template's name, language and each component's rendered parameters, as lines."""
+    if payload.get("type") != "template":
+        return {"template": None, "text": (payload.get("text") or {}).get("body") or ""}
+    template = payload["template"]
+    parts = []
+    for component in template.get("components") or []:
+        label = component.get("type", "")
+        if component.get("sub_type") or "index" in component:
+            label += f" {component.get('index', '')} ({component.get('sub_type', '')})".replace(" ()", "")
+        values = []
+        for p in component.get("parameters") or []:
+            kind = p.get("type")
+            name = f"{p['parameter_name']}: " if p.get("parameter_name") else ""
+            if kind in ("text", "payload"):
+                values.append(name + (str(p.get(kind) or "") or "(empty)"))
+            elif isinstance(p.get(kind), dict) and "link" in p[kind]:
+                values.append(f"{name}{kind} {p[kind]['link']}")
+            else:
+                values.append(name + json.dumps(p, ensure_ascii=False))
+        parts.append({"label": label, "params": values})
+    return {"template": {"name": template.get("name", ""), "language": (template.get("language") or {}).get("code", ""),
+                         "parts": parts}, "text": ""}
+
+
+def preview_steps(shown: dict) -> list[dict]:
+    """services.content.preview's steps, ready for the page."""
+    out = []
+    for step in shown["steps"]:
+        rendered = step["rendered"]
+        view = {"index": step["step"], "number": step["step"] + 1, "channel": step["channel"],
+                "channel_word": CHANNEL_WORDS.get(step["channel"], step["channel"]),
+                "address": ADDRESS_INPUTS[ADDRESS_FIELD[Channel(step["channel"])]],
+                "address_field": ADDRESS_FIELD[Channel(step["channel"])],
+                "missing": [missing_text(v) for v in step["missing"]],
+                # A missing variable is already said per variable, in words.
+                "problem": (f"This lead would fail: {step['problem']['code']} — {step['problem']['message']}"
+                            if step.get("problem") and step["problem"]["code"] != MISSING_VARIABLE else ""),
+                "sms": _sms_text(step.get("sms")), "rendered": rendered, "whatsapp": None, "payload_json": ""}
+        if "payload" in rendered:
+            view["whatsapp"] = _whatsapp_view(rendered["payload"])
+            view["payload_json"] = json.dumps(rendered["payload"], indent=2, ensure_ascii=False)
+        out.append(view)
+    return out
+
+
+def missing_variables_view(items: list[dict]) -> list[dict]:
+    """The campaign's `missing_variables` (absent on an older campaign object: none)."""
+    return [{"variable": m["variable"], "leads": m["leads"], "samples": m["sample_lead_ids"],
+             "text": f"{m['leads']} lead{'' if m['leads'] == 1 else 's'} ha{'s' if m['leads'] == 1 else 've'} "
+                     f"no value for {m['variable']} and would fail with 'missing variable'."}
+            for m in items]
+
+
+def send_test_verdict(answer: dict, provider: str | None) -> dict:
+    """A test send's answer in words: accepted with the provider's id, refused with its code
+    and message, or not sent for a content problem (what the worker would do to the lead)."""
+    if answer["status"] == "accepted":
+        who = PROVIDER_WORDS.get(provider or "", provider or "the provider")
+        mid = answer.get("provider_message_id")
+        return {"ok": True, "text": f"Accepted by {who}, " + (f"message id {mid}" if mid else "no message id given")}
+    error = answer.get("error") or {}
+    code, message = error.get("code") or "", error.get("message") or ""
+    if code.startswith("drumbeat:"):
+        return {"ok": False, "text": f"Not sent: {code} — {message}. The worker would fail this lead the same way."}
+    return {"ok": False, "text": f"Refused: {code} — {message}"}

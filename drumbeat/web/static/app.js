@@ -89,6 +89,12 @@
     });
   });
 
+  /* --- a chooser that shows its choice at once (its form's button does the same without JS) --- */
+
+  document.addEventListener("change", function (ev) {
+    if (ev.target.matches && ev.target.matches("select[data-autosubmit]")) ev.target.form.submit();
+  });
+
   /* --- the cancel dialog: type the campaign's exact name ------------------------------ */
 
   function syncCancelButton() {
@@ -213,6 +219,17 @@
         el("td", {}, t.reason ? el("span", {class: "chip reason", title: t.reason_text}, t.reason) : null),
         el("td", {}, t.actor), el("td", {class: "details"}, t.details));
     }));
+
+    var missing = slot("missing");
+    replaceChildren(slot("missing-list"), c.missing_variables.map(function (m) {
+      var item = el("li", {}, m.text + " ");
+      m.samples.forEach(function (id) {
+        item.appendChild(el("a", {href: "/campaigns/" + encodeURIComponent(c.id) + "/preview?lead_id=" + encodeURIComponent(id)}, "#" + id));
+        item.appendChild(document.createTextNode(" "));
+      });
+      return item;
+    }));
+    missing.hidden = c.missing_variables.length === 0;
 
     root.setAttribute("data-live", c.live ? "true" : "false");
     root.setAttribute("data-status", c.status);

@@ -17,6 +17,7 @@ from drumbeat.engine import detectors
 from drumbeat.engine import worker as worker_module
 from drumbeat.engine.worker import Worker
 from drumbeat.services import campaigns as svc
+from drumbeat.services import holds
 from drumbeat.store import integrations as integration_store
 from tests.factory import add_leads, new_campaign, workspace
 
@@ -40,7 +41,7 @@ def log_stream(monkeypatch):
     saved = root.handlers[:], root.level
     stream = io.StringIO()
     logs.configure(stream=stream)
-    for module in (worker_module, detectors):
+    for module in (worker_module, detectors, holds):
         monkeypatch.setattr(module, "log", structlog.get_logger())
     yield stream
     structlog.reset_defaults()

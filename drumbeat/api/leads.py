@@ -175,8 +175,8 @@ async def import_leads_csv(
     as it arrives. 422 naming the columns when two go to one field, a mapped column is not
     in the header, a target is unknown, or no column gives an address the campaign's steps
     need. Every rejected row is kept 7 days: GET /imports/{import_id}/rejected.csv."""
-    charset = _csv_charset(request.headers.get("content-type"))
-    charset = encoding or charset
+    declared = _csv_charset(request.headers.get("content-type"))  # also refuses a body that is not CSV
+    charset = encoding or declared
     options = leads.csv_options(mapping, delimiter, default_country, infer_timezone)
     stream = request.stream().__aiter__()
 

@@ -13,7 +13,7 @@ Import rules (API.md, Campaigns):
 - Only the first MAX_REJECTED_KEPT rejections are listed; `rejected_count` (and
   `rejected_total`, its v1.1 name) is the total. A CSV import keeps every rejected row, its
   cells as read and its reasons, for IMPORT_KEEP (GET /imports/{id}/rejected.csv), written
-  in batches like the leads; imports older than that are pruned at the start of each import.
+  in batches like the leads; the sweeper deletes older imports (prune_imports).
 - CSV options (API.md v1.1): `mapping` (column -> lead field, `attributes.<name>` or
   "ignore"; a column it does not name keeps the default: a lead field's name is that field,
   any other column an attribute of its own name), `delimiter` (sniffed from the header
@@ -522,7 +522,6 @@ class _Importer:
         """From now on every rejected row is stored; returns the new import's id."""
         import_id, now = new_id(), self.ctx.clock()
         with self.ctx.db.begin() as conn:
-            import_store.delete_imports_before(conn, now - IMPORT_KEEP)
             import_store.insert_import(conn, import_id, self.principal.workspace_id, self.campaign_id,
                                        [_printable(c) for c in columns], now)
         self.log = _RejectionLog(self.ctx, self.principal.workspace_id, import_id)
@@ -606,6 +605,12 @@ def import_csv(ctx: Context, principal: Principal, campaign_id: str, chunks: Ite
         else:
             importer.add(number, raw, cells)
     return importer.finish_import()
+
+
+def prune_imports(ctx: Context) -> int:
+    """Deletes the imports (and their rejected rows) older than IMPORT_KEEP; the sweeper's."""
+    with ctx.db.begin() as conn:
+        return import_store.delete_imports_before(conn, ctx.clock() - IMPORT_KEEP)
 
 
 def rejected_csv(ctx: Context, principal: Principal, import_id: str) -> Iterator[str]:

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from drumbeat.engine.sweeper import Sweeper
 from drumbeat.services import leads as lead_service
 from drumbeat.services.workspaces import init_workspace
 from drumbeat.store.tables import import_rejections, imports
@@ -225,7 +226,7 @@ def test_a_viewer_may_download_but_another_workspace_or_an_unknown_id_is_404(cli
         error_of(response, 404, "not_found")
 
 
-def test_rejected_rows_expire_after_seven_days_and_the_next_import_prunes_them(client, ctx, owner, campaign):
+def test_rejected_rows_expire_after_seven_days_and_the_sweeper_deletes_them(client, ctx, owner, campaign):
     old = post(client, owner, campaign, "phone\nbad\nworse\n").json()["import_id"]
     with ctx.db.begin() as conn:
         conn.execute(update(imports).where(imports.c.id == old)
@@ -234,6 +235,7 @@ def test_rejected_rows_expire_after_seven_days_and_the_next_import_prunes_them(c
     assert count(ctx, import_rejections) == 2
 
     new = post(client, owner, campaign, "phone\nbad\n").json()["import_id"]
+    assert Sweeper(ctx).sweep_once().pruned_imports == 1
     with ctx.db.connect() as conn:
         assert conn.execute(select(imports.c.id)).scalars().all() == [new]
         assert conn.execute(select(imports.c.counts)).scalar_one() == {"accepted": 0, "duplicates": 0,

@@ -5,7 +5,7 @@ Revises: 0010
 
 The import answer lists the first rejected rows only; GET /imports/{id}/rejected.csv
 streams all of them from here (the cells as read and the reasons). Rows are kept 7 days
-(services.leads prunes older imports on each import).
+(the sweeper deletes older imports: services.leads.prune_imports).
 """
 from typing import Sequence, Union
 

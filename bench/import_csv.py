@@ -8,6 +8,7 @@ a bounded import keeps it flat however many rows are sent.
 
     python bench/import_csv.py                     # 1,000,000 rows on SQLite (a temp file)
     python bench/import_csv.py --rows 200000 --pg postgresql://postgres@127.0.0.1:5432/bench
+    python bench/import_csv.py --rows 200000 --reject-every 1   # every row rejected (and stored)
 """
 
 from __future__ import annotations
@@ -42,13 +43,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def csv_body(rows: int, chunk_rows: int = 2000):
+def csv_body(rows: int, reject_every: int = 1000, chunk_rows: int = 2000):
     """Yields the CSV in chunks as the HTTP client asks for them."""
     yield b"phone,email,first_name,last_name,timezone,company\n"
     for lo in range(0, rows, chunk_rows):
         lines = []
         for i in range(lo, min(lo + chunk_rows, rows)):
-            if i % 1000 == 999:
+            if i % reject_every == reject_every - 1:
                 lines.append(f"12345,bad{i}@example.com,Bad,Row,Nowhere/Zone,Acme\n")  # rejected
             elif i % 1000 == 998:
                 lines.append(f"+49151{i - 1:08d},dup{i}@example.com,Dup,Row,UTC,Acme\n")  # duplicate phone
@@ -63,7 +64,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(url: str, rows: int) -> None:
+def run(url: str, rows: int, reject_every: int = 1000) -> None:
     engine = make_engine(url)
     migrate(engine)
     ctx = Context(db=engine, box=SecretBox(Fernet.generate_key().decode()))
@@ -89,7 +90,7 @@ def run(url: str, rows: int) -> None:
     before = peak_rss_mb()
     started = time.perf_counter()
     response = httpx.post(f"http://127.0.0.1:{port}/api/v1/campaigns/{campaign_id}/leads/import",
-                          content=csv_body(rows), timeout=None,
+                          content=csv_body(rows, reject_every), timeout=None,
                           headers={"Authorization": f"Bearer {boot['token']}", "Content-Type": "text/csv"})
     seconds = time.perf_counter() - started
     server.should_exit = True
@@ -101,7 +102,7 @@ def run(url: str, rows: int) -> None:
     print(f"database       {url.split(':', 1)[0].split('+')[0]}")
     print(f"rows           {rows:,}")
     print(f"accepted       {body['accepted']:,}   duplicates {body['duplicates']:,}   "
-          f"rejected {body['rejected_count']:,} ({len(body['rejected'])} listed)")
+          f"rejected {body['rejected_total']:,} ({len(body['rejected'])} listed, all kept for rejected.csv)")
     print(f"seconds        {seconds:,.1f}")
     print(f"rows/s         {rows / seconds:,.0f}")
     print(f"peak RSS       {peak_rss_mb():,.0f} MiB (before the import: {before:,.0f} MiB)")
@@ -111,12 +112,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--pg", metavar="URL", help="a PostgreSQL database (postgresql://...) instead of SQLite")
+    parser.add_argument("--reject-every", type=int, default=1000, metavar="N",
+                        help="every Nth row is invalid (1: all of them)")
     args = parser.parse_args()
     if args.pg:
-        run("postgresql+psycopg://" + args.pg.split("://", 1)[1], args.rows)
+        run("postgresql+psycopg://" + args.pg.split("://", 1)[1], args.rows, args.reject_every)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            run(f"sqlite:///{tmp}/bench.db", args.rows)
+            run(f"sqlite:///{tmp}/bench.db", args.rows, args.reject_every)
 
 
 if __name__ == "__main__":

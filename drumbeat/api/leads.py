@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import anyio
 import anyio.from_thread
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_serializer
 
 from drumbeat.api.deps import ContextDep, Operator, Viewer
@@ -63,6 +64,11 @@ class ImportResult(BaseModel):
     duplicates: int
     rejected: list[RejectedRow] = Field(description=f"the first {leads.MAX_REJECTED_KEPT} rejected rows")
     rejected_count: int = Field(description="all rejected rows")
+    rejected_total: int = Field(description="all rejected rows (the v1.1 name of `rejected_count`)")
+
+
+class CsvImportResult(ImportResult):
+    import_id: str = Field(description="GET /imports/{import_id}/rejected.csv lists every rejected row")
 
 
 class LeadOut(BaseModel):
@@ -144,13 +150,34 @@ def add_leads(campaign_id: str, body: LeadsIn, principal: Operator, ctx: Context
     return leads.import_json(ctx, principal, campaign_id, body.leads)
 
 
-@router.post("/campaigns/{campaign_id}/leads/import", response_model=ImportResult,
+MAPPING_HELP = ("JSON object: CSV column -> `phone`, `email`, `linkedin_url`, `first_name`, `last_name`, "
+                "`timezone`, `attributes.<name>` or `ignore`. A column it leaves out keeps the default: a "
+                "lead field's name (any case) is that field, any other column an attribute of its own name.")
+
+
+@router.post("/campaigns/{campaign_id}/leads/import", response_model=CsvImportResult,
              responses=error_responses(403, 404), openapi_extra={
     "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string", "minLength": 1}}}}})
-async def import_leads_csv(campaign_id: str, request: Request, principal: Operator, ctx: ContextDep):
+async def import_leads_csv(
+        campaign_id: str, request: Request, principal: Operator, ctx: ContextDep,
+        mapping: Annotated[str | None, Query(max_length=100_000, description=MAPPING_HELP)] = None,
+        delimiter: Annotated[Literal[",", ";", "\t"] | None,
+                             Query(description="default: sniffed from the header line (else a comma)")] = None,
+        encoding: Annotated[Literal["utf-8", "windows-1252"] | None,
+                            Query(description="default: the Content-Type's charset, else utf-8 (a BOM is "
+                                              "dropped)")] = None,
+        default_country: Annotated[str | None, Query(pattern="^[A-Za-z]{2}$", description=(
+            "ISO 3166 alpha-2: the country of phone numbers written without one"))] = None,
+        infer_timezone: Annotated[bool, Query(description=(
+            "a lead without a time zone gets its phone number's, where the number has exactly one"))] = True):
     """A CSV body (header row; columns phone, email, linkedin_url, first_name, last_name,
-    timezone; any other column becomes an attribute), read as it arrives."""
-    charset = _csv_charset(request.headers.get("content-type"))
+    timezone; any other column becomes an attribute unless `mapping` says otherwise), read
+    as it arrives. 422 naming the columns when two go to one field, a mapped column is not
+    in the header, a target is unknown, or no column gives an address the campaign's steps
+    need. Every rejected row is kept 7 days: GET /imports/{import_id}/rejected.csv."""
+    declared = _csv_charset(request.headers.get("content-type"))  # also refuses a body that is not CSV
+    charset = encoding or declared
+    options = leads.csv_options(mapping, delimiter, default_country, infer_timezone)
     stream = request.stream().__aiter__()
 
     def chunks():
@@ -163,7 +190,18 @@ async def import_leads_csv(campaign_id: str, request: Request, principal: Operat
                 return
 
     return await anyio.to_thread.run_sync(
-        lambda: leads.import_csv(ctx, principal, campaign_id, chunks(), charset))
+        lambda: leads.import_csv(ctx, principal, campaign_id, chunks(), charset, options))
+
+
+@router.get("/imports/{import_id}/rejected.csv", response_class=Response, responses={
+    200: {"description": "Every rejected row: `row`, the CSV's own columns, `reasons`. A cell starting with "
+                         "=, +, - or @ gets a leading ' (spreadsheet formula injection).",
+          "content": {"text/csv": {"schema": {"type": "string"}}}}, **error_responses(404)})
+def rejected_rows(import_id: str, principal: Viewer, ctx: ContextDep):
+    """The rejected rows of a CSV import of this workspace, kept 7 days (else 404)."""
+    pieces = leads.rejected_csv(ctx, principal, import_id)
+    return StreamingResponse(pieces, media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="rejected-{import_id}.csv"'})
 
 
 def _csv_charset(content_type: str | None) -> str:

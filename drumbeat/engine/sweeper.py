@@ -7,7 +7,8 @@ button (a new run). It never lifts `manual`, `all_keys_failed`, `high_failure_ra
 `template_rejected` or `account_restricted`; a cause that keeps coming back (three
 automatic lifts in 24 hours) is left to a person (services.holds.sweep_campaign).
 It also places the leads a re-clamp parked, an opening at a time
-(services.campaigns.place_parked_leads).
+(services.campaigns.place_parked_leads), and deletes lead imports' rejected rows once
+they are 7 days old (services.leads.prune_imports).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from drumbeat.domain.reasons import AUTO_LIFTABLE, PauseReason
 from drumbeat.services.campaigns import place_parked_leads, run_through_gates
 from drumbeat.services.context import Context
 from drumbeat.services.holds import SWEEPER, sweep_campaign
+from drumbeat.services.leads import prune_imports
 from drumbeat.store import campaigns as campaign_store
 from drumbeat.store import counts
 from drumbeat.store.locks import exclusive
@@ -43,6 +45,7 @@ class SweepReport:
     resumed: list[str] = field(default_factory=list)
     folded: int = 0  # campaigns whose count deltas were folded
     placed: int = 0  # parked leads the re-clamp placed
+    pruned_imports: int = 0  # lead imports past their 7 days, deleted with their rejected rows
 
 
 class Sweeper:
@@ -84,6 +87,7 @@ class Sweeper:
                     except (ResumeBlocked, InvalidTransition):
                         pass  # changed since we looked: the next sweep sees it again
             report.placed = place_parked_leads(self.ctx)
+            report.pruned_imports = prune_imports(self.ctx)
             with self.ctx.db.begin() as conn:  # keep the maintained counts a few rows per metric
                 report.folded = counts.fold(conn)
             self.sweeps += 1

@@ -10,7 +10,15 @@ Import rules (API.md, Campaigns):
   409, and the cancel has already canceled the leads imported so far).
 - A row whose phone, email or LinkedIn URL the campaign already has (from before, or
   from an earlier row of the same import) is a duplicate: skipped and counted.
-- Only the first MAX_REJECTED_KEPT rejections are listed; `rejected_count` is the total.
+- Only the first MAX_REJECTED_KEPT rejections are listed; `rejected_count` (and
+  `rejected_total`, its v1.1 name) is the total. A CSV import keeps every rejected row, its
+  cells as read and its reasons, for IMPORT_KEEP (GET /imports/{id}/rejected.csv), written
+  in batches like the leads; the sweeper deletes older imports (prune_imports).
+- CSV options (API.md v1.1): `mapping` (column -> lead field, `attributes.<name>` or
+  "ignore"; a column it does not name keeps the default: a lead field's name is that field,
+  any other column an attribute of its own name), `delimiter` (sniffed from the header
+  line if not given), `default_country` (for national phone numbers), `infer_timezone` (a
+  lead without a zone gets its phone number's when the number has exactly one).
 - More than MAX_JSON_LEADS leads in one JSON call: 422 validation_error naming `leads`.
 - CSV text that is not valid UTF-8 (or the declared charset) rejects the rows it is in
   (a NUL character too: no database keeps it as text); an undecodable header is a 422.
@@ -20,27 +28,34 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
+import json
 import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from phonenumbers import timezone as phone_timezones
 from sqlalchemy.exc import DBAPIError
 
 from drumbeat.domain.channels import ADDRESS_FIELD, Channel
 from drumbeat.domain.exceptions import InvalidTransition, NotFound, ValidationFailed
 from drumbeat.domain.leads import LeadProgress, LeadState, acceptance_wait, apply_outcome, retry_not_before
 from drumbeat.domain.lifecycle import TERMINAL_STATUSES
+from drumbeat.domain.spreadsheet import safe_row
 from drumbeat.services.context import Context, Principal
 from drumbeat.store import campaigns as campaign_store
+from drumbeat.store import imports as import_store
 from drumbeat.store import leads as store
+from drumbeat.store.ids import new_id
 
 ADDRESS_FIELDS = ("phone", "email", "linkedin_url")
 TEXT_FIELDS = {"first_name": 200, "last_name": 200}  # field -> max length (the column's)
@@ -51,31 +66,52 @@ MAX_REJECTED_KEPT = 1_000
 LEAD_STATES = frozenset(s.value for s in LeadState)
 MAX_LINE_CHARS = 1 << 20  # a CSV line longer than this is cut (and its row rejected)
 DEFAULT_CHARSET = "utf-8"
+DELIMITERS = (",", ";", "\t")
+IGNORE = "ignore"
+ATTRIBUTE_PREFIX = "attributes."
+IMPORT_KEEP = timedelta(days=7)  # how long an import's rejected rows can be downloaded
+MAX_PENDING_REJECTED_CHARS = 4 << 20  # rejected rows' text held before a write, at most
 
 # NUL and lone surrogates (how undecodable bytes arrive, via surrogateescape) are not text.
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 # ASCII digits only: other scripts' digits (Arabic-Indic, fullwidth) are refused, not
 # silently converted — a number that does not look like one is more likely an error.
 _PHONE_CHARS = re.compile(r"^\+[0-9\s().\-/]+$")
+_NATIONAL_PHONE_CHARS = re.compile(r"^[0-9\s().\-/]+$")
 
 
 # --- validation (pure) ------------------------------------------------------------------
 
-def normalize_phone(value: str) -> str:
-    """E.164. The country must be explicit (leading + or 00): no default region is
-    guessed, because a wrong guess reaches a stranger."""
+def parse_phone(value: str, region: str | None = None) -> phonenumbers.PhoneNumber:
+    """A valid number. The country must be explicit (leading + or 00) unless the import
+    names `region` (its default_country) for national numbers: no region is guessed,
+    because a wrong guess reaches a stranger."""
     text = value.strip()
     if text.startswith("00"):
         text = "+" + text[2:]
-    if not _PHONE_CHARS.match(text):
-        raise ValueError("must be an international number starting with + or 00 (digits only)")
+    international = _PHONE_CHARS.match(text)
+    if not international and not (region and _NATIONAL_PHONE_CHARS.match(text)):
+        raise ValueError("must be an international number starting with + or 00 (digits only)" if not region
+                         else "must be a phone number (digits only)")
     try:
-        number = phonenumbers.parse(text, None)
+        number = phonenumbers.parse(text, None if international else region)
     except phonenumbers.NumberParseException:
         raise ValueError("is not a phone number") from None
     if not phonenumbers.is_valid_number(number):
         raise ValueError("is not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return number
+
+
+def normalize_phone(value: str, region: str | None = None) -> str:
+    """E.164 (see parse_phone)."""
+    return phonenumbers.format_number(parse_phone(value, region), phonenumbers.PhoneNumberFormat.E164)
+
+
+def phone_timezone(number: phonenumbers.PhoneNumber) -> str | None:
+    """The number's time zone where its numbering plan gives exactly one (a Berlin number:
+    Europe/Berlin; a US toll-free number spans many, so none)."""
+    zones = phone_timezones.time_zones_for_number(number)
+    return zones[0] if len(zones) == 1 and zones[0] in _zones() else None
 
 
 def normalize_email(value: str) -> str:
@@ -119,17 +155,21 @@ def required_addresses(steps: list[dict]) -> dict[str, str]:
     return needed
 
 
-_NORMALIZE = {"phone": normalize_phone, "email": normalize_email, "linkedin_url": check_linkedin_url,
+_NORMALIZE = {"email": normalize_email, "linkedin_url": check_linkedin_url,
               "timezone": check_timezone}
 
 
-def validate_lead(raw: Any, required: dict[str, str]) -> tuple[dict | None, list[dict]]:
+def validate_lead(raw: Any, required: dict[str, str], *, region: str | None = None,
+                  infer_timezone: bool = False) -> tuple[dict | None, list[dict]]:
     """One lead as given (JSON object, or a CSV row mapped to the same keys) -> (the
-    normalised lead, []) or (None, [{"field", "message"}, ...]). Empty strings are absent."""
+    normalised lead, []) or (None, [{"field", "message"}, ...]). Empty strings are absent.
+    `region`: the country of phone numbers written without one; `infer_timezone`: a lead
+    without a zone gets its phone number's (phone_timezone)."""
     if not isinstance(raw, dict):
         return None, [{"field": "lead", "message": "must be an object"}]
     errors: list[dict] = []
     lead: dict = {}
+    number = None
     for key in raw:
         if key not in LEAD_FIELDS and key != "attributes":
             errors.append({"field": str(key), "message": "unknown field"})
@@ -143,6 +183,13 @@ def validate_lead(raw: Any, required: dict[str, str]) -> tuple[dict | None, list
             errors.append({"field": name, "message": "must be a string"})
         elif _BAD_TEXT.search(value):
             errors.append({"field": name, "message": "contains a NUL character or invalid UTF-8"})
+        elif name == "phone":
+            try:
+                number = parse_phone(value, region)
+            except ValueError as exc:
+                errors.append({"field": name, "message": str(exc)})
+            else:
+                lead[name] = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
         elif name in _NORMALIZE:
             try:
                 lead[name] = _NORMALIZE[name](value)
@@ -155,7 +202,11 @@ def validate_lead(raw: Any, required: dict[str, str]) -> tuple[dict | None, list
     attributes = raw.get("attributes")
     lead["attributes"] = {} if attributes is None else attributes
     errors.extend(_attribute_errors(attributes))
-    return (None, errors) if errors else (lead, [])
+    if errors:
+        return None, errors
+    if infer_timezone and number is not None and lead["timezone"] is None:
+        lead["timezone"] = phone_timezone(number)
+    return lead, []
 
 
 def _attribute_errors(attributes: Any) -> list[dict]:
@@ -197,13 +248,35 @@ def text_lines(chunks: Iterable[bytes], charset: str = DEFAULT_CHARSET) -> Itera
         yield pending
 
 
-def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, list[str] | None, str | None]]:
-    """(row number, cells, None) or (row number, None, parse error); the header is row 0.
+class _Tap:
+    """The lines the csv reader has taken since the last record: a malformed record's text."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self.lines = iter(lines)
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _Tap:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.lines)
+        self.taken.append(line)
+        return line
+
+    def take(self) -> str:
+        text, self.taken = "".join(self.taken), []
+        return text
+
+
+def csv_records(lines: Iterable[str], delimiter: str = ",") -> Iterator[tuple[int, list[str] | None, str | None]]:
+    """(row number, cells, None) or (row number, [the record's text], parse error); the
+    header is row 0.
 
     Rows are records, not lines: a quoted cell may hold newlines. A malformed record
-    (stray quote, cell over the csv module's 128 KiB limit) is reported and reading
-    goes on with the next line."""
-    reader = csv.reader(lines, strict=True)
+    (stray quote, cell over the csv module's 128 KiB limit) is reported with its text and
+    reading goes on with the next line."""
+    tap = _Tap(lines)
+    reader = csv.reader(tap, delimiter=delimiter, strict=True)
     number = 0
     while True:
         try:
@@ -211,33 +284,109 @@ def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, list[str] | None, str 
         except StopIteration:
             return
         except csv.Error as exc:
-            yield number, None, f"malformed CSV: {exc}"
+            yield number, [tap.take().rstrip("\r\n")], f"malformed CSV: {exc}"
         else:
+            tap.taken.clear()
             yield number, cells, None
         number += 1
 
 
-def header_columns(cells: list[str]) -> list[str | tuple[str]]:
-    """Lead fields by name (case-insensitive); any other column -> (attribute name,)."""
-    columns: list[str | tuple[str]] = []
-    seen: set[str] = set()
+def csv_rows(lines: Iterable[str], delimiter: str = ",") -> Iterator[tuple[int, list[str] | None, str | None]]:
+    """(row number, cells, None) or (row number, None, parse error); see csv_records."""
+    for number, cells, problem in csv_records(lines, delimiter):
+        yield number, None if problem else cells, problem
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """The header line's delimiter among DELIMITERS; a comma when it cannot tell (one column)."""
+    try:
+        return csv.Sniffer().sniff(header_line, delimiters="".join(DELIMITERS)).delimiter
+    except csv.Error:
+        return ","
+
+
+Column = str | tuple[str] | None  # a lead field, (attribute name,), or None: ignored
+
+
+def parse_mapping(text: str | None) -> dict[str, str] | None:
+    """The `mapping` query parameter (JSON: CSV column -> target) checked for its targets;
+    whether its columns exist is for the header to say (header_columns)."""
+    if text is None:
+        return None
+    try:
+        mapping = json.loads(text)
+    except ValueError:
+        mapping = None
+    if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+        raise ValidationFailed([{"field": "mapping", "message": "must be a JSON object: CSV column -> lead field, "
+                                                                 "attributes.<name> or ignore"}])
+    problems = []
+    for column, target in mapping.items():
+        if _BAD_TEXT.search(column) or _BAD_TEXT.search(target):
+            problems.append({"field": "mapping", "message": "may not contain NUL characters or unpaired surrogates"})
+        elif _target_column(target) is False:
+            problems.append({"field": f"mapping.{column}", "message": (
+                f"column {column!r}: unknown field {target!r} (use {', '.join(LEAD_FIELDS)}, "
+                "attributes.<name> or ignore)")})
+    if problems:
+        raise ValidationFailed(problems, "the mapping is not valid")
+    return {column.strip(): target for column, target in mapping.items()}
+
+
+def _target_column(target: str) -> Column | bool:
+    """A mapping's target -> its Column; False if there is no such target."""
+    if target == IGNORE:
+        return None
+    if target in LEAD_FIELDS:
+        return target
+    name = target.removeprefix(ATTRIBUTE_PREFIX)
+    return (name,) if target.startswith(ATTRIBUTE_PREFIX) and name.strip() else False
+
+
+def header_columns(cells: list[str], mapping: dict[str, str] | None = None,
+                   required: dict[str, str] | None = None) -> list[Column]:
+    """The header's columns: as `mapping` says (parse_mapping), else lead fields by name
+    (case-insensitive) and any other column -> (attribute name,). 422 naming the columns
+    when two go to one field, a mapped column is not in the header, or no column gives an
+    address the campaign's steps need (`required`, as from required_addresses)."""
+    mapping = mapping or {}
+    columns: list[Column] = []
+    names: list[str] = []
     problems = []
     for i, cell in enumerate(cells, start=1):
         name = cell.strip()
         if not name or _BAD_TEXT.search(name):
             problems.append({"field": "header", "message": f"column {i} has no name or is not valid text"})
             continue
-        key = name.lower() if name.lower() in LEAD_FIELDS else name
-        if key in seen:
+        if name in names:
             problems.append({"field": "header", "message": f"column {name!r} appears twice"})
-        seen.add(key)
-        columns.append(key if key in LEAD_FIELDS else (key,))
+        names.append(name)
+        if name in mapping:
+            columns.append(_target_column(mapping[name]))  # type: ignore[arg-type]  # checked by parse_mapping
+        else:
+            columns.append(name.lower() if name.lower() in LEAD_FIELDS else (name,))
     if problems:
         raise ValidationFailed(problems, "the CSV header is not valid")
+    problems.extend({"field": f"mapping.{column}", "message": f"column {column!r} is not in the CSV header"}
+                    for column in mapping if column not in names)
+    by_target: dict[str, list[str]] = {}
+    for name, column in zip(names, columns, strict=True):
+        if column is not None:
+            by_target.setdefault(column if isinstance(column, str) else ATTRIBUTE_PREFIX + column[0], []).append(name)
+    # Without a mapping the header alone is at fault (two columns named as one field, say).
+    blame = "mapping" if mapping else "header"
+    for target, sources in by_target.items():
+        if len(sources) > 1:
+            listed = " and ".join(repr(s) for s in sources)
+            problems.append({"field": blame, "message": f"columns {listed} go to the same field, {target}"})
+    problems.extend({"field": blame, "message": f"no column for {field}: a {channel} step sends to it"}
+                    for field, channel in (required or {}).items() if field not in by_target)
+    if problems:
+        raise ValidationFailed(problems, "the CSV columns do not fit the campaign")
     return columns
 
 
-def row_to_raw(columns: list, cells: list[str]) -> dict:
+def row_to_raw(columns: list[Column], cells: list[str]) -> dict:
     """A CSV row -> the same shape as a JSON lead (ValueError if it does not fit the
     header). Attribute cells are kept exactly as given: `=SUM(A1)` is only text here."""
     if len(cells) != len(columns):
@@ -247,7 +396,7 @@ def row_to_raw(columns: list, cells: list[str]) -> dict:
     for column, cell in zip(columns, cells, strict=True):
         if isinstance(column, tuple):
             attributes[column[0]] = cell
-        else:
+        elif column is not None:
             raw[column] = cell
     raw["attributes"] = attributes
     return raw
@@ -270,25 +419,65 @@ class ImportReport:
 
     def as_dict(self) -> dict:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected,
-                "rejected_count": self.rejected_count}
+                "rejected_count": self.rejected_count, "rejected_total": self.rejected_count}
+
+
+def _printable(text: str) -> str:
+    # Undecodable bytes (lone surrogates) and NUL: no database keeps them as text.
+    return _BAD_TEXT.sub("\ufffd", text)
+
+
+def reasons_text(errors: list[dict]) -> str:
+    return "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+
+
+class _RejectionLog:
+    """Every rejected row of a CSV import, written in batches (never all held at once)."""
+
+    def __init__(self, ctx: Context, workspace_id: str, import_id: str) -> None:
+        self.ctx, self.workspace_id, self.import_id = ctx, workspace_id, import_id
+        self.rows: list[dict] = []
+        self.chars = 0
+
+    def add(self, row: int, cells: list[str], errors: list[dict]) -> None:
+        cells = [_printable(c) for c in cells]
+        self.rows.append({"import_id": self.import_id, "row": row, "workspace_id": self.workspace_id,
+                          "cells": cells, "reasons": _printable(reasons_text(errors)), "created_at": self.ctx.clock()})
+        self.chars += sum(len(c) for c in cells)
+        if len(self.rows) >= BATCH_SIZE or self.chars > MAX_PENDING_REJECTED_CHARS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            with self.ctx.db.begin() as conn:
+                import_store.insert_rejections(conn, self.rows)
+            self.rows, self.chars = [], 0
 
 
 class _Importer:
     """Validates rows as they come and inserts them BATCH_SIZE at a time."""
 
-    def __init__(self, ctx: Context, principal: Principal, campaign_id: str, key: str) -> None:
+    def __init__(self, ctx: Context, principal: Principal, campaign_id: str, key: str, *, region: str | None = None,
+                 infer_timezone: bool = False) -> None:
         self.ctx, self.principal, self.campaign_id = ctx, principal, campaign_id
+        self.region, self.infer_timezone = region, infer_timezone
         self.report = ImportReport(key)
         self.batch: list[dict] = []
+        self.log: _RejectionLog | None = None
         with ctx.db.begin() as conn:
             row = _load_campaign(conn, principal, campaign_id)
             _check_importable(row["status"])
             self.required = required_addresses(campaign_store.get_steps(conn, campaign_id))
 
-    def add(self, position: int, raw: Any) -> None:
-        lead, errors = validate_lead(raw, self.required)
+    def reject(self, position: int, errors: list[dict], cells: list[str] | None = None) -> None:
+        self.report.reject(position, errors)
+        if self.log is not None and cells is not None:
+            self.log.add(position, cells, errors)
+
+    def add(self, position: int, raw: Any, cells: list[str] | None = None) -> None:
+        lead, errors = validate_lead(raw, self.required, region=self.region, infer_timezone=self.infer_timezone)
         if errors:
-            self.report.reject(position, errors)
+            self.reject(position, errors, cells)
             return
         self.batch.append(lead)
         if len(self.batch) >= BATCH_SIZE:
@@ -329,6 +518,25 @@ class _Importer:
         self.flush()
         return self.report.as_dict()
 
+    def keep_rejections(self, columns: list[str]) -> str:
+        """From now on every rejected row is stored; returns the new import's id."""
+        import_id, now = new_id(), self.ctx.clock()
+        with self.ctx.db.begin() as conn:
+            import_store.insert_import(conn, import_id, self.principal.workspace_id, self.campaign_id,
+                                       [_printable(c) for c in columns], now)
+        self.log = _RejectionLog(self.ctx, self.principal.workspace_id, import_id)
+        return import_id
+
+    def finish_import(self) -> dict:
+        self.flush()
+        assert self.log is not None
+        self.log.flush()
+        report = self.report
+        with self.ctx.db.begin() as conn:
+            import_store.set_counts(conn, self.log.import_id, {"accepted": report.accepted, "duplicates":
+                                                               report.duplicates, "rejected": report.rejected_count})
+        return {**report.as_dict(), "import_id": self.log.import_id}
+
 
 def _check_importable(status: str) -> None:
     if status in TERMINAL_STATUSES:
@@ -344,20 +552,47 @@ def import_json(ctx: Context, principal: Principal, campaign_id: str, leads: lis
     return importer.finish()
 
 
+@dataclass(frozen=True)
+class CsvOptions:
+    """A CSV import's choices (API.md v1.1); csv_options checks them."""
+
+    mapping: dict[str, str] | None = None
+    delimiter: str | None = None  # None: sniffed from the header line
+    default_country: str | None = None
+    infer_timezone: bool = True
+
+
+def csv_options(mapping: str | None = None, delimiter: str | None = None, default_country: str | None = None,
+                infer_timezone: bool = True) -> CsvOptions:
+    if delimiter is not None and delimiter not in DELIMITERS:
+        raise ValidationFailed([{"field": "delimiter", "message": "must be a comma, a semicolon or a tab"}])
+    region = default_country.upper() if default_country else None
+    if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationFailed([{"field": "default_country",
+                                 "message": f"{default_country!r} is not a country code (ISO 3166 alpha-2)"}])
+    return CsvOptions(parse_mapping(mapping), delimiter, region, infer_timezone)
+
+
 def import_csv(ctx: Context, principal: Principal, campaign_id: str, chunks: Iterable[bytes],
-               charset: str = DEFAULT_CHARSET) -> dict:
-    """The body is consumed as it arrives; nothing holds more than one batch of rows."""
+               charset: str = DEFAULT_CHARSET, options: CsvOptions = CsvOptions()) -> dict:
+    """The body is consumed as it arrives; nothing holds more than one batch of rows (nor
+    of rejected rows, which are stored for the rejected.csv download)."""
     try:
         codecs.lookup(charset)
     except LookupError:
         raise ValidationFailed([{"field": "content-type", "message": f"unknown charset {charset!r}"}]) from None
-    importer = _Importer(ctx, principal, campaign_id, "row")  # 404/409 before reading the body
-    rows = csv_rows(text_lines(chunks, charset))
+    importer = _Importer(ctx, principal, campaign_id, "row", region=options.default_country,
+                         infer_timezone=options.infer_timezone)  # 404/409 before reading the body
+    lines = text_lines(chunks, charset)
+    header_line = next(lines, "")
+    delimiter = options.delimiter or sniff_delimiter(header_line)
+    rows = csv_records(chain([header_line], lines), delimiter)
     first = next(rows, None)
-    if first is None or not first[1]:  # no line, a malformed one, or a blank one (no columns)
+    if first is None or first[2] or not first[1]:  # no line, a malformed one, or a blank one (no columns)
         raise ValidationFailed([{"field": "body", "message": first[2] if first and first[2] else
                                  "the CSV needs a header row on its first line"}])
-    columns = header_columns(first[1])
+    columns = header_columns(first[1], options.mapping, importer.required)
+    importer.keep_rejections(first[1])
     for number, cells, problem in rows:
         if not cells and problem is None:
             continue  # a blank line keeps its number but is not a lead
@@ -366,10 +601,47 @@ def import_csv(ctx: Context, principal: Principal, campaign_id: str, chunks: Ite
                 raise ValueError(problem)
             raw = row_to_raw(columns, cells)
         except ValueError as exc:
-            importer.report.reject(number, [{"field": "row", "message": str(exc)}])
+            importer.reject(number, [{"field": "row", "message": str(exc)}], cells)
         else:
-            importer.add(number, raw)
-    return importer.finish()
+            importer.add(number, raw, cells)
+    return importer.finish_import()
+
+
+def prune_imports(ctx: Context) -> int:
+    """Deletes the imports (and their rejected rows) older than IMPORT_KEEP; the sweeper's."""
+    with ctx.db.begin() as conn:
+        return import_store.delete_imports_before(conn, ctx.clock() - IMPORT_KEEP)
+
+
+def rejected_csv(ctx: Context, principal: Principal, import_id: str) -> Iterator[str]:
+    """Every rejected row of one of the workspace's imports of the last IMPORT_KEEP, as CSV
+    text in pieces: `row`, the header's columns, `reasons`; cells made safe to open in a
+    spreadsheet. 404 for another workspace's import, an expired one or no such id."""
+    found = None
+    if re.fullmatch(r"[0-9a-f]{32}", import_id):
+        with ctx.db.begin() as conn:
+            found = import_store.get_import(conn, principal.workspace_id, import_id, ctx.clock() - IMPORT_KEEP)
+    if found is None:
+        raise NotFound("import not found", {"id": import_id})
+    return _rejected_pieces(ctx, import_id, found["columns"])
+
+
+def _rejected_pieces(ctx: Context, import_id: str, columns: list[str]) -> Iterator[str]:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(safe_row(["row", *columns, "reasons"]))
+    after = -1
+    while True:
+        with ctx.db.begin() as conn:
+            page = import_store.rejections_after(conn, import_id, after, BATCH_SIZE)
+        for item in page:
+            writer.writerow(safe_row([item["row"], *item["cells"], item["reasons"]]))
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+        if len(page) < BATCH_SIZE:
+            return
+        after = page[-1]["row"]
 
 
 # --- reading ----------------------------------------------------------------------------

@@ -425,3 +425,28 @@ engine_locks = Table(
     Column("owner", String(64), nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
 )
+
+
+# --- lead imports (API.md v1.1; migration 0011) ------------------------------------------
+
+# One row per CSV import: the header as given (the rejected.csv columns) and the counts.
+imports = Table(
+    "imports", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("workspace_id", String(32), ForeignKey("workspaces.id"), nullable=False),
+    Column("campaign_id", String(32), ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("columns", Json, nullable=False),
+    Column("counts", Json),  # {"accepted", "duplicates", "rejected"}; null while under way
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+)
+
+# Every rejected row of an import, as read (cells) with its reasons; kept IMPORT_KEEP_DAYS.
+import_rejections = Table(
+    "import_rejections", metadata,
+    Column("import_id", String(32), ForeignKey("imports.id", ondelete="CASCADE"), primary_key=True),
+    Column("row", Integer, primary_key=True),
+    Column("workspace_id", String(32), nullable=False),
+    Column("cells", Json, nullable=False),
+    Column("reasons", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -12,7 +12,7 @@ from tests.api.test_campaigns import API, SMS_STEP, create_campaign, create_sand
 
 VIEWER, OPERATOR, OWNER = "viewer", "operator", "owner"
 
-# (method, path, body, the lowest role allowed); {cid} and {iid} are filled per test.
+# (method, path, body, the lowest role allowed); {cid}, {iid} and {xid} (an import) are filled per test.
 ROUTES = [
     ("POST", "/users", {"email": "new@acme.test", "role": "viewer"}, OWNER),
     ("GET", "/workspace", None, VIEWER),
@@ -38,6 +38,7 @@ ROUTES = [
     ("POST", "/campaigns/{cid}/duplicate", {"include_leads": False}, OPERATOR),
     ("GET", "/campaigns/{cid}/preview", None, VIEWER),
     ("POST", "/campaigns/{cid}/test", {"step": 0, "to": {"phone": "+14155550100"}}, OPERATOR),
+    ("GET", "/imports/{xid}/rejected.csv", None, VIEWER),
 ]
 WITH_IDS = [r for r in ROUTES if "{" in r[1]]
 RANK = {VIEWER: 0, OPERATOR: 1, OWNER: 2}
@@ -54,17 +55,21 @@ def world(client, ctx, owner):
         return {"Authorization": f"Bearer {response.json()['token']}"}
 
     other = init_workspace(ctx, "Rival", "boss@rival.test")
+    cid = create_campaign(client, owner["headers"])["id"]
+    imported = client.post(f"{API}/campaigns/{cid}/leads/import", content=b"phone\nbad\n",
+                           headers={**owner["headers"], "Content-Type": "text/csv"})
     return {
         OWNER: owner["headers"], OPERATOR: user(OPERATOR), VIEWER: user(VIEWER),
         "other": {"Authorization": f"Bearer {other['token']}"},
-        "cid": create_campaign(client, owner["headers"])["id"],
+        "cid": cid,
         "iid": create_sandbox(client, owner["headers"])["id"],
+        "xid": imported.json()["import_id"],
     }
 
 
 def call(client, world, route, headers):
     method, path, body, _ = route
-    url = API + path.format(cid=world["cid"], iid=world["iid"])
+    url = API + path.format(cid=world["cid"], iid=world["iid"], xid=world["xid"])
     return client.request(method, url, json=body, headers=headers)
 
 
@@ -81,9 +86,11 @@ def failures(client, world, routes, headers, status, code) -> list[str]:
 def test_the_table_covers_every_route_of_users_integrations_and_campaigns(client):
     paths = client.get("/openapi.json").json()["paths"]
     served = {
-        (method.upper(), path.removeprefix(API).replace("{campaign_id}", "{cid}").replace("{integration_id}", "{iid}"))
+        (method.upper(), path.removeprefix(API).replace("{campaign_id}", "{cid}").replace("{integration_id}", "{iid}")
+         .replace("{import_id}", "{xid}"))
         for path, operations in paths.items()
-        if path.startswith((f"{API}/users", f"{API}/workspace", f"{API}/integrations", f"{API}/campaigns"))
+        if path.startswith((f"{API}/users", f"{API}/workspace", f"{API}/integrations", f"{API}/campaigns",
+                            f"{API}/imports"))
         and not path.removeprefix(API).startswith(NOT_OURS)
         for method in operations
     }

@@ -57,8 +57,9 @@ def _fuzzed_app():
     lead_id = leads.list_leads(ctx, owner, campaign_id)["items"][0]["id"]
     webhook_id = notifications.create_webhook(ctx, owner, "https://hooks.example/x", "s3cret-s3cret",
                                               ["campaign.paused"])["id"]
+    import_id = leads.import_csv(ctx, owner, campaign_id, [b"phone\n+4915123456787\nbad\n"])["import_id"]
     known = {"campaign_id": campaign_id, "lead_id": lead_id, "integration_id": integration_id,
-             "webhook_id": webhook_id}
+             "webhook_id": webhook_id, "import_id": import_id}
     return create_app(ctx), boot["token"], known
 
 
@@ -90,6 +91,8 @@ SEMANTIC_RULES = [
     (r"to\.(phone|email|linkedin_url)", r""),  # test send: the step's channel says which, and it must be valid
     (r"step", r"the campaign has steps"),  # test send: one of the campaign's steps
     (r"provider", r"only whatsapp_cloud integrations have a template catalogue"),  # template sync: the id's provider
+    (r"default_country", r"is not a country code"),  # CSV import: a region the numbering plans know
+    (r"mapping(\..*)?", r""),  # CSV import: JSON naming the CSV's columns (API.md v1.1)
 ]
 
 

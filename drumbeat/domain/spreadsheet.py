@@ -1,0 +1,20 @@
+"""Cells of the CSV files Drumbeat writes, made safe to open in a spreadsheet.
+
+A cell that starts with `=`, `+`, `-` or `@` is a formula to Excel, LibreOffice and
+Google Sheets: a lead's name `=HYPERLINK(...)` in a downloaded file would run when the
+operator opens it (CSV injection). Such a cell gets a leading single quote, which the
+spreadsheet shows as text and hides.
+"""
+
+from __future__ import annotations
+
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
+def safe_cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def safe_row(values) -> list[str]:
+    return [safe_cell(v) for v in values]

@@ -648,7 +648,7 @@ class Worker:
         pools = key_pools(conn, campaign, waiting, run=campaign["run"])
         for channel, members in sorted(pools.items()):
             if not any(m.usable for m in members):
-                detectors.hold_empty_pool(conn, campaign["id"], channel, members, now)
+                detectors.hold_empty_pool(conn, campaign, channel, members, now)
         pause_if_nothing_can_run(conn, campaign["id"], steps, now, Actor.system("key_pool"))
         detectors.finish_if_done(conn, campaign["id"], now)
 

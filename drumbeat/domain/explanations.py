@@ -48,7 +48,7 @@ def explain(reason: str, details: dict | None, channel: str | None = None) -> Ex
     the hold's, when its details do not name it)."""
     why = PauseReason(reason)
     d = details or {}
-    channel = _channel(d.get("channel") or channel)
+    channel = _channel(d.get("channel") or channel or _closed_gate_channel(d))
     action = FIX_ACTIONS[why]
     if why is PauseReason.ALL_KEYS_FAILED:
         keys = [k for k in d.get("keys") or [] if isinstance(k, dict)]
@@ -87,6 +87,12 @@ def explain(reason: str, details: dict | None, channel: str | None = None) -> Ex
 
 def _channel(channel: str | None) -> str:
     return CHANNEL_NAMES.get(channel or "", channel or "channel")
+
+
+def _closed_gate_channel(d: dict) -> str | None:
+    """A pause the gates placed (a due start they refused) names its channel in its gates."""
+    gates = d.get("gates") if isinstance(d.get("gates"), list) else []
+    return next((g["channel"] for g in gates if isinstance(g, dict) and not g.get("ok") and g.get("channel")), None)
 
 
 def _label(d: dict) -> str:

@@ -99,3 +99,9 @@ def test_a_pause_left_to_a_person_after_flapping_names_the_cause_that_kept_comin
 
     assert explanation.text == ("Automatic resume stopped: account disconnected kept coming back; "
                                 "fix the cause, then resume.")
+
+
+def test_a_pause_the_gates_placed_takes_its_channel_from_the_closed_gate():
+    gates = [{"gate": "subscription", "ok": True}, {"gate": "keys", "channel": "email", "ok": False}]
+
+    assert explain("all_keys_failed", {"gates": gates}).text.startswith("Every email key failed or is disabled")

@@ -558,11 +558,23 @@ class ActorPublic(BaseModel):
     id: str | None
 
 
+class Fix(BaseModel):
+    action: str = Field(description="update_key, reconnect_account, review_account, renew_subscription, "
+                                    "edit_template, review_errors or resume")
+    integration_id: str | None = Field(default=None, description="The integration to fix, when one is named")
+
+
+class Explanation(BaseModel):
+    text: str = Field(description="One plain sentence naming the channel and what failed")
+    fix: Fix
+
+
 class HoldPublic(BaseModel):
     channel: Channel
     reason: PauseReason
     since: UtcTime
     details: dict[str, Any]
+    explanation: Explanation
 
 
 class StepPublic(BaseModel):
@@ -605,6 +617,9 @@ class ErrorGroup(BaseModel):
     message: str | None
     count: int
     sample_lead_ids: list[str]
+    scope: Literal["lead", "key", "campaign"] = Field(
+        description="lead: failures of leads; key, campaign: answers of the current run that stopped a key or "
+                    "the channel")
 
 
 class MissingVariable(BaseModel):
@@ -622,6 +637,7 @@ class CampaignPublic(BaseModel):
     paused_at: UtcTime | None
     paused_by: ActorPublic | None
     pause_details: dict[str, Any]
+    pause_explanation: Explanation | None = None
     holds: list[HoldPublic]
     steps: list[StepPublic]
     schedule: Schedule
@@ -632,7 +648,8 @@ class CampaignPublic(BaseModel):
     started_at: UtcTime | None
     finished_at: UtcTime | None
     next_send_at: UtcTime | None
-    next_send_reason: Literal["window", "daily_cap", "weekly_cap", "ramp", "integration_cap", "step_delay"] | None
+    next_send_reason: Literal["window", "daily_cap", "weekly_cap", "ramp", "integration_cap", "step_delay",
+                              "rate"] | None
     caps: Caps
     progress: Progress
     breakdown: Breakdown

@@ -180,6 +180,27 @@ class Limits:
         return min(caps) if caps else None
 
 
+# --- rate_per_second: a virtual schedule shared by every worker (engine.worker._reserve) --
+# Each send books 1/rate seconds on the campaign's rate counter (`until`: when the sends
+# booked so far are spread out); a claim may run up to one burst ahead of it.
+
+def rate_burst(per_second: float) -> timedelta:
+    return timedelta(seconds=max(1.0, 1.0 / per_second))
+
+
+def rate_allowance(booked_until: datetime | None, now: datetime, per_second: float) -> int:
+    """How many sends the rate lets a claim take now."""
+    booked = max(booked_until or now, now)
+    return max(0, int((now + rate_burst(per_second) - booked).total_seconds() * per_second))
+
+
+def rate_ready_at(booked_until: datetime | None, now: datetime, per_second: float) -> datetime:
+    """When the rate next lets one send go (now, or later while the booked sends run)."""
+    if booked_until is None:
+        return now
+    return max(now, booked_until - rate_burst(per_second) + timedelta(seconds=1.0 / per_second))
+
+
 def local_day(at: datetime, tz: str | None) -> date:
     return at.astimezone(zone(tz)).date()
 

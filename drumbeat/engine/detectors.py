@@ -16,6 +16,7 @@ from drumbeat.domain.lifecycle import Action, Status, finished_status, transitio
 from drumbeat.domain.reasons import PauseReason
 from drumbeat.services.context import Actor
 from drumbeat.services.holds import (  # noqa: F401 - hold_if_all_keys_failed: the worker calls it from here
+    failing_keys,
     hold_if_all_keys_failed,
     key_pools,
     pause_if_nothing_can_run,
@@ -77,10 +78,11 @@ def finish_if_done(conn, campaign_id: str, now) -> None:
                                     extra={"finished_at": now})
 
 
-def hold_empty_pool(conn, campaign_id: str, channel: str, members: list[PoolMember], now) -> None:
+def hold_empty_pool(conn, campaign: dict, channel: str, members: list[PoolMember], now) -> None:
     """Due leads wait on a channel with no usable key: hold it with the pool's reason."""
-    details = {"channel": channel, "keys": [m.integration_id for m in members],
+    details = {"channel": channel, "keys": failing_keys(conn, campaign["id"], campaign["run"], members),
                "note": "no usable integration in the channel's key pool"}
+    campaign_id = campaign["id"]
     reason = empty_pool_reason(members)
     if place_hold(conn, campaign_id, channel, reason, details, now, Actor.system("key_pool")):
         log.warning("channel held", campaign_id=campaign_id, channel=channel, reason=reason.value)

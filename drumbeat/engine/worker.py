@@ -34,7 +34,7 @@ from drumbeat.domain.leads import (
 from drumbeat.domain.lifecycle import Status
 from drumbeat.domain.messages import compose
 from drumbeat.domain.reasons import pause_reason_for
-from drumbeat.domain.schedule import Limits, Window, budget, clamp, is_open, lead_zone, local_day
+from drumbeat.domain.schedule import Limits, Window, budget, clamp, is_open, lead_zone, local_day, rate_allowance
 from drumbeat.engine import detectors
 from drumbeat.engine.keys import UNLIMITED, Chooser, KeyPools
 from drumbeat.engine.metrics import WorkerMetrics, outcome
@@ -459,7 +459,7 @@ class Worker:
         tz = Window.from_schedule(campaign["schedule"]).timezone
         today = local_day(now, tz)
         day_key, week_key = claims.campaign_cap_keys(cid, today)
-        rate_key = ("campaign", cid, "rate")
+        rate_key = claims.campaign_rate_key(cid)
         utc_day = claims.day_period(now.astimezone(UTC).date())
         key_rows = {key_id: ("integration", key_id, utc_day) for key_id in capped_keys}
         wanted = [day_key, week_key, *key_rows.values()] + ([rate_key] if limits.rate_per_second else [])
@@ -479,8 +479,7 @@ class Worker:
             # A virtual schedule shared by every worker: each send books 1/rate seconds.
             per_second = float(limits.rate_per_second)
             booked = max(rows[rate_key]["until"] or now, now)
-            burst = timedelta(seconds=max(1.0, 1.0 / per_second))
-            left = min(left, max(0, int((now + burst - booked).total_seconds() * per_second)))
+            left = min(left, rate_allowance(booked, now, per_second))
             rate = (rate_key, booked, per_second)
         key_left = {key_id: max(0, cap - rows[key_rows[key_id]]["count"]) for key_id, cap in capped_keys.items()}
         return Reservation(left, key_left, (day_key, week_key), rate)
@@ -648,7 +647,7 @@ class Worker:
         pools = key_pools(conn, campaign, waiting, run=campaign["run"])
         for channel, members in sorted(pools.items()):
             if not any(m.usable for m in members):
-                detectors.hold_empty_pool(conn, campaign["id"], channel, members, now)
+                detectors.hold_empty_pool(conn, campaign, channel, members, now)
         pause_if_nothing_can_run(conn, campaign["id"], steps, now, Actor.system("key_pool"))
         detectors.finish_if_done(conn, campaign["id"], now)
 

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, func, select
 
 from drumbeat.domain.exceptions import InvalidTransition, NotFound, ResumeBlocked, ValidationFailed
+from drumbeat.domain.explanations import explain
 from drumbeat.domain.gates import evaluate_gates
 from drumbeat.domain.leads import TERMINAL_LEAD_STATES, LeadState
 from drumbeat.domain.lifecycle import Action, Status, check_cancel_confirmation, transition
@@ -29,6 +30,7 @@ from drumbeat.domain.schedule import (
     next_slot,
     placement_horizon,
     plan_days,
+    rate_ready_at,
     share_days,
     spread_slices,
     week_of,
@@ -109,7 +111,10 @@ def campaign_views(conn: Connection, rows: list, now: datetime) -> list[dict]:
     metrics = counts.metrics_of(conn, ids)  # one read of the maintained counts
     holds = store.holds_of(conn, ids)
     steps = store.steps_of(conn, ids)
+    # The stops of the current run (key, campaign) first, then the leads' failures.
+    stops = store.stop_error_groups(conn, {row["id"]: row["run"] for row in rows})
     errors = store.error_groups(conn, metrics)
+    errors = {cid: stops[cid] + errors[cid] for cid in ids}
     caps = _caps(conn, rows, now)
     return [_view(row, metrics[row["id"]], holds[row["id"]], steps[row["id"]], errors[row["id"]], caps[row["id"]],
                   _next_send(conn, row, now, steps[row["id"]], caps[row["id"]])) for row in rows]
@@ -142,8 +147,9 @@ def _view(row, metrics: dict[str, int], holds: list[dict], steps: list[dict], er
         "paused_at": row["paused_at"],
         "paused_by": paused_by,
         "pause_details": row["pause_details"] or {},
-        "holds": [{"channel": h["channel"], "reason": h["reason"], "since": h["since"], "details": h["details"]}
-                  for h in holds],
+        "pause_explanation": explain(reason, row["pause_details"]).as_dict() if reason else None,
+        "holds": [{"channel": h["channel"], "reason": h["reason"], "since": h["since"], "details": h["details"],
+                   "explanation": explain(h["reason"], h["details"], h["channel"]).as_dict()} for h in holds],
         "steps": steps,
         "schedule": row["schedule"],
         "limits": row["limits"],
@@ -165,7 +171,8 @@ def _next_send(conn: Connection, row, now: datetime, steps: list[dict],
                caps: dict) -> tuple[datetime | None, str | None]:
     """When the next send happens and, if not now, why: the earliest of the longest-waiting
     leads in its own window (a lead's own time zone, else the campaign's), then past days
-    whose cap (or ramp, or the keys' own caps) is spent. `caps`: its _caps (the sends
+    whose cap (or ramp, or the keys' own caps) is spent, or past the sends the rate has
+    booked. `caps`: its _caps (the sends
     charged today and this week)."""
     window = Window.from_schedule(row["schedule"])
     if row["status"] == Status.SCHEDULED:
@@ -198,6 +205,11 @@ def _next_send(conn: Connection, row, now: datetime, steps: list[dict],
             at, reason = plan[0].opens, on_day.reason or spent_today.reason or "daily_cap"
         elif at > now and spent_today.remaining == 0:
             reason = spent_today.reason
+    if limits.rate_per_second:  # the sends booked on the rate counter run until then
+        ready = rate_ready_at(claims.counter_until(conn, claims.campaign_rate_key(row["id"])), now,
+                              float(limits.rate_per_second))
+        if ready > now and ready >= at:
+            at, reason = ready, "rate"
     later = _keys_capped_until(conn, row, steps, at, window)
     if later is not None:
         at, reason = later, "integration_cap"

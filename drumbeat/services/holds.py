@@ -5,7 +5,7 @@ Shared by the engine's detectors and by start/resume, so the rule lives in one p
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import Connection, select
@@ -100,6 +100,22 @@ def pause_if_nothing_can_run(conn: Connection, campaign_id: str, steps: list[dic
                                            actor_id=actor.id, details=details)
 
 
+def failing_keys(conn: Connection, campaign_id: str, run: int, members: list[PoolMember]) -> list[dict]:
+    """`pause_details.keys` (API.md v1.1): each key of the pool with its label and the
+    key-level error it answered in the run (code, the provider's message as the adapter
+    masked it, when), null for a key that did not answer one (disabled, say)."""
+    failed = integration_store.failed_keys(conn, campaign_id, run)
+    labels = integration_store.labels_of(conn, [m.integration_id for m in members if m.integration_id not in failed])
+    out = []
+    for m in members:
+        f = failed.get(m.integration_id)
+        out.append({"integration_id": m.integration_id,
+                    "label": f["label"] if f else labels.get(m.integration_id),
+                    "code": f["error_code"] if f else None, "message": f["error_message"] if f else None,
+                    "at": f["at"].astimezone(UTC).isoformat() if f else None})
+    return out
+
+
 def hold_if_all_keys_failed(conn, campaign: dict, steps: list[dict], channel: str, now) -> None:
     """All keys failed: every key in the channel's pool answered a key-level error in this run."""
     fresh = campaign_store.get_campaign_by_id(conn, campaign["id"])
@@ -108,10 +124,7 @@ def hold_if_all_keys_failed(conn, campaign: dict, steps: list[dict], channel: st
     members = key_pools(conn, fresh, {channel}, run=fresh["run"])[channel]
     if any(m.usable for m in members):
         return
-    failed = integration_store.failed_keys(conn, campaign["id"], campaign["run"])
-    details = {"channel": channel, "keys": [
-        {"integration_id": m.integration_id, "error_code": failed.get(m.integration_id, {}).get("error_code"),
-         "error_message": failed.get(m.integration_id, {}).get("error_message")} for m in members]}
+    details = {"channel": channel, "keys": failing_keys(conn, campaign["id"], campaign["run"], members)}
     reason = empty_pool_reason(members)
     actor = Actor.system(reason.value)
     if place_hold(conn, campaign["id"], channel, reason, details, now, actor):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, Text, delete, insert, literal, select, union_all, update
+from sqlalchemy import Connection, Text, and_, delete, func, insert, literal, or_, select, union_all, update
 
 from drumbeat.domain.leads import ACCEPTED_ATTEMPT_STATUSES, UNFINISHED_LEAD_STATES
 from drumbeat.domain.lifecycle import Transition
@@ -15,6 +15,7 @@ from drumbeat.store.counts import CONTENT_ERROR_PREFIX
 from drumbeat.store.ids import new_id
 from drumbeat.store.tables import (
     CONTENT_FAILED_LEADS,
+    STOP_ERRORS,
     WORKABLE_LEADS,
     attempts,
     campaigns,
@@ -224,7 +225,36 @@ def error_groups(conn: Connection, metrics: dict[str, dict[str, int]], samples: 
             first = found.get((cid, kind, code), [])
             message = LEAD_LEVEL_ERRORS.get(code) if kind == "lead" else next((m for _, m in first if m), None)
             out[cid].append({"code": code or None, "message": message, "count": n,
-                             "sample_lead_ids": [str(lead_id) for lead_id, _ in first]})
+                             "sample_lead_ids": [str(lead_id) for lead_id, _ in first], "scope": "lead"})
+    return out
+
+
+def stop_error_groups(conn: Connection, runs: dict[str, int], samples: int = 5) -> dict[str, list[dict]]:
+    """campaign id -> the key-level and campaign-level answers of its run `runs[id]`
+    (errors[] scope "key" / "campaign"), grouped by class and code, most first: how many,
+    the provider's text, the first few leads. One statement for all the campaigns, on
+    ix_attempts_stops: such answers are few in a run (a key leaves the run at its first,
+    a rejected template holds the channel)."""
+    out: dict[str, list[dict]] = {cid: [] for cid in runs}
+    started = [(cid, run) for cid, run in runs.items() if run]
+    if not started:
+        return out
+    a = attempts.c
+    group = (a.campaign_id, a.error_class, a.error_code)
+    ranked = (select(a.campaign_id, a.error_class, a.error_code, a.lead_id, a.error_message,
+                     func.row_number().over(partition_by=group, order_by=a.id).label("nth"),
+                     func.count().over(partition_by=group).label("n"))
+              .where(STOP_ERRORS, or_(*(and_(a.campaign_id == cid, a.run == run) for cid, run in started)))
+              .subquery())
+    found: dict[tuple[str, str, str | None], dict] = {}
+    for r in conn.execute(select(ranked).where(ranked.c.nth <= samples).order_by(ranked.c.nth)):
+        group_of = found.setdefault((r.campaign_id, r.error_class, r.error_code), {
+            "code": r.error_code, "message": None, "count": r.n, "sample_lead_ids": [], "scope": r.error_class})
+        group_of["message"] = group_of["message"] or r.error_message
+        group_of["sample_lead_ids"].append(str(r.lead_id))
+    for (cid, _, _), group_of in sorted(found.items(), key=lambda item: (item[1]["scope"] != "campaign",
+                                                                         -item[1]["count"], item[0][2] or "")):
+        out[cid].append(group_of)
     return out
 
 

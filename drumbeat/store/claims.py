@@ -387,6 +387,17 @@ def campaign_cap_keys(campaign_id: str, today: date) -> tuple[CounterKey, Counte
     return ("campaign", campaign_id, day_period(today)), ("campaign", campaign_id, week_period(week_of(today)))
 
 
+def campaign_rate_key(campaign_id: str) -> CounterKey:
+    """The counter row that paces a campaign's rate_per_second (its `until`)."""
+    return ("campaign", campaign_id, "rate")
+
+
+def counter_until(conn: Connection, key: CounterKey) -> datetime | None:
+    """A counter row's `until`, without locking (for reading: the campaign view)."""
+    c = send_counters.c
+    return conn.execute(select(c.until).where(c.kind == key[0], c.scope_id == key[1], c.period == key[2])).scalar()
+
+
 def lock_counters(conn: Connection, keys: list[CounterKey]) -> dict[CounterKey, dict]:
     """Lock (creating them at 0 if needed) the counter rows of `keys`, always in one
     order (kind, scope, period) so that claims drawing on shared budgets (an integration

@@ -77,9 +77,16 @@ def pools_of(conn: Connection, campaigns: list) -> dict[str, list]:
 
 
 def failed_keys(conn: Connection, campaign_id: str, run: int) -> dict[str, dict]:
-    rows = conn.execute(select(key_failures).where(key_failures.c.campaign_id == campaign_id,
-                                                   key_failures.c.run == run)).mappings()
+    """integration id -> its key failure in the run (code, message, at), with its label."""
+    rows = conn.execute(select(key_failures, integrations.c.label)
+                        .join(integrations, integrations.c.id == key_failures.c.integration_id)
+                        .where(key_failures.c.campaign_id == campaign_id, key_failures.c.run == run)).mappings()
     return {r["integration_id"]: dict(r) for r in rows}
+
+
+def labels_of(conn: Connection, integration_ids: list[str]) -> dict[str, str]:
+    rows = conn.execute(select(integrations.c.id, integrations.c.label).where(integrations.c.id.in_(integration_ids)))
+    return {r.id: r.label for r in rows}
 
 
 def mark_key_failed(conn: Connection, campaign_id: str, run: int, integration_id: str, code: str | None,

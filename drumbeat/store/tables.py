@@ -201,6 +201,10 @@ WORKABLE_LEADS = text(f"leads.{WORKABLE_PREDICATE}")
 CONTENT_FAILED_PREDICATE = "state = 'failed' AND last_error LIKE 'drumbeat:%'"
 CONTENT_FAILED_LEADS = text("leads.state = 'failed' AND leads.last_error LIKE 'drumbeat:%'")
 
+# Key- and campaign-level answers (ix_attempts_stops' predicate), literal like the above.
+STOP_ERRORS_PREDICATE = "error_class IN ('key', 'campaign')"
+STOP_ERRORS = text("attempts.error_class IN ('key', 'campaign')")
+
 leads = Table(
     "leads", metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
@@ -281,6 +285,9 @@ attempts = Table(
     Index("ix_attempts_window", "campaign_id", "run", "channel", "id"),  # the failure window
     Index("ix_attempts_counted_failures", "campaign_id", "error_code", "id",  # error samples
           postgresql_where=text("counted_failure"), sqlite_where=text("counted_failure")),
+    # Key- and campaign-level answers of a run: the campaign's stop errors (migration 0012).
+    Index("ix_attempts_stops", "campaign_id", "run", "error_class", "error_code", "id",
+          postgresql_where=text(STOP_ERRORS_PREDICATE), sqlite_where=text(STOP_ERRORS_PREDICATE)),
 )
 
 # The attempt of a provider's message id (delivery receipts, replies): written with the

@@ -29,7 +29,11 @@ NEXT_SEND_REASONS = {
     "ramp": "the warm-up ramp's cap for today is reached",
     "integration_cap": "the keys' daily caps are reached",
     "step_delay": "waiting for the next step's delay",
+    "rate": "paced by the campaign's sends per second",
 }
+
+# errors[].scope, as the errors table marks it (a lead's failure is the ordinary case).
+ERROR_SCOPES = {"key": "key", "campaign": "campaign", "lead": ""}
 
 ACTION_LABELS = {"start": "Start", "pause": "Pause", "resume": "Resume", "cancel": "Cancel",
                  "duplicate": "Duplicate"}
@@ -106,7 +110,9 @@ def campaign_detail(view: dict, timeline: list[dict], in_doubt: list[dict], emai
     paused = None
     if view["status"] == Status.PAUSED and view["paused_reason"]:
         by = view["paused_by"] or {}
+        explained = view.get("pause_explanation") or {}
         paused = {"reason": view["paused_reason"], "text": reason_text(view["paused_reason"]),
+                  "explanation": explained.get("text") or reason_text(view["paused_reason"]),
                   "at": fmt_time(view["paused_at"]), "by": actor_text(by.get("type"), by.get("id"), emails)}
     next_send = None
     if view["next_send_at"] is not None:
@@ -134,7 +140,8 @@ def campaign_detail(view: dict, timeline: list[dict], in_doubt: list[dict], emai
         "status": view["status"],
         "status_label": STATUS_LABELS.get(view["status"], view["status"]),
         "paused": paused,
-        "holds": [{"channel": h["channel"], "reason": h["reason"], "text": reason_text(h["reason"]),
+        "holds": [{"channel": h["channel"], "reason": h["reason"],
+                   "text": (h.get("explanation") or {}).get("text") or reason_text(h["reason"]),
                    "since": fmt_time(h["since"])} for h in view["holds"]],
         "percent": progress["percent"],
         "percent_text": f"{progress['percent']:.1f}%",
@@ -149,7 +156,8 @@ def campaign_detail(view: dict, timeline: list[dict], in_doubt: list[dict], emai
         "steps": [{"channel": s["channel"], "delay_seconds": s["delay_seconds"],
                    "body": (s["template"] or {}).get("body", "")} for s in view["steps"]],
         "errors": [{"code": e["code"] or "", "message": e["message"] or "", "count": e["count"],
-                    "samples": e["sample_lead_ids"]} for e in view["errors"]],
+                    "scope": ERROR_SCOPES.get(e.get("scope") or "lead", ""), "samples": e["sample_lead_ids"]}
+                   for e in view["errors"]],
         "timeline": [{"at": fmt_time(t["at"]),
                       "change": (f"{t['from_status'] or '—'} → {t['to_status']}" if t["to_status"]
                                  and t["from_status"] != t["to_status"] else ""),

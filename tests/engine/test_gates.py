@@ -220,7 +220,7 @@ def test_all_keys_failed_and_high_failure_rate_are_never_lifted_by_the_sweeper(c
 
     view = svc.get_campaign(ctx, dead, keys_failed)
     assert view["status"] == "paused" and view["paused_reason"] == "all_keys_failed"
-    assert view["pause_details"]["keys"][0]["error_code"] == "sandbox:key"
+    assert view["pause_details"]["keys"][0]["code"] == "sandbox:key"
     view = svc.get_campaign(ctx, bad, failing)
     assert view["status"] == "paused" and view["paused_reason"] == "high_failure_rate"
     assert [(h["channel"], h["reason"]) for h in view["holds"]] == [("whatsapp", "high_failure_rate")]

@@ -36,7 +36,7 @@ def test_when_every_key_fails_the_campaign_pauses_with_all_keys_failed_and_no_le
     assert view["status"] == "paused" and view["paused_reason"] == "all_keys_failed"
     assert view["paused_by"] == {"type": "system", "id": "all_keys_failed"}
     assert sorted(k["integration_id"] for k in view["pause_details"]["keys"]) == sorted(keys)
-    assert all(k["error_code"] == "sandbox:key" for k in view["pause_details"]["keys"])
+    assert all(k["code"] == "sandbox:key" for k in view["pause_details"]["keys"])
     assert states(ctx) == {"not_contacted": 200}
     with ctx.db.connect() as conn:
         wasted = conn.execute(select(func.count()).select_from(attempts)).scalar_one()

@@ -51,4 +51,4 @@ def test_a_full_run_with_failing_keys_never_shows_or_logs_the_secrets(ctx, clien
         assert TOKEN not in text and APP_SECRET not in text
     view = client.get(f"{api}/campaigns/{campaign['id']}", headers=h).json()
     assert view["paused_reason"] == "all_keys_failed"
-    assert "****" in view["pause_details"]["keys"][0]["error_message"]  # masked, still useful
+    assert "****" in view["pause_details"]["keys"][0]["message"]  # masked, still useful

@@ -46,7 +46,7 @@ def test_all_keys_fail_mid_run_then_rotate_and_resume(ctx, client, owner, whatsa
     assert view["status"] == "paused" and view["paused_reason"] == "all_keys_failed"
     assert view["paused_reason_text"].startswith("Every API key of the channel failed")
     assert sorted(k["integration_id"] for k in view["pause_details"]["keys"]) == sorted(keys)
-    assert {k["error_code"] for k in view["pause_details"]["keys"]} == {"whatsapp:190"}
+    assert {k["code"] for k in view["pause_details"]["keys"]} == {"whatsapp:190"}
     accepted = whatsapp_server.accepted()
     assert accepted == 60
     assert view["progress"]["completed"] == 60

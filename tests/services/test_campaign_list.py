@@ -16,8 +16,11 @@ from tests.factory import ALL_DAYS, add_leads, new_campaign, sandbox_key, worksp
 
 def _campaigns(ctx, principal, n: int, ok_key: str, failing_key: str) -> list[str]:
     """n campaigns of each kind a list shows: draft, scheduled, capped with a ramp and run
-    to the end, failing (error groups), uncapped and completed."""
+    to the end, failing (error groups), uncapped and completed, stopped by dead keys (key
+    errors, pause_details.keys) and by a rejected template (campaign errors)."""
     ids = []
+    dead_key = sandbox_key(ctx, principal, label="dead", fail="key")
+    rejecting_key = sandbox_key(ctx, principal, label="rejecting", fail="campaign")
     soon = ctx.clock() + timedelta(days=2)
     for i in range(n):
         ids.append(new_campaign(ctx, principal, name=f"draft {i}"))
@@ -32,7 +35,9 @@ def _campaigns(ctx, principal, n: int, ok_key: str, failing_key: str) -> list[st
                                       "ramp": {"start": 5, "increase": 5, "every_days": 1}})
         failing = new_campaign(ctx, principal, name=f"failing {i}", integration_ids=[failing_key])
         done = new_campaign(ctx, principal, name=f"done {i}", integration_ids=[ok_key])
-        for cid, leads in ((capped, 4), (failing, 30), (done, 6)):
+        dead = new_campaign(ctx, principal, name=f"dead keys {i}", integration_ids=[dead_key])
+        rejected = new_campaign(ctx, principal, name=f"rejected {i}", integration_ids=[rejecting_key])
+        for cid, leads in ((capped, 4), (failing, 30), (done, 6), (dead, 3), (rejected, 3)):
             add_leads(ctx, cid, leads, start=10_000 * (len(ids) + 1))
             svc.start(ctx, principal, cid)
             ids.append(cid)
@@ -54,7 +59,7 @@ def _statements(ctx, call) -> tuple[int, object]:
     return len(seen), result
 
 
-def test_the_list_costs_the_same_statements_for_a_page_of_5_campaigns_as_for_25(ctx):
+def test_the_list_costs_the_same_statements_for_a_page_of_7_campaigns_as_for_35(ctx):
     principal = workspace(ctx)
     ok_key = sandbox_key(ctx, principal, label="ok")
     failing_key = sandbox_key(ctx, principal, label="failing", fail="lead")
@@ -63,11 +68,13 @@ def test_the_list_costs_the_same_statements_for_a_page_of_5_campaigns_as_for_25(
     # the kinds the page mixes (the failing ones end failed, or paused when held first)
     assert {"draft", "scheduled", "completed"} <= statuses and statuses & {"failed", "paused"}
 
-    small, page = _statements(ctx, lambda: svc.list_campaigns(ctx, principal, limit=5))
-    large, whole = _statements(ctx, lambda: svc.list_campaigns(ctx, principal, limit=25))
-    assert len(page["items"]) == 5 and len(whole["items"]) == 25
+    # one campaign of each kind on the small page, five on the large one
+    small, page = _statements(ctx, lambda: svc.list_campaigns(ctx, principal, limit=7))
+    large, whole = _statements(ctx, lambda: svc.list_campaigns(ctx, principal, limit=35))
+    assert len(page["items"]) == 7 and len(whole["items"]) == 35
     assert {item["status"] for item in whole["items"]} == statuses
-    assert any(item["errors"] for item in whole["items"])  # error groups were read too
+    # error groups of every scope were read too
+    assert {e["scope"] for item in whole["items"] for e in item["errors"]} == {"lead", "key", "campaign"}
     assert small == large
 
 
@@ -93,4 +100,10 @@ def test_every_item_of_the_list_equals_the_campaign_s_own_view(ctx):
     assert by_name["sending"]["caps"]["today"] == 2
     assert by_name["capped 0"]["caps"]["ramp_cap"] == 5
     assert by_name["failing 0"]["errors"][0]["code"] == "sandbox:lead"
+    assert by_name["failing 0"]["errors"][0]["scope"] == "lead"
+    assert [(e["scope"], e["code"]) for e in by_name["dead keys 0"]["errors"]] == [("key", "sandbox:key")]
+    assert by_name["dead keys 0"]["paused_reason"] == "all_keys_failed"
+    assert [k["label"] for k in by_name["dead keys 0"]["pause_details"]["keys"]] == ["dead"]
+    assert by_name["dead keys 0"]["pause_explanation"]["fix"]["action"] == "update_key"
+    assert [(e["scope"], e["code"]) for e in by_name["rejected 0"]["errors"]] == [("campaign", "sandbox:campaign")]
     assert by_name["scheduled 0"]["next_send_at"] is not None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from fastapi.testclient import TestClient
 
 from drumbeat.app import create_app
+from drumbeat.channels.sandbox import SandboxAdapter
+from drumbeat.engine.worker import Worker
 from drumbeat.services import campaigns as svc
 from drumbeat.services import integrations
 from drumbeat.web.sessions import SESSION_COOKIE
@@ -264,3 +267,21 @@ def test_lead_pages_list_filter_and_show_attempts(ctx, client, users):
 def test_the_app_factory_is_unchanged_for_api_clients(ctx):
     with TestClient(create_app(ctx)) as c:
         assert c.get("/healthz").status_code == 200
+
+
+def test_a_campaign_stopped_by_dead_keys_says_so_in_words_and_marks_the_key_errors(ctx, client, users):
+    owner = users["owner"]["principal"]
+    sandbox_key(ctx, owner, label="Acme WA", fail="key")
+    cid = new_campaign(ctx, owner)
+    add_leads(ctx, cid, 5)
+    svc.start(ctx, owner, cid)
+    asyncio.run(Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=2, tick_seconds=3600).drain())
+    sign_in(client, "viewer@acme.test")
+
+    page = client.get(f"/campaigns/{cid}").text
+    explanation = re.search(r'data-testid="pause-explanation">([^<]+)<', page).group(1)
+    assert explanation.startswith("Every WhatsApp key failed: &#39;Acme WA&#39; answered sandbox:key")
+    assert re.search(r'data-testid="error-scope">key</span> <code>sandbox:key</code>', page)
+    live = client.get(f"/campaigns/{cid}/live.json").json()
+    assert live["paused"]["explanation"].startswith("Every WhatsApp key failed: 'Acme WA'")
+    assert [(e["scope"], e["code"]) for e in live["errors"]] == [("key", "sandbox:key")]

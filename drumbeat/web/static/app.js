@@ -156,7 +156,9 @@
       replaceChildren(paused, [
         el("span", {class: "chip reason", title: c.paused.text, "data-testid": "reason-chip", tabindex: "0"}, c.paused.reason),
         document.createTextNode(" "),
-        el("span", {class: "muted", "data-testid": "paused-meta"}, "paused " + c.paused.at + " by " + c.paused.by)
+        el("span", {class: "muted", "data-testid": "paused-meta"}, "paused " + c.paused.at + " by " + c.paused.by),
+        document.createTextNode(" "),
+        el("span", {class: "pause-explanation", "data-testid": "pause-explanation"}, c.paused.explanation)
       ]);
     } else {
       replaceChildren(paused, []);
@@ -210,7 +212,9 @@
     replaceChildren(slot("errors"), c.errors.length ? c.errors.map(function (e) {
       var samples = el("td", {});
       e.samples.forEach(function (id) { samples.appendChild(leadLink(c.id, id, "#" + id)); samples.appendChild(document.createTextNode(" ")); });
-      return el("tr", {}, el("td", {}, el("code", {}, e.code)), el("td", {}, e.message),
+      var code = el("td", {}, e.scope ? el("span", {class: "chip", "data-testid": "error-scope"}, e.scope) : null,
+        e.scope ? document.createTextNode(" ") : null, el("code", {}, e.code));
+      return el("tr", {}, code, el("td", {}, e.message),
         el("td", {class: "num"}, e.count), samples);
     }) : [el("tr", {}, el("td", {colspan: "4", class: "muted"}, "No errors."))]);
 

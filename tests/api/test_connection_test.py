@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from drumbeat.channels.sandbox import SandboxAdapter
 from drumbeat.services.workspaces import init_workspace
 from drumbeat.store import tables
 from tests.api.test_campaigns import API, create_campaign, create_sandbox, enroll
@@ -132,3 +133,16 @@ def test_an_operator_may_test_a_viewer_may_not_and_another_workspace_sees_no_suc
     assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "forbidden"
     unknown = probe(client, {"Authorization": f"Bearer {rival['token']}"}, integration["id"])
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+
+
+def test_an_adapter_that_raises_is_an_answer_not_a_500(client, owner, monkeypatch):
+    integration = create_sandbox(client, owner["headers"])
+
+    async def broken(self, credential):
+        raise RuntimeError("adapter bug")
+
+    monkeypatch.setattr(SandboxAdapter, "probe", broken)
+    response = probe(client, owner["headers"], integration["id"])
+
+    assert response.status_code == 200
+    assert response.json() == {"ok": False, "error": {"code": "sandbox:exception", "message": "RuntimeError"}}

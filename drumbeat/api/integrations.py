@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from drumbeat.api.deps import ContextDep, Operator, Owner, Viewer
 from drumbeat.api.schemas import (
     CatalogueTemplates,
+    ConnectionTested,
     HealthEvent,
     IntegrationCreate,
     IntegrationPublic,
@@ -39,8 +40,10 @@ def get_integration(integration_id: ObjectId, principal: Viewer, ctx: ContextDep
 
 @router.patch("/{integration_id}", response_model=IntegrationPublic, responses=error_responses(403, 404, 422))
 def update_integration(integration_id: ObjectId, body: IntegrationUpdate, principal: Owner, ctx: ContextDep):
-    """Any of label, credentials (merged: rotate one key, null removes an optional one),
-    config (merged likewise), daily_cap, enabled (false → state `disabled`)."""
+    """Any of label, credentials (merged key by key: a key given replaces that secret, null
+    removes it, a key left out stays; a required one cannot be removed), config (replaces
+    the stored config whole, checked as on create), daily_cap, enabled (false → state
+    `disabled`)."""
     patch = body.model_dump(mode="json", exclude_unset=True)
     return integrations.update_integration(ctx, principal, integration_id, patch)
 
@@ -49,6 +52,15 @@ def update_integration(integration_id: ObjectId, body: IntegrationUpdate, princi
              responses=error_responses(403, 404, 422))
 def record_health_event(integration_id: ObjectId, body: HealthEvent, principal: Operator, ctx: ContextDep):
     return integrations.record_health_event(ctx, principal, integration_id, body.event)
+
+
+@router.post("/{integration_id}/test", response_model=ConnectionTested, responses=error_responses(403, 404))
+def test_connection(integration_id: ObjectId, principal: Operator, ctx: ContextDep):
+    """One cheap authenticated read at the provider (WhatsApp: the phone number; Twilio:
+    the account; SMTP: connect, STARTTLS, login, QUIT; Unipile: the account; sandbox: its
+    scripted `fail`), with the provider timeouts. Always 200 with `ok` and the provider's
+    classified error; changes nothing (no health change, no key mark)."""
+    return integrations.check_connection(ctx, principal, integration_id)
 
 
 @router.post("/{integration_id}/templates/sync", response_model=TemplatesSynced,

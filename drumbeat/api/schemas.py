@@ -286,6 +286,17 @@ class TemplatesSynced(BaseModel):
     synced: int = Field(description="Templates now in the catalogue.")
 
 
+class ProviderError(BaseModel):
+    code: str = Field(description='Provider-qualified, like a send\'s: "whatsapp:190", "twilio:20003", '
+                                  '"smtp:535", "whatsapp:connection".')
+    message: str | None = Field(description="The provider's own words, secrets masked.")
+
+
+class ConnectionTested(BaseModel):
+    ok: bool
+    error: ProviderError | None
+
+
 def _statuses(value: str) -> str:
     unknown = [s for s in value.split(",") if s and s not in {status.value for status in Status}]
     if unknown:

@@ -26,3 +26,7 @@ class ChannelAdapter(Protocol):
     dedupes_by_idempotency_key: bool
 
     async def send(self, credential: Credential, message: OutboundMessage) -> SendResult: ...
+
+    # One cheap authenticated read that sends nothing (the connection test; API.md v1.1):
+    # accepted when the credential works, else the refusal classified as a send's would be.
+    async def probe(self, credential: Credential) -> SendResult: ...

@@ -5,6 +5,8 @@ config: {"fail": null|"key"|"rate"|"transient"|"lead"|"campaign", "fail_after": 
 `fail_after` sends of this integration (counted per process). `dedupe: true` answers a
 repeated idempotency key with its first answer, like a provider that deduplicates (within
 one process), so the engine re-sends an attempt cut off by a crash instead of asking.
+The connection test (`probe`) answers the scripted `fail` at once (whatever `fail_after`),
+and is accepted when `fail` is null.
 """
 
 from __future__ import annotations
@@ -54,8 +56,15 @@ class SandboxAdapter:
         fail = config.get("fail")
         fail_after = config.get("fail_after")
         if fail and (fail_after is None or seen >= int(fail_after)):
-            error_class = ErrorClass(fail)
-            return SendResult(error_class=error_class, error_code=f"sandbox:{error_class.value}",
-                              error_message=MESSAGES[error_class],
-                              retry_after_seconds=1.0 if error_class is ErrorClass.RATE else None)
+            return _failure(ErrorClass(fail))
         return SendResult(provider_message_id=f"sbx-{message.idempotency_key}")
+
+    async def probe(self, credential: Credential) -> SendResult:
+        fail = (credential.config or {}).get("fail")
+        return _failure(ErrorClass(fail)) if fail else SendResult()
+
+
+def _failure(error_class: ErrorClass) -> SendResult:
+    return SendResult(error_class=error_class, error_code=f"sandbox:{error_class.value}",
+                      error_message=MESSAGES[error_class],
+                      retry_after_seconds=1.0 if error_class is ErrorClass.RATE else None)

@@ -10,7 +10,8 @@ Each message carries a Message-ID derived from the idempotency key, `<lead.step.
 In-Reply-To finds its attempt. SMTP has no deduplication: a repeated send is a second
 email. Refusals are classified by reply code and by the stage that refused (MAIL FROM is
 our sender's problem, RCPT TO and DATA the recipient's): channels/errors.py, tables SMTP
-and SMTP_SENDER_REFUSED.
+and SMTP_SENDER_REFUSED. The connection test (`probe`) connects, says EHLO, upgrades
+with STARTTLS as a send would, logs in when a username is set, then QUITs.
 """
 
 from __future__ import annotations
@@ -76,17 +77,11 @@ class SmtpAdapter:
         if not message.to:
             return no_address(PROVIDER)
         email = build(message, sender_header, sender)
-        implicit_tls = bool(config.get("tls"))
         secrets = [creds.get("password")]
         try:
             await aiosmtplib.send(
-                email, sender=sender, recipients=[message.to],
-                hostname=host, port=int(config.get("port") or (465 if implicit_tls else 587)),
-                username=creds.get("username") or None, password=creds.get("password") or None,
-                use_tls=implicit_tls, start_tls=False if implicit_tls else bool(config.get("starttls", True)),
-                validate_certs=bool(config.get("validate_certs", True)),
-                timeout=float(config.get("timeout") or PROVIDER_IO_TIMEOUT_SECONDS),
-            )
+                email, sender=sender, recipients=[message.to], **_connection(config),
+                username=creds.get("username") or None, password=creds.get("password") or None)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             first = exc.recipients[0] if exc.recipients else None
             if first is None:
@@ -94,23 +89,51 @@ class SmtpAdapter:
             return _reply(first.code, first.message, SMTP, secrets)
         except aiosmtplib.SMTPSenderRefused as exc:
             return _reply(exc.code, exc.message, SMTP_SENDER_REFUSED, secrets, default=KEY)
-        except (aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected,
-                OSError) as exc:  # before any reply code: no answer (timeouts, refused, TLS)
-            if isinstance(exc, aiosmtplib.SMTPResponseException):  # a greeting that refused us
-                return _reply(exc.code, exc.message, SMTP, secrets)
-            return no_answer(PROVIDER, exc, secrets)
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            return _reply(exc.code, exc.message, SMTP, secrets, default=KEY)
-        except aiosmtplib.SMTPResponseException as exc:  # HELO, DATA and other replies
-            return _reply(exc.code, exc.message, SMTP, secrets)
         except aiosmtplib.SMTPNotSupported as exc:  # SMTPUTF8 needed but not offered
             unreachable = LEAD if not message.to.isascii() else KEY
             return refused(f"{PROVIDER}:not_supported", unreachable, str(exc), secrets)
-        except aiosmtplib.SMTPException as exc:
-            if "not supported" in str(exc):  # STARTTLS or AUTH configured, the server offers neither
-                return refused(f"{PROVIDER}:not_supported", KEY, str(exc), secrets)
-            return refused(f"{PROVIDER}:error", TRANSIENT, str(exc), secrets)
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            return _session_error(exc, secrets)
         return SendResult(provider_message_id=email["Message-ID"])
+
+    async def probe(self, credential: Credential) -> SendResult:
+        config, creds = credential.config or {}, credential.credentials or {}
+        if not config.get("host"):
+            return misconfigured(PROVIDER, "config.host")
+        secrets = [creds.get("password")]
+        client = aiosmtplib.SMTP(**_connection(config))
+        try:
+            async with client:
+                if creds.get("username"):
+                    await client.login(creds["username"], creds.get("password") or "")
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            return _session_error(exc, secrets)
+        return SendResult()
+
+
+def _connection(config: dict) -> dict:
+    """How to reach the server (aiosmtplib's keywords), the same for a send and a probe."""
+    implicit_tls = bool(config.get("tls"))
+    return {"hostname": config["host"], "port": int(config.get("port") or (465 if implicit_tls else 587)),
+            "use_tls": implicit_tls, "start_tls": False if implicit_tls else bool(config.get("starttls", True)),
+            "validate_certs": bool(config.get("validate_certs", True)),
+            "timeout": float(config.get("timeout") or PROVIDER_IO_TIMEOUT_SECONDS)}
+
+
+def _session_error(exc: Exception, secrets: list) -> SendResult:
+    """A failure of the session rather than of one recipient: connecting, TLS, AUTH, replies."""
+    if isinstance(exc, (aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPConnectError,
+                        aiosmtplib.SMTPServerDisconnected, OSError)):  # before any reply code: no answer
+        if isinstance(exc, aiosmtplib.SMTPResponseException):  # a greeting that refused us
+            return _reply(exc.code, exc.message, SMTP, secrets)
+        return no_answer(PROVIDER, exc, secrets)
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        return _reply(exc.code, exc.message, SMTP, secrets, default=KEY)
+    if isinstance(exc, aiosmtplib.SMTPResponseException):  # HELO, DATA and other replies
+        return _reply(exc.code, exc.message, SMTP, secrets)
+    if "not supported" in str(exc):  # STARTTLS or AUTH configured, the server offers neither
+        return refused(f"{PROVIDER}:not_supported", KEY, str(exc), secrets)
+    return refused(f"{PROVIDER}:error", TRANSIENT, str(exc), secrets)
 
 
 def _reply(code: int, text: str, table: dict, secrets: list, default=None) -> SendResult:

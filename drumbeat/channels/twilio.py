@@ -7,6 +7,9 @@ REST API 2010-04-01, HTTP Basic (account_sid, auth_token), form-encoded:
          `Twiml` = `<Response><Say language="…">{escaped body}</Say></Response>`
          (the step template's `language`, when set);
 - both:  `StatusCallback` = config.status_callback when set (delivery receipts).
+The connection test (`probe`) reads the account, `GET {base_url}/2010-04-01/Accounts/{sid}.json`;
+an account whose `status` is not `active` (suspended, closed) cannot send: key-level,
+code `twilio:account_<status>`.
 Accepted: 201 with the resource's `sid` (SM…/MM… or CA…). Refused: JSON
 `{"code", "message", "more_info", "status"}`, classified by `code` (channels/errors.py,
 table TWILIO). Twilio does not deduplicate a repeated create.
@@ -21,7 +24,7 @@ import httpx
 from drumbeat.channels.base import Credential, OutboundMessage
 from drumbeat.channels.errors import TWILIO, classify, misconfigured, no_address, no_answer, refused, retry_after
 from drumbeat.channels.transport import endpoint
-from drumbeat.domain.errors import SendResult
+from drumbeat.domain.errors import ErrorClass, SendResult
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
 PROVIDER = "twilio"
@@ -75,12 +78,36 @@ class TwilioAdapter:
             return no_answer(PROVIDER, exc, secrets)
         if answer.is_success:
             return SendResult(provider_message_id=_field(answer, "sid"))
-        wait = retry_after(answer.headers)
-        code = _field(answer, "code")
-        text = _field(answer, "message")
-        qualified = f"{PROVIDER}:{code}" if code is not None else f"{PROVIDER}:http_{answer.status_code}"
-        return refused(qualified, classify(qualified, answer.status_code, TWILIO),
-                       text or answer.reason_phrase or qualified, secrets, wait)
+        return _refusal(answer, secrets)
+
+    async def probe(self, credential: Credential) -> SendResult:
+        creds, config = credential.credentials or {}, credential.config or {}
+        sid, token = creds.get("account_sid"), creds.get("auth_token")
+        if not sid or not token:
+            return misconfigured(PROVIDER, "credentials.account_sid and credentials.auth_token")
+        url = f"{(config.get('base_url') or DEFAULT_BASE_URL).rstrip('/')}/2010-04-01/Accounts/{sid}.json"
+        secrets = [token]
+        try:
+            answer = await self.client.get(endpoint(url), auth=(sid, token))
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+            return misconfigured(PROVIDER, "a valid config.base_url")
+        except httpx.RequestError as exc:
+            return no_answer(PROVIDER, exc, secrets)
+        if not answer.is_success:
+            return _refusal(answer, secrets)
+        status = _field(answer, "status")
+        if status not in (None, "active"):
+            return refused(f"{PROVIDER}:account_{status}", ErrorClass.KEY, f"the account is {status}", secrets)
+        return SendResult()
+
+
+def _refusal(answer: httpx.Response, secrets: list) -> SendResult:
+    wait = retry_after(answer.headers)
+    code = _field(answer, "code")
+    text = _field(answer, "message")
+    qualified = f"{PROVIDER}:{code}" if code is not None else f"{PROVIDER}:http_{answer.status_code}"
+    return refused(qualified, classify(qualified, answer.status_code, TWILIO),
+                   text or answer.reason_phrase or qualified, secrets, wait)
 
 
 def _field(answer: httpx.Response, name: str):

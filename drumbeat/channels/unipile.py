@@ -9,6 +9,7 @@ Unipile API v1 (developer.unipile.com), header `X-API-KEY: {api_key}`, config
   "message"?}` → `{"object": "UserInvitationSent", "invitation_id"}`;
 - action `message` (the default): `POST /api/v1/chats` multipart/form-data `account_id`,
   `attendees_ids`, `text` → `{"object": "ChatStarted", "chat_id", "message_id"}`.
+The connection test (`probe`) reads the connected account, `GET /api/v1/accounts/{account_id}`.
 Refused: RFC 7807 `{"type": "errors/<name>", "status", "title", "detail"}`, classified by
 the name (channels/errors.py, table UNIPILE); `unipile:disconnected_account` and
 `unipile:account_restricted` are also account health signals (HEALTH_SIGNALS). Unipile
@@ -86,6 +87,18 @@ class UnipileAdapter:
             return answer
         data = _json(answer)
         return SendResult(provider_message_id=data.get("message_id") or data.get("chat_id") or data.get("id"))
+
+
+    async def probe(self, credential: Credential) -> SendResult:
+        creds, config = credential.credentials or {}, credential.config or {}
+        api_key, account_id, base = creds.get("api_key"), config.get("account_id"), config.get("base_url")
+        if not api_key:
+            return misconfigured(PROVIDER, "credentials.api_key")
+        if not account_id or not base:
+            return misconfigured(PROVIDER, "config.account_id and config.base_url")
+        call = _Call(self.client, base.rstrip("/"), api_key, [api_key])
+        answer = await call.request("GET", f"/api/v1/accounts/{quote(account_id, safe='')}")
+        return answer if isinstance(answer, SendResult) else SendResult()
 
 
 class _Call:

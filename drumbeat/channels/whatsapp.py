@@ -9,6 +9,9 @@ customer-service window: outside it the answer is 131047, campaign-level). `to` 
 lead's E.164 number as digits (the API accepts them with or without "+"; digits are what
 it answers back as `wa_id`).
 
+The connection test (`probe`) reads the number, `GET {base_url}/{phone_number_id}`
+(operation `getPhoneNumberById`), with the same token.
+
 Accepted: 200 with `messages[0].id` (a `wamid.`). Refused: a Graph API error
 `{"error": {"message", "type", "code", "error_subcode", "error_data": {"details"}, ...}}`,
 classified by `error.code` (channels/errors.py, table WHATSAPP).
@@ -84,6 +87,25 @@ class WhatsAppCloudAdapter:
             # Accepted even when the id is missing: repeating an accepted send would contact twice.
             return SendResult(provider_message_id=_message_id(answer))
         return _refusal(answer, secrets)
+
+
+    async def probe(self, credential: Credential) -> SendResult:
+        token = (credential.credentials or {}).get("access_token")
+        config = credential.config or {}
+        phone_number_id = config.get("phone_number_id")
+        if not token:
+            return misconfigured(PROVIDER, "credentials.access_token")
+        if not phone_number_id:
+            return misconfigured(PROVIDER, "config.phone_number_id")
+        secrets = list((credential.credentials or {}).values())
+        url = f"{(config.get('base_url') or DEFAULT_BASE_URL).rstrip('/')}/{phone_number_id}"
+        try:
+            answer = await self.client.get(endpoint(url), headers={"Authorization": f"Bearer {token}"})
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+            return misconfigured(PROVIDER, "a valid config.base_url")
+        except httpx.RequestError as exc:
+            return no_answer(PROVIDER, exc, secrets)
+        return SendResult() if answer.is_success else _refusal(answer, secrets)
 
 
 def _message_id(answer: httpx.Response) -> str | None:

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from drumbeat.channels import registry, whatsapp
-from drumbeat.channels.base import Credential
 from drumbeat.domain.channels import ADDRESS_FIELD, Channel
 from drumbeat.domain.errors import ErrorClass, SendResult
 from drumbeat.domain.exceptions import InvalidTransition, NotFound, RateLimited, ResumeBlocked, ValidationFailed
@@ -26,6 +25,7 @@ from drumbeat.domain.messages import Composition, OutboundMessage, compose
 from drumbeat.services.campaigns import _load as load_campaign
 from drumbeat.services.context import Context, Principal
 from drumbeat.services.holds import pool_member
+from drumbeat.services.integrations import credential_of
 from drumbeat.services.leads import _lead_id, check_linkedin_url, normalize_email, normalize_phone
 from drumbeat.store import campaigns as campaign_store
 from drumbeat.store import content as store
@@ -124,9 +124,9 @@ def send_test(ctx: Context, principal: Principal, campaign_id: str, *, step: int
             _record(conn, campaign, principal, now, details, result)
             return _answer(result, key["id"], composition)
         entry = _record(conn, campaign, principal, now, details, None)
-        credential = Credential(key["id"], key["provider"], key["channel"],
-                                ctx.box.open(key["credentials_encrypted"]), key["config"] or {})
-    result = asyncio.run(_deliver(credential, composition.message))
+        credential = credential_of(ctx, key)
+    message = composition.message
+    result = asyncio.run(registry.once(credential.provider, lambda adapter: adapter.send(credential, message)))
     with ctx.db.begin() as conn:
         store.set_entry_details(conn, entry, _outcome(details, result))
     return _answer(result, key["id"], composition)
@@ -195,16 +195,6 @@ def _outcome(details: dict, result: SendResult | None) -> dict:
         return {**details, "status": "sending", "error_code": None}
     return {**details, "status": "accepted" if result.accepted else "failed", "error_code": result.error_code,
             "provider_message_id": result.provider_message_id}
-
-
-async def _deliver(credential: Credential, message: OutboundMessage) -> SendResult:
-    async with registry.client(1) as client:
-        adapter = registry.adapters(client)[credential.provider]
-        try:
-            return await adapter.send(credential, message)
-        except Exception as exc:  # an adapter bug is an answer here too, never a 500
-            return SendResult(error_class=ErrorClass.TRANSIENT, error_code=f"{credential.provider}:exception",
-                              error_message=type(exc).__name__)
 
 
 def _answer(result: SendResult, integration_id: str, composition: Composition) -> dict:

@@ -6,11 +6,15 @@ leave this module masked: no response ever carries a usable secret.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from drumbeat.channels import registry
+from drumbeat.channels.base import Credential
 from drumbeat.domain.channels import PROVIDER_CHANNELS, Provider, health_after, integration_state
+from drumbeat.domain.errors import SendResult
 from drumbeat.domain.exceptions import NotFound, ValidationFailed
 from drumbeat.services.context import Actor, Context, Principal
 from drumbeat.services.holds import hold_after_health_change
@@ -152,19 +156,33 @@ def get_integration(ctx: Context, principal: Principal, integration_id: str) -> 
 
 
 def update_integration(ctx: Context, principal: Principal, integration_id: str, patch: dict) -> dict:
-    """PATCH: `credentials` and `config` are merged into the stored ones (so rotating one
-    key keeps the others; a null value removes an optional key), then checked whole."""
+    """PATCH (API.md v1.1): `config` replaces the stored config whole, so a key left out is
+    gone; `credentials` merge key by key (a key given replaces that secret, a key given as
+    null removes it, a key left out stays), so rotating one secret keeps the others. Both
+    are then checked as on create; a required credential cannot be removed."""
     with ctx.db.begin() as conn:
         row = _load(conn, principal, integration_id)
+        provider = Provider(row["provider"])
         values = {k: patch[k] for k in ("label", "daily_cap", "enabled") if k in patch}
         if "credentials" in patch or "config" in patch:
-            credentials = {**ctx.box.open(row["credentials_encrypted"]), **(patch.get("credentials") or {})}
-            config = {**row["config"], **(patch.get("config") or {})}
-            credentials, config = _validated(Provider(row["provider"]), credentials, config)
+            given = patch.get("credentials") or {}
+            _refuse_removing_required(provider, [k for k, v in given.items() if v is None])
+            merged = {**ctx.box.open(row["credentials_encrypted"]), **given}
+            credentials = {k: v for k, v in merged.items() if v is not None}
+            config = patch["config"] if "config" in patch else row["config"]
+            credentials, config = _validated(provider, credentials, config)
             values.update(credentials_encrypted=ctx.box.seal(credentials), config=config)
         if values:
             store.update_integration(conn, integration_id, **values)
         return integration_view(ctx, _load(conn, principal, integration_id))
+
+
+def _refuse_removing_required(provider: Provider, removed: list[str]) -> None:
+    fields = SHAPES[provider][0].model_fields
+    required = [k for k in removed if k in fields and fields[k].is_required()]
+    if required:
+        raise ValidationFailed([{"field": f"credentials.{k}", "message": f"{provider.value} needs {k}: it cannot "
+                                 "be removed (give a new value to replace it)"} for k in required])
 
 
 def record_health_event(ctx: Context, principal: Principal, integration_id: str, event: str) -> dict:
@@ -178,6 +196,31 @@ def record_health_event(ctx: Context, principal: Principal, integration_id: str,
             # Held in the same transaction: no send slips through on a key that is gone.
             hold_after_health_change(conn, integration_id, ctx.clock(), Actor.system(f"health:{event}"))
         return integration_view(ctx, _load(conn, principal, integration_id))
+
+
+def credential_of(ctx: Context, row) -> Credential:
+    """An integration row as its adapter sees it: credentials unsealed."""
+    return Credential(row["id"], row["provider"], row["channel"], ctx.box.open(row["credentials_encrypted"]),
+                      row["config"] or {})
+
+
+def probe(credential: Credential) -> SendResult:
+    """One cheap authenticated read through the provider's adapter (`probe`), over a
+    short-lived client with the provider timeouts: accepted when the credential works,
+    else the refusal classified as a send's would be (`whatsapp:190`, `twilio:20003`).
+    Changes nothing. Synchronous (its own event loop): call it from a thread."""
+    return asyncio.run(registry.once(credential.provider, lambda adapter: adapter.probe(credential)))
+
+
+def check_connection(ctx: Context, principal: Principal, integration_id: str) -> dict:
+    """`POST /integrations/{id}/test`: the provider's answer to the probe, nothing recorded
+    (no health change, no key mark), whatever the integration's state."""
+    with ctx.db.begin() as conn:
+        row = _load(conn, principal, integration_id)
+    result = probe(credential_of(ctx, row))
+    if result.accepted:
+        return {"ok": True, "error": None}
+    return {"ok": False, "error": {"code": result.error_code, "message": result.error_message}}
 
 
 def check_ids(ctx: Context, principal: Principal, ids: list[str], field: str = "integration_ids") -> None:

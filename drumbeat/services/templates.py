@@ -31,6 +31,7 @@ from drumbeat.services.holds import (
     place_hold,
     remaining_channels,
 )
+from drumbeat.services.integrations import credential_of
 from drumbeat.store import campaigns as campaign_store
 from drumbeat.store import integrations as integration_store
 from drumbeat.store import templates as store
@@ -62,8 +63,7 @@ def sync_catalogue(ctx: Context, principal: Principal, integration_id: str) -> d
         raise ValidationFailed([{"field": "config.waba_id", "message": "set the WhatsApp Business Account id "
                                                                        "(PATCH the integration's config) to sync"}],
                                "the integration has no waba_id")
-    credential = Credential(row["id"], row["provider"], row["channel"], ctx.box.open(row["credentials_encrypted"]),
-                            row["config"])
+    credential = credential_of(ctx, row)
     read = asyncio.run(_read(credential))
     if read.error is not None:
         if read.error.error_class is ErrorClass.KEY:

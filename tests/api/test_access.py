@@ -22,6 +22,7 @@ ROUTES = [
     ("GET", "/integrations/{iid}", None, VIEWER),
     ("PATCH", "/integrations/{iid}", {"label": "renamed"}, OWNER),
     ("POST", "/integrations/{iid}/health", {"event": "reconnected"}, OPERATOR),
+    ("POST", "/integrations/{iid}/test", None, OPERATOR),
     ("POST", "/integrations/{iid}/templates/sync", None, OPERATOR),
     ("GET", "/integrations/{iid}/templates", None, VIEWER),
     ("POST", "/campaigns", {"name": "New", "steps": [SMS_STEP]}, OPERATOR),

@@ -154,6 +154,63 @@ def test_a_null_credential_removes_an_optional_key_but_not_a_required_one(client
         ["credentials.access_token"]
 
 
+def test_a_patched_config_replaces_the_stored_one_whole_so_a_key_left_out_is_gone(client, ctx, owner):
+    h = owner["headers"]
+    integration_id = create(client, h, {**WHATSAPP, "config": {**WHATSAPP["config"], "waba_id": "102290129340398"}}
+                            ).json()["id"]
+
+    response = patch(client, h, integration_id, {"config": {"phone_number_id": "999"}})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["config"] == {"phone_number_id": "999"}
+    assert response.json()["credentials"] == {"access_token": "****f00d", "app_secret": "****beef"}
+    with ctx.db.begin() as conn:
+        assert conn.execute(select(integrations.c.config)).scalar_one() == {"phone_number_id": "999"}
+
+
+def test_patched_credentials_merge_key_by_key_given_replaces_null_removes_left_out_stays(client, ctx, owner):
+    h = owner["headers"]
+    body = {"channel": "email", "provider": "smtp", "label": "Mail",
+            "credentials": {"username": "mailer-4444", "password": "old-pass-1111", "inbound_secret": "hook-2222"},
+            "config": {"host": "smtp.example.com", "port": 587, "from": "a@example.com"}}
+    integration_id = create(client, h, body).json()["id"]
+
+    response = patch(client, h, integration_id, {"credentials": {"password": "new-pass-3333", "inbound_secret": None}})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["credentials"] == {"username": "****4444", "password": "****3333"}
+    assert response.json()["config"] == body["config"]  # config left out: unchanged
+    with ctx.db.begin() as conn:
+        stored = conn.execute(select(integrations.c.credentials_encrypted)).scalar_one()
+    assert ctx.box.open(stored) == {"username": "mailer-4444", "password": "new-pass-3333"}
+
+
+def test_removing_a_required_credential_is_a_422_naming_it_and_changes_nothing(client, ctx, owner):
+    h = owner["headers"]
+    integration_id = create(client, h, WHATSAPP).json()["id"]
+
+    response = patch(client, h, integration_id, {"credentials": {"access_token": None, "app_secret": None},
+                                                 "config": {"phone_number_id": "999"}})
+
+    assert fields_of(response) == ["credentials.access_token"]
+    assert "cannot be removed" in response.json()["error"]["details"]["fields"][0]["message"]
+    stored = client.get(f"{API}/integrations/{integration_id}", headers=h).json()
+    assert stored["credentials"] == {"access_token": "****f00d", "app_secret": "****beef"}
+    assert stored["config"] == WHATSAPP["config"]
+
+
+def test_a_patched_config_is_checked_as_on_create(client, owner):
+    h = owner["headers"]
+    integration_id = create(client, h, WHATSAPP).json()["id"]
+
+    unknown = patch(client, h, integration_id, {"config": {"phone_number_id": "1", "acess_token": "x"}})
+    missing = patch(client, h, integration_id, {"config": {"base_url": "http://127.0.0.1:9/v19.0"}})
+
+    assert fields_of(unknown) == ["config.acess_token"]
+    assert fields_of(missing) == ["config.phone_number_id"]
+    assert client.get(f"{API}/integrations/{integration_id}", headers=h).json()["config"] == WHATSAPP["config"]
+
+
 def test_a_patch_changes_label_config_and_cap_and_is_checked(client, owner):
     h = owner["headers"]
     integration = create_sandbox(client, h)

@@ -1,11 +1,13 @@
 """Local fake providers: real servers on 127.0.0.1 speaking the providers' wire formats.
 
-- `FakeWhatsApp`  — WhatsApp Cloud API `POST /{version}/{phone_number_id}/messages` and
+- `FakeWhatsApp`  — WhatsApp Cloud API `POST /{version}/{phone_number_id}/messages`,
+                    `GET /{version}/{phone_number_id}` (the number: the connection test) and
                     `GET /{version}/{waba_id}/message_templates` (pages; `set_templates`,
                     `fail_templates_page`); `template_status_update`, `phone_number_quality_update`
                     and `post_meta_webhook` build and sign Meta's WABA webhooks
-- `FakeTwilio`    — Twilio 2010-04-01 `Messages.json` and `Calls.json`
-- `FakeUnipile`   — Unipile `GET /api/v1/users/{id}`, `POST /api/v1/users/invite`, `POST /api/v1/chats`
+- `FakeTwilio`    — Twilio 2010-04-01 `Messages.json`, `Calls.json` and `GET Accounts/{sid}.json`
+- `FakeUnipile`   — Unipile `GET /api/v1/users/{id}`, `POST /api/v1/users/invite`, `POST /api/v1/chats`,
+                    `GET /api/v1/accounts/{id}`
 - `FakeSmtp`      — an aiosmtpd SMTP server with AUTH and scriptable refusals
 
 The HTTP fakes are Starlette apps served by uvicorn in a background thread (`with
@@ -26,6 +28,9 @@ while a worker is sending):
     fake.fail_next(times=1, status=500)             # the next send: a 5xx
     fake.fail_all(code=190, after=10)               # every key refused after 10 more sends
     fake.restore_all()
+
+A connection-test read (`kind` "probe", not counted as a send) obeys the key rules only
+(`fail_key`, `fail_all`; their `after`/`times` ignored): a failed key fails its probe too.
 
 The first matching rule (in the order they were added) answers; `after` lets that many
 matching sends through first, `times` limits how often a rule fires. Codes are the
@@ -79,7 +84,8 @@ class Call:
     provider: str
     method: str
     path: str
-    kind: str                 # text|template (whatsapp), sms|voice (twilio), invite|message|lookup (unipile)
+    kind: str                 # text|template (whatsapp), sms|voice (twilio), invite|message|lookup (unipile),
+                              # probe (a connection test's read, any provider)
     key: str | None           # bearer token / account sid / api key
     account: str | None       # phone number id / account sid / unipile account id
     to: str | None            # the recipient, normalised like the fake's rules
@@ -96,7 +102,7 @@ class Call:
 
     @property
     def is_send(self) -> bool:
-        return self.kind != "lookup"
+        return self.kind not in ("lookup", "probe")
 
 
 @dataclass
@@ -228,6 +234,21 @@ class FakeHTTPProvider:
     def restore_all(self) -> None:
         with self._lock:
             self.rules.clear()
+
+    def key_rule(self, *keys: str | None) -> Rule | None:
+        """The `fail_key` rule of any of `keys`, else a `fail_all` rule: what a read that is
+        not a send (the template catalogue, a connection test) obeys."""
+        tags = {("key", k) for k in keys if k} | {("all",)}
+        with self._lock:
+            return next((r for r in self.rules if r.tag in tags), None)
+
+    def probe_answer(self, call: Call, accept: Callable[[], tuple[int, dict]]) -> JSONResponse:
+        """A connection-test read: refused as the key rules say, else `accept()`."""
+        rule = self.key_rule(call.key, call.account)
+        if rule is not None:
+            status = rule.status or self.status_for(rule.code)
+            return self.refuse(call, status, self.error_body(rule.code, rule.message, status))
+        return self.refuse(call, *accept())
 
     # --- counting --------------------------------------------------------------------
     def calls(self, *, key: str | None = None, to: str | None = None, kind: str | None = None,
@@ -368,7 +389,21 @@ class FakeWhatsApp(FakeHTTPProvider):
 
     def routes(self) -> list[Route]:
         return [Route("/{version}/{phone_number_id}/messages", self.messages, methods=["POST"]),
-                Route("/{version}/{waba_id}/message_templates", self.message_templates, methods=["GET"])]
+                Route("/{version}/{waba_id}/message_templates", self.message_templates, methods=["GET"]),
+                Route("/{version}/{phone_number_id}", self.phone_number, methods=["GET"])]
+
+    async def phone_number(self, request: Request) -> JSONResponse:
+        """`getPhoneNumberById`: the number's display form, verified name and quality."""
+        auth = request.headers.get("authorization", "")
+        token = auth[7:] if auth.lower().startswith("bearer ") else None
+        number_id = request.path_params["phone_number_id"]
+        call = Call(self.name, "GET", request.url.path, "probe", token, number_id, None,
+                    dict(request.query_params), dict(request.headers), None)
+        if not token:
+            return self.refuse(call, 401, self.error_body(190, "Invalid OAuth access token", 401))
+        return self.probe_answer(call, lambda: (200, {
+            "id": number_id, "display_phone_number": "+1 555-010-0000", "verified_name": "Acme Outreach",
+            "quality_rating": "GREEN"}))
 
     # --- the template catalogue: GET /{version}/{waba_id}/message_templates ---------------
     # Pages of `templates_page_size` (the `limit` a client asks for is ignored so that tests
@@ -417,8 +452,8 @@ class FakeWhatsApp(FakeHTTPProvider):
         page = offset // self.templates_page_size
         with self._lock:
             failure = self.page_failures.get(page)
-            key_rule = next((r for r in self.rules if r.tag in (("key", token), ("all",))), None)
             everything = self.catalogues.get(waba_id, [])
+        key_rule = self.key_rule(token)
         if key_rule is not None:
             failure = (key_rule.code, None)
         if failure is not None:
@@ -551,7 +586,19 @@ class FakeTwilio(FakeHTTPProvider):
 
     def routes(self) -> list[Route]:
         return [Route("/2010-04-01/Accounts/{sid}/Messages.json", self.messages, methods=["POST"]),
-                Route("/2010-04-01/Accounts/{sid}/Calls.json", self.calls_json, methods=["POST"])]
+                Route("/2010-04-01/Accounts/{sid}/Calls.json", self.calls_json, methods=["POST"]),
+                Route("/2010-04-01/Accounts/{sid}.json", self.account, methods=["GET"])]
+
+    async def account(self, request: Request) -> JSONResponse:
+        """Fetch an Account: the spec's `api.v2010.account`, `status: active`."""
+        sid = request.path_params["sid"]
+        user, password = _basic(request.headers.get("authorization", ""))
+        call = Call(self.name, "GET", request.url.path, "probe", user, sid, None, {}, dict(request.headers), None)
+        if not user or not password or user != sid:
+            return self.refuse(call, 401, self.error_body(20003, None, 401))
+        return self.probe_answer(call, lambda: (200, {
+            "sid": sid, "owner_account_sid": sid, "friendly_name": "Acme Outreach", "status": "active",
+            "type": "Full", "auth_token": "****", "uri": f"/2010-04-01/Accounts/{sid}.json"}))
 
     async def messages(self, request: Request) -> JSONResponse:
         return await self._create(request, "sms")
@@ -671,7 +718,19 @@ class FakeUnipile(FakeHTTPProvider):
     def routes(self) -> list[Route]:
         return [Route("/api/v1/users/invite", self.invite, methods=["POST"]),
                 Route("/api/v1/users/{identifier}", self.profile, methods=["GET"]),
-                Route("/api/v1/chats", self.start_chat, methods=["POST"])]
+                Route("/api/v1/chats", self.start_chat, methods=["POST"]),
+                Route("/api/v1/accounts/{account_id}", self.account, methods=["GET"])]
+
+    async def account(self, request: Request) -> JSONResponse:
+        """Retrieve an account: a connected LinkedIn account whose source is OK."""
+        account_id = request.path_params["account_id"]
+        call = Call(self.name, "GET", request.url.path, "probe", request.headers.get("x-api-key"), account_id,
+                    None, {}, dict(request.headers), None)
+        if refusal := self._unauthenticated(call):
+            return refusal
+        return self.probe_answer(call, lambda: (200, {
+            "object": "Account", "type": "LINKEDIN", "id": account_id, "name": "Ada Lovelace",
+            "created_at": "2026-01-05T09:00:00.000Z", "sources": [{"id": f"{account_id}_MESSAGING", "status": "OK"}]}))
 
     def _unauthenticated(self, call: Call) -> JSONResponse | None:
         if not call.key:

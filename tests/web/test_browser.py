@@ -145,7 +145,7 @@ def test_an_operator_watches_pauses_sees_why_resumes_and_cancels_a_campaign(ctx,
         expect(page.get_by_test_id("action-resume")).to_be_visible()
 
         # The sandbox key starts failing: resume, the engine stops itself with all_keys_failed.
-        integrations.update_integration(ctx, owner, key, {"config": {"fail": "key"}})
+        integrations.update_integration(ctx, owner, key, {"config": {"fail": "key", "latency_ms": 40}})
         page.get_by_test_id("action-resume").click()
         expect(page.get_by_test_id("reason-chip")).to_have_text("all_keys_failed", timeout=30_000)
         expect(page.get_by_test_id("status-chip")).to_have_text("Paused")
@@ -167,7 +167,7 @@ def test_an_operator_watches_pauses_sees_why_resumes_and_cancels_a_campaign(ctx,
         shot(page, "campaign-detail-resume-refused")
 
         # Fixed: the key is enabled and healthy again; Resume goes through.
-        integrations.update_integration(ctx, owner, key, {"enabled": True, "config": {"fail": None}})
+        integrations.update_integration(ctx, owner, key, {"enabled": True, "config": {"latency_ms": 40}})
         page.get_by_test_id("action-resume").click()
         expect(page.get_by_test_id("status-chip")).to_have_text("Sending")
         expect(alert).to_be_hidden()

@@ -238,6 +238,23 @@ def test_an_unparseable_or_too_deep_integration_config_is_a_422_and_changes_noth
     assert integrations.get_integration(ctx, owner, created["id"])["config"] == created["config"]
 
 
+def test_a_key_deleted_from_the_config_textarea_is_gone_after_saving(ctx, client, users):
+    owner = users["owner"]["principal"]
+    created = integrations.create_integration(ctx, owner, {
+        "channel": "whatsapp", "provider": "whatsapp_cloud", "label": "WA",
+        "credentials": {"access_token": "EAAG-tok-1234"},
+        "config": {"phone_number_id": "106540352242922", "waba_id": "102290129340398"}})
+    sign_in(client, "owner@acme.test")
+
+    saved = client.post(f"/integrations/{created['id']}", follow_redirects=False,
+                        data={"csrf": page_csrf(client), "config": '{"phone_number_id": "106540352242922"}'})
+
+    assert saved.status_code == 303
+    after = integrations.get_integration(ctx, owner, created["id"])
+    assert after["config"] == {"phone_number_id": "106540352242922"}
+    assert after["credentials"] == {"access_token": "****1234"}
+
+
 def test_sign_out_ends_the_session(client, users):
     sign_in(client, "owner@acme.test")
     client.post("/logout", data={"csrf": page_csrf(client)})

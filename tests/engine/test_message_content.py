@@ -141,7 +141,7 @@ def test_a_lead_missing_a_variable_fails_without_attempt_or_call_and_the_others_
     assert shown["breakdown"]["failed"] == 0  # attempts only
     assert shown["errors"] == [{"code": "drumbeat:missing_variable",
                                 "message": "a variable had no value and no fallback: the message was not sent",
-                                "count": 1, "sample_lead_ids": [missing["id"]]}]
+                                "count": 1, "sample_lead_ids": [missing["id"]], "scope": "lead"}]
     with ctx.db.connect() as conn:  # the triggers' counts are untouched by the lead-level count
         kept = {k: v for k, v in maintained(conn, cid).items() if not k.startswith("content_error:")}
         assert kept == recount(conn, cid)

@@ -77,7 +77,7 @@ def _text(value: Any) -> str:
 def _delay_fields(seconds: int) -> tuple[str, str]:
     """The largest unit that shows the delay exactly (minutes for 0)."""
     for unit in ("days", "hours", "minutes"):
-        if seconds % UNITS[unit] == 0:
+        if seconds % UNITS[unit] == 0 and (seconds or unit == "minutes"):
             return str(seconds // UNITS[unit]), unit
     return str(seconds), "seconds"
 
@@ -99,6 +99,7 @@ def state_of(view: dict) -> dict:
                **{k: _text(t.get(k)) for k in TEMPLATE_KEYS if k != "components"}}
         row["components"] = json.dumps(t["components"], indent=2, ensure_ascii=False) if t.get("components") else ""
         row["action"] = t.get("action") or "message"
+        row["catalogue"] = f"{t['name']}|{t['language']}" if t.get("name") and t.get("language") else ""
         steps.append(row)
     sch, lim, fp = view["schedule"], view["limits"], view["failure_policy"]
     ramp = lim.get("ramp") or {}
@@ -234,11 +235,18 @@ def place_errors(problems: list[dict], state: dict) -> dict[str, list[str]]:
     return out
 
 
+def _plain(error: dict) -> dict:
+    # A blank required input says so in words, not as pydantic's "at least 1 item".
+    if error["type"] in ("too_short", "string_too_short", "missing") and error.get("input") in ("", None, []):
+        return {**error, "msg": "this is required"}
+    return error
+
+
 def _validated(model, payload: dict, problems: list[dict]):
     try:
         body = model.model_validate(payload)
     except ValidationError as exc:
-        problems.extend(f for e in exc.errors() for f in api_fields(e))
+        problems.extend(f for e in exc.errors() for f in api_fields(_plain(e)))
         return None
     return None if problems else body
 

@@ -96,6 +96,7 @@ def test_each_error_is_shown_beside_its_input_with_what_was_typed_kept_and_nothi
     assert set(errors) == {"name", "steps.1.template.body", "steps.1.delay", "schedule.timezone",
                            "schedule.window_end", "limits.daily_cap", "failure_policy.threshold_percent",
                            "steps.0.template.components"}
+    assert errors["name"] == "this is required"
     assert "unknown template variable(s) nickname" in errors["steps.1.template.body"]
     assert "not a known IANA time zone" in errors["schedule.timezone"]
     assert 'data-testid="error-summary"' in response.text and 'href="#f-steps-1-template-body"' in response.text

@@ -285,3 +285,25 @@ def test_the_whatsapp_picker_offers_only_approved_templates_and_fills_a_blank_na
         "steps.0.template.components": json.dumps(TEMPLATE["components"])}), follow_redirects=False)
     assert response.status_code == 303, summary_of(response.text)
     assert only_campaign(ctx, users)["steps"][0]["template"]["name"] == "order_ready"
+
+
+def test_a_scheduled_campaign_changes_its_limits_while_its_steps_stay_as_they_are(ctx, client, users):
+    owner = users["owner"]["principal"]
+    cid = svc.create_campaign(ctx, owner, campaign_data("Later", steps=[
+        {"channel": "sms", "template": {"body": "Hello"}, "delay_seconds": 0}]))["id"]
+    start_at = (datetime.now(UTC) + timedelta(days=2)).replace(second=0, microsecond=0)
+    svc.schedule(ctx, owner, cid, start_at)
+    csrf = operator(client)
+    page = client.get(f"/campaigns/{cid}/edit").text
+    assert 'data-testid="scheduled-note"' in page and "Add step" not in page and "Save changes" in page
+    assert f'value="{start_at.strftime("%Y-%m-%dT%H:%M")}"' in page  # shown in the campaign's zone (UTC)
+    response = client.post(f"/campaigns/{cid}/edit", data={
+        "csrf": csrf, "name": "Later", "pool": "all", "steps.0.channel": "sms", "steps.0.delay": "0",
+        "steps.0.delay_unit": "minutes", "steps.0.template.body": "Typed anyway", "schedule.timezone": "UTC",
+        "schedule.days": ["mon", "fri"], "schedule.window_start": "08:00", "schedule.window_end": "20:00",
+        "limits.weekly_cap": "700", "op": "draft"}, follow_redirects=False)
+    assert response.status_code == 303, summary_of(response.text)
+    c = svc.get_campaign(ctx, owner, cid)
+    assert c["status"] == "scheduled" and c["limits"]["weekly_cap"] == 700 and c["schedule"]["days"] == ["mon", "fri"]
+    assert c["steps"][0]["template"] == {"body": "Hello"}
+    assert datetime.fromisoformat(c["schedule"]["start_at"]) == start_at  # left out: the start time stays

@@ -260,3 +260,154 @@
     timer = window.setTimeout(poll, root.getAttribute("data-live") === "true" ? 1000 : 5000);
   }
 })();
+
+/* --- the campaign builder (issue 19) ----------------------------------------------------
+   Enhances web/templates/builder.html, which works without it: shows each step's inputs for
+   its channel, counts SMS segments as the operator types (the server's own count, from
+   /campaigns/builder/sms-size), adds and removes step rows in place, fills a WhatsApp
+   template's name and language from the catalogue picker, and inserts variables. */
+(function () {
+  "use strict";
+  var form = document.querySelector("form[data-builder]");
+  if (!form) return;
+  var meta = document.querySelector('meta[name="csrf-token"]');
+  var csrf = meta ? meta.getAttribute("content") : "";
+  var lastField = null;
+
+  function rows() { return Array.prototype.slice.call(form.querySelectorAll(".step-row")); }
+  function rowOf(node) { return node.closest(".step-row"); }
+
+  function showChannel(row) {
+    var select = row.querySelector("[data-channel-select]");
+    var channel = select ? select.value : row.getAttribute("data-channel");
+    row.setAttribute("data-channel", channel);
+    row.querySelectorAll(".channel-group[data-channels]").forEach(function (group) {
+      group.hidden = group.getAttribute("data-channels").split(" ").indexOf(channel) < 0;
+    });
+    var size = row.querySelector("[data-sms-size]");
+    if (size) size.hidden = channel !== "sms";
+    if (channel === "sms") countSegments(row);
+  }
+
+  var timers = new WeakMap();
+  function countSegments(row) {
+    var text = row.querySelector("[data-sms-text]");
+    var out = row.querySelector("[data-sms-size]");
+    if (!text || !out) return;
+    window.clearTimeout(timers.get(row));
+    timers.set(row, window.setTimeout(function () {
+      var body = new URLSearchParams({text: text.value});
+      fetch("/campaigns/builder/sms-size", {method: "POST", credentials: "same-origin", body: body,
+        headers: {"X-CSRF-Token": csrf, "X-Requested-With": "fetch", "Accept": "application/json"}})
+        .then(function (resp) { return resp.ok ? resp.json() : null; })
+        .then(function (size) {
+          if (!size) return;
+          out.textContent = text.value ? size.text : "";
+          out.classList.toggle("too-long", size.too_long);
+        })
+        .catch(function () { /* the server counts again on save */ });
+    }, 150));
+  }
+
+  function renumber() {
+    rows().forEach(function (row, n) {
+      var number = row.querySelector("[data-step-number]");
+      if (number) number.textContent = String(n + 1);
+      var remove = row.querySelector("[data-remove-step]");
+      if (remove) remove.textContent = "Remove step " + (n + 1);
+      var delay = row.querySelector("[data-delay-label]");
+      if (delay) delay.textContent = n === 0 ? "Wait before sending" : "Wait after the previous step";
+      var unit = row.querySelector("[data-delay-unit]");
+      if (unit) unit.setAttribute("aria-label", "Step " + (n + 1) + " delay unit");
+    });
+  }
+
+  function addStep() {
+    var all = rows();
+    var last = all[all.length - 1];
+    var from = last.getAttribute("data-step");
+    var to = String(Math.max.apply(null, all.map(function (r) { return Number(r.getAttribute("data-step")); })) + 1);
+    var row = last.cloneNode(true);
+    var names = new RegExp("^steps\\." + from + "\\.");
+    var ids = new RegExp("^f-steps-" + from + "-");
+    row.setAttribute("data-step", to);
+    row.id = "f-steps-" + to;
+    row.querySelectorAll(".field-error").forEach(function (e) { e.remove(); });
+    row.querySelectorAll("[name],[id],[for]").forEach(function (node) {
+      ["name", "id", "for"].forEach(function (attr) {
+        var value = node.getAttribute(attr);
+        if (value) node.setAttribute(attr, value.replace(names, "steps." + to + ".").replace(ids, "f-steps-" + to + "-"));
+      });
+      node.removeAttribute("aria-invalid");
+      node.removeAttribute("aria-describedby");
+      if (node.matches("textarea, input[type=text]")) node.value = node.name.slice(-6) === ".delay" ? "0" : "";
+      if (node.matches("select[data-catalogue]")) node.value = "";
+    });
+    var remove = row.querySelector("[data-remove-step]");
+    if (remove) remove.value = "remove:" + to;
+    var sms = row.querySelector("[data-sms-size]");
+    if (sms) sms.textContent = "";
+    var params = row.querySelector("[data-catalogue-parameters]");
+    if (params) params.textContent = "";
+    last.parentNode.appendChild(row);
+    renumber();
+    showChannel(row);
+    var channel = row.querySelector("[data-channel-select]");
+    if (channel) channel.focus();
+  }
+
+  form.addEventListener("click", function (event) {
+    var button = event.target.closest("button");
+    if (!button) return;
+    if (button.hasAttribute("data-add-step")) {
+      event.preventDefault();
+      addStep();
+    } else if (button.hasAttribute("data-remove-step") && rows().length > 1) {
+      event.preventDefault();  // the last row goes through the server, which can add one back
+      rowOf(button).remove();
+      renumber();
+    } else if (button.hasAttribute("data-variable")) {
+      var variable = button.getAttribute("data-variable").replace("<name>", "");
+      var field = lastField || form.querySelector("[data-sms-text]");
+      if (!field) return;
+      var start = field.selectionStart || 0, end = field.selectionEnd || 0;
+      var text = "{{" + variable + "}}";
+      field.value = field.value.slice(0, start) + text + field.value.slice(end);
+      var caret = start + (variable.slice(-1) === "." ? text.length - 2 : text.length);
+      field.focus();
+      field.setSelectionRange(caret, caret);
+      field.dispatchEvent(new Event("input", {bubbles: true}));
+    }
+  });
+
+  form.addEventListener("focusin", function (event) {
+    if (event.target.matches("textarea, input[type=text]")) lastField = event.target;
+  });
+
+  form.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target.matches("[data-channel-select]")) showChannel(rowOf(target));
+    if (target.matches("select[data-catalogue]")) {
+      var row = rowOf(target);
+      var option = target.selectedOptions[0];
+      var parts = target.value.split("|");
+      if (target.value) {
+        row.querySelector("[data-wa-name]").value = parts[0];
+        row.querySelector("[data-wa-language]").value = parts.slice(1).join("|");
+      }
+      row.querySelector("[data-catalogue-parameters]").textContent =
+        target.value ? "Parameters: " + option.getAttribute("data-parameters") : "";
+    }
+  });
+
+  form.addEventListener("input", function (event) {
+    if (event.target.matches("[data-sms-text]")) {
+      var row = rowOf(event.target);
+      if (row.getAttribute("data-channel") === "sms") countSegments(row);
+    }
+  });
+
+  rows().forEach(showChannel);
+  var summary = document.querySelector('[data-testid="error-summary"]');
+  if (summary) summary.focus();
+})();

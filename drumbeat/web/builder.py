@@ -1,0 +1,467 @@
+"""The campaign builder (issue 19): "New campaign" and "Edit" as one server-rendered form.
+
+The form's input names are the API's field paths (`steps.0.template.body`,
+`schedule.timezone`, `limits.ramp.start`), so the request is validated by the same pydantic
+models as POST/PATCH /api/v1/campaigns and each error lands beside the input it names.
+Without JavaScript "Add step" and "Remove step" are submit buttons that show the form again
+with every typed value kept; static/app.js only makes them instant and adds the live SMS
+segment count (from the small JSON endpoint below, which uses domain.sms like the API).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from drumbeat.api.errors import _fields as api_fields
+from drumbeat.api.schemas import DAYS, CampaignCreate, CampaignUpdate
+from drumbeat.api.schemas import _zones as known_zones
+from drumbeat.domain import sms
+from drumbeat.domain.channels import Channel
+from drumbeat.domain.exceptions import DomainError, NotFound, ValidationFailed
+from drumbeat.domain.lifecycle import Status
+from drumbeat.domain.roles import Role, allows
+from drumbeat.domain.templates import ATTRIBUTE_PREFIX, LEAD_FIELDS
+from drumbeat.services import campaigns, integrations
+from drumbeat.services import templates as catalogue
+from drumbeat.web import present
+from drumbeat.web.pages import Session, _ctx, _detail, _guard_post, _page, _problem, _session, _to_login
+
+router = APIRouter(include_in_schema=False)
+
+EDITABLE = {Status.DRAFT, Status.SCHEDULED, Status.PAUSED}
+UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+DAY_WORDS = {"mon": "Mon", "tue": "Tue", "wed": "Wed", "thu": "Thu", "fri": "Fri", "sat": "Sat", "sun": "Sun"}
+CHANNELS = [(c.value, present.CHANNEL_WORDS[c.value]) for c in Channel]
+TEMPLATE_KEYS = ("name", "language", "body", "components", "subject", "html", "action", "wait_seconds")
+# Which template inputs each channel sends (the others stay in the form, unused).
+CHANNEL_KEYS = {"whatsapp": ("name", "language", "body", "components"), "sms": ("body",), "voice": ("body",),
+                "email": ("subject", "body", "html"), "linkedin": ("action", "wait_seconds", "body")}
+SECTIONS = ("name", "steps", "integration_ids", "schedule", "limits", "failure_policy")
+# API paths whose input has another name on the form.
+STEP_TEMPLATE = re.compile(r"^(steps\.\d+)\.template$")
+STEP_DELAY = re.compile(r"^(steps\.\d+)\.delay_seconds$")
+ALIASES = {"failure_policy.threshold": "failure_policy.threshold_percent",
+           "start_at": "schedule.start_at"}
+
+
+# --- the form's state --------------------------------------------------------------------------
+
+def blank_step(channel: str = "whatsapp") -> dict:
+    return {"channel": channel, "delay": "0", "delay_unit": "minutes", "catalogue": "",
+            **{k: "" for k in TEMPLATE_KEYS}, "action": "message"}
+
+
+def blank_state() -> dict:
+    return {"name": "", "steps": [blank_step()], "pool": "all", "integration_ids": [],
+            "schedule": {"timezone": "UTC", "days": list(DAYS), "window_start": "00:00", "window_end": "24:00",
+                         "randomize": False, "start_at": ""},
+            "limits": {"daily_cap": "", "weekly_cap": "", "rate_per_second": "", "ramp.start": "",
+                       "ramp.increase": "", "ramp.every_days": ""},
+            "failure_policy": {"window": "50", "threshold_percent": "50", "min_samples": "20"}}
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _delay_fields(seconds: int) -> tuple[str, str]:
+    """The largest unit that shows the delay exactly (minutes for 0)."""
+    for unit in ("days", "hours", "minutes"):
+        if seconds % UNITS[unit] == 0 and (seconds or unit == "minutes"):
+            return str(seconds // UNITS[unit]), unit
+    return str(seconds), "seconds"
+
+
+def _local_input(start_at: str | None, zone: str) -> str:
+    if not start_at:
+        return ""
+    at = datetime.fromisoformat(start_at)
+    return at.astimezone(ZoneInfo(zone) if zone in known_zones() else ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M")
+
+
+def state_of(view: dict) -> dict:
+    """The form filled with a stored campaign."""
+    steps = []
+    for step in view["steps"]:
+        t = step["template"]
+        delay, unit = _delay_fields(step["delay_seconds"])
+        row = {**blank_step(step["channel"]), "delay": delay, "delay_unit": unit,
+               **{k: _text(t.get(k)) for k in TEMPLATE_KEYS if k != "components"}}
+        row["components"] = json.dumps(t["components"], indent=2, ensure_ascii=False) if t.get("components") else ""
+        row["action"] = t.get("action") or "message"
+        row["catalogue"] = f"{t['name']}|{t['language']}" if t.get("name") and t.get("language") else ""
+        steps.append(row)
+    sch, lim, fp = view["schedule"], view["limits"], view["failure_policy"]
+    ramp = lim.get("ramp") or {}
+    return {"name": view["name"], "steps": steps,
+            "pool": "all" if view["integration_ids"] is None else "chosen",
+            "integration_ids": list(view["integration_ids"] or []),
+            "schedule": {"timezone": sch["timezone"], "days": list(sch["days"]), "window_start": sch["window_start"],
+                         "window_end": sch["window_end"], "randomize": bool(sch["randomize_within_window"]),
+                         "start_at": _local_input(sch.get("start_at"), sch["timezone"])},
+            "limits": {"daily_cap": _text(lim.get("daily_cap")), "weekly_cap": _text(lim.get("weekly_cap")),
+                       "rate_per_second": _text(lim.get("rate_per_second")),
+                       "ramp.start": _text(ramp.get("start")), "ramp.increase": _text(ramp.get("increase")),
+                       "ramp.every_days": _text(ramp.get("every_days"))},
+            "failure_policy": {"window": _text(fp["window"]), "threshold_percent": f"{fp['threshold'] * 100:g}",
+                               "min_samples": _text(fp["min_samples"])}}
+
+
+def read_form(form) -> dict:
+    """The typed values, exactly as typed (steps renumbered in their order on the page)."""
+    get = lambda key: str(form.get(key, ""))  # noqa: E731
+    indices = sorted({int(k.split(".")[1]) for k in form if k.startswith("steps.") and k.count(".") >= 2
+                      and k.split(".")[1].isdigit() and len(k.split(".")[1]) < 4})
+    steps = []
+    for i in indices:
+        p = f"steps.{i}."
+        row = {"channel": get(p + "channel"), "delay": get(p + "delay").strip(),
+               "delay_unit": get(p + "delay_unit"), "catalogue": get(p + "catalogue"),
+               **{k: get(p + "template." + k) for k in TEMPLATE_KEYS}}
+        row["action"] = row["action"] or "message"
+        steps.append(row)
+    state = blank_state()
+    state.update(name=get("name"), steps=steps, pool="chosen" if get("pool") == "chosen" else "all",
+                 integration_ids=[str(v) for v in form.getlist("integration_ids")])
+    state["schedule"] = {"timezone": get("schedule.timezone"), "days": [str(d) for d in form.getlist("schedule.days")],
+                         "window_start": get("schedule.window_start").strip(),
+                         "window_end": get("schedule.window_end").strip(),
+                         "randomize": bool(form.get("schedule.randomize_within_window")),
+                         "start_at": get("schedule.start_at").strip()}
+    state["limits"] = {k: get("limits." + k).strip() for k in state["limits"]}
+    state["failure_policy"] = {k: get("failure_policy." + k).strip() for k in state["failure_policy"]}
+    return state
+
+
+def _present(values: dict, keys) -> dict:
+    # A blank input means "the default" (omitted): pydantic parses what is typed.
+    return {k: v for k in keys if (v := values.get(k)) not in ("", None)}
+
+
+def payload_of(state: dict, problems: list[dict]) -> dict:
+    """The API request body the form means. Inputs pydantic cannot see as typed (a delay in
+    minutes, the components' JSON, a local start time, a percentage) are converted here, and
+    what does not convert is a problem beside its input."""
+    steps = []
+    for i, row in enumerate(state["steps"]):
+        keys = CHANNEL_KEYS.get(row["channel"], ("body",))
+        template: dict[str, Any] = _present(row, [k for k in keys if k != "components"])
+        if row.get("catalogue") and "|" in row["catalogue"] and "name" in keys:
+            name, language = row["catalogue"].split("|", 1)  # the picker fills what was left blank
+            template.setdefault("name", name)
+            template.setdefault("language", language)
+        if "components" in keys and row["components"].strip():
+            try:
+                template["components"] = json.loads(row["components"])
+            except (ValueError, RecursionError):
+                problems.append({"field": f"steps.{i}.template.components",
+                                 "message": "is not valid JSON (a list of Meta's template components)"})
+        step: dict[str, Any] = {"channel": row["channel"], "template": template}
+        try:
+            amount = float(row["delay"] or "0")
+            step["delay_seconds"] = round(amount * UNITS.get(row["delay_unit"], 60))
+        except (ValueError, OverflowError):
+            problems.append({"field": f"steps.{i}.delay", "message": "enter a number"})
+        steps.append(step)
+    sch = state["schedule"]
+    schedule: dict[str, Any] = {"timezone": sch["timezone"] or "UTC", "days": sch["days"],
+                                "window_start": sch["window_start"] or "00:00",
+                                "window_end": sch["window_end"] or "24:00",
+                                "randomize_within_window": sch["randomize"]}
+    if sch["start_at"]:
+        try:
+            local = datetime.fromisoformat(sch["start_at"])
+            zone = schedule["timezone"] if schedule["timezone"] in known_zones() else "UTC"
+            schedule["start_at"] = local.replace(tzinfo=local.tzinfo or ZoneInfo(zone))
+        except ValueError:
+            problems.append({"field": "schedule.start_at", "message": "enter a date and time"})
+    lim = state["limits"]
+    limits: dict[str, Any] = _present(lim, ("daily_cap", "weekly_cap", "rate_per_second"))
+    ramp = {k[5:]: v for k, v in lim.items() if k.startswith("ramp.") and v}
+    if ramp:
+        limits["ramp"] = ramp
+    fp = state["failure_policy"]
+    policy: dict[str, Any] = _present(fp, ("window", "min_samples"))
+    if fp["threshold_percent"]:
+        try:
+            policy["threshold"] = float(fp["threshold_percent"]) / 100
+        except ValueError:
+            problems.append({"field": "failure_policy.threshold_percent", "message": "enter a number"})
+    ids = state["integration_ids"] if state["pool"] == "chosen" else None
+    if ids == []:
+        problems.append({"field": "integration_ids", "message": "tick at least one key, or choose all keys"})
+    return {"name": state["name"], "steps": steps, "integration_ids": ids, "schedule": schedule,
+            "limits": limits, "failure_policy": policy}
+
+
+# --- errors beside their inputs ----------------------------------------------------------------
+
+def _clean(message: str) -> str:
+    return message.removeprefix("Value error, ")
+
+
+def place_errors(problems: list[dict], state: dict) -> dict[str, list[str]]:
+    """{input name: [messages]}: each API field path goes to the input it names, else to the
+    nearest enclosing one (a step, a section); the rest of the path stays in the message."""
+    inputs = {"name", "integration_ids", "pool", *SECTIONS}
+    for i in range(len(state["steps"])):
+        inputs |= {f"steps.{i}", f"steps.{i}.channel", f"steps.{i}.delay"}
+        inputs |= {f"steps.{i}.template.{k}" for k in TEMPLATE_KEYS}
+    inputs |= {f"schedule.{k}" for k in ("timezone", "days", "window_start", "window_end", "start_at")}
+    inputs |= {f"limits.{k}" for k in state["limits"]} | {f"failure_policy.{k}" for k in state["failure_policy"]}
+    out: dict[str, list[str]] = {}
+    for problem in problems:
+        path = re.sub(r"\[(\d+)\]", r".\1", problem["field"])  # the catalogue check writes steps[0]
+        path = ALIASES.get(path) or STEP_DELAY.sub(r"\1.delay", path)
+        path = STEP_TEMPLATE.sub(r"\1", path)  # a whole-template problem belongs to its step
+        parts = path.split(".")
+        where, rest = "", path
+        for n in range(len(parts), 0, -1):
+            if ".".join(parts[:n]) in inputs:
+                where, rest = ".".join(parts[:n]), ".".join(parts[n:])
+                break
+        message = _clean(problem["message"])
+        out.setdefault(where, []).append(f"{rest}: {message}" if rest else message)
+    return out
+
+
+def _plain(error: dict) -> dict:
+    # A blank required input says so in words, not as pydantic's "at least 1 item".
+    if error["type"] in ("too_short", "string_too_short", "missing") and error.get("input") in ("", None, []):
+        return {**error, "msg": "this is required"}
+    return error
+
+
+def _validated(model, payload: dict, problems: list[dict]):
+    try:
+        body = model.model_validate(payload)
+    except ValidationError as exc:
+        problems.extend(f for e in exc.errors() for f in api_fields(_plain(e)))
+        return None
+    return None if problems else body
+
+
+# --- what the page shows -----------------------------------------------------------------------
+
+def field_labels(state: dict) -> dict[str, str]:
+    labels = {"name": "Name", "steps": "Steps", "integration_ids": "Keys", "schedule": "Schedule",
+              "schedule.timezone": "Time zone", "schedule.days": "Days", "schedule.window_start": "Window start",
+              "schedule.window_end": "Window end", "schedule.start_at": "Start time", "limits": "Limits",
+              "limits.daily_cap": "Daily cap", "limits.weekly_cap": "Weekly cap",
+              "limits.rate_per_second": "Sends per second", "limits.ramp.start": "Ramp: first day",
+              "limits.ramp.increase": "Ramp: increase", "limits.ramp.every_days": "Ramp: every … days",
+              "failure_policy": "Failure policy", "failure_policy.window": "Judged sends",
+              "failure_policy.threshold_percent": "Failure share", "failure_policy.min_samples": "Fewest sends"}
+    words = {"name": "Template name", "language": "Language", "body": "Message text", "components": "Components",
+             "subject": "Subject", "html": "HTML", "action": "LinkedIn action", "wait_seconds": "Wait (seconds)"}
+    for i in range(len(state["steps"])):
+        labels[f"steps.{i}"] = f"Step {i + 1}"
+        labels[f"steps.{i}.channel"] = f"Step {i + 1} · Channel"
+        labels[f"steps.{i}.delay"] = f"Step {i + 1} · Delay"
+        for key, word in words.items():
+            labels[f"steps.{i}.template.{key}"] = f"Step {i + 1} · {word}"
+    return labels
+
+
+def sms_size(text: str) -> dict:
+    size = sms.measure(text)
+    view = {"encoding": size.encoding, "segments": size.segments, "units": size.units,
+            "max_segments": sms.MAX_SEGMENTS, "too_long": size.segments > sms.MAX_SEGMENTS}
+    view["text"] = f"{present._sms_text(view)} as written" + (
+        f" — too long: at most {sms.MAX_SEGMENTS} segments are sent" if view["too_long"] else "")
+    return view
+
+
+def _keys_and_catalogue(request: Request, s: Session) -> tuple[list[dict], list[dict]]:
+    ctx = _ctx(request)
+    keys = integrations.list_integrations(ctx, s.principal)
+    approved = []
+    for key in keys:
+        if key["provider"] != "whatsapp_cloud":
+            continue
+        for t in catalogue.list_templates(ctx, s.principal, key["id"]):
+            if t["status"] == "APPROVED":
+                approved.append({"value": f"{t['name']}|{t['language']}", "key": key["label"],
+                                 "text": f"{t['name']} ({t['language']}) · {present.parameter_text(t['parameters'])}",
+                                 "parameters": present.parameter_text(t["parameters"])})
+    return keys, approved
+
+
+def _form_page(request: Request, s: Session, state: dict, *, view: dict | None = None, status: int = 200,
+               problems: list[dict] | None = None) -> Response:
+    errors = place_errors(problems or [], state)
+    labels = field_labels(state)
+    keys, approved = _keys_and_catalogue(request, s)
+    campaign_status = view["status"] if view else "draft"
+    for row in state["steps"]:
+        row["sms"] = sms_size(row["body"]) if row["channel"] == "sms" and row["body"] else None
+    return _page(request, s, "builder.html", status, state=state, view=view, errors=errors,
+                 summary=[(name, labels.get(name, name or "Form"), m) for name, ms in errors.items() for m in ms],
+                 channels=CHANNELS, channel_words=present.CHANNEL_WORDS, units=list(UNITS), days=DAY_WORDS,
+                 zones=sorted(known_zones()), keys=keys,
+                 approved=approved, variables=[*LEAD_FIELDS, ATTRIBUTE_PREFIX + "<name>"],
+                 steps_fixed=campaign_status != "draft", structure_fixed=campaign_status == "scheduled",
+                 action=f"/campaigns/{quote(view['id'], safe='')}/edit" if view else "/campaigns/new")
+
+
+def _refused_start(request: Request, s: Session, campaign_id: str, exc: DomainError) -> Response:
+    """Saved, but the start was refused: the campaign's page with each gate in words."""
+    alert = {"message": f"Saved as a draft, but not started: {exc.message}", "code": exc.code,
+             "gates": present.gates_view(exc.details.get("gates", []))}
+    c = _detail(_ctx(request), s, campaign_id)
+    return _page(request, s, "campaign.html", 409, c=c, alert=alert, reasons=present.EXPLANATION_TEXTS)
+
+
+def _operator(request: Request) -> Session | Response:
+    s = _session(request)
+    if s is None:
+        return _to_login(request)
+    if not allows(s.principal.role, Role.OPERATOR):
+        return _problem(request, s, "forbidden", "building a campaign needs the operator role", 403)
+    return s
+
+
+# --- routes ------------------------------------------------------------------------------------
+
+@router.get("/campaigns/new", response_class=HTMLResponse)
+def new_campaign(request: Request):
+    s = _operator(request)
+    if not isinstance(s, Session):
+        return s
+    return _form_page(request, s, blank_state())
+
+
+def _edit_view(request: Request, s: Session, campaign_id: str) -> dict | Response:
+    try:
+        view = campaigns.get_campaign(_ctx(request), s.principal, campaign_id)
+    except NotFound:
+        return _problem(request, s, "not_found", "There is no such campaign in this workspace.", 404)
+    if view["status"] not in EDITABLE:
+        word = present.STATUS_LABELS.get(view["status"], view["status"]).lower()
+        return _problem(request, s, "invalid_transition", f"This campaign is {word}: only a draft, scheduled "
+                                                          "or paused campaign can be edited.", 409)
+    return view
+
+
+@router.get("/campaigns/{campaign_id}/edit", response_class=HTMLResponse)
+def edit_campaign(request: Request, campaign_id: str):
+    s = _operator(request)
+    if not isinstance(s, Session):
+        return s
+    view = _edit_view(request, s, campaign_id)
+    if not isinstance(view, dict):
+        return view
+    return _form_page(request, s, state_of(view), view=view)
+
+
+@router.post("/campaigns/new")
+async def create_campaign(request: Request):
+    return await _submit(request, None)
+
+
+@router.post("/campaigns/{campaign_id}/edit")
+async def update_campaign(request: Request, campaign_id: str):
+    return await _submit(request, campaign_id)
+
+
+async def _submit(request: Request, campaign_id: str | None) -> Response:
+    form = await request.form()
+    guard = _guard_post(request, str(form.get("csrf", "")), request.headers.get("x-csrf-token"), Role.OPERATOR)
+    if not isinstance(guard, Session):
+        return guard
+    s, ctx = guard, _ctx(request)
+    view = None
+    if campaign_id is not None:
+        found = await run_in_threadpool(_edit_view, request, s, campaign_id)
+        if not isinstance(found, dict):
+            return found
+        view = found
+    state = read_form(form)
+    op = str(form.get("op", "draft"))
+    if view and view["status"] != "draft":  # the stored steps' channels and delays stay (the API's rule)
+        state["steps"] = _keep_structure(state["steps"], state_of(view)["steps"])
+        if op == "add" or op.startswith("remove:"):
+            return await run_in_threadpool(lambda: _form_page(request, s, state, view=view))
+    if op == "add":
+        state["steps"].append(blank_step(state["steps"][-1]["channel"] if state["steps"] else "whatsapp"))
+        return await run_in_threadpool(lambda: _form_page(request, s, state, view=view))
+    elif op.startswith("remove:"):
+        index = op[7:]
+        if index.isdigit() and int(index) < len(state["steps"]):
+            del state["steps"][int(index)]
+        return await run_in_threadpool(lambda: _form_page(request, s, state, view=view))
+
+    problems: list[dict] = []
+    payload = payload_of(state, problems)
+    start_at = payload["schedule"].get("start_at")
+    if op == "schedule" and start_at is None and not any(p["field"] == "schedule.start_at" for p in problems):
+        problems.append({"field": "schedule.start_at", "message": "give a start time to schedule the campaign"})
+    try:
+        if view is None:
+            body = _validated(CampaignCreate, payload, problems)
+        else:
+            if view["status"] == "scheduled":
+                del payload["steps"]  # steps change only in a draft
+            body = _validated(CampaignUpdate, payload, problems)
+        if body is None:
+            return await run_in_threadpool(lambda: _form_page(request, s, state, view=view, status=422,
+                                                              problems=problems))
+        saved = await run_in_threadpool(_save, ctx, s, view, body)
+    except ValidationFailed as exc:  # the key pool or the template catalogue
+        refused = exc.fields
+        return await run_in_threadpool(lambda: _form_page(request, s, state, view=view, status=422,
+                                                          problems=refused))
+    except DomainError as exc:
+        return _problem(request, s, exc.code, exc.message, 409, exc.details)
+    target = f"/campaigns/{quote(saved['id'], safe='')}"
+    try:
+        if op == "start" and saved["status"] in ("draft", "scheduled"):
+            await run_in_threadpool(campaigns.start, ctx, s.principal, saved["id"])
+        elif op == "schedule" and saved["status"] == "draft":
+            await run_in_threadpool(campaigns.schedule, ctx, s.principal, saved["id"], body.schedule.start_at)
+    except ValidationFailed as exc:
+        refused = exc.fields
+        return await run_in_threadpool(lambda: _form_page(
+            request, s, state, view=campaigns.get_campaign(ctx, s.principal, saved["id"]), status=422,
+            problems=refused))
+    except DomainError as exc:
+        return await run_in_threadpool(_refused_start, request, s, saved["id"], exc)
+    return RedirectResponse(target, status_code=303)
+
+
+def _keep_structure(typed: list[dict], stored: list[dict]) -> list[dict]:
+    """A scheduled or paused campaign keeps its steps' channels and delays: only the
+    templates typed are taken."""
+    out = []
+    for i, row in enumerate(stored):
+        mine = typed[i] if i < len(typed) else row
+        out.append({**mine, "channel": row["channel"], "delay": row["delay"], "delay_unit": row["delay_unit"]})
+    return out
+
+
+def _save(ctx, s: Session, view: dict | None, body) -> dict:
+    if body.integration_ids:
+        integrations.check_ids(ctx, s.principal, body.integration_ids)
+    if view is None:
+        return campaigns.create_campaign(ctx, s.principal, body.stored())
+    return campaigns.update_campaign(ctx, s.principal, view["id"], body.stored())
+
+
+@router.post("/campaigns/builder/sms-size")
+async def sms_size_json(request: Request):
+    """The segment count of an SMS text, for the builder's live counter (any signed-in user)."""
+    form = await request.form()
+    guard = _guard_post(request, str(form.get("csrf", "")), request.headers.get("x-csrf-token"), Role.VIEWER)
+    if not isinstance(guard, Session):
+        return guard
+    return JSONResponse(sms_size(str(form.get("text", ""))[:100_000]))

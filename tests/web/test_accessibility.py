@@ -84,6 +84,16 @@ def test_an_action_without_javascript_redirects_to_a_page_whose_toast_says_what_
     assert re.search(r'<div id="toast"[^>]*></div>', page) and "hacked" not in page
 
 
+def test_saving_an_integration_without_javascript_ends_on_a_toast(ctx, client, users):
+    owner = users["owner"]["principal"]
+    iid = sandbox_key(ctx, owner)
+    sign_in(client, "owner@acme.test")
+    response = client.post(f"/integrations/{iid}", data={"csrf": page_csrf(client), "enabled": "false"})
+    assert response.status_code == 200
+    assert re.search(r'<div id="toast" [^>]*role="status"[^>]*>Integration saved.</div>', response.text)
+    assert re.search(r'<div id="toast"[^>]*></div>', client.get("/integrations").text)
+
+
 def test_the_script_path_gets_the_toast_text_in_the_answer(ctx, client, users):
     owner = users["owner"]["principal"]
     sandbox_key(ctx, owner)

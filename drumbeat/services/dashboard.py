@@ -85,6 +85,7 @@ def campaign_page(ctx: Context, principal: Principal, *, status: str | None = No
         total_leads = sum(states.values())
         terminal = sum(states.get(s, 0) for s in TERMINAL_LEAD_STATES)
         row["total_leads"] = total_leads
+        row["canceled_leads"] = states.get("canceled", 0)  # part of the terminal share; the list says so
         row["percent"] = round(100.0 * terminal / total_leads, 2) if total_leads else 0.0
     matching = by_status.get(status, 0) if status else sum(by_status.values())
     return {"items": rows, "status_counts": {s: by_status.get(s, 0) for s in STATUSES},

@@ -34,7 +34,7 @@ from drumbeat.web.sessions import LOGIN_COOKIE, SESSION_COOKIE, SESSION_SECONDS,
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
-STATIC_FILES = {"app.css": "text/css", "app.js": "text/javascript"}
+STATIC_FILES = {"app.css": "text/css", "app.js": "text/javascript", "favicon.svg": "image/svg+xml"}
 PER_PAGE = 50
 LEADS_PER_PAGE = 50
 IN_DOUBT_SHOWN = 50
@@ -280,7 +280,7 @@ def _detail(ctx: Context, s: Session, campaign_id: str) -> dict:
 
 
 @router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
-def campaign_page(request: Request, campaign_id: str):
+def campaign_page(request: Request, campaign_id: str, done: str = ""):
     s = _session(request)
     if s is None:
         return _to_login(request)
@@ -288,7 +288,8 @@ def campaign_page(request: Request, campaign_id: str):
         c = _detail(_ctx(request), s, campaign_id)
     except NotFound:
         return _problem(request, s, "not_found", "There is no such campaign in this workspace.", 404)
-    return _page(request, s, "campaign.html", c=c, alert=None, reasons=present.EXPLANATION_TEXTS)
+    return _page(request, s, "campaign.html", c=c, alert=None, reasons=present.EXPLANATION_TEXTS,
+                 done=present.ACTION_DONE.get(done, ""))
 
 
 @router.get("/campaigns/{campaign_id}/live.json")
@@ -338,9 +339,10 @@ def campaign_action(request: Request, campaign_id: str, action: str, csrf: Annot
         return _page(request, s, "campaign.html", _status_of(exc), c=c, alert=alert,
                      reasons=present.EXPLANATION_TEXTS)
     if _wants_json(request):
-        return JSONResponse({"ok": True, "status": result["status"],
-                             "redirect": detail_url if action == "duplicate" else None})
-    return RedirectResponse(detail_url, status_code=303)
+        return JSONResponse({"ok": True, "status": result["status"], "message": present.ACTION_DONE[action],
+                             "redirect": f"{detail_url}?done={action}" if action == "duplicate" else None})
+    # ?done= names the action for the page's toast (a known word only: nothing typed is echoed).
+    return RedirectResponse(f"{detail_url}?done={action}", status_code=303)
 
 
 @router.post("/campaigns/{campaign_id}/leads/{lead_id}/resolve")
@@ -355,8 +357,8 @@ def resolve_lead(request: Request, campaign_id: str, lead_id: str, csrf: Annotat
     except DomainError as exc:
         return _problem(request, guard, exc.code, exc.message, _status_of(exc), exc.details)
     if _wants_json(request):
-        return JSONResponse({"ok": True, "state": lead["state"]})
-    return RedirectResponse(_safe_next(back) if back else f"/campaigns/{quote(campaign_id, safe='')}",
+        return JSONResponse({"ok": True, "state": lead["state"], "message": present.ACTION_DONE["resolve"]})
+    return RedirectResponse(_safe_next(back) if back else f"/campaigns/{quote(campaign_id, safe='')}?done=resolve",
                             status_code=303)
 
 

@@ -35,6 +35,11 @@ NEXT_SEND_REASONS = {
 # errors[].scope, as the errors table marks it (a lead's failure is the ordinary case).
 ERROR_SCOPES = {"key": "key", "campaign": "campaign", "lead": ""}
 
+# What each action's toast says once it is done (the redirect's ?done= or the script's answer).
+ACTION_DONE = {"start": "Campaign started.", "pause": "Campaign paused.", "resume": "Campaign resumed.",
+               "cancel": "Campaign canceled.", "duplicate": "Campaign duplicated: this is the copy, as a draft.",
+               "resolve": "Lead resolved."}
+
 ACTION_LABELS = {"start": "Start", "pause": "Pause", "resume": "Resume", "cancel": "Cancel",
                  "duplicate": "Duplicate"}
 
@@ -121,16 +126,18 @@ def campaign_detail(view: dict, timeline: list[dict], in_doubt: list[dict], emai
             why = "scheduled start"
         next_send = {"at": fmt_time(view["next_send_at"]), "why": why or "due now"}
     breakdown = view["breakdown"]
+    # Each tile says what it counts: progress counts leads, the breakdown counts messages.
     numbers = [
-        ("not_contacted", "Not contacted", progress["not_contacted"]),
-        ("sent", "Sent", breakdown["sent"]),
-        ("delivered", "Delivered", breakdown["delivered"]),
-        ("read", "Read", breakdown["read"]),
-        ("replied", "Replied", breakdown["replied"]),
-        ("failed", "Failed", breakdown["failed"]),
-        ("opted_out", "Opted out", progress["opted_out"]),
-        ("in_doubt", "In doubt", progress["in_doubt"]),
+        ("not_contacted", "Leads not contacted", progress["not_contacted"]),
+        ("sent", "Messages sent", breakdown["sent"]),
+        ("delivered", "Messages delivered", breakdown["delivered"]),
+        ("read", "Messages read", breakdown["read"]),
+        ("replied", "Messages replied to", breakdown["replied"]),
+        ("failed", "Messages failed", breakdown["failed"]),
+        ("opted_out", "Leads opted out", progress["opted_out"]),
+        ("in_doubt", "Leads in doubt", progress["in_doubt"]),
     ]
+    canceled = progress.get("canceled", 0)
     bar = [{"state": s, "label": label, "count": progress.get(s, 0),
             "pct": round(100.0 * progress.get(s, 0) / total, 3) if total else 0.0}
            for s, label in LEAD_STATE_LABELS.items()]
@@ -147,6 +154,8 @@ def campaign_detail(view: dict, timeline: list[dict], in_doubt: list[dict], emai
         "percent_text": f"{progress['percent']:.1f}%",
         "total": total,
         "done": total - progress["not_contacted"] - progress["in_progress"] - progress["in_doubt"],
+        # A canceled campaign's share of ended leads includes the canceled ones: say how many.
+        "canceled_text": f"{canceled} canceled" if canceled else "",
         "numbers": [{"key": k, "label": label, "value": v} for k, label, v in numbers],
         "bar": bar,
         "next_send": next_send,

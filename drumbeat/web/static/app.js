@@ -76,6 +76,7 @@
         } else if (resp.ok) {
           hideAlert();
           if (data.redirect) { window.location.assign(data.redirect); return; }
+          if (data.message) showToast(data.message);
           return refresh();
         } else {
           showAlert(data.error || {message: "The action failed (HTTP " + resp.status + ")."});
@@ -156,7 +157,7 @@
       replaceChildren(paused, [
         el("span", {class: "chip reason", title: c.paused.text, "data-testid": "reason-chip", tabindex: "0"}, c.paused.reason),
         document.createTextNode(" "),
-        el("span", {class: "muted", "data-testid": "paused-meta"}, "paused " + c.paused.at + " by " + c.paused.by),
+        el("span", {class: "muted", "data-testid": "paused-meta"}, "paused ", timeNode(c.paused.at), " by " + c.paused.by),
         document.createTextNode(" "),
         el("span", {class: "pause-explanation", "data-testid": "pause-explanation"}, c.paused.explanation)
       ]);
@@ -182,6 +183,8 @@
     field("percent").textContent = c.percent_text;
     field("done").textContent = String(c.done);
     field("total").textContent = String(c.total);
+    var canceledCount = field("canceled");
+    if (canceledCount) { canceledCount.textContent = c.canceled_text; canceledCount.hidden = !c.canceled_text; }
 
     replaceChildren(slot("segments"), c.bar.filter(function (s) { return s.count > 0; }).map(function (s) {
       var seg = el("span", {class: "seg seg-" + s.state, title: s.label + ": " + s.count});
@@ -195,7 +198,7 @@
 
     var next = slot("next-send");
     if (c.next_send) {
-      replaceChildren(next, [document.createTextNode("Next send "), el("strong", {}, c.next_send.at),
+      replaceChildren(next, [document.createTextNode("Next send "), el("strong", {}, timeNode(c.next_send.at)),
                              document.createTextNode(" — " + c.next_send.why)]);
     } else {
       next.textContent = c.status === "sending"
@@ -205,7 +208,7 @@
     replaceChildren(slot("in-doubt"), c.in_doubt.length ? c.in_doubt.map(function (lead) {
       return el("tr", {},
         el("td", {}, leadLink(c.id, lead.id, lead.who)), el("td", {}, lead.address), el("td", {}, lead.step),
-        el("td", {}, lead.since),
+        el("td", {}, timeNode(lead.since)),
         c.can_operate ? el("td", {}, resolveForm(c, lead, "retry", "Retry"), resolveForm(c, lead, "mark_sent", "Mark as sent")) : null);
     }) : [el("tr", {}, el("td", {colspan: "5", class: "muted"}, "None."))]);
 
@@ -219,7 +222,7 @@
     }) : [el("tr", {}, el("td", {colspan: "4", class: "muted"}, "No errors."))]);
 
     replaceChildren(slot("timeline"), c.timeline.map(function (t) {
-      return el("tr", {}, el("td", {}, t.at), el("td", {}, t.action), el("td", {}, t.change),
+      return el("tr", {}, el("td", {}, timeNode(t.at)), el("td", {}, t.action), el("td", {}, t.change),
         el("td", {}, t.reason ? el("span", {class: "chip reason", title: t.reason_text}, t.reason) : null),
         el("td", {}, t.actor), el("td", {class: "details"}, t.details));
     }));
@@ -235,6 +238,7 @@
     }));
     missing.hidden = c.missing_variables.length === 0;
 
+    localTimes(root);
     root.setAttribute("data-live", c.live ? "true" : "false");
     root.setAttribute("data-status", c.status);
   }
@@ -258,6 +262,52 @@
   if (root && root.getAttribute("data-live-url")) {
     root.setAttribute("data-status", root.querySelector('[data-testid="status-chip"]').className.replace(/.*status-/, ""));
     timer = window.setTimeout(poll, root.getAttribute("data-live") === "true" ? 1000 : 5000);
+  }
+
+  /* --- polish (issue 19): toasts and times in the viewer's zone --------------------------- */
+
+  /* The answer to an action, in the page's role=status region (read out politely). */
+  function showToast(text) {
+    var box = document.getElementById("toast");
+    if (!box) return;
+    box.textContent = text;
+    box.classList.remove("toast-faded");
+    window.clearTimeout(showToast.timer);
+    showToast.timer = window.setTimeout(function () { box.classList.add("toast-faded"); }, 6000);
+  }
+
+  /* "2026-12-04 18:37:14 UTC" as the server sends it, as a <time> app.js localises. */
+  function timeNode(text) {
+    var m = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}) UTC$/.exec(text || "");
+    if (!m) return document.createTextNode(text || "");
+    return el("time", {datetime: m[1] + "T" + m[2] + "Z", title: text}, text);
+  }
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+  /* Each <time datetime> in the viewer's time zone; its title keeps the UTC value. */
+  function localTimes(scope) {
+    var zone = "";
+    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { /* older browsers */ }
+    scope.querySelectorAll("time[datetime]").forEach(function (node) {
+      if (node.hasAttribute("data-local")) return;
+      var d = new Date(node.getAttribute("datetime"));
+      if (isNaN(d.getTime())) return;
+      if (!node.title) node.title = node.textContent;
+      node.textContent = d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
+        pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds()) + (zone ? " " + zone : "");
+      node.setAttribute("data-local", "");
+    });
+  }
+
+  localTimes(document);
+  var toastBox = document.getElementById("toast");
+  if (toastBox && toastBox.textContent) {
+    showToast(toastBox.textContent);
+    /* A reload must not repeat the toast: drop ?done= from the address. */
+    if (window.history.replaceState && /[?&]done=/.test(window.location.search)) {
+      window.history.replaceState(null, "", window.location.pathname);
+    }
   }
 })();
 

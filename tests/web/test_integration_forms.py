@@ -8,11 +8,13 @@ from __future__ import annotations
 import html
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 
 from drumbeat.services import integrations
 from tests.conftest import db_url  # noqa: F401 - both databases here, unlike tests/web/conftest.py
 from tests.web.conftest import page_csrf, sign_in
+from tests.web.test_browser import browser, page, server, shot, sign_in_with_password  # noqa: F401 - fixtures
 from tests.web.test_content_pages import TOKEN, WABA, whatsapp_key
 
 
@@ -33,17 +35,17 @@ def stored(ctx, users) -> list[dict]:
     return out
 
 
-def field_error(page: str, name: str) -> str | None:
+def field_error(shown: str, name: str) -> str | None:
     """The error shown beside the input named `name`, if any."""
-    block = re.search(rf'data-field-name="{re.escape(name)}".*?</div>', page, re.S)
+    block = re.search(rf'data-field-name="{re.escape(name)}".*?</div>', shown, re.S)
     if block is None:
-        block = re.search(rf'name="{re.escape(name)}".*?(?=<div class="int-field|</form>)', page, re.S)
+        block = re.search(rf'name="{re.escape(name)}".*?(?=<div class="int-field|</form>)', shown, re.S)
     found = re.search(r'class="field-error"[^>]*>([^<]+)<', block.group(0)) if block else None
     return html.unescape(found.group(1)) if found else None
 
 
-def input_value(page: str, name: str) -> str | None:
-    found = re.search(rf'<input id="[^"]+" name="{re.escape(name)}" value="([^"]*)"', page)
+def input_value(shown: str, name: str) -> str | None:
+    found = re.search(rf'<input id="[^"]+" name="{re.escape(name)}" value="([^"]*)"', shown)
     return html.unescape(found.group(1)) if found else None
 
 
@@ -84,8 +86,8 @@ def test_an_owner_adds_a_whatsapp_integration_from_named_fields_and_lands_on_its
     assert made["label"] == "Acme WA" and made["channel"] == "whatsapp" and made["daily_cap"] == 500
     assert made["secrets"] == {"access_token": TOKEN, "app_secret": "appsecret-f00d"}
     assert made["config"] == {"phone_number_id": "1065", "waba_id": WABA, "base_url": "http://127.0.0.1:9/v23.0"}
-    page = client.get(response.headers["location"]).text
-    assert "Integration added." in page and TOKEN not in page and "appsecret-f00d" not in page
+    shown = client.get(response.headers["location"]).text
+    assert "Integration added." in shown and TOKEN not in shown and "appsecret-f00d" not in shown
 
 
 def test_twilio_smtp_and_sandbox_forms_store_the_channel_numbers_switches_and_choices(ctx, client, users):
@@ -117,26 +119,26 @@ def test_a_refused_add_shows_each_error_beside_its_field_keeps_what_was_typed_an
              "config.base_url": "not a url", "label": "<b>Acme</b>"}
     response = client.post("/integrations/new", data={"csrf": page_csrf(client), **typed})
     assert response.status_code == 422
-    page = response.text
-    assert field_error(page, "credentials.access_token") == "Required."
-    assert field_error(page, "config.phone_number_id") == "Required."
-    assert "should match pattern" in field_error(page, "config.base_url")
-    assert field_error(page, "config.waba_id") is None
-    assert 'data-testid="form-errors"' in page and "3 fields to fix" in page
-    assert input_value(page, "config.waba_id") == WABA and input_value(page, "config.base_url") == "not a url"
-    assert 'value="&lt;b&gt;Acme&lt;/b&gt;"' in page and "<b>Acme</b>" not in page
+    shown = response.text
+    assert field_error(shown, "credentials.access_token") == "Required."
+    assert field_error(shown, "config.phone_number_id") == "Required."
+    assert "should match pattern" in field_error(shown, "config.base_url")
+    assert field_error(shown, "config.waba_id") is None
+    assert 'data-testid="form-errors"' in shown and "3 fields to fix" in shown
+    assert input_value(shown, "config.waba_id") == WABA and input_value(shown, "config.base_url") == "not a url"
+    assert 'value="&lt;b&gt;Acme&lt;/b&gt;"' in shown and "<b>Acme</b>" not in shown
     assert stored(ctx, users) == []
 
 
 def test_a_bad_daily_cap_or_a_channel_the_provider_does_not_serve_is_named_beside_its_field(ctx, client, users):
     signed_in(client, "owner")
     csrf = page_csrf(client)
-    page = client.post("/integrations/new", data={"csrf": csrf, **WHATSAPP_FORM, "daily_cap": "0"})
-    assert page.status_code == 422
-    assert "at least 1" in re.search(r'id="f-daily_cap-error"[^>]*>([^<]+)<', page.text).group(1)
-    page = client.post("/integrations/new", data={"csrf": csrf, **WHATSAPP_FORM, "channel": "sms"})
-    assert page.status_code == 422 and 'id="f-channel-error"' not in page.text  # a hidden field: in the summary
-    assert "Choose one of the channels" in page.text
+    shown = client.post("/integrations/new", data={"csrf": csrf, **WHATSAPP_FORM, "daily_cap": "0"})
+    assert shown.status_code == 422
+    assert "at least 1" in re.search(r'id="f-daily_cap-error"[^>]*>([^<]+)<', shown.text).group(1)
+    shown = client.post("/integrations/new", data={"csrf": csrf, **WHATSAPP_FORM, "channel": "sms"})
+    assert shown.status_code == 422 and 'id="f-channel-error"' not in shown.text  # a hidden field: in the summary
+    assert "Choose one of the channels" in shown.text
     assert stored(ctx, users) == []
 
 
@@ -158,8 +160,8 @@ def test_a_config_field_cleared_in_the_form_is_gone_from_the_stored_config_after
         ctx, client, users, whatsapp_server):
     iid = whatsapp_key(ctx, users["owner"]["principal"], whatsapp_server, waba_id=WABA)
     signed_in(client, "owner")
-    page = client.get(f"/integrations/{iid}").text
-    assert input_value(page, "config.waba_id") == WABA
+    shown = client.get(f"/integrations/{iid}").text
+    assert input_value(shown, "config.waba_id") == WABA
     form = {"csrf": page_csrf(client), "label": "Main number", "config.phone_number_id": "1065",
             "config.waba_id": "", "config.base_url": f"{whatsapp_server.base_url}/v23.0", "daily_cap": ""}
     response = client.post(f"/integrations/{iid}/edit", data=form, follow_redirects=False)
@@ -175,11 +177,11 @@ def test_a_secret_is_write_only_kept_when_blank_replaced_when_typed_and_removed_
         ctx, client, users, whatsapp_server):
     iid = whatsapp_key(ctx, users["owner"]["principal"], whatsapp_server)
     signed_in(client, "owner")
-    page = client.get(f"/integrations/{iid}").text
+    shown = client.get(f"/integrations/{iid}").text
     masks = integrations.get_integration(ctx, users["owner"]["principal"], iid)["credentials"]
-    assert f'placeholder="{masks["access_token"]}"' in page and TOKEN not in page and "s3cret" not in page
-    assert 'name="remove.credentials.app_secret"' in page
-    assert 'name="remove.credentials.access_token"' not in page  # required: replaced, never removed
+    assert f'placeholder="{masks["access_token"]}"' in shown and TOKEN not in shown and "s3cret" not in shown
+    assert 'name="remove.credentials.app_secret"' in shown
+    assert 'name="remove.credentials.access_token"' not in shown  # required: replaced, never removed
     base = {"csrf": page_csrf(client), "label": "Main number", "config.phone_number_id": "1065",
             "config.base_url": f"{whatsapp_server.base_url}/v23.0"}
     client.post(f"/integrations/{iid}/edit", data={**base, "credentials.access_token": "EAAG-new-token"})
@@ -241,8 +243,8 @@ def test_an_operator_marks_a_key_disconnected_and_reconnects_it_and_a_viewer_may
                        data={"csrf": page_csrf(viewer), "event": "disconnected"}).status_code == 403
     signed_in(client, "operator")
     csrf = page_csrf(client)
-    page = client.get(f"/integrations/{iid}").text
-    assert ">Mark disconnected<" in page and ">Reconnect<" not in page
+    shown = client.get(f"/integrations/{iid}").text
+    assert ">Mark disconnected<" in shown and ">Reconnect<" not in shown
     done = client.post(f"/integrations/{iid}/health", data={"csrf": csrf, "event": "disconnected"})
     assert "Marked disconnected." in done.text and ">Reconnect<" in done.text
     assert stored(ctx, users)[0]["state"] == "disconnected"
@@ -256,7 +258,7 @@ def test_test_connection_says_connected_or_the_providers_refusal_in_words(ctx, c
     viewer = signed_in(TestClient(client.app), "viewer")
     assert ">Test connection<" not in viewer.get(f"/integrations/{iid}").text
     assert viewer.post(f"/integrations/{iid}/test", data={"csrf": page_csrf(viewer)}).status_code == 403
-    assert whatsapp_server.calls(kind="probe") == []
+    assert whatsapp_server.calls(kind="probe", sends_only=False) == []
     signed_in(client, "operator")
     ok = client.post(f"/integrations/{iid}/test", data={"csrf": page_csrf(client)})
     assert ok.status_code == 200 and "✓ Connected." in ok.text
@@ -266,3 +268,54 @@ def test_test_connection_says_connected_or_the_providers_refusal_in_words(ctx, c
     assert text == "✗ Refused: whatsapp:190 — Invalid OAuth access token"
     assert stored(ctx, users)[0]["state"] == "active"  # a test records nothing
     assert client.post("/integrations/nope/test", data={"csrf": page_csrf(client)}).status_code == 404
+
+
+# --- in a real browser ---------------------------------------------------------------------------
+
+def test_in_chromium_an_owner_adds_a_whatsapp_key_tests_it_sees_a_refusal_and_replaces_the_token(
+        db_url, ctx, users, whatsapp_server, request):  # noqa: F811
+    """tests/web/test_browser.py's conventions: Debian Chromium, role and label selectors. Once,
+    on SQLite: the server-side tests above cover PostgreSQL."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the browser flow runs on SQLite only")
+    from playwright.sync_api import expect
+
+    tab, base = request.getfixturevalue("page"), request.getfixturevalue("server")
+    sign_in_with_password(tab, base, "owner@acme.test")
+    tab.get_by_role("link", name="Integrations").click()
+    tab.get_by_role("link", name="Add integration").click()
+    tab.get_by_label("Provider").select_option("whatsapp_cloud")  # submits itself: the fields appear
+    expect(tab.get_by_role("heading", name="WhatsApp Cloud API")).to_be_visible()
+    tab.get_by_label("Label").fill("Acme WA")
+    tab.get_by_label("Access token").fill(TOKEN)
+    tab.get_by_label("Phone number ID").fill("1065")
+    tab.get_by_text("Advanced").click()
+    tab.get_by_label("Base URL").fill(f"{whatsapp_server.base_url}/v23.0")
+    shot(tab, "integration-add-whatsapp")
+    tab.get_by_role("button", name="Add integration").click()
+    expect(tab.get_by_test_id("done")).to_have_text("Integration added.")
+    expect(tab.get_by_test_id("integration-label")).to_have_text("Acme WA")
+
+    tab.get_by_role("button", name="Test connection").click()
+    expect(tab.get_by_test_id("connection-result")).to_have_text("✓ Connected.")
+    whatsapp_server.fail_key(TOKEN, code=190, message="Invalid OAuth access token")
+    tab.get_by_role("button", name="Test connection").click()
+    expect(tab.get_by_test_id("connection-result")).to_have_text(
+        "✗ Refused: whatsapp:190 — Invalid OAuth access token")
+    shot(tab, "integration-test-refused")
+
+    # The stored token shows only as its mask; typing a new one replaces it.
+    token_input = tab.get_by_label("Access token")
+    expect(token_input).to_have_value("")
+    assert token_input.get_attribute("placeholder").startswith("****")
+    token_input.fill("EAAG-rotated-token-8")
+    tab.get_by_role("button", name="Save changes").click()
+    expect(tab.get_by_test_id("done")).to_have_text("Saved.")
+    tab.get_by_role("button", name="Test connection").click()
+    expect(tab.get_by_test_id("connection-result")).to_have_text("✓ Connected.")
+    shot(tab, "integration-token-replaced")
+    [item] = stored(ctx, users)
+    assert item["secrets"] == {"access_token": "EAAG-rotated-token-8"}
+    assert item["config"] == {"phone_number_id": "1065", "base_url": f"{whatsapp_server.base_url}/v23.0"}
+    assert [c.key for c in whatsapp_server.calls(kind="probe", sends_only=False)][-1] == "EAAG-rotated-token-8"
+    assert tab.js_dialogs == []

@@ -309,10 +309,11 @@ async def edit_integration(request: Request, integration_id: str):
     values, errors = _basics(typed)
     credentials, config, key_errors = _keys(Provider(current["provider"]), typed, editing=True)
     errors.update(key_errors)
+    if not values["label"]:  # unlike on create, where the provider's name stands in
+        errors.setdefault("label", "Required: an integration keeps a label.")
     if not errors:
-        patch = {"daily_cap": values["daily_cap"], "config": config, "credentials": credentials}
-        if values["label"]:
-            patch["label"] = values["label"]
+        patch = {"label": values["label"], "daily_cap": values["daily_cap"], "config": config,
+                 "credentials": credentials}
         try:
             integrations.update_integration(ctx, guard.principal, integration_id, patch)
         except ValidationFailed as exc:

@@ -208,6 +208,9 @@ def test_a_refused_edit_shows_the_error_beside_the_field_keeps_the_typing_and_ch
     response = client.post(f"/integrations/{iid}/edit", data={
         "csrf": page_csrf(client), "label": "Renamed", "config.phone_number_id": "", "config.waba_id": "999"})
     assert response.status_code == 422 and field_error(response.text, "config.phone_number_id") == "Required."
+    response = client.post(f"/integrations/{iid}/edit", data={
+        "csrf": page_csrf(client), "label": " ", "config.phone_number_id": "1065"})
+    assert response.status_code == 422 and re.search(r'id="f-label-error"[^>]*>Required', response.text)
     assert stored(ctx, users) == before
 
 
@@ -251,6 +254,19 @@ def test_an_operator_marks_a_key_disconnected_and_reconnects_it_and_a_viewer_may
     client.post(f"/integrations/{iid}/health", data={"csrf": csrf, "event": "reconnected"})
     assert stored(ctx, users)[0]["state"] == "active"
     assert client.post(f"/integrations/{iid}/health", data={"csrf": csrf, "event": "explode"}).status_code == 422
+
+
+def test_a_restricted_key_offers_only_lift_restriction_and_lifting_it_makes_it_active(
+        ctx, client, users, whatsapp_server):
+    iid = whatsapp_key(ctx, users["owner"]["principal"], whatsapp_server)
+    integrations.record_health_event(ctx, users["owner"]["principal"], iid, "restricted")
+    signed_in(client, "operator")
+    shown = client.get(f"/integrations/{iid}").text
+    assert ">Lift restriction<" in shown and ">Reconnect<" not in shown and ">Mark disconnected<" not in shown
+    done = client.post(f"/integrations/{iid}/health", data={"csrf": page_csrf(client), "event": "restriction_lifted"},
+                       follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"].endswith("?done=health-restriction_lifted#edit")
+    assert stored(ctx, users)[0]["state"] == "active"
 
 
 def test_test_connection_says_connected_or_the_providers_refusal_in_words(ctx, client, users, whatsapp_server):

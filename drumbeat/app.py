@@ -8,6 +8,7 @@ from drumbeat.api import callbacks, campaigns, errors, integrations, leads, ops,
 from drumbeat.api.limits import BodySizeLimit
 from drumbeat.services.context import Context
 from drumbeat.web import builder, pages
+from drumbeat.web.integration_forms import router as integration_forms_router
 from drumbeat.web.login_limit import LoginThrottle
 
 
@@ -22,6 +23,7 @@ def create_app(ctx: Context, *, max_body_bytes: int = 20 * 1024 * 1024,
     app.include_router(callbacks.router)
     app.include_router(ops.router)
     app.include_router(builder.router)  # before pages: /campaigns/new is not a campaign id
+    app.include_router(integration_forms_router)  # before pages: /integrations/new is not an integration id
     app.include_router(pages.router)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, max_streamed_bytes=max_streamed_bytes)
     return app

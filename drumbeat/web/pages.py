@@ -469,7 +469,7 @@ def integration_page(request: Request, integration_id: str, synced: str = ""):
 
 
 def _integration_page(request: Request, s: Session, integration_id: str, status: int = 200,
-                      alert: str | None = None, synced: int | None = None) -> Response:
+                      alert: str | None = None, synced: int | None = None, **extra) -> Response:
     ctx = _ctx(request)
     try:
         item = integrations.get_integration(ctx, s.principal, integration_id)
@@ -479,7 +479,7 @@ def _integration_page(request: Request, s: Session, integration_id: str, status:
     item["config_json"] = json.dumps(item["config"], sort_keys=True)
     return _page(request, s, "integration.html", status, i=item, rows=rows, alert=alert, synced=synced,
                  has_catalogue=item["provider"] == "whatsapp_cloud", waba_id=item["config"].get("waba_id"),
-                 provider_word=present.PROVIDER_WORDS.get(item["provider"], item["provider"]))
+                 provider_word=present.PROVIDER_WORDS.get(item["provider"], item["provider"]), **extra)
 
 
 @router.post("/integrations/{integration_id}/templates/sync")

@@ -60,12 +60,12 @@ FIELD_WORDS = {"phone": "Phone", "email": "Email", "linkedin_url": "LinkedIn URL
 # Header words (lowercased, without spaces, dashes, underscores and dots) -> lead field.
 VARIANTS = {
     "phone": ("phone", "phonenumber", "mobile", "mobilephone", "mobilenumber", "cell", "cellphone", "msisdn",
-              "telephone", "tel", "whatsapp", "handy", "telefon", "telefonnummer", "mobil"),
-    "email": ("email", "emailaddress", "mail", "emailadresse"),
+              "telephone", "tel", "whatsapp"),
+    "email": ("email", "emailaddress", "mail"),
     "linkedin_url": ("linkedinurl", "linkedin", "linkedinprofile", "profileurl"),
-    "first_name": ("firstname", "first", "givenname", "forename", "vorname"),
-    "last_name": ("lastname", "last", "surname", "familyname", "nachname"),
-    "timezone": ("timezone", "tz", "zone"),
+    "first_name": ("firstname", "first", "givenname", "forename"),
+    "last_name": ("lastname", "last", "surname", "familyname"),
+    "timezone": ("timezone", "tz"),
 }
 GUESSES = {word: name for name, words in VARIANTS.items() for word in words}
 
@@ -80,13 +80,21 @@ def guess_target(column: str, taken: set[str]) -> str:
     if field and field not in taken:
         taken.add(field)
         return field
-    return leads.ATTRIBUTE_PREFIX + column.strip()
+    return attribute_of(column)
+
+
+def attribute_of(column: str) -> str:
+    """The attribute a column becomes: its name in lower case with runs of other characters
+    as "_" ("Plan" -> attributes.plan), so that templates can say {{attributes.plan}}."""
+    name = re.sub(r"[^0-9a-z]+", "_", column.strip().lower()).strip("_")
+    return leads.ATTRIBUTE_PREFIX + (name or column.strip())
 
 
 def target_choices(header: list[str]) -> list[tuple[str, str]]:
     fields = [(f, FIELD_WORDS[f]) for f in leads.LEAD_FIELDS]
-    attributes = [(leads.ATTRIBUTE_PREFIX + c.strip(), f"attribute: {c.strip()}") for c in header if c.strip()]
-    return [*fields, *attributes, (leads.IGNORE, "ignore")]
+    attributes = {attribute_of(c): None for c in header if c.strip()}  # one choice per name, in order
+    return [*fields, *((a, f"attribute: {a.removeprefix(leads.ATTRIBUTE_PREFIX)}") for a in attributes),
+            (leads.IGNORE, "ignore")]
 
 
 @lru_cache(maxsize=1)

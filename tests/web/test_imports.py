@@ -68,9 +68,11 @@ def uploads_of(workspace_id: str) -> list[Path]:
 
 def test_a_column_named_like_a_lead_field_or_a_common_variant_is_guessed_as_that_field():
     taken: set[str] = set()
-    header = ["Phone number", "E-Mail", "First name", "firstname", "LAST_NAME", "mobile", "Plan"]
+    header = ["Phone number", "E-Mail", "First name", "firstname", "LAST_NAME", "mobile", "Plan", "Vorname",
+              "Order No."]
     assert [imports.guess_target(c, taken) for c in header] == [
-        "phone", "email", "first_name", "attributes.firstname", "last_name", "attributes.mobile", "attributes.Plan"]
+        "phone", "email", "first_name", "attributes.firstname", "last_name", "attributes.mobile", "attributes.plan",
+        "attributes.vorname", "attributes.order_no"]
 
 
 def test_the_country_list_names_every_region_phonenumbers_supports():
@@ -146,7 +148,7 @@ def test_the_mapping_page_sniffs_the_delimiter_guesses_each_column_and_previews_
     csrf = operator(client)
     body = "Mobile;Vorname;E-Mail;Plan\n" + "".join(f"+49151123456{i:02d};N{i};n{i}@x.test;p\n" for i in range(8))
     location, page = mapping_page(client, cid, csrf, text=body)
-    assert selected(page) == ["phone", "first_name", "email", "attributes.Plan"]
+    assert selected(page) == ["phone", "attributes.vorname", "email", "attributes.plan"]
     preview = page.split('data-testid="preview-rows"')[1].split("</tbody>")[0]
     assert preview.count("<tr>") == imports.PREVIEW_ROWS and "N4" in preview and "N5" not in preview
     assert "semicolon (;)-separated" in page
@@ -168,12 +170,12 @@ def test_two_columns_on_one_field_are_named_beside_both_columns_and_nothing_is_i
     cid = campaign(ctx, users)
     csrf = operator(client)
     location, page = mapping_page(client, cid, csrf)
-    response = import_with(client, location, page, csrf, ["phone", "phone", "email", "attributes.Plan"])
+    response = import_with(client, location, page, csrf, ["phone", "phone", "email", "attributes.plan"])
     assert response.status_code == 422
     beside = dict(re.findall(r'data-column="([^"]+)">([^<]+)<', response.text))
     assert set(beside) == {"Mobile", "Vorname"} and "go to the same field, phone" in beside["Mobile"]
     # The choice made is kept, and nothing was written.
-    assert selected(response.text) == ["phone", "phone", "email", "attributes.Plan"]
+    assert selected(response.text) == ["phone", "phone", "email", "attributes.plan"]
     assert leads.list_leads(ctx, users["owner"]["principal"], cid)["items"] == []
     assert len(uploads_of(users["owner"]["workspace_id"])) == 1
 
@@ -182,7 +184,7 @@ def test_no_column_for_the_address_a_step_needs_is_said_in_words_beside_the_mapp
     cid = campaign(ctx, users)
     csrf = operator(client)
     location, page = mapping_page(client, cid, csrf)
-    response = import_with(client, location, page, csrf, ["ignore", "first_name", "email", "attributes.Plan"])
+    response = import_with(client, location, page, csrf, ["ignore", "first_name", "email", "attributes.plan"])
     assert response.status_code == 422
     assert 'data-testid="mapping-error">no column for phone: a whatsapp step sends to it' in response.text
 
@@ -242,3 +244,14 @@ def test_the_rejected_download_streams_every_rejected_row_like_the_api(ctx, clie
     assert viewer.get(result_url + "/rejected.csv").text == download.text
     other = campaign(ctx, users, name="Other")
     assert client.get(f"/campaigns/{other}/imports/{import_id}/rejected.csv").status_code == 404
+
+
+def test_pasted_text_imports_like_a_file(ctx, client, users):
+    cid = campaign(ctx, users)
+    csrf = operator(client)
+    location, page = mapping_page(client, cid, csrf, filename=None, pasted="phone\tName\n+4915112345678\tZoë\n",
+                                  delimiter="tab", encoding="windows-1252")
+    assert hidden_options(page)["encoding"] == "utf-8"  # pasted text arrives as UTF-8, whatever was chosen
+    response = import_with(client, location, page, csrf, ["phone", "first_name"])
+    assert response.status_code == 303
+    assert [lead["first_name"] for lead in leads.list_leads(ctx, users["owner"]["principal"], cid)["items"]] == ["Zoë"]

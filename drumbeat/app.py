@@ -7,8 +7,7 @@ from fastapi import FastAPI
 from drumbeat.api import callbacks, campaigns, errors, integrations, leads, ops, users, webhooks
 from drumbeat.api.limits import BodySizeLimit
 from drumbeat.services.context import Context
-from drumbeat.web import builder, pages
-from drumbeat.web.integration_forms import router as integration_forms_router
+from drumbeat.web import builder, imports, integration_forms, pages
 from drumbeat.web.login_limit import LoginThrottle
 
 
@@ -23,7 +22,8 @@ def create_app(ctx: Context, *, max_body_bytes: int = 20 * 1024 * 1024,
     app.include_router(callbacks.router)
     app.include_router(ops.router)
     app.include_router(builder.router)  # before pages: /campaigns/new is not a campaign id
-    app.include_router(integration_forms_router)  # before pages: /integrations/new is not an integration id
+    app.include_router(integration_forms.router)  # before pages: /integrations/new is not an integration id
+    app.include_router(imports.router)  # before pages: /campaigns/{id}/leads/import is not a lead
     app.include_router(pages.router)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, max_streamed_bytes=max_streamed_bytes)
     return app

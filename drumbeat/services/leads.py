@@ -617,13 +617,48 @@ def rejected_csv(ctx: Context, principal: Principal, import_id: str) -> Iterator
     """Every rejected row of one of the workspace's imports of the last IMPORT_KEEP, as CSV
     text in pieces: `row`, the header's columns, `reasons`; cells made safe to open in a
     spreadsheet. 404 for another workspace's import, an expired one or no such id."""
+    return _rejected_pieces(ctx, import_id, _find_import(ctx, principal, import_id)["columns"])
+
+
+def _find_import(ctx: Context, principal: Principal, import_id: str) -> dict:
     found = None
     if re.fullmatch(r"[0-9a-f]{32}", import_id):
         with ctx.db.begin() as conn:
             found = import_store.get_import(conn, principal.workspace_id, import_id, ctx.clock() - IMPORT_KEEP)
     if found is None:
         raise NotFound("import not found", {"id": import_id})
-    return _rejected_pieces(ctx, import_id, found["columns"])
+    return found
+
+
+def import_summary(ctx: Context, principal: Principal, import_id: str, first: int = 20) -> dict:
+    """One of the workspace's CSV imports of the last IMPORT_KEEP (else 404): its campaign,
+    its counts (None while it runs) and its first rejected rows (`row`, `cells`, `reasons`)."""
+    found = _find_import(ctx, principal, import_id)
+    with ctx.db.begin() as conn:
+        rejected = import_store.rejections_after(conn, import_id, -1, first)
+    return {"id": import_id, "campaign_id": found["campaign_id"], "columns": found["columns"],
+            "counts": found["counts"], "created_at": found["created_at"], "rejected": rejected}
+
+
+def csv_preview(chunks: Iterable[bytes], charset: str = DEFAULT_CHARSET, delimiter: str | None = None,
+                rows: int = 5) -> dict:
+    """The header and the first `rows` records as import_csv would read them (same decoding
+    and delimiter sniffing), for choosing a mapping; reads no further than that."""
+    lines = text_lines(chunks, charset)
+    header_line = next(lines, "")
+    used = delimiter or sniff_delimiter(header_line)
+    records = csv_records(chain([header_line], lines), used)
+    first = next(records, None)
+    if first is None or first[2] or not first[1]:
+        raise ValidationFailed([{"field": "body", "message": first[2] if first and first[2] else
+                                 "the CSV needs a header row on its first line"}])
+    shown = []
+    for _number, cells, problem in records:
+        if len(shown) >= rows:
+            break
+        if cells and problem is None:
+            shown.append([_printable(c) for c in cells])
+    return {"delimiter": used, "header": [_printable(c) for c in first[1]], "rows": shown}
 
 
 def _rejected_pieces(ctx: Context, import_id: str, columns: list[str]) -> Iterator[str]:

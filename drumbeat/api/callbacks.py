@@ -14,8 +14,8 @@ from fastapi.responses import Response
 
 from drumbeat.api.deps import ContextDep
 from drumbeat.api.errors import ApiError
-from drumbeat.api.schemas import error_responses
 from drumbeat.channels import inbound
+from drumbeat.schemas import error_responses
 from drumbeat.services import receipts
 from drumbeat.services.context import Context
 

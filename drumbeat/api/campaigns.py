@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Query
 
 from drumbeat.api.deps import ContextDep, Operator, Viewer
-from drumbeat.api.schemas import (
+from drumbeat.schemas import (
     CampaignCreate,
     CampaignPreview,
     CampaignPublic,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from drumbeat.domain.exceptions import DomainError
+from drumbeat.schemas import error_fields
 
 log = structlog.get_logger()
 
@@ -47,31 +46,6 @@ def error_response(code: str, message: str, details: dict | None = None, status:
                         status_code=status or STATUS_OF_CODE.get(code, 400), headers=headers)
 
 
-def _field_name(loc: tuple) -> str:
-    # Drop only the leading "body": a template's own `body` field must keep its name.
-    parts = loc[1:] if loc[:1] == ("body",) else loc
-    return ".".join(str(p) for p in parts) or "body"
-
-
-_INDEX = re.compile(r"\[(\d+)\]")
-
-
-def _fields(error: dict) -> list[dict]:
-    """The envelope's fields of one pydantic error. A template's problems (schemas.Template)
-    come as one error naming the template; each gets its own field, its path inside the
-    template written like pydantic's (`components[1].parameters[0].text` ->
-    `steps.0.template.components.1.parameters.0.text`)."""
-    problems = (error.get("ctx") or {}).get("problems")
-    if not problems:
-        return [{"field": _field_name(error["loc"]), "message": error["msg"]}]
-    base = _field_name(error["loc"])
-    out = []
-    for path, message in problems:
-        inside = _INDEX.sub(r".\1", path).lstrip(".")
-        out.append({"field": f"{base}.{inside}" if inside else base, "message": message})
-    return out
-
-
 PROBED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -97,7 +71,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError):
-        fields = [field for e in exc.errors() for field in _fields(e)]
+        fields = [field for e in exc.errors() for field in error_fields(e)]
         return error_response("validation_error", "the request is not valid", {"fields": fields})
 
     @app.exception_handler(StarletteHTTPException)

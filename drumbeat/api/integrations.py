@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from drumbeat.api.deps import ContextDep, Operator, Owner, Viewer
-from drumbeat.api.schemas import (
+from drumbeat.domain.channels import Channel
+from drumbeat.schemas import (
     CatalogueTemplates,
     ConnectionTested,
     HealthEvent,
@@ -17,7 +18,6 @@ from drumbeat.api.schemas import (
     TemplatesSynced,
     error_responses,
 )
-from drumbeat.domain.channels import Channel
 from drumbeat.services import integrations, templates
 
 router = APIRouter(prefix="/integrations", tags=["integrations"])

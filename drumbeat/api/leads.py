@@ -12,9 +12,9 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_serializer
 
 from drumbeat.api.deps import ContextDep, Operator, Viewer
-from drumbeat.api.schemas import error_responses, one_or_more
 from drumbeat.domain.exceptions import ValidationFailed
 from drumbeat.domain.leads import LeadState
+from drumbeat.schemas import error_responses, one_or_more
 from drumbeat.services import leads, suppressions
 
 router = APIRouter(tags=["leads"])

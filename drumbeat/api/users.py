@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from drumbeat.api.deps import ContextDep, Owner, Viewer
-from drumbeat.api.schemas import SubscriptionUpdate, UserCreate, UserPublic, WorkspacePublic, error_responses
+from drumbeat.schemas import SubscriptionUpdate, UserCreate, UserPublic, WorkspacePublic, error_responses
 from drumbeat.services import workspaces
 from drumbeat.services.passwords import hash_password
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from drumbeat.api.deps import ContextDep, Owner
-from drumbeat.api.schemas import Instant, ObjectId, Request, error_responses
+from drumbeat.schemas import Instant, ObjectId, Request, error_responses
 from drumbeat.services import notifications
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])

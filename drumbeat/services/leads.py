@@ -118,7 +118,7 @@ def normalize_email(value: str) -> str:
     """Syntax only (no DNS). Lowercased whole: providers treat the local part case-
     insensitively, and `John@x` and `john@x` must dedupe and suppress as one person."""
     try:
-        # As for users (api.schemas._email): special-use domains such as `.test` are valid syntax.
+        # As for users (schemas._email): special-use domains such as `.test` are valid syntax.
         return validate_email(value.strip(), check_deliverability=False, globally_deliverable=False,
                               test_environment=True).normalized.lower()
     except EmailNotValidError as exc:

@@ -22,15 +22,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from drumbeat.api.errors import _fields as api_fields
-from drumbeat.api.schemas import DAYS, CampaignCreate, CampaignUpdate
-from drumbeat.api.schemas import _zones as known_zones
 from drumbeat.domain import sms
 from drumbeat.domain.channels import Channel
 from drumbeat.domain.exceptions import DomainError, NotFound, ValidationFailed
 from drumbeat.domain.lifecycle import Status
 from drumbeat.domain.roles import Role, allows
 from drumbeat.domain.templates import ATTRIBUTE_PREFIX, LEAD_FIELDS
+from drumbeat.schemas import DAYS, CampaignCreate, CampaignUpdate, known_zones
+from drumbeat.schemas import error_fields as api_fields
 from drumbeat.services import campaigns, integrations
 from drumbeat.services import templates as catalogue
 from drumbeat.web import present

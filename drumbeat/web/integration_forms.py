@@ -15,11 +15,13 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Header, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import FormData
 
 from drumbeat.domain.channels import HEALTH_EVENTS, PROVIDER_CHANNELS, Channel, Health, Provider
 from drumbeat.domain.exceptions import DomainError, NotFound, ValidationFailed
 from drumbeat.domain.roles import Role
+from drumbeat.schemas import Cap, Name
 from drumbeat.services import integrations
 from drumbeat.web import present
 from drumbeat.web.pages import (
@@ -37,8 +39,8 @@ from drumbeat.web.pages import (
 
 router = APIRouter(include_in_schema=False)
 
-MAX_CAP = 2**31 - 1  # the widest integer column, as the API's daily_cap
-MAX_LABEL = 200
+# The API's own types, so the form accepts exactly what the API does.
+LABEL, CAP = TypeAdapter(Name), TypeAdapter(Cap)
 
 
 @dataclass(frozen=True)
@@ -179,19 +181,18 @@ def _typed(form: FormData) -> dict:
 
 
 def _basics(typed: dict) -> tuple[dict, dict]:
-    """Label and daily cap, checked as the API's model checks them (1..200 chars; 1..2³¹-1)."""
+    """Label and daily cap, checked by the API's own types (schemas.Name, schemas.Cap)."""
     values: dict = {}
     errors: dict = {}
     label = typed.get("label", "").strip()
-    if len(label) > MAX_LABEL:
-        errors["label"] = f"At most {MAX_LABEL} characters."
-    values["label"] = label or None
+    try:
+        values["label"] = LABEL.validate_python(label) if label else None
+    except ValidationError as exc:
+        errors["label"] = exc.errors()[0]["msg"] + "."
     cap = typed.get("daily_cap", "").strip()
-    if not cap:
-        values["daily_cap"] = None
-    elif cap.isdigit() and 1 <= int(cap) <= MAX_CAP:
-        values["daily_cap"] = int(cap)
-    else:
+    try:
+        values["daily_cap"] = CAP.validate_python(int(cap)) if cap else None
+    except (ValueError, ValidationError):
         errors["daily_cap"] = "A whole number of at least 1, or empty for no cap."
     return values, errors
 

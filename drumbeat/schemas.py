@@ -1,4 +1,5 @@
-"""Request and response models of API v1 (API.md).
+"""Request and response models of API v1 (docs/api.md), used by the API and by the
+dashboard's forms alike, so a form can never accept what the API refuses.
 
 Requests refuse unknown fields (a typo must not be silently ignored) and bound every
 number and string, so no input can reach the database in a shape it would refuse: bad
@@ -317,12 +318,12 @@ StatusFilter = Annotated[str, Field(json_schema_extra={"pattern": one_or_more(s.
 # --- campaigns: settings ----------------------------------------------------------------------
 
 @cache
-def _zones() -> frozenset[str]:
+def known_zones() -> frozenset[str]:
     return frozenset(available_timezones()) - {"localtime"}  # the server's own zone, not an IANA name
 
 
 def _zone(value: str) -> str:
-    if value not in _zones():
+    if value not in known_zones():
         raise ValueError("not a known IANA time zone")
     return value
 
@@ -745,3 +746,30 @@ class SendTestResult(BaseModel):
     error: ContentProblem | None
     integration_id: str = Field(description="The key the message went through (or would have)")
     missing: list[str] = Field(description="Variables without a value or fallback, as written")
+
+
+# --- pydantic errors as the envelope's fields ---------------------------------------------
+
+def _field_name(loc: tuple) -> str:
+    # Drop only the leading "body": a template's own `body` field must keep its name.
+    parts = loc[1:] if loc[:1] == ("body",) else loc
+    return ".".join(str(p) for p in parts) or "body"
+
+
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def error_fields(error: dict) -> list[dict]:
+    """The envelope's fields of one pydantic error. A template's problems (Template)
+    come as one error naming the template; each gets its own field, its path inside the
+    template written like pydantic's (`components[1].parameters[0].text` ->
+    `steps.0.template.components.1.parameters.0.text`)."""
+    problems = (error.get("ctx") or {}).get("problems")
+    if not problems:
+        return [{"field": _field_name(error["loc"]), "message": error["msg"]}]
+    base = _field_name(error["loc"])
+    out = []
+    for path, message in problems:
+        inside = _INDEX.sub(r".\1", path).lstrip(".")
+        out.append({"field": f"{base}.{inside}" if inside else base, "message": message})
+    return out

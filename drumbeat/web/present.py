@@ -108,6 +108,18 @@ def gates_view(gates: list[dict]) -> list[dict]:
              "reason": g.get("reason") or "", "text": _gate_text(g)} for g in gates]
 
 
+# The fixes that happen on an integration's page: the link the stop's explanation offers.
+FIX_LINK_WORDS = {"update_key": "Update the key", "reconnect_account": "Reconnect the account",
+                  "review_account": "Review the account"}
+
+
+def fix_link(fix: dict) -> dict | None:
+    words = FIX_LINK_WORDS.get(fix.get("action") or "")
+    if not words or not fix.get("integration_id"):
+        return None
+    return {"href": f"/integrations/{fix['integration_id']}#edit", "text": f"{words} →"}
+
+
 def campaign_detail(view: dict, timeline: list[dict], in_doubt: list[dict], emails: dict[str, str],
                     can_operate: bool) -> dict:
     progress = view["progress"]
@@ -118,6 +130,7 @@ def campaign_detail(view: dict, timeline: list[dict], in_doubt: list[dict], emai
         explained = view.get("pause_explanation") or {}
         paused = {"reason": view["paused_reason"], "text": reason_text(view["paused_reason"]),
                   "explanation": explained.get("text") or reason_text(view["paused_reason"]),
+                  "fix": fix_link(explained.get("fix") or {}),
                   "at": fmt_time(view["paused_at"]), "by": actor_text(by.get("type"), by.get("id"), emails)}
     next_send = None
     if view["next_send_at"] is not None:

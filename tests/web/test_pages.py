@@ -288,7 +288,7 @@ def test_the_app_factory_is_unchanged_for_api_clients(ctx):
 
 def test_a_campaign_stopped_by_dead_keys_says_so_in_words_and_marks_the_key_errors(ctx, client, users):
     owner = users["owner"]["principal"]
-    sandbox_key(ctx, owner, label="Acme WA", fail="key")
+    key = sandbox_key(ctx, owner, label="Acme WA", fail="key")
     cid = new_campaign(ctx, owner)
     add_leads(ctx, cid, 5)
     svc.start(ctx, owner, cid)
@@ -302,3 +302,6 @@ def test_a_campaign_stopped_by_dead_keys_says_so_in_words_and_marks_the_key_erro
     live = client.get(f"/campaigns/{cid}/live.json").json()
     assert live["paused"]["explanation"].startswith("Every WhatsApp key failed: 'Acme WA'")
     assert [(e["scope"], e["code"]) for e in live["errors"]] == [("key", "sandbox:key")]
+    # The fix is one click away, on the page and in the live update.
+    assert f'<a href="/integrations/{key}#edit" data-testid="pause-fix">Update the key →</a>' in page
+    assert live["paused"]["fix"] == {"href": f"/integrations/{key}#edit", "text": "Update the key →"}

@@ -28,7 +28,7 @@
 
   function replaceChildren(parent, children) {
     while (parent.firstChild) parent.removeChild(parent.firstChild);
-    children.forEach(function (c) { parent.appendChild(c); });
+    children.forEach(function (c) { if (c) parent.appendChild(c); });
   }
 
   /* --- the action alert ------------------------------------------------------------ */
@@ -159,7 +159,9 @@
         document.createTextNode(" "),
         el("span", {class: "muted", "data-testid": "paused-meta"}, "paused ", timeNode(c.paused.at), " by " + c.paused.by),
         document.createTextNode(" "),
-        el("span", {class: "pause-explanation", "data-testid": "pause-explanation"}, c.paused.explanation)
+        el("span", {class: "pause-explanation", "data-testid": "pause-explanation"}, c.paused.explanation),
+        document.createTextNode(" "),
+        c.paused.fix ? el("a", {href: c.paused.fix.href, "data-testid": "pause-fix"}, c.paused.fix.text) : null
       ]);
     } else {
       replaceChildren(paused, []);

@@ -5,7 +5,9 @@ later imports enrol it as `opted_out` (services.leads)."""
 
 from __future__ import annotations
 
+from drumbeat.domain.audit import CREATED
 from drumbeat.domain.exceptions import ValidationFailed
+from drumbeat.services import audit
 from drumbeat.services.context import Context, Principal
 from drumbeat.services.leads import normalize_email, normalize_phone, parse_cursor
 from drumbeat.store import leads as store
@@ -40,6 +42,8 @@ def add_suppression(ctx: Context, principal: Principal, data: dict) -> dict:
         row = store.find_suppression(conn, principal.workspace_id, phone=phone, email=email)
         if row is None:
             row = store.insert_suppression(conn, principal.workspace_id, phone=phone, email=email, now=now)
+            audit.record(conn, principal.workspace_id, principal, CREATED, "suppression", row["id"],
+                         {"phone": phone} if phone else {"email": email}, now)
         opted_out = store.opt_out_matching(conn, principal.workspace_id, phone=phone, email=email, now=now)
     return {**suppression_view(row), "leads_opted_out": opted_out}
 

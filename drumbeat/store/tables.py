@@ -457,3 +457,26 @@ import_rejections = Table(
     Column("reasons", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# --- the audit log (API.md v1.1, Consent; migration 0015) ---------------------------------
+
+# Who created, changed or deleted what, and every campaign action; written in the change's
+# own transaction. actor: a user (dashboard), a token (API; user_id is its user) or the
+# system (actor_id names what acted). Secret values never reach `details`.
+audit_events = Table(
+    "audit_events", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("workspace_id", String(32), ForeignKey("workspaces.id"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor_type", String(10), nullable=False),
+    Column("actor_id", String(64)),
+    Column("user_id", String(32)),
+    Column("action", String(40), nullable=False),
+    Column("object_type", String(20), nullable=False),
+    Column("object_id", String(64), nullable=False),
+    Column("details", Json, nullable=False),
+    CheckConstraint("actor_type IN ('user', 'token', 'system')", name="actor_type"),
+    Index("ix_audit_events_newest", "workspace_id", "id"),
+    Index("ix_audit_events_object_type", "workspace_id", "object_type", "id"),
+    Index("ix_audit_events_user", "workspace_id", "user_id", "id"),
+)

@@ -42,14 +42,16 @@ class AuditPage(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next (older) page; null on the last")
 
 
-@router.get("/audit", response_model=AuditPage, responses=error_responses(403))
+@router.get("/audit", response_model=AuditPage, responses=error_responses(403, 404))
 def list_audit(principal: Owner, ctx: ContextDep,
                limit: Annotated[int, Query(ge=1, le=500, description="entries per page")] = 50,
                cursor: Annotated[str | None, Query(pattern=r"^[0-9]{0,18}$",
                                                    description="`next_cursor` of the previous page")] = None,
                object_type: Annotated[ObjectType | None, Query(description="only this kind of object")] = None,
-               actor: Annotated[str | None, Query(max_length=64, description="only what this user did (their "
-                                                  "dashboard and their tokens): a user id of the workspace")] = None):
+               actor: Annotated[str | None, Query(
+                   pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                   description="only what this user did (their dashboard and their tokens): a user id of the "
+                               "workspace; another's → 404")] = None):
     """The workspace's audit log, newest first (owner)."""
     return audit.list_events(ctx, principal, limit=limit, cursor=cursor or None,
                              object_type=object_type.value if object_type else None, actor=actor)

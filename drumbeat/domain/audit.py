@@ -71,7 +71,7 @@ _FIELD_WORDS = {"label": "the label", "daily_cap": "the daily cap", "config": "t
 
 
 def actor_words(actor: dict, email: str | None) -> str:
-    """Who acted: the user's email (API calls say "with an API token"), or Drumbeat."""
+    """Who acted: the user's email ("(API token)" after it for an API call), or Drumbeat."""
     if actor.get("type") == ActorType.SYSTEM:
         return "Drumbeat"
     who = email or f"user {actor.get('user_id') or actor.get('id')}"
@@ -117,6 +117,9 @@ def _change_words(details: dict) -> list[str]:
 
 def _update_words(who: str, what: str, details: dict) -> str:
     changes = details.get("changes") or {}
+    if "templates_synced" in details:
+        n = details["templates_synced"]
+        return f"{who} synced the message templates of {what} ({n} template{'' if n == 1 else 's'})"
     if "subscription_status" in changes:
         return f"{who} {'canceled' if changes['subscription_status']['to'] == 'canceled' else 'renewed'} " \
                "the subscription"

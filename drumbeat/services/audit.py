@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from drumbeat.domain.audit import ActorType, ObjectType, describe
-from drumbeat.domain.exceptions import ValidationFailed
+from drumbeat.domain.exceptions import NotFound, ValidationFailed
 from drumbeat.services.context import Actor, Context, Principal
 from drumbeat.services.leads import parse_cursor
 from drumbeat.store import audit as store
@@ -47,7 +47,7 @@ def entry_view(row: dict) -> dict:
 def list_events(ctx: Context, principal: Principal, *, limit: int = 50, cursor: str | None = None,
                 object_type: str | None = None, actor: str | None = None) -> dict:
     """Newest first, `limit` a page; filters: one object type, one user (the entries of
-    their dashboard session and of their tokens)."""
+    their dashboard session and of their tokens; one not of this workspace: 404)."""
     before = parse_cursor(cursor)
     if object_type is not None and object_type not in ObjectType.__members__.values():
         raise ValidationFailed([{"field": "query.object_type", "message": "must be one of "
@@ -55,7 +55,7 @@ def list_events(ctx: Context, principal: Principal, *, limit: int = 50, cursor: 
     with ctx.db.begin() as conn:
         if actor is not None and actor not in store.names(conn, principal.workspace_id, user_ids={actor},
                                                           campaign_ids=set(), integration_ids=set())["user"]:
-            raise ValidationFailed([{"field": "query.actor", "message": "not a user of this workspace"}])
+            raise NotFound("user not found", {"id": actor})  # as any other workspace's id
         rows = store.list_events(conn, principal.workspace_id, before_id=before, limit=limit + 1,
                                  object_type=object_type, user_id=actor)
     more = len(rows) > limit

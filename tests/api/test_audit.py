@@ -8,6 +8,8 @@ import pytest
 from drumbeat.services.workspaces import init_workspace
 from tests.api.test_campaigns import API, act, create_campaign, create_sandbox, enroll, fields_of
 from tests.api.test_integrations import APP_SECRET, TOKEN, WHATSAPP
+from tests.api.test_template_catalogue import CATALOGUE, synced  # noqa: F401 - fixture
+from tests.api.test_template_catalogue import TOKEN as CATALOGUE_TOKEN
 
 
 def audit(client, headers, **params) -> dict:
@@ -163,6 +165,15 @@ def test_an_auto_pause_is_recorded_as_the_systems(client, ctx, owner):
     assert auto_pause["actor"] == {"type": "system", "id": "health:disconnected", "user_id": None}
 
 
+def test_a_template_sync_is_recorded_on_its_integration_with_the_count(client, owner, synced):  # noqa: F811
+    page = client.get(f"{API}/audit", params={"object_type": "integration"}, headers=owner["headers"])
+
+    newest = page.json()["items"][0]
+    assert (newest["action"], newest["object_id"]) == ("updated", synced["id"])
+    assert newest["details"] == {"label": "Main number", "templates_synced": len(CATALOGUE)}
+    assert CATALOGUE_TOKEN not in page.text
+
+
 def test_another_workspaces_entries_never_appear_and_its_users_are_not_a_filter(client, ctx, owner):
     rival = init_workspace(ctx, "Rival", "boss@rival.test")
     rival_h = {"Authorization": f"Bearer {rival['token']}"}
@@ -174,8 +185,8 @@ def test_another_workspaces_entries_never_appear_and_its_users_are_not_a_filter(
 
     assert {e["object_id"] for e in mine}.isdisjoint({e["object_id"] for e in theirs})
     assert {e["object_type"] for e in mine} == {"workspace", "user", "token"}
-    assert fields_of(client.get(f"{API}/audit", params={"actor": rival["user_id"]}, headers=owner["headers"])) \
-        == ["query.actor"]
+    unknown = client.get(f"{API}/audit", params={"actor": rival["user_id"]}, headers=owner["headers"])
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "not_found")
 
 
 def test_pages_walk_every_entry_newest_first_without_repeats(client, owner):
@@ -219,8 +230,9 @@ def test_filters_by_object_type_and_by_user(client, owner):
     ({"cursor": "abc"}, "cursor"),
     ({"limit": 0}, "limit"),
     ({"limit": 501}, "limit"),
-    ({"actor": "no-such-user"}, "actor"),
+    ({"actor": "no such user"}, "actor"),
     ({"actor": "x" * 65}, "actor"),
+    ({"actor": "{"}, "actor"),
 ])
 def test_a_bad_filter_is_a_422_naming_it(client, owner, params, field):
     assert fields_of(client.get(f"{API}/audit", params=params, headers=owner["headers"])) == [f"query.{field}"]

@@ -53,6 +53,8 @@ def test_an_api_call_says_it_came_through_a_token():
      "ops@acme.test changed the label from Old to New and the settings (base_url) of integration 'New'"),
     ("updated", "integration", {"label": "X", "changes": {"health": {"from": "active", "to": "disconnected"}}},
      "ops@acme.test changed the health from active to disconnected of integration 'X'"),
+    ("updated", "integration", {"label": "WA", "templates_synced": 3},
+     "ops@acme.test synced the message templates of integration 'WA' (3 templates)"),
     ("created", "user", {"email": "new@acme.test", "role": "viewer"},
      "ops@acme.test added user new@acme.test as viewer"),
     ("updated", "user", {"email": "new@acme.test", "changes": {"role": {"from": "viewer", "to": "operator"}}},

@@ -97,6 +97,19 @@ def test_a_refused_change_records_nothing(client, owner):
                                                                                 ("created", "user")]
 
 
+def test_a_refused_campaign_action_records_nothing(client, ctx, owner):
+    h = owner["headers"]
+    campaign = create_campaign(client, h, name="Spring")
+    enroll(ctx, campaign["id"])  # no integration: the key_pool gate is closed
+    before = entries(client, h)
+
+    refused = act(client, h, campaign["id"], "start")
+    wrong_name = act(client, h, campaign["id"], "cancel", {"confirm": "Autumn"})
+
+    assert (refused.status_code, wrong_name.status_code) == (409, 409)  # resume_blocked, confirmation_required
+    assert entries(client, h) == before
+
+
 def test_users_webhooks_suppressions_and_the_subscription_are_recorded_with_their_actor(client, owner):
     h = owner["headers"]
     ops = add_user(client, h, "ops@acme.test", "operator")

@@ -314,7 +314,7 @@ def test_use_template_shows_one_labelled_input_per_parameter_and_keeps_everythin
     assert labels == ["Header {{1}} in ‘For {{1}}’", "Body {{1}} in ‘Hi {{1}}, order {{2}} is ready’",
                       "Body {{2}} in ‘Hi {{1}}, order {{2}} is ready’",
                       'Button 1 "Track" link {{1}} in ‘https://x.test/{{1}}’',
-                      'Button 2 "Stop" reply payload optional sent back when the lead taps it; blank: '
+                      'Button 2 "Stop" reply payload optional · sent back when the lead taps it; blank: '
                       "the button's text"]
     assert 'name="steps.0.param.header.1" value="" data-testid="template-parameter" autofocus' in page.text
     assert 'value="Half typed"' in page.text and "Your code {{attributes.code}}</textarea>" in page.text

@@ -15,7 +15,7 @@ from drumbeat.services import campaigns as svc
 from drumbeat.services import templates as catalogue
 from drumbeat.services import workspaces
 from tests.conftest import db_url  # noqa: F401 - both databases here, unlike tests/web/conftest.py
-from tests.factory import campaign_data, sandbox_key
+from tests.factory import add_leads, campaign_data, sandbox_key
 from tests.web.conftest import page_csrf, sign_in
 from tests.web.test_content_pages import CATALOGUE, TEMPLATE, WABA, whatsapp_key
 
@@ -381,6 +381,30 @@ def test_components_typed_as_json_for_a_picked_template_become_its_parameter_for
     stored = only_campaign(ctx, users)["steps"][0]["template"]
     assert stored["name"] == "order_ready" and stored["components"][2]["index"] == "0"
     assert [c["parameters"] for c in stored["components"]] == [c["parameters"] for c in TEMPLATE["components"]]
+
+
+def test_a_paused_campaign_shows_its_stored_parameters_and_saves_a_changed_one_keeping_its_delay(
+        ctx, client, users, whatsapp_server):
+    synced_catalogue(ctx, users, whatsapp_server)
+    owner = users["owner"]["principal"]
+    cid = svc.create_campaign(ctx, owner, campaign_data("Paused", steps=[
+        {"channel": "whatsapp", "template": TEMPLATE, "delay_seconds": 120}]))["id"]
+    add_leads(ctx, cid, 2)
+    svc.start(ctx, owner, cid)
+    svc.pause(ctx, owner, cid)
+    csrf = operator(client)
+    page = client.get(f"/campaigns/{cid}/edit").text
+    assert 'data-testid="paused-note"' in page
+    assert inputs_of(page) == PARAMETERS  # the stored components, one per input
+    response = client.post(f"/campaigns/{cid}/edit", data={
+        "csrf": csrf, "name": "Paused", "pool": "all", "steps.0.channel": "whatsapp", "steps.0.delay": "2",
+        "steps.0.delay_unit": "minutes", **PICKED, **{**PARAMETERS, "steps.0.param.body.1": "Dear {{first_name}}"},
+        "steps.0.template.body": "Hi {{first_name}}", "schedule.timezone": "UTC", "schedule.days": ["mon"],
+        "schedule.window_start": "08:00", "schedule.window_end": "20:00", "op": "draft"}, follow_redirects=False)
+    assert response.status_code == 303, summary_of(response.text)
+    step = svc.get_campaign(ctx, owner, cid)["steps"][0]
+    assert step["delay_seconds"] == 120 and step["template"]["components"][1]["parameters"][0] == {
+        "type": "text", "text": "Dear {{first_name}}"}
 
 
 def test_stored_components_the_form_cannot_show_stay_as_json_on_the_edit_page(ctx, client, users, whatsapp_server):

@@ -445,9 +445,9 @@
     if (target.matches("select[data-catalogue]")) {
       /* The template's parameter form comes from the server, as "Use template" without JS. */
       var use = rowOf(target).querySelector("[data-use-template]");
-      if (target.value && use) {
-        rowOf(target).querySelector("[data-catalogue-parameters]").textContent =
-          "Parameters: " + target.selectedOptions[0].getAttribute("data-parameters") + " — loading the form…";
+      if (use) {
+        rowOf(target).querySelector("[data-catalogue-parameters]").textContent = target.value
+          ? "Parameters: " + target.selectedOptions[0].getAttribute("data-parameters") + " — loading the form…" : "";
         form.requestSubmit(use);
       }
     }

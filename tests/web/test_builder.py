@@ -383,6 +383,27 @@ def test_components_typed_as_json_for_a_picked_template_become_its_parameter_for
     assert [c["parameters"] for c in stored["components"]] == [c["parameters"] for c in TEMPLATE["components"]]
 
 
+def test_a_named_template_asks_for_each_name_and_the_saved_parameters_carry_it(ctx, client, users, whatsapp_server):
+    owner = users["owner"]["principal"]
+    named = {"name": "welcome", "language": "de", "status": "APPROVED", "category": "MARKETING", "id": "id-w",
+             "parameter_format": "NAMED",
+             "components": [{"type": "BODY", "text": "Hallo {{first_name}}, dein Code: {{code}}"}]}
+    whatsapp_server.set_templates(WABA, [named])
+    catalogue.sync_catalogue(ctx, owner, whatsapp_key(ctx, owner, whatsapp_server, waba_id=WABA))
+    csrf = operator(client)
+    picked = {"steps.0.catalogue": "welcome|de", "steps.0.template.name": "", "steps.0.template.language": ""}
+    page = client.post("/campaigns/new", data=form(csrf, op="template:0", **picked)).text
+    assert list(inputs_of(page)) == ["steps.0.param.body.first_name", "steps.0.param.body.code"]
+    assert "Body {{code}}" in page and "in ‘Hallo {{first_name}}, dein Code: {{code}}’" in page
+    response = client.post("/campaigns/new", data=form(csrf, **picked, **{
+        "steps.0.param.body.first_name": "{{first_name|du}}", "steps.0.param.body.code": "{{attributes.code}}"}),
+        follow_redirects=False)
+    assert response.status_code == 303, summary_of(response.text)
+    assert only_campaign(ctx, users)["steps"][0]["template"]["components"] == [{"type": "body", "parameters": [
+        {"type": "text", "text": "{{first_name|du}}", "parameter_name": "first_name"},
+        {"type": "text", "text": "{{attributes.code}}", "parameter_name": "code"}]}]
+
+
 def test_a_paused_campaign_shows_its_stored_parameters_and_saves_a_changed_one_keeping_its_delay(
         ctx, client, users, whatsapp_server):
     synced_catalogue(ctx, users, whatsapp_server)

@@ -32,7 +32,7 @@ from pydantic_core import PydanticCustomError
 
 from drumbeat.domain import sms
 from drumbeat.domain.channels import Channel, Provider
-from drumbeat.domain.consent import MAX_KEYWORD_LENGTH, keyword_problem
+from drumbeat.domain.consent import MAX_KEYWORD_LENGTH, OPT_IN_WORDS, OPT_OUT_WORDS, keyword_problem
 from drumbeat.domain.exceptions import NotFound
 from drumbeat.domain.lifecycle import Status
 from drumbeat.domain.messages import is_whatsapp_template
@@ -292,7 +292,13 @@ class AutoReplies(Request):
 
 
 class WorkspacePublic(BaseModel):
-    model_config = examples({"id": EXAMPLE_IDS["workspace"], "name": "Acme", "subscription_status": "active"})
+    model_config = examples({"id": EXAMPLE_IDS["workspace"], "name": "Acme", "subscription_status": "active",
+                             "opt_out_words": ["ALTO", "BAJA"], "opt_in_words": ["ALTA"],
+                             "default_opt_out_words": list(OPT_OUT_WORDS),
+                             "default_opt_in_words": list(OPT_IN_WORDS),
+                             "contact_cap": {"max": 3, "days": 7},
+                             "auto_replies": {"stop": "You will get no more messages. Reply START to undo.",
+                                              "help": None}})
 
     id: str
     name: str
@@ -307,6 +313,8 @@ class WorkspacePublic(BaseModel):
 
 class WorkspaceUpdate(Request):
     """Consent settings (owner). Fields left out stay as they are."""
+
+    model_config = examples({"opt_out_words": ["ALTO", "BAJA"], "contact_cap": {"max": 3, "days": 7}})
 
     opt_out_words: Keywords = Field(None, description="replaces the workspace's own opt-out words")  # type: ignore[assignment]
     opt_in_words: Keywords = Field(None, description="replaces the workspace's own opt-in words")  # type: ignore[assignment]

@@ -175,8 +175,8 @@ class SuppressionOut(BaseModel):
     created_at: datetime
 
 
-SUPPRESSION_EXAMPLE = {"id": "1", "phone": None, "email": "no-contact@example.com",
-                       "created_at": "2026-03-02T10:00:00Z"}
+SUPPRESSION_EXAMPLE = {"id": "1", "phone": None, "email": "no-contact@example.com", "reason": "manual",
+                       "source": {}, "created_at": "2026-03-02T10:00:00Z"}
 
 
 class SuppressionAdded(SuppressionOut):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from drumbeat.api.deps import ContextDep, Owner
 from drumbeat.domain.audit import ObjectType
-from drumbeat.schemas import Instant, error_responses
+from drumbeat.schemas import Instant, error_responses, examples
 from drumbeat.services import audit
 
 router = APIRouter(tags=["audit"])
@@ -37,7 +37,18 @@ class AuditEntry(BaseModel):
                                                 "key: `{\"credentials\": [\"access_token\"]}`)")
 
 
+ENTRY_EXAMPLE = {"id": "42", "at": "2026-03-02T10:00:00Z",
+                 "actor": {"type": "token", "id": "5f0c2a9b1d7e4c3a8b6f0e1d2c3b4a59",
+                           "user_id": "9b1d7e4c3a8b6f0e1d2c3b4a595f0c2a"},
+                 "action": "updated", "object_type": "integration", "object_id": "1d7e4c3a8b6f0e1d2c3b4a595f0c2a9b",
+                 "details": {"label": "Acme WA", "credentials": ["access_token"]}}
+
+
 class AuditPage(BaseModel):
+    model_config = examples({"items": [ENTRY_EXAMPLE, {
+        "id": "41", "at": "2026-03-02T09:58:00Z", "actor": {"type": "system", "id": "engine", "user_id": None},
+        "action": "auto_pause", "object_type": "campaign", "object_id": "c3a8b6f0e1d2c3b4a595f0c2a9b1d7e4",
+        "details": {"from": "sending", "to": "paused", "reason": "all_keys_failed"}}], "next_cursor": "41"})
     items: list[AuditEntry] = Field(description="newest first")
     next_cursor: str | None = Field(description="pass as `cursor` for the next (older) page; null on the last")
 

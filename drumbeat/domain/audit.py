@@ -64,6 +64,10 @@ _CAMPAIGN_VERBS = {
     "leads_canceled": "canceled leads of", "lead_resolved": "settled an in-doubt lead of",
 }
 
+_SUPPRESSION_WORDS = {"stop_keyword": "a STOP reply", "provider_opt_out": "the provider reported an opt-out",
+                      "unsubscribe_link": "the unsubscribe link", "bounce": "a hard bounce",
+                      "import": "an import"}
+
 _FIELD_WORDS = {"label": "the label", "daily_cap": "the daily cap", "config": "the settings",
                 "health": "the health", "role": "the role", "events": "the events", "url": "the address",
                 "opt_out_words": "the opt-out words", "opt_in_words": "the opt-in words",
@@ -142,7 +146,10 @@ def describe(entry: dict, *, actor_email: str | None = None, object_name: str | 
     if kind == ObjectType.SUPPRESSION:
         address = details.get("phone") or details.get("email") or entry["object_id"]
         if action == CREATED:
-            return f"{who} suppressed {address}"
+            why = _SUPPRESSION_WORDS.get(details.get("reason") or "")
+            return f"{who} suppressed {address}" + (f" ({why})" if why else "")
+        if action == DELETED and details.get("opted_in"):
+            return f"{who} lifted {what}: the person opted back in (START)"
         if action == DELETED:
             return f"{who} deleted {what}; {address} may be contacted again"
     if action == CREATED:

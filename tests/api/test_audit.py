@@ -131,13 +131,48 @@ def test_users_webhooks_suppressions_and_the_subscription_are_recorded_with_thei
                       ("created", "token"), ("created", "user")]
     workspace, suppression, webhook, token, user = items[:5]
     assert workspace["details"] == {"changes": {"subscription_status": {"from": "active", "to": "canceled"}}}
-    assert suppression["details"] == {"phone": "+4915112345678"}
+    assert suppression["details"] == {"phone": "+4915112345678", "reason": "manual"}
     assert suppression["actor"]["user_id"] == ops["id"] and suppression["actor"]["type"] == "token"
     assert webhook["details"] == {"url": "https://hooks.example/drumbeat", "events": ["campaign.paused"]}
     assert webhook["object_id"] == hook.json()["id"]
     assert (user["object_id"], user["details"]) == (ops["id"], {"email": "ops@acme.test", "role": "operator"})
     assert token["details"]["user_id"] == ops["id"]
     assert ops["token"] not in page.text
+
+
+def test_workspace_settings_changes_are_recorded_field_by_field_and_a_conflict_records_nothing(client, owner):
+    h = owner["headers"]
+    first = client.patch(f"{API}/workspace", json={"opt_out_words": ["Halt"], "contact_cap": {"max": 3, "days": 30}},
+                         headers=h)
+    same = client.patch(f"{API}/workspace", json={"opt_out_words": ["Halt"]}, headers=h)
+    conflict = client.patch(f"{API}/workspace", json={"opt_in_words": ["halt"]}, headers=h)
+    assert (first.status_code, same.status_code, conflict.status_code) == (200, 200, 422)
+
+    updates = [e for e in entries(client, h, object_type="workspace") if e["action"] == "updated"]
+
+    assert len(updates) == 1
+    assert updates[0]["details"] == {"changes": {"opt_out_words": {"from": [], "to": ["Halt"]},
+                                                 "contact_cap": {"from": None, "to": {"max": 3, "days": 30}}}}
+
+
+def test_a_stop_suppression_and_its_lifting_by_start_are_the_systems(client, ctx, owner):
+    from datetime import UTC, datetime
+
+    from drumbeat.services.suppressions import lift_stop_keyword, suppress
+
+    now = datetime.now(UTC)
+    with ctx.db.begin() as conn:
+        row, _ = suppress(conn, owner["workspace_id"], phone="+4915112345678", reason="stop_keyword",
+                          source={"channel": "sms"}, now=now)
+    with ctx.db.begin() as conn:
+        assert lift_stop_keyword(conn, owner["workspace_id"], phone="+4915112345678", now=now)
+
+    lifted, added = entries(client, owner["headers"], object_type="suppression")
+    assert (added["action"], added["object_id"], added["actor"]["type"], added["actor"]["id"]) == (
+        "created", str(row["id"]), "system", "stop_keyword")
+    assert added["details"] == {"phone": "+4915112345678", "reason": "stop_keyword", "source": {"channel": "sms"}}
+    assert (lifted["action"], lifted["object_id"], lifted["actor"]["id"]) == ("deleted", str(row["id"]), "opt_in")
+    assert lifted["details"]["opted_in"] is True
 
 
 def test_every_campaign_action_is_recorded_once_with_who_did_it(client, ctx, owner):

@@ -149,14 +149,16 @@ def test_in_chromium_the_owner_finds_the_log_filters_it_sees_local_times_and_axe
         stamp = rows.first.locator("time")
         utc = datetime.strptime(stamp.get_attribute("title"), "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=UTC)
         expect(stamp).to_have_text(f"{utc.astimezone(ZoneInfo(ZONE)):%Y-%m-%d %H:%M:%S} {ZONE}")
+        shot(tab, "audit-log")
 
         tab.get_by_label("Who").select_option(label="operator@acme.test")
         tab.get_by_role("button", name="Filter").click()
         expect(rows).to_have_count(1)
         expect(rows.first).to_have_text(re.compile("operator@acme.test paused campaign 'Spring'"))
+        expect(tab.get_by_label("Who")).to_have_value(users["operator"]["id"])
+        shot(tab, "audit-log-filtered")
         rows.first.get_by_role("link").click()
         expect(tab.get_by_role("heading", name="Spring")).to_be_visible()
-        shot(tab, "audit-log-after-link")
     finally:
         context.close()
 

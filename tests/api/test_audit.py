@@ -222,6 +222,33 @@ def test_a_template_sync_is_recorded_on_its_integration_with_the_count(client, o
     assert CATALOGUE_TOKEN not in page.text
 
 
+def test_a_subscription_stop_and_the_sweepers_resume_name_the_owner_and_the_system(client, ctx, owner):
+    from drumbeat.engine.sweeper import Sweeper
+
+    h = owner["headers"]
+    create_sandbox(client, h)
+    campaign = create_campaign(client, h, name="Spring")
+    enroll(ctx, campaign["id"])
+    assert act(client, h, campaign["id"], "start").status_code == 200
+    start_id = entries(client, h)[0]["id"]
+    client.put(f"{API}/workspace/subscription", json={"status": "canceled"}, headers=h)
+    client.put(f"{API}/workspace/subscription", json={"status": "active"}, headers=h)
+    Sweeper(ctx).sweep_once()
+
+    since_start = [e for e in entries(client, h) if int(e["id"]) > int(start_id)]
+
+    said = [(e["action"], e["object_type"], e["actor"]["type"], e["actor"]["id"]) for e in since_start]
+    token = token_id_of(client, h)
+    assert said == [
+        ("hold_lifted", "campaign", "system", "sweeper"),
+        ("resume", "campaign", "system", "sweeper"),
+        ("updated", "workspace", "token", token),
+        ("auto_pause", "campaign", "system", "subscription_canceled"),
+        ("hold_placed", "campaign", "system", "subscription_canceled"),
+        ("updated", "workspace", "token", token),
+    ]
+
+
 def test_another_workspaces_entries_never_appear_and_its_users_are_not_a_filter(client, ctx, owner):
     rival = init_workspace(ctx, "Rival", "boss@rival.test")
     rival_h = {"Authorization": f"Bearer {rival['token']}"}

@@ -79,6 +79,14 @@ def classify_inbound(text: str | None, opt_out_words: Iterable[str] | None = (),
     return "reply"
 
 
+def classify_texts(texts: Iterable[str], opt_out_words: Iterable[str] | None = (),
+                   opt_in_words: Iterable[str] | None = ()) -> Inbound:
+    """One inbound message read through several texts (a quick-reply button's text and its
+    payload): an opt-out if any text is one, else an opt-in if any is one, else a reply."""
+    kinds = {classify_inbound(t, opt_out_words, opt_in_words) for t in texts}
+    return "opt_out" if "opt_out" in kinds else "opt_in" if "opt_in" in kinds else "reply"
+
+
 def is_help_request(text: str | None) -> bool:
     return normalize_keyword(text or "") in HELP_WORDS
 

@@ -21,13 +21,15 @@ from drumbeat.channels.inbound import (
 from drumbeat.domain.exceptions import NotFound
 from drumbeat.domain.leads import AttemptStatus, LeadState
 from drumbeat.domain.receipts import status_after_receipt
-from drumbeat.services import templates
+from drumbeat.services import consent, templates
 from drumbeat.services.context import Actor, Context
 from drumbeat.services.holds import hold_after_health_change
 from drumbeat.store import campaigns as campaign_store
 from drumbeat.store import integrations as integration_store
 from drumbeat.store import receipts as store
 from drumbeat.store.leads import release_invitation_wait
+
+CONSENT_CHANNELS = ("sms", "whatsapp")  # where a STOP reply is the carriers' and Meta's opt-out
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class CallbackIntegration:
     provider: str
     channel: str
     credentials: dict
+    workspace_id: str | None = None
 
 
 def integration_for_callback(ctx: Context, integration_id: str, provider: str) -> CallbackIntegration:
@@ -44,7 +47,8 @@ def integration_for_callback(ctx: Context, integration_id: str, provider: str) -
         row = store.get_integration(conn, integration_id) if len(integration_id) <= 64 else None
     if row is None or row["provider"] != provider:
         raise NotFound("integration not found", {"id": integration_id})
-    return CallbackIntegration(row["id"], row["provider"], row["channel"], ctx.box.open(row["credentials_encrypted"]))
+    return CallbackIntegration(row["id"], row["provider"], row["channel"], ctx.box.open(row["credentials_encrypted"]),
+                               row["workspace_id"])
 
 
 def apply_events(ctx: Context, integration: CallbackIntegration, events: list[Event]) -> dict:
@@ -88,7 +92,14 @@ def _apply_status(conn, integration: CallbackIntegration, event: StatusEvent, no
 
 
 def _apply_reply(conn, integration: CallbackIntegration, event: ReplyEvent, now) -> int:
-    """A reply stops the sequence of every lead with that address this integration wrote to."""
+    """A reply stops the sequence of every lead with that address this integration wrote to.
+    An SMS or WhatsApp message that is an opt-out or opt-in word is consent, not a reply
+    (services.consent): the number is suppressed, or a STOP's entry lifted."""
+    if event.field == "phone" and integration.channel in CONSENT_CHANNELS and integration.workspace_id:
+        kind = consent.apply_keyword(conn, integration.workspace_id, integration_id=integration.id,
+                                     channel=integration.channel, phone=event.address, texts=event.texts, now=now)
+        if kind != "reply":
+            return 1
     candidates = store.leads_contacted_through(conn, integration.id, event.field, event.address)
     if event.field == "linkedin_url":
         candidates = [(i, url) for i, url in candidates if normalize_profile(url) == event.address]

@@ -20,6 +20,7 @@ class StatusEvent:
     status: str  # sent | delivered | read | failed
     error_code: str | None = None
     error_message: str | None = None
+    hard_bounce: bool = False  # email: the address does not exist (suppress it), not a full mailbox
 
 
 @dataclass(frozen=True)
@@ -235,12 +236,15 @@ def unipile_events(payload: dict) -> list[Event]:
 
 
 def email_events(payload: dict) -> list[Event]:
-    """From an inbound-mail service: {"type": "reply"|"bounce", "message_id"?, "from"?}."""
+    """From an inbound-mail service: {"type": "reply"|"bounce", "message_id"?, "from"?};
+    a bounce's `"kind": "hard"|"soft"` (API.md v1.1) says whether the address is gone."""
     kind, message_id, sender = payload.get("type"), payload.get("message_id"), payload.get("from")
     if kind == "reply" and (sender or message_id):
         return [ReplyEvent("email", str(sender or "").strip().lower(), message_id)]
     if kind == "bounce" and message_id:
-        return [StatusEvent(str(message_id), "failed", "email:bounce", payload.get("reason"))]
+        reason = payload.get("reason")
+        return [StatusEvent(str(message_id), "failed", "email:bounce", str(reason) if reason is not None else None,
+                            hard_bounce=payload.get("kind") == "hard")]
     return []
 
 

@@ -24,6 +24,7 @@ from drumbeat.domain.receipts import status_after_receipt
 from drumbeat.services import consent, templates
 from drumbeat.services.context import Actor, Context
 from drumbeat.services.holds import hold_after_health_change
+from drumbeat.services.suppressions import suppress_refused_address
 from drumbeat.store import campaigns as campaign_store
 from drumbeat.store import integrations as integration_store
 from drumbeat.store import receipts as store
@@ -84,6 +85,10 @@ def _apply_status(conn, integration: CallbackIntegration, event: StatusEvent, no
     if new is AttemptStatus.FAILED:
         failed = store.end_lead(conn, [attempt["lead_id"]], LeadState.FAILED, store.UNFINISHED, now,
                                 last_error=event.error_code or "failed receipt")
+        if event.hard_bounce and integration.workspace_id:  # the address is gone: never write to it again
+            lead = store.lead_address(conn, attempt["lead_id"])
+            suppress_refused_address(conn, workspace_id=integration.workspace_id, campaign_id=attempt["campaign_id"],
+                                     lead=lead, channel=integration.channel, opt_out=False, hard_bounce=True, now=now)
         if failed:
             campaign_store.add_timeline(conn, attempt["campaign_id"], now=now, action="lead_failed_by_receipt",
                                         actor_type="system", actor_id=integration.provider,

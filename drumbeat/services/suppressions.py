@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from drumbeat.domain.channels import ADDRESS_FIELD, Channel
 from drumbeat.domain.consent import SuppressionReason
 from drumbeat.domain.exceptions import ValidationFailed
 from drumbeat.services.context import Context, Principal
@@ -51,6 +52,24 @@ def suppress(conn: Connection, workspace_id: str, *, phone: str | None = None, e
             row = store.find_suppression(conn, workspace_id, phone=phone, email=email)
     opted_out = store.opt_out_matching(conn, workspace_id, phone=phone, email=email, now=now)
     return row, opted_out
+
+
+def suppress_refused_address(conn: Connection, *, workspace_id: str, campaign_id: str, lead: dict, channel: str,
+                             opt_out: bool, hard_bounce: bool, now: datetime) -> bool:
+    """A provider's answer to a send that says the person opted out (`twilio:21610`,
+    `whatsapp:131050`) or the address does not exist (an SMTP 5.1.x hard bounce): the
+    address is suppressed workspace-wide, not only that lead failed or opted out."""
+    reason = SuppressionReason.PROVIDER_OPT_OUT if opt_out else SuppressionReason.BOUNCE if hard_bounce else None
+    field = ADDRESS_FIELD.get(Channel(channel))
+    address = lead.get(field) if field in ("phone", "email") else None
+    if reason is None or not address:
+        return False
+    source = {"campaign_id": campaign_id, "lead_id": lead["id"], "channel": channel}
+    try:
+        suppress(conn, workspace_id, **{field: address}, reason=reason, source=source, now=now)
+    except ValueError:
+        return False  # an address no lead can have any more (the rules changed since import)
+    return True
 
 
 def lift_stop_keyword(conn: Connection, workspace_id: str, *, phone: str | None = None, email: str | None = None,

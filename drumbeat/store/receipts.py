@@ -59,6 +59,13 @@ def leads_contacted_through(conn: Connection, integration_id: str, field: str, a
     return [(r[0], r[1]) for r in conn.execute(query)]
 
 
+def lead_address(conn: Connection, lead_id: int) -> dict:
+    """{"id", "phone", "email", "linkedin_url"} of a lead."""
+    row = conn.execute(select(leads.c.id, leads.c.phone, leads.c.email, leads.c.linkedin_url)
+                       .where(leads.c.id == lead_id)).mappings().one()
+    return dict(row)
+
+
 def latest_lead_contacted_through(conn: Connection, integration_id: str, field: str, address: str):
     """The lead with `field` = address that this integration wrote to last, in any state:
     {"id", "campaign_id"} or None."""

@@ -154,13 +154,14 @@ def test_a_whatsapp_quick_reply_button_stop_opts_the_lead_out(ctx, client, whats
     key = integration_service.create_integration(ctx, p, {
         "channel": "whatsapp", "provider": "whatsapp_cloud", "label": "wa",
         "credentials": {"access_token": "EAAG-token", "app_secret": "meta-secret"},
-        "config": {"phone_number_id": "42", "base_url": whatsapp_server.base_url}, "daily_cap": None})["id"]
+        "config": {"phone_number_id": "42", "base_url": f"{whatsapp_server.base_url}/v23.0"}, "daily_cap": None})["id"]
     steps = [{"channel": "whatsapp", "template": {"name": "promo", "language": "en", "body": "Hi"},
               "delay_seconds": 0},
              {"channel": "whatsapp", "template": {"name": "promo", "language": "en", "body": "Hi"},
               "delay_seconds": 86_400}]
     cid = _campaign(ctx, p, "WA", PEOPLE[:2], steps=steps)
     run_worker(ctx)
+    assert _states(ctx, cid) == {PEOPLE[0]: "in_progress", PEOPLE[1]: "in_progress"}
     r = post_meta_webhook(client, key, _wa_button(PEOPLE[0].lstrip("+"), "Stop", "PROMO_STOP"), "meta-secret")
     assert r.status_code == 200, r.text
     r = post_meta_webhook(client, key, _wa_button(PEOPLE[1].lstrip("+"), "Tell me more", "MORE"), "meta-secret")

@@ -91,6 +91,17 @@ def is_help_request(text: str | None) -> bool:
     return normalize_keyword(text or "") in HELP_WORDS
 
 
+def auto_reply_for(auto_replies: dict | None, kind: Inbound, texts: Iterable[str]) -> str | None:
+    """The workspace's SMS auto-reply to one inbound message, if any (off by default): its
+    `stop` text to an opt-out, its `help` text to HELP or INFO."""
+    replies = auto_replies or {}
+    if kind == "opt_out":
+        return replies.get("stop") or None
+    if kind == "reply" and any(is_help_request(t) for t in texts):
+        return replies.get("help") or None
+    return None
+
+
 def address_hash(key: bytes, *, phone: str | None = None, email: str | None = None) -> str:
     """The keyed hash a suppression keeps of its (normalized) address, so an erasure may
     blank the address and the entry still matches it. Keyed: a leaked table reveals no

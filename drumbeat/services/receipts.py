@@ -6,8 +6,9 @@ or a failure only changes a lead that can still change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from drumbeat.channels.base import Credential
 from drumbeat.channels.inbound import (
     AcceptedEvent,
     AccountEvent,
@@ -22,6 +23,7 @@ from drumbeat.domain.exceptions import NotFound
 from drumbeat.domain.leads import AttemptStatus, LeadState
 from drumbeat.domain.receipts import status_after_receipt
 from drumbeat.services import consent, templates
+from drumbeat.services.consent import AutoReply
 from drumbeat.services.context import Actor, Context
 from drumbeat.services.holds import hold_after_health_change
 from drumbeat.services.suppressions import suppress_refused_address
@@ -40,6 +42,10 @@ class CallbackIntegration:
     channel: str
     credentials: dict
     workspace_id: str | None = None
+    config: dict = field(default_factory=dict)
+
+    def credential(self) -> Credential:
+        return Credential(self.id, self.provider, self.channel, self.credentials, self.config)
 
 
 def integration_for_callback(ctx: Context, integration_id: str, provider: str) -> CallbackIntegration:
@@ -49,11 +55,14 @@ def integration_for_callback(ctx: Context, integration_id: str, provider: str) -
     if row is None or row["provider"] != provider:
         raise NotFound("integration not found", {"id": integration_id})
     return CallbackIntegration(row["id"], row["provider"], row["channel"], ctx.box.open(row["credentials_encrypted"]),
-                               row["workspace_id"])
+                               row["workspace_id"], row["config"] or {})
 
 
-def apply_events(ctx: Context, integration: CallbackIntegration, events: list[Event]) -> dict:
-    """Apply each event in its own transaction; returns how many changed something."""
+def apply_events(ctx: Context, integration: CallbackIntegration, events: list[Event],
+                 auto_replies: list[AutoReply] | None = None) -> dict:
+    """Apply each event in its own transaction; returns how many changed something. SMS
+    answers the workspace set for what came in (STOP, HELP) are appended to `auto_replies`
+    when a list is given, for the caller to send once the changes are committed."""
     changed = 0
     for event in events:
         with ctx.db.begin() as conn:
@@ -61,7 +70,7 @@ def apply_events(ctx: Context, integration: CallbackIntegration, events: list[Ev
             if isinstance(event, StatusEvent):
                 changed += _apply_status(conn, integration, event, now)
             elif isinstance(event, ReplyEvent):
-                changed += _apply_reply(conn, integration, event, now)
+                changed += _apply_reply(conn, integration, event, now, auto_replies)
             elif isinstance(event, AcceptedEvent):
                 changed += _apply_acceptance(conn, integration, event, now)
             elif isinstance(event, AccountEvent):
@@ -96,13 +105,18 @@ def _apply_status(conn, integration: CallbackIntegration, event: StatusEvent, no
     return 1
 
 
-def _apply_reply(conn, integration: CallbackIntegration, event: ReplyEvent, now) -> int:
+def _apply_reply(conn, integration: CallbackIntegration, event: ReplyEvent, now,
+                 auto_replies: list[AutoReply] | None = None) -> int:
     """A reply stops the sequence of every lead with that address this integration wrote to.
     An SMS or WhatsApp message that is an opt-out or opt-in word is consent, not a reply
     (services.consent): the number is suppressed, or a STOP's entry lifted."""
     if event.field == "phone" and integration.channel in CONSENT_CHANNELS and integration.workspace_id:
         kind = consent.apply_keyword(conn, integration.workspace_id, integration_id=integration.id,
                                      channel=integration.channel, phone=event.address, texts=event.texts, now=now)
+        if auto_replies is not None and integration.channel == "sms":
+            answer = consent.auto_reply(conn, integration.workspace_id, kind, event.address, event.texts)
+            if answer:
+                auto_replies.append(answer)
         if kind != "reply":
             return 1
     candidates = store.leads_contacted_through(conn, integration.id, event.field, event.address)

@@ -23,6 +23,16 @@ class SuppressionReason(StrEnum):
     IMPORT = "import"
 
 
+# Why an address is suppressed, in words (the lead page's "Why opted out").
+REASON_TEXTS = {
+    SuppressionReason.MANUAL: "Added to the suppression list by hand.",
+    SuppressionReason.STOP_KEYWORD: "Replied with a stop word.",
+    SuppressionReason.PROVIDER_OPT_OUT: "The provider refused the message: this person unsubscribed from the sender.",
+    SuppressionReason.UNSUBSCRIBE_LINK: "Clicked the unsubscribe link in an email.",
+    SuppressionReason.BOUNCE: "The email address does not exist (a hard bounce).",
+    SuppressionReason.IMPORT: "Imported into the suppression list.",
+}
+
 # Carrier-standard keywords (CTIA / Twilio's defaults); a workspace adds its own.
 OPT_OUT_WORDS = ("stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout")
 OPT_IN_WORDS = ("start", "unstop")

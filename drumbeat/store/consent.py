@@ -18,10 +18,12 @@ def insert_consent_event(conn: Connection, workspace_id: str, *, kind: str, chan
         integration_id=integration_id, text=text, at=at).returning(consent_events.c.id)).scalar_one()
 
 
-def latest_opt_out(conn: Connection, workspace_id: str, *, lead_id: int, phone: str | None) -> dict | None:
-    """The last opt-out message of this lead, or (sent by its number) of no lead in particular."""
+def latest_opt_out(conn: Connection, workspace_id: str, *, lead_id: int | None, phone: str | None) -> dict | None:
+    """The last opt-out message of this lead or sent from this number."""
     e = consent_events.c
-    match = e.lead_id == lead_id if phone is None else or_(e.lead_id == lead_id, e.address == phone)
-    row = conn.execute(select(consent_events).where(e.workspace_id == workspace_id, e.kind == "opt_out", match)
+    matches = ([e.lead_id == lead_id] if lead_id is not None else []) + ([e.address == phone] if phone else [])
+    if not matches:
+        return None
+    row = conn.execute(select(consent_events).where(e.workspace_id == workspace_id, e.kind == "opt_out", or_(*matches))
                        .order_by(e.id.desc()).limit(1)).mappings().first()
     return dict(row) if row else None

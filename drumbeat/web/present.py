@@ -40,6 +40,21 @@ ACTION_DONE = {"start": "Campaign started.", "pause": "Campaign paused.", "resum
                "cancel": "Campaign canceled.", "duplicate": "Campaign duplicated: this is the copy, as a draft.",
                "resolve": "Lead resolved."}
 
+# The toast after each action, by the ?done= word a redirect carries (a known word only:
+# nothing typed is echoed) — or rendered directly by a page that answers a POST itself.
+HEALTH_DONE = {"reconnected": "Reconnected.", "disconnected": "Marked disconnected.",
+               "restriction_lifted": "Restriction lifted."}
+DONE_TEXTS = {**ACTION_DONE, "created": "Integration added.", "saved": "Saved.", "enabled": "Integration enabled.",
+              "disabled": "Integration disabled.", "list-saved": "Integration saved.",
+              **{f"health-{k}": v for k, v in HEALTH_DONE.items()},
+              "imported": "Leads imported.", "campaign-saved": "Campaign saved.",
+              "again": "Already done: this form was sent before, so nothing was done twice."}
+
+
+def done_text(code: str | None) -> str:
+    return DONE_TEXTS.get(code or "", "")
+
+
 ACTION_LABELS = {"start": "Start", "pause": "Pause", "resume": "Resume", "cancel": "Cancel",
                  "duplicate": "Duplicate"}
 

@@ -102,6 +102,9 @@ FORMS: dict[Provider, tuple[Spec, ...]] = {
         Spec("config.dedupe", "Deduplicate by idempotency key", "checkbox", advanced=True),
     ),
 }
+# The secret a failed key is fixed by (the page's banner links to its input).
+KEY_FIELDS = {Provider.WHATSAPP_CLOUD: "credentials.access_token", Provider.TWILIO: "credentials.auth_token",
+              Provider.SMTP: "credentials.password", Provider.UNIPILE: "credentials.api_key"}
 PROVIDER_NAMES = {Provider.WHATSAPP_CLOUD: "WhatsApp Cloud API", Provider.TWILIO: "Twilio (SMS or voice)",
                   Provider.SMTP: "Email (SMTP)", Provider.UNIPILE: "LinkedIn (Unipile)",
                   Provider.SANDBOX: "Sandbox (in-process test channel)"}
@@ -166,7 +169,14 @@ def editor(i: dict, typed: dict | None = None, errors: dict | None = None) -> di
             "disabled": i["state"] == "disabled", "health_word": i["state"] in {h.value for h in Health}}
 
 
-templates.env.globals.update(integration_editor=editor)
+def key_field(provider: str) -> dict | None:
+    """The input of the secret that fixes a failed key: its id (for a link) and label."""
+    name = KEY_FIELDS.get(Provider(provider))
+    spec = next((f for f in FORMS[Provider(provider)] if f.name == name), None)
+    return {"id": "f-" + spec.name.replace(".", "-"), "label": spec.label} if spec else None
+
+
+templates.env.globals.update(integration_editor=editor, key_field=key_field)
 
 
 # --- reading a form ------------------------------------------------------------------------

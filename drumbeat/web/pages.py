@@ -569,6 +569,7 @@ def _integration_page(request: Request, s: Session, integration_id: str, status:
     except NotFound:
         return _problem(request, s, "not_found", "There is no such integration in this workspace.", 404)
     item["config_json"] = json.dumps(item["config"], sort_keys=True)
+    extra.setdefault("trouble", present.key_trouble_view(dashboard.key_trouble(ctx, s.principal, integration_id)))
     if synced is not None:
         extra.setdefault("toast", f"Synced {synced} template{'' if synced == 1 else 's'}.")
     return _page(request, s, "integration.html", status, i=item, rows=rows, alert=alert, synced=synced,

@@ -56,3 +56,22 @@ def test_only_an_owner_sees_enable_and_disable_on_the_integration_list(ctx, clie
         assert 'data-testid="toggle-enabled"' not in page and "/enabled" not in page, role
     sign_in(client, "owner@acme.test")
     assert 'data-testid="toggle-enabled"' in client.get("/integrations").text
+
+
+def test_the_cancel_confirmation_page_is_for_operators_of_a_campaign_that_can_still_be_canceled(ctx, client,
+                                                                                                users):
+    owner = users["owner"]["principal"]
+    sandbox_key(ctx, owner)
+    cid = new_campaign(ctx, owner, name="<b>Spring</b>")
+    add_leads(ctx, cid, 2)
+    svc.start(ctx, owner, cid)
+    sign_in(client, "viewer@acme.test")
+    assert client.get(f"/campaigns/{cid}/cancel").status_code == 403
+    sign_in(client, "operator@acme.test")
+    page = client.get(f"/campaigns/{cid}/cancel")
+    assert page.status_code == 200 and f'action="/campaigns/{cid}/actions/cancel"' in page.text
+    assert "&lt;b&gt;Spring&lt;/b&gt;" in page.text and "<b>Spring</b>" not in page.text
+    assert 'name="form_nonce"' in page.text and "data-async" not in page.text.split('data-testid="cancel-page"')[1]
+    assert client.get("/campaigns/nope/cancel").status_code == 404
+    svc.cancel(ctx, owner, cid, "<b>Spring</b>")
+    assert client.get(f"/campaigns/{cid}/cancel").status_code == 409

@@ -183,6 +183,8 @@ def update_integration(ctx: Context, principal: Principal, integration_id: str, 
             values.update(credentials_encrypted=ctx.box.seal(credentials), config=config)
             changes.update(credentials=changed_keys(stored, credentials),
                            config=changed_keys(row["config"] or {}, config))
+            if given:  # a rotated key: the failures before now are answered (the dashboard's banner)
+                values["credentials_updated_at"] = ctx.clock()
         if values:
             store.update_integration(conn, integration_id, **values)
         if any(changes.values()):

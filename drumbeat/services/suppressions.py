@@ -8,6 +8,7 @@ out every unfinished lead of the workspace that has it, and later imports enrol 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy import Connection
@@ -33,10 +34,22 @@ def suppression_view(row: dict) -> dict:
             "created_at": row["created_at"]}
 
 
+_E164 = re.compile(r"\+[1-9][0-9]{5,14}")
+
+
 def _normalized(phone: str | None, email: str | None) -> tuple[str | None, str | None]:
     if (phone is None) == (email is None):
         raise ValueError("give exactly one of phone or email")
-    return (normalize_phone(phone), None) if phone is not None else (None, normalize_email(email))
+    if email is not None:
+        return None, normalize_email(email)
+    try:
+        return normalize_phone(phone), None
+    except ValueError:
+        # A provider's E.164 sender or a lead's stored number that today's numbering plan
+        # data does not know: whoever says stop from it is suppressed all the same.
+        if _E164.fullmatch(phone.strip()):
+            return phone.strip(), None
+        raise
 
 
 def suppress(conn: Connection, workspace_id: str, *, phone: str | None = None, email: str | None = None,

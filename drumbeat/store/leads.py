@@ -91,30 +91,26 @@ def _insert_unnest(conn: Connection, new_leads: list[dict], fresh: dict) -> int:
 
 def suppressed_among(conn: Connection, workspace_id: str, phones: Iterable[str],
                      emails: Iterable[str]) -> tuple[set[str], set[str]]:
-    """Which of these addresses are on the workspace's suppression list: matched by address
-    or by its keyed hash, so an entry whose address an erasure blanked still matches."""
+    """Which of these addresses are on the workspace's suppression list: matched by keyed
+    hash, so an entry whose address an erasure blanked still matches, and by address, for
+    an entry made before migration 0013 that bootstrap has not hashed yet."""
     key = address_key(conn)
-    by_hash = {address_hash(key, phone=p): ("phone", p) for p in set(phones)}
-    by_hash.update({address_hash(key, email=e): ("email", e) for e in set(emails)})
-    found: dict[str, set[str]] = {"phone": set(), "email": set()}
-    hashes = list(by_hash)
+    wanted = {("phone", p) for p in phones} | {("email", e) for e in emails}
+    by_hash = {address_hash(key, **{kind: address}): (kind, address) for kind, address in wanted}
+    found: set[tuple[str, str]] = set()
     s = suppressions.c
-    for start in range(0, len(hashes), 1000):
-        chunk = hashes[start:start + 1000]
-        addresses = [address for _, address in (by_hash[h] for h in chunk)]
+    hashes = list(by_hash)
+    for start in range(0, len(hashes), 1000):  # bounded IN lists
+        chunk = [by_hash[h] for h in hashes[start:start + 1000]]
         rows = conn.execute(select(s.address_hash, s.phone, s.email).where(
             s.workspace_id == workspace_id,
-            or_(s.address_hash.in_(chunk), s.phone.in_(addresses), s.email.in_(addresses))))
+            or_(s.address_hash.in_(hashes[start:start + 1000]),
+                s.phone.in_([a for k, a in chunk if k == "phone"]),
+                s.email.in_([a for k, a in chunk if k == "email"]))))
         for row in rows:
-            if row.address_hash in by_hash:
-                kind, address = by_hash[row.address_hash]
-                found[kind].add(address)
-            if row.phone is not None:
-                found["phone"].add(row.phone)
-            if row.email is not None:
-                found["email"].add(row.email)
-    return found["phone"] & set(a for k, a in by_hash.values() if k == "phone"), \
-        found["email"] & set(a for k, a in by_hash.values() if k == "email")
+            found.update(m for m in (by_hash.get(row.address_hash), ("phone", row.phone), ("email", row.email))
+                         if m in wanted)
+    return {a for k, a in found if k == "phone"}, {a for k, a in found if k == "email"}
 
 
 # --- reading ----------------------------------------------------------------------------

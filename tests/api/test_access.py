@@ -17,6 +17,7 @@ ROUTES = [
     ("POST", "/users", {"email": "new@acme.test", "role": "viewer"}, OWNER),
     ("GET", "/workspace", None, VIEWER),
     ("PUT", "/workspace/subscription", {"status": "active"}, OWNER),
+    ("PATCH", "/workspace", {"opt_out_words": ["halt"]}, OWNER),
     ("POST", "/integrations", {"channel": "email", "provider": "sandbox", "label": "x"}, OWNER),
     ("GET", "/integrations", None, VIEWER),
     ("GET", "/integrations/{iid}", None, VIEWER),
@@ -122,7 +123,7 @@ def test_a_viewer_may_read_but_every_write_is_403_and_changes_nothing(client, wo
 def test_an_operator_gets_403_on_every_owner_only_route(client, world):
     owner_only = [r for r in ROUTES if r[3] == OWNER]
 
-    assert {r[1] for r in owner_only} == {"/users", "/workspace/subscription", "/integrations",
+    assert {r[1] for r in owner_only} == {"/users", "/workspace", "/workspace/subscription", "/integrations",
                                           "/integrations/{iid}"}
     assert failures(client, world, owner_only, world[OPERATOR], 403, "forbidden") == []
     integration = client.get(f"{API}/integrations/{world['iid']}", headers=world[OWNER]).json()

@@ -12,7 +12,7 @@ from drumbeat.bootstrap import build_adapters
 from drumbeat.engine.worker import Worker
 from drumbeat.services import campaigns as svc
 from drumbeat.services import integrations as integration_service
-from drumbeat.store.tables import integrations, leads
+from drumbeat.store.tables import integrations, leads, suppressions
 from tests.factory import add_leads, new_campaign, workspace
 
 
@@ -60,3 +60,6 @@ def test_a_recipient_who_unsubscribed_is_opted_out_and_not_counted_as_a_failure(
     assert view["status"] == "completed"
     assert view["progress"]["opted_out"] == 1 and view["progress"]["completed"] == 4
     assert view["breakdown"]["failed"] == 0
+    with ctx.db.connect() as conn:  # and the number is suppressed for the whole workspace
+        entry = conn.execute(select(suppressions.c.phone, suppressions.c.reason)).one()
+    assert tuple(entry) == ("+15550000002", "provider_opt_out")

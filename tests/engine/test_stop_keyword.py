@@ -14,7 +14,7 @@ from drumbeat.services.suppressions import add_suppression
 from drumbeat.services.workspaces import update_settings
 from drumbeat.store.tables import consent_events, leads, suppressions
 from tests.engine.test_provider_signals import run_worker
-from tests.factory import new_campaign, workspace
+from tests.factory import add_leads, new_campaign, workspace
 from tests.fakes.providers import post_meta_webhook
 
 SMS = {"channel": "sms", "template": {"body": "Hi {{first_name|there}}"}, "delay_seconds": 0}
@@ -168,3 +168,15 @@ def test_a_whatsapp_quick_reply_button_stop_opts_the_lead_out(ctx, client, whats
     assert _states(ctx, cid) == {PEOPLE[0]: "opted_out", PEOPLE[1]: "replied"}
     entry = _suppressed(ctx)[PEOPLE[0]]
     assert (entry.reason, entry.source_channel, entry.source_campaign_id) == ("stop_keyword", "whatsapp", cid)
+
+
+def test_a_stop_from_a_number_the_numbering_plan_does_not_know_still_opts_out(ctx, client, twilio_server):
+    p = workspace(ctx)
+    key = _twilio(ctx, p, twilio_server)
+    cid = new_campaign(ctx, p, name="Plain", steps=[SMS, LATER])
+    add_leads(ctx, cid, 2)  # +15550000000, +15550000001: E.164, but in no numbering plan
+    svc.start(ctx, p, cid)
+    run_worker(ctx)
+    _inbound(client, key, "+15550000001", "STOP")
+    assert _states(ctx, cid) == {"+15550000000": "in_progress", "+15550000001": "opted_out"}
+    assert _suppressed(ctx)["+15550000001"].reason == "stop_keyword"

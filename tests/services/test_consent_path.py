@@ -3,6 +3,8 @@ databases: idempotent, workspace-wide, counts kept, matching by the keyed hash."
 
 from __future__ import annotations
 
+import threading
+
 from sqlalchemy import func, select, update
 
 from drumbeat.services.suppressions import lift_stop_keyword, suppress
@@ -10,6 +12,7 @@ from drumbeat.services.workspaces import init_workspace
 from drumbeat.store import counts
 from drumbeat.store.tables import leads, suppressions
 from tests.api.test_leads import EMAIL, WHATSAPP, new_campaign, post_json
+from tests.conftest import postgresql_only
 
 PHONE = "+4915123456701"
 
@@ -111,3 +114,28 @@ def test_the_api_shows_each_entry_with_its_reason_and_source(client, ctx, owner)
     items = client.get("/api/v1/suppressions", headers=owner["headers"]).json()["items"]
     assert [(i["reason"], i["source"]) for i in items] == [
         ("stop_keyword", {"campaign_id": campaign, "lead_id": "7", "channel": "sms"}), ("manual", {})]
+
+
+@postgresql_only
+def test_two_racing_suppressions_of_one_address_keep_one_entry(ctx, owner):
+    """Two transactions suppress the same number at once (a STOP and a provider opt-out):
+    the unique hash index makes the second wait and then keep the first's entry."""
+    barrier = threading.Barrier(2)
+    results: list[dict] = []
+
+    def one(reason):
+        with ctx.db.begin() as conn:
+            conn.execute(select(1))  # the transaction is open before both insert
+            barrier.wait(timeout=10)
+            row, _ = suppress(conn, owner["workspace_id"], phone=PHONE, reason=reason, now=ctx.clock())
+            results.append(row)
+
+    threads = [threading.Thread(target=one, args=(r,)) for r in ("stop_keyword", "provider_opt_out")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    with ctx.db.begin() as conn:
+        rows = conn.execute(select(suppressions.c.id, suppressions.c.reason)).all()
+    assert len(results) == 2 and len(rows) == 1
+    assert {r["id"] for r in results} == {rows[0].id}

@@ -99,8 +99,14 @@ def _object_words(object_type: str, object_id: str, details: dict, name: str | N
         owner = details.get("user_email") or name
         return f"an API token of {owner}" if owner else "an API token"
     if object_type == ObjectType.SUPPRESSION:
-        return f"the suppression of {details.get('phone') or details.get('email') or object_id}"
+        return f"the suppression of {_address(details, object_id)}"
     return f"workspace '{details['name']}'" if details.get("name") else "the workspace"
+
+
+def _address(details: dict, object_id: str) -> str:
+    if details.get("erased"):
+        return "an erased address"
+    return details.get("phone") or details.get("email") or f"entry {object_id}"
 
 
 def _change_words(details: dict) -> list[str]:
@@ -144,7 +150,7 @@ def describe(entry: dict, *, actor_email: str | None = None, object_name: str | 
     if kind == ObjectType.CAMPAIGN:
         return who + " " + _campaign_words(action, what, details)
     if kind == ObjectType.SUPPRESSION:
-        address = details.get("phone") or details.get("email") or entry["object_id"]
+        address = _address(details, entry["object_id"])
         if action == CREATED:
             why = _SUPPRESSION_WORDS.get(details.get("reason") or "")
             return f"{who} suppressed {address}" + (f" ({why})" if why else "")

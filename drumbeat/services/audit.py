@@ -29,6 +29,13 @@ def record(conn: Connection, workspace_id: str, actor: Principal | Actor, action
                        object_type=ObjectType(object_type).value, object_id=str(object_id), details=details or {})
 
 
+def forget_address(conn: Connection, workspace_id: str, *, phone: str | None = None,
+                   email: str | None = None) -> int:
+    """For an erasure (API.md v1.1, POST /erasures), in its transaction: the log keeps that
+    an address was suppressed or lifted, and when, but no longer which."""
+    return store.erase_address(conn, workspace_id, phone=phone, email=email)
+
+
 def audit_actor(actor: Actor) -> dict:
     """The audit row's actor columns: a token call is the token's, on behalf of its user."""
     if actor.type == ActorType.SYSTEM:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, literal, select
+from sqlalchemy import Connection, insert, literal, select, update
 
 from drumbeat.store.tables import audit_events, campaigns, integrations, users
 
@@ -29,6 +29,20 @@ def insert_campaign_event(conn: Connection, campaign_id: str, *, at: datetime, a
                     literal(campaign_id, audit_events.c.object_id.type),
                     literal(details, audit_events.c.details.type)).where(campaigns.c.id == campaign_id)
     conn.execute(insert(audit_events).from_select(columns, values))
+
+
+def erase_address(conn: Connection, workspace_id: str, *, phone: str | None = None,
+                  email: str | None = None) -> int:
+    """Blank one address in the workspace's suppression entries (an erasure forgets the
+    person here too); returns the entries changed. Erasures are rare: read, then rewrite."""
+    key, value = ("phone", phone) if phone is not None else ("email", email)
+    rows = conn.execute(select(audit_events.c.id, audit_events.c.details).where(
+        audit_events.c.workspace_id == workspace_id, audit_events.c.object_type == "suppression",
+        audit_events.c.details[key].as_string() == value)).all()
+    for entry_id, details in rows:
+        conn.execute(update(audit_events).where(audit_events.c.id == entry_id)
+                     .values(details={**details, key: None, "erased": True}))
+    return len(rows)
 
 
 def list_events(conn: Connection, workspace_id: str, *, before_id: int | None, limit: int,

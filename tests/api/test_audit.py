@@ -175,6 +175,29 @@ def test_a_stop_suppression_and_its_lifting_by_start_are_the_systems(client, ctx
     assert lifted["details"]["opted_in"] is True
 
 
+def test_an_erasure_blanks_the_address_in_the_log_and_keeps_the_entries(client, ctx, owner):
+    from datetime import UTC, datetime
+
+    from drumbeat.services.audit import forget_address
+    from drumbeat.services.suppressions import suppress
+
+    now = datetime.now(UTC)
+    with ctx.db.begin() as conn:
+        for phone in ("+4915112345678", "+4915112345679"):
+            suppress(conn, owner["workspace_id"], phone=phone, reason="stop_keyword", now=now)
+        suppress(conn, owner["workspace_id"], email="ada@example.com", reason="bounce", now=now)
+    with ctx.db.begin() as conn:
+        assert forget_address(conn, owner["workspace_id"], phone="+4915112345678") == 1
+
+    page = client.get(f"{API}/audit", params={"object_type": "suppression"}, headers=owner["headers"])
+
+    assert "+4915112345678" not in page.text
+    details = [e["details"] for e in page.json()["items"]]
+    assert details == [{"email": "ada@example.com", "reason": "bounce"},
+                       {"phone": "+4915112345679", "reason": "stop_keyword"},
+                       {"phone": None, "erased": True, "reason": "stop_keyword"}]
+
+
 def test_every_campaign_action_is_recorded_once_with_who_did_it(client, ctx, owner):
     h = owner["headers"]
     create_sandbox(client, h)

@@ -69,6 +69,8 @@ def test_an_api_call_says_it_came_through_a_token():
                                                                            "(a hard bounce)"),
     ("deleted", "suppression", {"email": "a@b.test"},
      "ops@acme.test deleted the suppression of a@b.test; a@b.test may be contacted again"),
+    ("created", "suppression", {"phone": None, "erased": True, "reason": "stop_keyword"},
+     "ops@acme.test suppressed an erased address (a STOP reply)"),
     ("deleted", "suppression", {"phone": "+4915112345678", "opted_in": True},
      "ops@acme.test lifted the suppression of +4915112345678: the person opted back in (START)"),
     ("updated", "workspace", {"changes": {"subscription_status": {"from": "active", "to": "canceled"}}},

@@ -8,8 +8,8 @@ import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from drumbeat.services import audit, integrations
 from drumbeat.services import campaigns as campaign_service
-from drumbeat.services import integrations
 from tests.factory import add_leads, new_campaign, sandbox_key
 from tests.web.conftest import sign_in
 from tests.web.test_accessibility import ZONE, axe_page, axe_source, serious_violations  # noqa: F401 - fixture
@@ -56,6 +56,10 @@ def test_the_owner_reads_every_entry_in_words_newest_first_and_never_a_secret(ct
                         "operator@acme.test paused campaign 'Spring'",
                         "owner@acme.test started campaign 'Spring'"]
     assert "owner@acme.test added user operator@acme.test as operator" in said
+    # Made in the dashboard (a session, no token): the actor is the user.
+    pause = audit.list_events(ctx, users["owner"]["principal"], object_type="campaign")["items"][0]
+    operator_id = users["operator"]["id"]
+    assert (pause["action"], pause["actor"]) == ("pause", {"type": "user", "id": operator_id, "user_id": operator_id})
     assert SECRET not in page.text and "EAAG-first-secret-1111" not in page.text
     assert '<a href="/audit">Audit log</a>' in page.text
 

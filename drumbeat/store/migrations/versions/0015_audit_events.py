@@ -1,7 +1,7 @@
 """audit_events: who created, changed or deleted what in a workspace, and every campaign action
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0014
 
 Written in the same transaction as the change it records (services.audit.record,
 store.campaigns.add_timeline), so a change rolled back leaves no entry. Read newest first

@@ -186,7 +186,7 @@ class FormExpired(DomainError):
         super().__init__("the form has expired or did not come from this site; reload the page and try again")
 
 
-def with_done(url: str, done: str) -> str:
+def _with_done(url: str, done: str) -> str:
     """`url` with ?done=<done> (a known word, for the page's toast) instead of any done= it had."""
     path, _, query = url.partition("?")
     kept = [p for p in query.split("&") if p and not p.startswith("done=")]
@@ -198,7 +198,7 @@ def _again(request: Request, s: Session, first: forms.Once, fallback: str) -> Re
     if _wants_json(request):
         return JSONResponse({"ok": True, "repeated": True, "message": present.DONE_TEXTS["again"],
                              "form_nonce": s.form_nonce(), "redirect": None})
-    return RedirectResponse(with_done(first.url or fallback, "again"), status_code=303)
+    return RedirectResponse(_with_done(first.url or fallback, "again"), status_code=303)
 
 
 def _posted_before(request: Request, s: Session, token: str, fallback: str) -> Response | None:

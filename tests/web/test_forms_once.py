@@ -214,3 +214,32 @@ def test_a_template_sync_posted_twice_reads_meta_once(ctx, client, users, whatsa
     assert again.headers["location"] == f"/integrations/{iid}?synced=5&done=again"
     assert len(whatsapp_server.template_calls()) == calls
     assert count(ctx, form_submissions) == 1
+
+
+def test_resolving_an_in_doubt_lead_twice_with_one_form_resolves_it_once(ctx, client, users):
+    from sqlalchemy import update
+
+    from drumbeat.services import leads as lead_svc
+    from drumbeat.store.tables import leads
+    from tests.api.test_leads import insert_attempt
+
+    owner = users["owner"]["principal"]
+    sandbox_key(ctx, owner)
+    cid = new_campaign(ctx, owner)
+    add_leads(ctx, cid, 1)
+    lead = lead_svc.list_leads(ctx, owner, cid, limit=1)["items"][0]
+    with ctx.db.begin() as conn:
+        conn.execute(update(leads).where(leads.c.id == int(lead["id"])).values(state="in_doubt", attempt_no=1))
+    insert_attempt(ctx, lead, cid, 0, "in_doubt", 1)
+    sign_in(client, "operator@acme.test")
+    action = f"/campaigns/{cid}/leads/{lead['id']}/resolve"
+    page = client.get(f"/campaigns/{cid}/leads/{lead['id']}").text
+    nonce = re.search(rf'action="{re.escape(action)}".*?name="form_nonce" value="([^"]+)"', page, re.S).group(1)
+    data = {"csrf": page_csrf(client), "form_nonce": nonce, "resolution": "mark_sent",
+            "back": f"/campaigns/{cid}/leads/{lead['id']}"}
+    first = client.post(action, data=data, follow_redirects=False)
+    assert first.headers["location"] == f"/campaigns/{cid}/leads/{lead['id']}?done=resolve"
+    again = client.post(action, data=data, follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == f"/campaigns/{cid}/leads/{lead['id']}?done=again"
+    assert lead_svc.get_lead(ctx, owner, cid, lead["id"])["state"] != "in_doubt"
+    assert count(ctx, form_submissions) == 1

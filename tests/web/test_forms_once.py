@@ -243,3 +243,26 @@ def test_resolving_an_in_doubt_lead_twice_with_one_form_resolves_it_once(ctx, cl
     assert again.status_code == 303 and again.headers["location"] == f"/campaigns/{cid}/leads/{lead['id']}?done=again"
     assert lead_svc.get_lead(ctx, owner, cid, lead["id"])["state"] != "in_doubt"
     assert count(ctx, form_submissions) == 1
+
+
+def test_the_same_form_posted_from_four_threads_at_once_creates_one_integration(ctx, client, users):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    sign_in(client, "owner@acme.test")
+    page = client.get("/integrations/new?provider=sandbox").text
+    data = {"csrf": page_csrf(client), "form_nonce": form_nonce(page, "/integrations/new"), "provider": "sandbox",
+            "channel": "sms", "label": "Raced", "config.latency_ms": "0"}
+    start = threading.Barrier(4)
+
+    def post(_):
+        start.wait()
+        return client.post("/integrations/new", data=data, follow_redirects=False)
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(post, range(4)))
+    locations = sorted(a.headers["location"] for a in answers)
+    assert all(a.status_code == 303 for a in answers)
+    made = [loc for loc in locations if loc.endswith("?done=created")]
+    assert len(made) == 1 and count(ctx, integrations_table, integrations_table.c.label == "Raced") == 1
+    assert [loc for loc in locations if loc not in made] == [made[0].replace("done=created", "done=again")] * 3

@@ -266,3 +266,20 @@ def test_the_same_form_posted_from_four_threads_at_once_creates_one_integration(
     made = [loc for loc in locations if loc.endswith("?done=created")]
     assert len(made) == 1 and count(ctx, integrations_table, integrations_table.c.label == "Raced") == 1
     assert [loc for loc in locations if loc not in made] == [made[0].replace("done=created", "done=again")] * 3
+
+
+def test_uploading_twice_with_one_form_keeps_one_file_and_goes_to_its_mapping(ctx, client, users):
+    from tests.web.test_imports import uploads_of
+
+    cid = svc.create_campaign(ctx, users["owner"]["principal"], campaign_data())["id"]
+    sign_in(client, "operator@acme.test")
+    page = client.get(f"/campaigns/{cid}/leads/import").text
+    data = {"csrf": page_csrf(client), "form_nonce": form_nonce(page, f"/campaigns/{cid}/leads/import"),
+            "delimiter": "auto", "encoding": "utf-8", "default_country": "", "infer_timezone": "1",
+            "pasted": "phone\n+4915112345678\n"}
+    first = client.post(f"/campaigns/{cid}/leads/import", data=data, follow_redirects=False)
+    again = client.post(f"/campaigns/{cid}/leads/import", data=data, follow_redirects=False)
+    assert first.status_code == again.status_code == 303
+    assert again.headers["location"] == first.headers["location"] + "&done=again"
+    assert len(uploads_of(users["owner"]["workspace_id"])) == 1
+    assert AGAIN in client.get(again.headers["location"]).text

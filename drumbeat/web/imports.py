@@ -255,16 +255,28 @@ async def upload(request: Request, campaign_id: str):
     if problems:
         return await run_in_threadpool(lambda: _upload_page(request, s, view, options, 422, problems, pasted))
     await run_in_threadpool(_sweep_uploads, time.time())
-    token = secrets.token_hex(16)
-    path = _upload_path(s.principal.workspace_id, token)
     if has_file:
         assert isinstance(file, UploadFile)
         await file.seek(0)
-        await run_in_threadpool(_copy, file.file, path)
     else:
         options["encoding"] = "utf-8"  # the browser sends pasted text as UTF-8, whatever the file was
-        await run_in_threadpool(path.write_bytes, pasted.encode("utf-8", "surrogateescape"))
-    return RedirectResponse(_mapping_url(campaign_id, token, options), status_code=303)
+
+    def keep(_ctx) -> str:
+        token = secrets.token_hex(16)
+        path = _upload_path(s.principal.workspace_id, token)
+        if has_file:
+            _copy(file.file, path)
+        else:
+            path.write_bytes(pasted.encode("utf-8", "surrogateescape"))
+        return _mapping_url(campaign_id, token, options)
+
+    # Once per form: the same upload sent twice goes on to the first one's mapping.
+    done = await run_in_threadpool(_once, request, s, str(form.get("form_nonce", "")), keep, lambda url: url,
+                                   joined=False)
+    if done.repeated:
+        return _again(request, s, done, f"/campaigns/{quote(campaign_id, safe='')}/leads/import")
+    assert done.result is not None
+    return RedirectResponse(done.result, status_code=303)
 
 
 def _copy(source, path: Path) -> None:

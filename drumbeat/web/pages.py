@@ -186,7 +186,7 @@ class FormExpired(DomainError):
         super().__init__("the form has expired or did not come from this site; reload the page and try again")
 
 
-def with_done(url: str, done: str) -> str:
+def _with_done(url: str, done: str) -> str:
     """`url` with ?done=<done> (a known word, for the page's toast) instead of any done= it had."""
     path, _, query = url.partition("?")
     kept = [p for p in query.split("&") if p and not p.startswith("done=")]
@@ -198,7 +198,7 @@ def _again(request: Request, s: Session, first: forms.Once, fallback: str) -> Re
     if _wants_json(request):
         return JSONResponse({"ok": True, "repeated": True, "message": present.DONE_TEXTS["again"],
                              "form_nonce": s.form_nonce(), "redirect": None})
-    return RedirectResponse(with_done(first.url or fallback, "again"), status_code=303)
+    return RedirectResponse(_with_done(first.url or fallback, "again"), status_code=303)
 
 
 def _posted_before(request: Request, s: Session, token: str, fallback: str) -> Response | None:
@@ -440,18 +440,22 @@ def cancel_page(request: Request, campaign_id: str):
 @router.post("/campaigns/{campaign_id}/leads/{lead_id}/resolve")
 def resolve_lead(request: Request, campaign_id: str, lead_id: str, csrf: Annotated[str, Form()] = "",
                  resolution: Annotated[str, Form()] = "", back: Annotated[str, Form()] = "",
-                 x_csrf_token: Annotated[str | None, Header()] = None):
+                 form_nonce: Annotated[str, Form()] = "", x_csrf_token: Annotated[str | None, Header()] = None):
     guard = _guard_post(request, csrf, x_csrf_token, Role.OPERATOR)
     if not isinstance(guard, Session):
         return guard
+    target = _with_done(_safe_next(back) if back else f"/campaigns/{quote(campaign_id, safe='')}", "resolve")
     try:
-        lead = leads.resolve(_ctx(request), guard.principal, campaign_id, lead_id, resolution)
+        done = _once(request, guard, form_nonce, lambda c: leads.resolve(c, guard.principal, campaign_id, lead_id,
+                                                                         resolution), lambda _: target)
     except DomainError as exc:
         return _problem(request, guard, exc.code, exc.message, _status_of(exc), exc.details)
+    if done.repeated:
+        return _again(request, guard, done, target)
+    assert done.result is not None
     if _wants_json(request):
-        return JSONResponse({"ok": True, "state": lead["state"], "message": present.ACTION_DONE["resolve"]})
-    return RedirectResponse(_safe_next(back) if back else f"/campaigns/{quote(campaign_id, safe='')}?done=resolve",
-                            status_code=303)
+        return JSONResponse({"ok": True, "state": done.result["state"], "message": present.ACTION_DONE["resolve"]})
+    return RedirectResponse(target, status_code=303)
 
 
 # --- leads ----------------------------------------------------------------------------------

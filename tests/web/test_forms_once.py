@@ -214,3 +214,72 @@ def test_a_template_sync_posted_twice_reads_meta_once(ctx, client, users, whatsa
     assert again.headers["location"] == f"/integrations/{iid}?synced=5&done=again"
     assert len(whatsapp_server.template_calls()) == calls
     assert count(ctx, form_submissions) == 1
+
+
+def test_resolving_an_in_doubt_lead_twice_with_one_form_resolves_it_once(ctx, client, users):
+    from sqlalchemy import update
+
+    from drumbeat.services import leads as lead_svc
+    from drumbeat.store.tables import leads
+    from tests.api.test_leads import insert_attempt
+
+    owner = users["owner"]["principal"]
+    sandbox_key(ctx, owner)
+    cid = new_campaign(ctx, owner)
+    add_leads(ctx, cid, 1)
+    lead = lead_svc.list_leads(ctx, owner, cid, limit=1)["items"][0]
+    with ctx.db.begin() as conn:
+        conn.execute(update(leads).where(leads.c.id == int(lead["id"])).values(state="in_doubt", attempt_no=1))
+    insert_attempt(ctx, lead, cid, 0, "in_doubt", 1)
+    sign_in(client, "operator@acme.test")
+    action = f"/campaigns/{cid}/leads/{lead['id']}/resolve"
+    page = client.get(f"/campaigns/{cid}/leads/{lead['id']}").text
+    nonce = re.search(rf'action="{re.escape(action)}".*?name="form_nonce" value="([^"]+)"', page, re.S).group(1)
+    data = {"csrf": page_csrf(client), "form_nonce": nonce, "resolution": "mark_sent",
+            "back": f"/campaigns/{cid}/leads/{lead['id']}"}
+    first = client.post(action, data=data, follow_redirects=False)
+    assert first.headers["location"] == f"/campaigns/{cid}/leads/{lead['id']}?done=resolve"
+    again = client.post(action, data=data, follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == f"/campaigns/{cid}/leads/{lead['id']}?done=again"
+    assert lead_svc.get_lead(ctx, owner, cid, lead["id"])["state"] != "in_doubt"
+    assert count(ctx, form_submissions) == 1
+
+
+def test_the_same_form_posted_from_four_threads_at_once_creates_one_integration(ctx, client, users):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    sign_in(client, "owner@acme.test")
+    page = client.get("/integrations/new?provider=sandbox").text
+    data = {"csrf": page_csrf(client), "form_nonce": form_nonce(page, "/integrations/new"), "provider": "sandbox",
+            "channel": "sms", "label": "Raced", "config.latency_ms": "0"}
+    start = threading.Barrier(4)
+
+    def post(_):
+        start.wait()
+        return client.post("/integrations/new", data=data, follow_redirects=False)
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(post, range(4)))
+    locations = sorted(a.headers["location"] for a in answers)
+    assert all(a.status_code == 303 for a in answers)
+    made = [loc for loc in locations if loc.endswith("?done=created")]
+    assert len(made) == 1 and count(ctx, integrations_table, integrations_table.c.label == "Raced") == 1
+    assert [loc for loc in locations if loc not in made] == [made[0].replace("done=created", "done=again")] * 3
+
+
+def test_uploading_twice_with_one_form_keeps_one_file_and_goes_to_its_mapping(ctx, client, users):
+    from tests.web.test_imports import uploads_of
+
+    cid = svc.create_campaign(ctx, users["owner"]["principal"], campaign_data())["id"]
+    sign_in(client, "operator@acme.test")
+    page = client.get(f"/campaigns/{cid}/leads/import").text
+    data = {"csrf": page_csrf(client), "form_nonce": form_nonce(page, f"/campaigns/{cid}/leads/import"),
+            "delimiter": "auto", "encoding": "utf-8", "default_country": "", "infer_timezone": "1",
+            "pasted": "phone\n+4915112345678\n"}
+    first = client.post(f"/campaigns/{cid}/leads/import", data=data, follow_redirects=False)
+    again = client.post(f"/campaigns/{cid}/leads/import", data=data, follow_redirects=False)
+    assert first.status_code == again.status_code == 303
+    assert again.headers["location"] == first.headers["location"] + "&done=again"
+    assert len(uploads_of(users["owner"]["workspace_id"])) == 1
+    assert AGAIN in client.get(again.headers["location"]).text

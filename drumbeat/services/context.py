@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from drumbeat.clock import Clock, utcnow
-from drumbeat.store.secrets import SecretBox
+from drumbeat.store.secrets import SecretBox, bind_address_key
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,12 @@ class Context:
     db: Engine
     box: SecretBox
     clock: Clock = utcnow
+
+    def __post_init__(self) -> None:
+        # Suppressions hash addresses with a key derived from the secret key (store.secrets).
+        # A context without a database (rendering the API reference) has nothing to hash.
+        if self.db is not None:
+            bind_address_key(self.db, self.box)
 
 
 @dataclass(frozen=True)

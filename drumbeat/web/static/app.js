@@ -75,6 +75,9 @@
           window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
         } else if (resp.ok) {
           hideAlert();
+          /* The form's one-time nonce is used: the next press of its button needs a new one. */
+          var nonce = form.querySelector('input[name="form_nonce"]');
+          if (nonce && data.form_nonce) nonce.value = data.form_nonce;
           if (data.redirect) { window.location.assign(data.redirect); return; }
           if (data.message) showToast(data.message);
           return refresh();
@@ -106,19 +109,53 @@
     submit.disabled = input.value !== dialog.getAttribute("data-expected");
   }
 
+  /* The opener is a button of a GET form (the confirmation page, without JavaScript); here it
+     opens the dialog instead. A modal dialog makes the page behind it inert; Tab and
+     Shift+Tab also cycle inside it, Escape closes it (the browser's cancel event), and focus
+     goes back to the button that opened it. */
+  var lastOpener = null;
+
   document.addEventListener("click", function (ev) {
     var opener = ev.target.closest("[data-open-dialog]");
     if (opener) {
       var dialog = document.getElementById(opener.getAttribute("data-open-dialog"));
       if (dialog) {
+        ev.preventDefault();
         dialog.querySelector("form").reset();
         syncCancelButton();
+        lastOpener = opener;
         dialog.showModal();
       }
       return;
     }
     var closer = ev.target.closest("[data-close-dialog]");
     if (closer) closer.closest("dialog").close();
+    var dismiss = ev.target.closest("[data-dismiss-toast]");
+    if (dismiss) { ev.preventDefault(); hideToast(); }
+  });
+
+  function focusable(dialog) {
+    return Array.prototype.filter.call(
+      dialog.querySelectorAll("a[href], button, input, select, textarea, [tabindex]:not([tabindex='-1'])"),
+      function (node) { return !node.disabled && !node.hidden && node.offsetParent !== null; });
+  }
+
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key !== "Tab") return;
+    var dialog = ev.target.closest && ev.target.closest("dialog[open]");
+    if (!dialog) return;
+    var nodes = focusable(dialog);
+    if (!nodes.length) return;
+    var first = nodes[0], last = nodes[nodes.length - 1];
+    if (ev.shiftKey && document.activeElement === first) { ev.preventDefault(); last.focus(); }
+    else if (!ev.shiftKey && document.activeElement === last) { ev.preventDefault(); first.focus(); }
+  });
+
+  document.querySelectorAll("dialog").forEach(function (dialog) {
+    dialog.addEventListener("close", function () {
+      if (lastOpener && document.contains(lastOpener) && !lastOpener.closest("[hidden]")) lastOpener.focus();
+      lastOpener = null;
+    });
   });
 
   document.addEventListener("input", function (ev) {
@@ -332,9 +369,20 @@
     var box = document.getElementById("toast");
     if (!box) return;
     box.textContent = text;
-    box.classList.remove("toast-faded");
+    var frame = box.parentNode, close = frame.querySelector("[data-dismiss-toast]");
+    if (close) close.hidden = !text;
+    frame.classList.remove("toast-faded");
     window.clearTimeout(showToast.timer);
-    showToast.timer = window.setTimeout(function () { box.classList.add("toast-faded"); }, 6000);
+    showToast.timer = window.setTimeout(function () { frame.classList.add("toast-faded"); }, 8000);
+  }
+
+  function hideToast() {
+    var box = document.getElementById("toast");
+    if (!box) return;
+    window.clearTimeout(showToast.timer);
+    box.textContent = "";
+    var close = box.parentNode.querySelector("[data-dismiss-toast]");
+    if (close) close.hidden = true;
   }
 
   /* "2026-12-04 18:37:14 UTC" as the server sends it, as a <time> app.js localises. */
@@ -375,8 +423,8 @@
 /* --- the campaign builder (issue 19) ----------------------------------------------------
    Enhances web/templates/builder.html, which works without it: shows each step's inputs for
    its channel, counts SMS segments as the operator types (the server's own count, from
-   /campaigns/builder/sms-size), adds and removes step rows in place, fills a WhatsApp
-   template's name and language from the catalogue picker, and inserts variables. */
+   /campaigns/builder/sms-size), adds and removes step rows in place, asks the server for a
+   WhatsApp template's parameter form as soon as one is picked, and inserts variables. */
 (function () {
   "use strict";
   var form = document.querySelector("form[data-builder]");
@@ -471,6 +519,9 @@
     var button = event.target.closest("button");
     if (!button) return;
     if (button.hasAttribute("data-add-step")) {
+      var all = rows();
+      /* A row with a parameter form is not a blank to copy: the server adds the step. */
+      if (all[all.length - 1].querySelector("[data-testid=template-parameters]")) return;
       event.preventDefault();
       addStep();
     } else if (button.hasAttribute("data-remove-step") && rows().length > 1) {
@@ -499,15 +550,13 @@
     var target = event.target;
     if (target.matches("[data-channel-select]")) showChannel(rowOf(target));
     if (target.matches("select[data-catalogue]")) {
-      var row = rowOf(target);
-      var option = target.selectedOptions[0];
-      var parts = target.value.split("|");
-      if (target.value) {
-        row.querySelector("[data-wa-name]").value = parts[0];
-        row.querySelector("[data-wa-language]").value = parts.slice(1).join("|");
+      /* The template's parameter form comes from the server, as "Use template" without JS. */
+      var use = rowOf(target).querySelector("[data-use-template]");
+      if (use) {
+        rowOf(target).querySelector("[data-catalogue-parameters]").textContent = target.value
+          ? "Parameters: " + target.selectedOptions[0].getAttribute("data-parameters") + " — loading the form…" : "";
+        form.requestSubmit(use);
       }
-      row.querySelector("[data-catalogue-parameters]").textContent =
-        target.value ? "Parameters: " + option.getAttribute("data-parameters") : "";
     }
   });
 
@@ -519,6 +568,7 @@
   });
 
   rows().forEach(showChannel);
+  if (document.activeElement && document.activeElement.matches("input[type=text]")) lastField = document.activeElement;
   var summary = document.querySelector('[data-testid="error-summary"]');
   if (summary) summary.focus();
 })();

@@ -188,7 +188,8 @@ def next_sends(conn: Connection, rows: list, now: datetime, steps: dict[str, lis
               if (first := earliest_send(due[row["id"]], now, Window.from_schedule(row["schedule"]))) is not None}
     waiting = [row for row in sending if row["id"] in firsts]
     limits = {row["id"]: Limits.from_limits(row["limits"]) for row in waiting}
-    first_days = claims.first_sending_days(conn, [cid for cid, lim in limits.items() if lim.capped and lim.ramp])
+    ramped = [cid for cid, lim in limits.items() if lim.capped and lim.ramp]
+    first_days = claims.first_sending_days(conn, ramped) if ramped else {}
     rate_untils = claims.counter_untils(conn, [claims.campaign_rate_key(cid) for cid, lim in limits.items()
                                                if lim.rate_per_second])
     paced = {row["id"]: _paced(row, firsts[row["id"]], now, limits[row["id"]], caps[row["id"]],

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from drumbeat.api import audit, callbacks, campaigns, errors, integrations, leads, ops, users, webhooks
+from drumbeat.api import audit, callbacks, campaigns, errors, integrations, leads, openapi, ops, users, webhooks
 from drumbeat.api.limits import BodySizeLimit
-from drumbeat.schemas import restore_examples
 from drumbeat.services.context import Context
 from drumbeat.web import audit_pages, builder, imports, integration_forms, pages
 from drumbeat.web.login_limit import LoginThrottle
@@ -28,7 +27,7 @@ def create_app(ctx: Context, *, max_body_bytes: int = 20 * 1024 * 1024,
     app.include_router(audit_pages.router)
     app.include_router(pages.router)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, max_streamed_bytes=max_streamed_bytes)
-    app.openapi = lambda: restore_examples(FastAPI.openapi(app))  # type: ignore[method-assign]
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
     return app
 
 

@@ -8,6 +8,7 @@ input is a 422, never a 500.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationInfo,
+    WithJsonSchema,
     create_model,
     field_validator,
     model_validator,
@@ -93,7 +95,8 @@ JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
 Cap = Annotated[int, Field(ge=1, le=MAX_INT)]
 # Every time in a response: ISO 8601 in UTC with an explicit offset ("+00:00").
 _utc_iso = PlainSerializer(lambda d: d.astimezone(UTC).isoformat(), return_type=str)
-UtcTime = Annotated[datetime, _utc_iso]
+_date_time = WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization")
+UtcTime = Annotated[datetime, _utc_iso, _date_time]
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -103,7 +106,7 @@ def _to_utc(value: datetime) -> datetime:
         raise ValueError("the time is out of range") from None
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_to_utc), _utc_iso]
+Instant = Annotated[AwareDatetime, AfterValidator(_to_utc), _utc_iso, _date_time]
 
 
 def _existing_id(value: str) -> str:
@@ -122,8 +125,26 @@ class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# Model name -> its examples, as given (restore_examples puts them back into the document).
+# Model name -> its examples, as given (api/openapi.py puts them back into the document).
 MODEL_EXAMPLES: dict[str, list] = {}
+# A route's own example as FastAPI serves it (nulls dropped, keys sorted) -> as written.
+ROUTE_EXAMPLES: dict[str, Any] = {}
+
+
+def without_nulls(value: Any) -> Any:
+    """What FastAPI's document keeps of a value: dict entries whose value is null dropped."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
+def route_example(value: Any) -> Any:
+    """A route's own example (`responses=`, `openapi_extra=`), kept whole in the served
+    document though it holds nulls (api/openapi.py)."""
+    ROUTE_EXAMPLES[json.dumps(without_nulls(value), sort_keys=True)] = value
+    return value
 
 
 def examples(*values: Any) -> ConfigDict:
@@ -137,14 +158,6 @@ def examples(*values: Any) -> ConfigDict:
 
     return ConfigDict(json_schema_extra=extra)
 
-
-def restore_examples(document: dict) -> dict:
-    """FastAPI drops every null from the OpenAPI document, the examples' own included (an
-    example without its `"error": null` is invalid): put each model's examples back whole."""
-    for name, schema in document.get("components", {}).get("schemas", {}).items():
-        if name in MODEL_EXAMPLES:
-            schema["examples"] = MODEL_EXAMPLES[name]
-    return document
 
 
 # Ids and times the examples share, so that one example's campaign is another's.
@@ -222,10 +235,13 @@ def _error_model(status: int) -> type[BaseModel]:
 ERROR_MODELS = {status: _error_model(status) for status in _ERRORS}
 
 
-def error_responses(*statuses: int, descriptions: dict[int, str] | None = None) -> dict:
-    """OpenAPI declaration of the error envelope for these statuses (and ALWAYS's)."""
-    descriptions = descriptions or {}
-    return {s: {"model": ERROR_MODELS[s], "description": descriptions.get(s, _ERRORS[s][2]), **_HEADERS.get(s, {})}
+def error_responses(*statuses: int, descriptions: dict[int, str] | None = None,
+                    examples: dict[int, dict] | None = None) -> dict:
+    """OpenAPI declaration of the error envelope for these statuses (and ALWAYS's).
+    `examples`: a route's own example envelope for a status, instead of the model's."""
+    descriptions, examples = descriptions or {}, examples or {}
+    return {s: {"model": ERROR_MODELS[s], "description": descriptions.get(s, _ERRORS[s][2]), **_HEADERS.get(s, {}),
+                **({"content": {"application/json": {"example": route_example(examples[s])}}} if s in examples else {})}
             for s in sorted({*ALWAYS, *statuses})}
 
 

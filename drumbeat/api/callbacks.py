@@ -24,6 +24,10 @@ router = APIRouter(prefix="/webhooks", tags=["provider callbacks"], responses=er
     401: "Missing or invalid signature; nothing changed",
     404: "No such integration (of this provider)",
     422: "The body is not the provider's payload",
+}, examples={
+    401: {"error": {"code": "unauthorized", "message": "missing or invalid X-Hub-Signature-256", "details": {}}},
+    404: {"error": {"code": "not_found", "message": "integration not found",
+                    "details": {"id": "5eb4feab2f804d2daed9e008e923df08"}}},
 }))
 
 

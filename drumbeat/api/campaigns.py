@@ -29,6 +29,15 @@ from drumbeat.services import campaigns, content, integrations
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 
 ACTION_ERRORS = error_responses(403, 404, 409, 422)
+# Start and resume check the gates first (DESIGN.md §5): a closed one is named in the 409.
+GATED_ERRORS = error_responses(403, 404, 409, 422, examples={409: {"error": {
+    "code": "resume_blocked", "message": "the campaign cannot resume: a gate is closed", "details": {"gates": [
+        {"gate": "subscription", "ok": True, "reason": None}, {"gate": "status", "ok": True, "reason": None},
+        {"gate": "key_pool", "ok": False, "reason": "no active integration on this channel",
+         "channel": "whatsapp"}]}}}})
+CANCEL_ERRORS = error_responses(403, 404, 409, 422, examples={409: {"error": {
+    "code": "confirmation_required", "message": "type the campaign's exact name in `confirm` to cancel it",
+    "details": {"expected": "the campaign's exact name"}}}})
 
 
 @router.post("", status_code=201, response_model=CampaignPublic, responses=error_responses(403, 422))
@@ -102,7 +111,7 @@ def schedule_campaign(campaign_id: ObjectId, body: ScheduleAction, principal: Op
     return campaigns.schedule(ctx, principal, campaign_id, body.start_at)
 
 
-@router.post("/{campaign_id}/cancel", response_model=CampaignPublic, responses=ACTION_ERRORS)
+@router.post("/{campaign_id}/cancel", response_model=CampaignPublic, responses=CANCEL_ERRORS)
 def cancel_campaign(campaign_id: ObjectId, principal: Operator, ctx: ContextDep,
                     body: Annotated[CancelAction | None, Body()] = None):
     """Irreversible: `confirm` must be the campaign's exact name (else 409
@@ -118,18 +127,19 @@ def duplicate_campaign(campaign_id: ObjectId, principal: Operator, ctx: ContextD
     return campaigns.duplicate(ctx, principal, campaign_id, bool(body and body.include_leads))
 
 
-def _add_simple_action(name: str, run, doc: str) -> None:
+def _add_simple_action(name: str, run, doc: str, responses: dict = ACTION_ERRORS) -> None:
     def endpoint(campaign_id: ObjectId, principal: Operator, ctx: ContextDep):
         return run(ctx, principal, campaign_id)
 
     endpoint.__doc__ = doc
     router.add_api_route(f"/{{campaign_id}}/{name}", endpoint, methods=["POST"], response_model=CampaignPublic,
-                         responses=ACTION_ERRORS, name=f"{name}_campaign", summary=f"{name.capitalize()} Campaign")
+                         responses=responses, name=f"{name}_campaign", summary=f"{name.capitalize()} Campaign")
 
 
 _add_simple_action("unschedule", campaigns.unschedule, "scheduled → draft.")
 _add_simple_action("start", campaigns.start,
-                   "draft or scheduled → sending through the gates; refused: 409 `resume_blocked`.")
+                   "draft or scheduled → sending through the gates; refused: 409 `resume_blocked`.", GATED_ERRORS)
 _add_simple_action("pause", campaigns.pause, "sending → paused (manual); a system pause becomes manual.")
 _add_simple_action("resume", campaigns.resume,
-                   "paused (or sending with holds) → sending through the gates; refused: 409 `resume_blocked`.")
+                   "paused (or sending with holds) → sending through the gates; refused: 409 `resume_blocked`.",
+                   GATED_ERRORS)

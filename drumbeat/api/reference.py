@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 COMMAND = "drumbeat docs api-reference"
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -127,7 +128,7 @@ def type_text(spec: dict, schema: dict) -> str:
     if "const" in schema:
         return f"`{json.dumps(schema['const'])}`"
     if "enum" in schema:
-        return "one of " + ", ".join(f"`{v}`" for v in schema["enum"])
+        return "one of " + ", ".join(f"`{_literal(v)}`" for v in schema["enum"])
     kind = schema.get("type")
     if kind == "array":
         return f"array of {type_text(spec, schema.get('items') or {})}"
@@ -137,6 +138,16 @@ def type_text(spec: dict, schema: dict) -> str:
     if kind is None:
         return "any"
     return f"{kind} ({schema['format']})" if "format" in schema else str(kind)
+
+
+def _literal(value: Any) -> str:
+    # A tab or a space would vanish in a table cell: such values are written as JSON.
+    return value if isinstance(value, str) and value.isprintable() and value.strip() == value else json.dumps(value)
+
+
+def _notes(description: str, schema: dict) -> str:
+    constraints = _constraints(schema)
+    return f"{description} ({constraints})" if description and constraints else description or constraints
 
 
 def _constraints(schema: dict) -> str:
@@ -160,13 +171,15 @@ def fields_table(spec: dict, schema: dict) -> list[str]:
     required = set(schema.get("required") or [])
     lines = ["| Field | Type | Required | Description |", "|---|---|---|---|"]
     for name, prop in properties.items():
-        notes = " ".join(p for p in (prop.get("description", ""), _constraints(prop)) if p)
+        notes = _notes(prop.get("description", ""), prop)
         lines.append(f"| `{name}` | {_cell(type_text(spec, prop))} | {'yes' if name in required else 'no'} "
                      f"| {_cell(notes)} |")
     return lines
 
 
 def _example_block(value: Any, media_type: str) -> list[str]:
+    if isinstance(value, dict) and media_type == "application/x-www-form-urlencoded":
+        return ["```text", urlencode(value), "```"]
     if isinstance(value, str) and "json" not in media_type:
         return [f"```{'csv' if 'csv' in media_type else 'text'}", value.rstrip("\n"), "```"]
     return ["```json", json.dumps(value, indent=2, ensure_ascii=False), "```"]
@@ -194,7 +207,7 @@ def _parameters(spec: dict, op: dict) -> list[str]:
     lines = ["**Parameters**", "", "| Name | In | Type | Required | Description |", "|---|---|---|---|---|"]
     for p in params:
         schema = p.get("schema") or {}
-        notes = " ".join(x for x in (p.get("description", ""), _constraints(schema)) if x)
+        notes = _notes(p.get("description", ""), schema)
         lines.append(f"| `{p['name']}` | {p['in']} | {_cell(type_text(spec, schema))} "
                      f"| {'yes' if p.get('required') else 'no'} | {_cell(notes)} |")
     return lines + [""]

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, func, select
 from drumbeat.domain.exceptions import InvalidTransition, NotFound, ResumeBlocked, ValidationFailed
 from drumbeat.domain.explanations import explain
 from drumbeat.domain.gates import evaluate_gates
-from drumbeat.domain.leads import TERMINAL_LEAD_STATES, LeadState
+from drumbeat.domain.leads import TERMINAL_LEAD_STATES, WORKABLE_LEAD_STATES, LeadState
 from drumbeat.domain.lifecycle import Action, Status, check_cancel_confirmation, transition
 from drumbeat.domain.messages import sent_texts
 from drumbeat.domain.reasons import PauseReason, most_severe
@@ -40,6 +40,7 @@ from drumbeat.domain.templates import ATTRIBUTE_PREFIX, LEAD_FIELDS, required_va
 from drumbeat.services.context import Actor, Context, Principal
 from drumbeat.services.holds import (
     SWEEPER,
+    channels_at,
     due_channels,
     key_pools,
     lift_hold,
@@ -105,8 +106,7 @@ def missing_variables(conn: Connection, row, steps: list[dict]) -> list[dict]:
 
 def campaign_views(conn: Connection, rows: list, now: datetime) -> list[dict]:
     """The campaign objects of several campaigns (a list page): each part is read for all
-    of them at once, so a page costs the same statements whatever its length; only when a
-    sending campaign sends next is read per sending campaign."""
+    of them at once, so a page costs the same statements whatever its length."""
     ids = [row["id"] for row in rows]
     metrics = counts.metrics_of(conn, ids)  # one read of the maintained counts
     holds = store.holds_of(conn, ids)
@@ -115,9 +115,10 @@ def campaign_views(conn: Connection, rows: list, now: datetime) -> list[dict]:
     stops = store.stop_error_groups(conn, {row["id"]: row["run"] for row in rows})
     errors = store.error_groups(conn, metrics)
     errors = {cid: stops[cid] + errors[cid] for cid in ids}
-    caps = _caps(conn, rows, now)
+    caps = caps_of(conn, rows, now)
+    sends = next_sends(conn, rows, now, steps, caps, metrics)
     return [_view(row, metrics[row["id"]], holds[row["id"]], steps[row["id"]], errors[row["id"]], caps[row["id"]],
-                  _next_send(conn, row, now, steps[row["id"]], caps[row["id"]])) for row in rows]
+                  sends[row["id"]]) for row in rows]
 
 
 def _view(row, metrics: dict[str, int], holds: list[dict], steps: list[dict], errors: list[dict], caps: dict,
@@ -167,38 +168,66 @@ def _view(row, metrics: dict[str, int], holds: list[dict], steps: list[dict], er
     }
 
 
-def _next_send(conn: Connection, row, now: datetime, steps: list[dict],
-               caps: dict) -> tuple[datetime | None, str | None]:
-    """When the next send happens and, if not now, why: the earliest of the longest-waiting
-    leads in its own window (a lead's own time zone, else the campaign's), then past days
-    whose cap (or ramp, or the keys' own caps) is spent, or past the sends the rate has
-    booked. `caps`: its _caps (the sends
-    charged today and this week)."""
-    window = Window.from_schedule(row["schedule"])
-    if row["status"] == Status.SCHEDULED:
-        start_at = row["schedule"].get("start_at")
-        if not start_at:
-            return None, None
-        at = max(datetime.fromisoformat(start_at), now)
-        slot = next_slot(at, window)
-        return slot, "window" if slot > at else None
-    if row["status"] != Status.SENDING:
+def next_sends(conn: Connection, rows: list, now: datetime, steps: dict[str, list[dict]], caps: dict[str, dict],
+               metrics: dict[str, dict[str, int]]) -> dict[str, tuple[datetime | None, str | None]]:
+    """campaign id -> when its next send happens and, if not now, why: the earliest of the
+    longest-waiting leads in its own window (a lead's own time zone, else the campaign's),
+    then past days whose cap (or ramp, or the keys' own caps) is spent, or past the sends
+    the rate has booked. `steps`, `caps` (caps_of: the sends charged today and this week)
+    and `metrics` (counts.metrics_of) as campaign_views reads them. A few statements for
+    all the campaigns together, whatever their number (the list pages)."""
+    out: dict[str, tuple[datetime | None, str | None]] = {row["id"]: (None, None) for row in rows}
+    sending = []
+    for row in rows:
+        if row["status"] == Status.SCHEDULED:
+            out[row["id"]] = _scheduled_start(row, now)
+        elif row["status"] == Status.SENDING:
+            sending.append(row)
+    due = store.earliest_due_of(conn, {row["id"]: row["parked_before"] for row in sending}, DUE_LEADS_JUDGED)
+    firsts = {row["id"]: first for row in sending
+              if (first := earliest_send(due[row["id"]], now, Window.from_schedule(row["schedule"]))) is not None}
+    waiting = [row for row in sending if row["id"] in firsts]
+    limits = {row["id"]: Limits.from_limits(row["limits"]) for row in waiting}
+    ramped = [cid for cid, lim in limits.items() if lim.capped and lim.ramp]
+    first_days = claims.first_sending_days(conn, ramped) if ramped else {}
+    rate_untils = claims.counter_untils(conn, [claims.campaign_rate_key(cid) for cid, lim in limits.items()
+                                               if lim.rate_per_second])
+    paced = {row["id"]: _paced(row, firsts[row["id"]], now, limits[row["id"]], caps[row["id"]],
+                               first_days.get(row["id"]), rate_untils.get(claims.campaign_rate_key(row["id"])))
+             for row in waiting}
+    later = _keys_capped_until(conn, waiting, steps, metrics, paced)
+    for row in waiting:
+        at, reason = paced[row["id"]]
+        out[row["id"]] = (later[row["id"]], "integration_cap") if row["id"] in later else (at, reason)
+    return out
+
+
+def _scheduled_start(row, now: datetime) -> tuple[datetime | None, str | None]:
+    start_at = row["schedule"].get("start_at")
+    if not start_at:
         return None, None
-    first = earliest_send(store.earliest_due(conn, row["id"], DUE_LEADS_JUDGED, row["parked_before"]), now, window)
-    if first is None:
-        return None, None
+    at = max(datetime.fromisoformat(start_at), now)
+    slot = next_slot(at, Window.from_schedule(row["schedule"]))
+    return slot, "window" if slot > at else None
+
+
+def _paced(row, first: tuple[datetime, str | None], now: datetime, limits: Limits, caps: dict,
+           first_day, rate_until: datetime | None) -> tuple[datetime, str | None]:
+    """The first lead's send time (earliest_send), moved past spent days and booked sends."""
     at, reason = first
-    limits = Limits.from_limits(row["limits"])
+    window = Window.from_schedule(row["schedule"])
     if limits.capped:
         today = local_day(now, window.timezone)
         sent_today, sent_week = caps["today"], caps["this_week"]  # a capped campaign's counters
-        first = (claims.first_sending_day(conn, row["id"]) if limits.ramp else None) or today
+        first_day = (first_day if limits.ramp else None) or today
         at_day = local_day(at, window.timezone)
         used_day = sent_today if at_day == today else 0
         used_week = sent_week if week_of(at_day) == week_of(today) else 0
-        plan = plan_days(at, window, limits, total=1, first_day=first, sent_today=used_day, sent_this_week=used_week)
-        spent_today = budget(limits, today=today, first_day=first, sent_today=sent_today, sent_this_week=sent_week)
-        on_day = budget(limits, today=at_day, first_day=first, sent_today=used_day, sent_this_week=used_week)
+        plan = plan_days(at, window, limits, total=1, first_day=first_day, sent_today=used_day,
+                         sent_this_week=used_week)
+        spent_today = budget(limits, today=today, first_day=first_day, sent_today=sent_today,
+                             sent_this_week=sent_week)
+        on_day = budget(limits, today=at_day, first_day=first_day, sent_today=used_day, sent_this_week=used_week)
         # The first day with budget left; a lead in its own zone may send outside the
         # campaign's window, so only a spent day moves it.
         if plan and plan[0].opens > at and on_day.remaining == 0:
@@ -206,31 +235,40 @@ def _next_send(conn: Connection, row, now: datetime, steps: list[dict],
         elif at > now and spent_today.remaining == 0:
             reason = spent_today.reason
     if limits.rate_per_second:  # the sends booked on the rate counter run until then
-        ready = rate_ready_at(claims.counter_until(conn, claims.campaign_rate_key(row["id"])), now,
-                              float(limits.rate_per_second))
+        ready = rate_ready_at(rate_until, now, float(limits.rate_per_second))
         if ready > now and ready >= at:
             at, reason = ready, "rate"
-    later = _keys_capped_until(conn, row, steps, at, window)
-    if later is not None:
-        at, reason = later, "integration_cap"
     return at, reason
 
 
-def _keys_capped_until(conn: Connection, row, steps: list[dict], at: datetime, window: Window) -> datetime | None:
-    """When every usable key of every channel with due leads has spent its own daily cap
-    (a UTC day), the next send waits for the next UTC day's window."""
-    channels = due_channels(conn, row["id"], steps)
-    pools = integration_store.pool_rows(conn, row, channels, row["run"])
-    usable = [r for r in pools if pool_member(r).usable]
-    caps = [integration_store.daily_cap_of(r) for r in usable]
-    if not usable or None in caps:
-        return None
-    day = claims.day_period(at.astimezone(UTC).date())
-    counts = claims.counter_values(conn, [("integration", r["id"], day) for r in usable])
-    if any(counts.get(("integration", r["id"], day), 0) < cap for r, cap in zip(usable, caps, strict=True)):
-        return None
-    midnight = datetime.combine(at.astimezone(UTC).date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
-    return next_slot(midnight, window)
+def _keys_capped_until(conn: Connection, rows: list, steps: dict[str, list[dict]],
+                       metrics: dict[str, dict[str, int]],
+                       paced: dict[str, tuple[datetime, str | None]]) -> dict[str, datetime]:
+    """Campaign id -> when it may send again, for those whose every usable key of every
+    channel with due leads has spent its own daily cap (a UTC day) on the day it would
+    send: the next UTC day's window."""
+    if not rows:
+        return {}
+    pools = integration_store.pools_of(conn, rows)
+    capped: dict[str, list[tuple[dict, int]]] = {}
+    for row in rows:
+        channels = channels_at(steps[row["id"]], counts.steps_in(metrics[row["id"]], WORKABLE_LEAD_STATES))
+        usable = [r for r in pools[row["id"]] if r["channel"] in channels and pool_member(r).usable]
+        caps = [integration_store.daily_cap_of(r) for r in usable]
+        if usable and None not in caps:
+            capped[row["id"]] = list(zip(usable, caps, strict=True))
+    day_of = {cid: claims.day_period(paced[cid][0].astimezone(UTC).date()) for cid in capped}
+    sent = claims.counter_values(conn, [("integration", r["id"], day_of[cid])
+                                        for cid, keys in capped.items() for r, _ in keys])
+    out = {}
+    for row in rows:
+        keys = capped.get(row["id"])
+        if keys and all(sent.get(("integration", r["id"], day_of[row["id"]]), 0) >= cap for r, cap in keys):
+            at = paced[row["id"]][0]
+            midnight = datetime.combine(at.astimezone(UTC).date() + timedelta(days=1), datetime.min.time(),
+                                        tzinfo=UTC)
+            out[row["id"]] = next_slot(midnight, Window.from_schedule(row["schedule"]))
+    return out
 
 
 def _campaign_counts(conn: Connection, row, today) -> tuple[int, int]:
@@ -240,7 +278,7 @@ def _campaign_counts(conn: Connection, row, today) -> tuple[int, int]:
     return counts.get(day_key, 0), counts.get(week_key, 0)
 
 
-def _caps(conn: Connection, rows: list, now: datetime) -> dict[str, dict]:
+def caps_of(conn: Connection, rows: list, now: datetime) -> dict[str, dict]:
     """Today's and this week's sends against the caps, per campaign. With a cap, ramp or
     rate the counters the engine charges are shown (what the caps are held to: every
     started send, less the key-level, rate-limited and campaign-level answers given back);

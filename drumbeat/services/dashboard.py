@@ -1,20 +1,23 @@
 """Read models for the dashboard pages, and signing in to them.
 
 The API's campaign object (campaigns.campaign_views) is complete: about ten queries for a
-page of them, and a few more per sending campaign (when it sends next). The list page shows
-less, so it reads one page of campaigns, their maintained lead counts in one query and the
-status counts in another.
+page of them. The list page shows less, so it reads one page of campaigns, their maintained
+counts in one query, their steps in another, the status counts in a third, and when the
+sending and scheduled ones send next as the campaign object says it (campaigns.next_sends,
+a few statements for the whole page).
 """
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from drumbeat.domain.leads import TERMINAL_LEAD_STATES
+from drumbeat.domain.leads import TERMINAL_LEAD_STATES, LeadState
 from drumbeat.domain.lifecycle import Status
+from drumbeat.services import campaigns as campaign_service
 from drumbeat.services.context import Context, Principal
 from drumbeat.services.passwords import verify_password
-from drumbeat.store.counts import lead_states, lead_total_sql
+from drumbeat.store.campaigns import steps_of
+from drumbeat.store.counts import lead_total_sql, metrics_of
 from drumbeat.store.tables import campaigns, integrations, key_failures, users
 
 STATUSES = [s.value for s in Status]
@@ -61,7 +64,9 @@ def user_emails(ctx: Context, principal: Principal, user_ids: set[str]) -> dict[
 
 def campaign_page(ctx: Context, principal: Principal, *, status: str | None = None, q: str | None = None,
                   sort: str = "created_at", order: str = "desc", page: int = 1, per_page: int = 50) -> dict:
-    """One page of campaign rows, the counts per status (under the same search) and the total."""
+    """One page of campaign rows, the counts per status (under the same search) and the total.
+    Each row: its columns, lead counts and percent, `channels` (its steps', in order, once
+    each), `replies` (leads that replied) and `next_send_at`, `next_send_reason`."""
     c = campaigns.c
     where = [c.workspace_id == principal.workspace_id]
     if q:
@@ -75,13 +80,21 @@ def campaign_page(ctx: Context, principal: Principal, *, status: str | None = No
             key = func.coalesce((done * 1.0) / func.nullif(total, 0), 0)
         else:
             key = {"created_at": c.created_at, "name": c.name, "status": c.status}[sort]
-        query = (select(c.id, c.name, c.status, c.paused_reason, c.paused_at, c.created_at, c.started_at)
-                 .where(*where).order_by(key.desc() if order == "desc" else key.asc(), c.id)
+        query = (select(campaigns).where(*where).order_by(key.desc() if order == "desc" else key.asc(), c.id)
                  .offset((page - 1) * per_page).limit(per_page))
         rows = [dict(r) for r in conn.execute(query).mappings()]
-        counts = lead_states(conn, [r["id"] for r in rows])
+        ids = [r["id"] for r in rows]
+        metrics = metrics_of(conn, ids)
+        steps = steps_of(conn, ids)
+        waiting = [r for r in rows if r["status"] in (Status.SENDING, Status.SCHEDULED)]
+        now = ctx.clock()
+        caps = campaign_service.caps_of(conn, waiting, now)
+        sends = campaign_service.next_sends(conn, waiting, now, steps, caps, metrics)
     for row in rows:
-        states = counts[row["id"]]
+        states = {k[len("lead:"):]: n for k, n in metrics[row["id"]].items() if k.startswith("lead:")}
+        row["channels"] = list(dict.fromkeys(step["channel"] for step in steps[row["id"]]))
+        row["replies"] = states.get(LeadState.REPLIED, 0)
+        row["next_send_at"], row["next_send_reason"] = sends.get(row["id"], (None, None))
         total_leads = sum(states.values())
         terminal = sum(states.get(s, 0) for s in TERMINAL_LEAD_STATES)
         row["total_leads"] = total_leads

@@ -181,18 +181,29 @@ def earliest_unfinished_step(conn: Connection, campaign_id: str) -> int | None:
     return min(counts.steps_with(conn, campaign_id, UNFINISHED_LEAD_STATES), default=None)
 
 
-def earliest_due(conn: Connection, campaign_id: str, limit: int,
-                 parked_before: datetime | None = None) -> list[tuple[datetime, str | None]]:
-    """(next action time, own time zone) of the first `limit` workable leads, on the due
-    index: those placed, else (only parked ones wait) the parked ones, due as soon as
-    the sweeper places them."""
-    query = (select(leads.c.next_action_at, leads.c.timezone)
-             .where(leads.c.campaign_id == campaign_id, WORKABLE_LEADS)
-             .order_by(leads.c.next_action_at).limit(limit))
-    rows = conn.execute(query.where(*not_parked(parked_before))).all()
-    if not rows and parked_before is not None:
-        rows = conn.execute(query).all()
-    return [(at, tz) for at, tz in rows]
+def earliest_due_of(conn: Connection, campaigns: dict[str, datetime | None],
+                    limit: int) -> dict[str, list[tuple[datetime, str | None]]]:
+    """campaign id (-> its parked_before) -> (next action time, own time zone) of its first
+    `limit` workable leads, on the due index: those placed, else (only parked ones wait)
+    the parked ones, due as soon as the sweeper places them. One statement of a branch per
+    campaign, then one more for the campaigns whose only workable leads are parked."""
+    out: dict[str, list[tuple[datetime, str | None]]] = {cid: [] for cid in campaigns}
+
+    def branch(cid: str, parked_before: datetime | None):
+        return (select(literal(cid).label("campaign_id"), leads.c.next_action_at, leads.c.timezone)
+                .where(leads.c.campaign_id == cid, WORKABLE_LEADS, *not_parked(parked_before))
+                .order_by(leads.c.next_action_at).limit(limit).subquery())
+
+    def read(branches: list) -> None:
+        if branches:  # each branch a subquery: SQLite allows no LIMIT on a member of a UNION itself
+            for cid, at, tz in conn.execute(union_all(*(select(*b.c) for b in branches))):
+                out[cid].append((at, tz))
+
+    read([branch(cid, parked) for cid, parked in campaigns.items()])
+    read([branch(cid, None) for cid, parked in campaigns.items() if not out[cid] and parked is not None])
+    for due in out.values():
+        due.sort(key=lambda item: item[0])
+    return out
 
 
 def error_groups(conn: Connection, metrics: dict[str, dict[str, int]], samples: int = 5) -> dict[str, list[dict]]:

@@ -392,10 +392,15 @@ def campaign_rate_key(campaign_id: str) -> CounterKey:
     return ("campaign", campaign_id, "rate")
 
 
-def counter_until(conn: Connection, key: CounterKey) -> datetime | None:
-    """A counter row's `until`, without locking (for reading: the campaign view)."""
+def counter_untils(conn: Connection, keys: list[CounterKey]) -> dict[CounterKey, datetime | None]:
+    """The `until` of several counter rows, without locking (for reading: the campaign
+    views), in one query; rows that do not exist are left out."""
+    if not keys:
+        return {}
     c = send_counters.c
-    return conn.execute(select(c.until).where(c.kind == key[0], c.scope_id == key[1], c.period == key[2])).scalar()
+    rows = conn.execute(select(c.kind, c.scope_id, c.period, c.until)
+                        .where(tuple_(c.kind, c.scope_id, c.period).in_(keys)))
+    return {(r.kind, r.scope_id, r.period): r.until for r in rows}
 
 
 def lock_counters(conn: Connection, keys: list[CounterKey]) -> dict[CounterKey, dict]:

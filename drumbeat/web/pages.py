@@ -309,22 +309,46 @@ def campaign_list(request: Request, status: str = "", q: str = "", sort: str = "
     s = _session(request)
     if s is None:
         return _to_login(request)
-    status = status if status in present.STATUS_LABELS else ""
-    sort = sort if sort in dashboard.SORT_KEYS else "created_at"
-    order = order if order in ("asc", "desc") else "desc"
-    q = q.strip()[:200]
-    page_no = min(max(1, int(page)) if page.isdigit() and len(page) < 7 else 1, 10**6)
-    data = dashboard.campaign_page(_ctx(request), s.principal, status=status or None, q=q or None, sort=sort,
-                                   order=order, page=page_no, per_page=PER_PAGE)
-    for row in data["items"]:
-        row["reason_text"] = present.reason_text(row["paused_reason"])
+    status, q, sort, order, page_no = _list_query(status, q, sort, order, page)
+    data = _list_data(request, s, status, q, sort, order, page_no)
 
     def link(**changes) -> str:
         params = {"status": status, "q": q, "sort": sort, "order": order, "page": 1, **changes}
-        return "/campaigns?" + urlencode({k: v for k, v in params.items() if v not in ("", None)})
+        return "?" + urlencode({k: v for k, v in params.items() if v not in ("", None)})
 
-    return _page(request, s, "campaigns.html", data=data, status=status, q=q, sort=sort, order=order, link=link,
+    return _page(request, s, "campaigns.html", data=data, status=status, q=q, sort=sort, order=order,
+                 link=lambda **changes: "/campaigns" + link(**changes),
+                 live_url="/campaigns/live.json" + link(page=page_no),
                  sorts=[("created_at", "Created"), ("name", "Name"), ("status", "Status"), ("percent", "Progress")])
+
+
+@router.get("/campaigns/live.json")
+def campaign_list_live(request: Request, status: str = "", q: str = "", sort: str = "created_at",
+                       order: str = "desc", page: str = "1"):
+    """The list page's rows and status counts, polled by its script while it is open."""
+    s = _session(request)
+    if s is None:
+        return _to_login(request)
+    data = _list_data(request, s, *_list_query(status, q, sort, order, page))
+    return JSONResponse(jsonable_encoder({"items": data["items"], "status_counts": data["status_counts"],
+                                          "all_count": data["all_count"]}), headers={"Cache-Control": "no-store"})
+
+
+def _list_query(status: str, q: str, sort: str, order: str, page: str) -> tuple[str, str, str, str, int]:
+    """The list's filters as the page understands them: anything unknown falls back."""
+    status = status if status in present.STATUS_LABELS else ""
+    sort = sort if sort in dashboard.SORT_KEYS else "created_at"
+    order = order if order in ("asc", "desc") else "desc"
+    page_no = min(max(1, int(page)) if page.isdigit() and len(page) < 7 else 1, 10**6)
+    return status, q.strip()[:200], sort, order, page_no
+
+
+def _list_data(request: Request, s: Session, status: str, q: str, sort: str, order: str, page_no: int) -> dict:
+    data = dashboard.campaign_page(_ctx(request), s.principal, status=status or None, q=q or None, sort=sort,
+                                   order=order, page=page_no, per_page=PER_PAGE)
+    data["items"] = [present.campaign_list_row(row) for row in data["items"]]
+    data["live"] = any(row["live"] for row in data["items"])
+    return data
 
 
 def _detail(ctx: Context, s: Session, campaign_id: str) -> dict:

@@ -147,12 +147,7 @@ def campaign_detail(view: dict, timeline: list[dict], in_doubt: list[dict], emai
                   "explanation": explained.get("text") or reason_text(view["paused_reason"]),
                   "fix": fix_link(explained.get("fix") or {}),
                   "at": fmt_time(view["paused_at"]), "by": actor_text(by.get("type"), by.get("id"), emails)}
-    next_send = None
-    if view["next_send_at"] is not None:
-        why = NEXT_SEND_REASONS.get(view["next_send_reason"] or "", "")
-        if view["status"] == Status.SCHEDULED:
-            why = "scheduled start"
-        next_send = {"at": fmt_time(view["next_send_at"]), "why": why or "due now"}
+    next_send = next_send_view(view["status"], view["next_send_at"], view["next_send_reason"])
     breakdown = view["breakdown"]
     # Each tile says what it counts: progress counts leads, the breakdown counts messages.
     numbers = [
@@ -210,6 +205,32 @@ def campaign_detail(view: dict, timeline: list[dict], in_doubt: list[dict], emai
     }
 
 
+def next_send_view(status: str, at: datetime | None, reason: str | None) -> dict | None:
+    """{"at", "why"}: when the next send happens and why not sooner, in words."""
+    if at is None:
+        return None
+    why = "scheduled start" if status == Status.SCHEDULED else NEXT_SEND_REASONS.get(reason or "", "")
+    return {"at": fmt_time(at), "why": why or "due now"}
+
+
+def campaign_list_row(row: dict) -> dict:
+    """One row of the campaign list (services.dashboard.campaign_page), as the page renders
+    it and /campaigns/live.json sends it."""
+    status = row["status"]
+    return {
+        "id": row["id"], "name": row["name"], "status": status, "status_label": STATUS_LABELS.get(status, status),
+        "paused_reason": row["paused_reason"], "reason_text": reason_text(row["paused_reason"]),
+        "created_at": fmt_time(row["created_at"]),
+        "percent": row["percent"], "percent_text": f"{row['percent']:.1f}%",
+        "canceled_text": f"{row['canceled_leads']} canceled" if row["canceled_leads"] else "",
+        "total_leads": row["total_leads"], "replies": row["replies"],
+        "channels": [{"channel": c, "word": CHANNEL_WORDS.get(c, c), "icon": CHANNEL_ICONS.get(c, "")}
+                     for c in row["channels"]],
+        "next_send": next_send_view(status, row["next_send_at"], row["next_send_reason"]),
+        "live": status in (Status.SENDING, Status.SCHEDULED),
+    }
+
+
 def _lead_name(lead: dict) -> str:
     return " ".join(p for p in (lead.get("first_name"), lead.get("last_name")) if p) or f"lead {lead['id']}"
 
@@ -237,6 +258,7 @@ PROVIDER_WORDS = {"whatsapp_cloud": "WhatsApp", "twilio": "Twilio", "smtp": "the
                   "unipile": "LinkedIn (Unipile)", "sandbox": "the sandbox"}
 CHANNEL_WORDS = {"whatsapp": "WhatsApp", "sms": "SMS", "voice": "Voice call", "email": "Email",
                  "linkedin": "LinkedIn"}
+CHANNEL_ICONS = {"whatsapp": "💬", "sms": "📱", "voice": "📞", "email": "✉️", "linkedin": "🔗"}
 # What a test send's address field is, per address kind (domain.channels.ADDRESS_FIELD).
 ADDRESS_INPUTS = {"phone": ("tel", "Phone number", "+4915112345678"),
                   "email": ("email", "Email address", "you@example.com"),

@@ -99,7 +99,18 @@ def test_the_reference_shows_a_routes_role_example_and_error_envelope(spec):
     assert "Role: **operator**" in section
     assert '"confirm": "Spring promo"' in section  # the request example
     assert "| 409 | `invalid_transition`, `resume_blocked`, `confirmation_required` |" in section
-    assert '"code": "invalid_transition"' in section  # the example envelope of its own error
+    assert '"code": "confirmation_required"' in section  # the example envelope of its own error
+
+
+def test_examples_keep_their_nulls_in_the_served_document(spec):
+    # FastAPI drops nulls from the document; an answer's `"error": null` and a gate's
+    # `"reason": null` are part of what the API sends.
+    tested = spec["components"]["schemas"]["ConnectionTested"]["examples"][0]
+    assert tested == {"ok": False, "error": {"code": "whatsapp:190", "message": "Error validating access token"}}
+    assert spec["components"]["schemas"]["SendTestResult"]["examples"][0]["error"] is None
+    resume = spec["paths"]["/api/v1/campaigns/{campaign_id}/resume"]["post"]["responses"]["409"]
+    gates = resume["content"]["application/json"]["example"]["error"]["details"]["gates"]
+    assert gates[0] == {"gate": "subscription", "ok": True, "reason": None}
 
 
 def test_the_command_writes_the_reference_and_check_fails_when_it_is_stale(tmp_path):

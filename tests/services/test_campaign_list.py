@@ -1,7 +1,7 @@
-"""The campaign list (GET /api/v1/campaigns) reads each part of its items for the whole
-page at once: its statements do not grow with the number of campaigns on the page (only
-a sending campaign adds a few, for when it sends next), and every item equals the
-campaign's own view."""
+"""The campaign list (GET /api/v1/campaigns, and the dashboard's list) reads each part of
+its items for the whole page at once: its statements do not grow with the number of
+campaigns on the page, sending ones (when each sends next) included, and every item equals
+the campaign's own view."""
 
 import asyncio
 from datetime import timedelta
@@ -11,6 +11,8 @@ from sqlalchemy import event
 from drumbeat.channels.sandbox import SandboxAdapter
 from drumbeat.engine.worker import Worker
 from drumbeat.services import campaigns as svc
+from drumbeat.services import dashboard
+from drumbeat.store.tables import integrations
 from tests.factory import ALL_DAYS, add_leads, new_campaign, sandbox_key, workspace
 
 
@@ -107,3 +109,47 @@ def test_every_item_of_the_list_equals_the_campaign_s_own_view(ctx):
     assert by_name["dead keys 0"]["pause_explanation"]["fix"]["action"] == "update_key"
     assert [(e["scope"], e["code"]) for e in by_name["rejected 0"]["errors"]] == [("campaign", "sandbox:campaign")]
     assert by_name["scheduled 0"]["next_send_at"] is not None
+
+
+def _sending(ctx, principal, key: str, n: int, start: int) -> list[str]:
+    """n sending campaigns, each waiting for a different reason: a spent daily cap, a
+    closed window, the keys' own daily cap, the rate, or due now."""
+    ids = []
+    kinds = [{"limits": {"daily_cap": 1, "weekly_cap": None, "rate_per_second": None, "ramp": None}},
+             {"schedule": {"timezone": "Pacific/Kiritimati", "days": ["sat"], "window_start": "03:00",
+                           "window_end": "04:00", "randomize_within_window": False, "start_at": None}},
+             {"limits": {"daily_cap": None, "weekly_cap": None, "rate_per_second": 0.001, "ramp": None}},
+             {}]
+    for i in range(n):
+        cid = new_campaign(ctx, principal, name=f"sending {start + i}", integration_ids=[key], **kinds[i % len(kinds)])
+        add_leads(ctx, cid, 3, start=1000 * (start + i))
+        svc.start(ctx, principal, cid)
+        ids.append(cid)
+    return ids
+
+
+def test_the_next_sends_of_a_page_cost_the_same_statements_for_five_sending_campaigns_as_for_fifteen(ctx):
+    principal = workspace(ctx)
+    key = sandbox_key(ctx, principal, label="ok")
+    capped_key = sandbox_key(ctx, principal, label="capped")
+    with ctx.db.begin() as conn:  # a key whose own daily cap is spent once it has sent one
+        conn.execute(integrations.update().where(integrations.c.id == capped_key).values(daily_cap=1))
+    drain = lambda: asyncio.run(Worker(ctx, {"sandbox": SandboxAdapter()}, concurrency=8,  # noqa: E731
+                                       tick_seconds=3600).drain())
+    # each kind once on the small page, three times on the large one
+    first = _sending(ctx, principal, key, 4, 0) + _sending(ctx, principal, capped_key, 1, 4)
+    drain()
+    few, small = _statements(ctx, lambda: dashboard.campaign_page(ctx, principal, per_page=50))
+    more = _sending(ctx, principal, key, 8, 5) + _sending(ctx, principal, capped_key, 2, 13)
+    drain()
+    many, large = _statements(ctx, lambda: dashboard.campaign_page(ctx, principal, per_page=50))
+    assert len(small["items"]) == 5 and len(large["items"]) == 15
+    assert few == many
+    # and each row says what the campaign's own view says
+    for row in large["items"]:
+        own = svc.get_campaign(ctx, principal, row["id"])
+        assert (row["next_send_at"], row["next_send_reason"]) == (own["next_send_at"], own["next_send_reason"])
+        assert row["replies"] == own["progress"]["replied"] and row["channels"] == ["whatsapp"]
+    reasons = {row["next_send_reason"] for row in large["items"]}
+    assert {"daily_cap", "window", "rate"} <= reasons, reasons
+    assert {row["id"] for row in large["items"]} == {*first, *more}

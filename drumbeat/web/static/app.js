@@ -303,6 +303,65 @@
     timer = window.setTimeout(poll, root.getAttribute("data-live") === "true" ? 1000 : 5000);
   }
 
+  /* --- live campaign list: each row's cells refreshed in place (issue 19) ----------------- */
+
+  var list = document.getElementById("campaign-list");
+
+  function renderListRow(tr, c) {
+    function cell(name) { return tr.querySelector('[data-cell="' + name + '"]'); }
+    tr.setAttribute("data-status", c.status);
+    replaceChildren(cell("status"), [statusChip(c), c.paused_reason ? document.createTextNode(" ") : null,
+      c.paused_reason ? el("span", {class: "chip reason", title: c.reason_text, "data-testid": "reason-chip", tabindex: "0"},
+        c.paused_reason) : null]);
+    var bar = cell("progress").querySelector(".progress");
+    bar.setAttribute("aria-valuenow", String(c.percent));
+    bar.querySelector(".progress-fill").style.width = c.percent + "%";
+    cell("progress").querySelector('[data-field="percent"]').textContent = c.percent_text;
+    var canceled = cell("progress").querySelector('[data-field="canceled"]');
+    canceled.textContent = c.canceled_text;
+    canceled.hidden = !c.canceled_text;
+    var channels = [];
+    c.channels.forEach(function (ch, i) {
+      if (i) channels.push(document.createTextNode(" "));
+      channels.push(el("span", {class: "channel channel-" + ch.channel}, el("span", {"aria-hidden": "true"}, ch.icon), " " + ch.word));
+    });
+    replaceChildren(cell("channels"), channels);
+    replaceChildren(cell("next-send"), c.next_send
+      ? [timeNode(c.next_send.at), el("br", {}), el("span", {class: "muted small"}, c.next_send.why)]
+      : [document.createTextNode("—")]);
+    cell("replies").textContent = String(c.replies);
+    cell("leads").textContent = String(c.total_leads);
+  }
+
+  function renderList(data) {
+    data.items.forEach(function (c) {
+      var tr = list.querySelector('tr[data-campaign-id="' + CSS.escape(c.id) + '"]');
+      if (tr) renderListRow(tr, c);
+    });
+    document.querySelectorAll('[data-testid="status-filters"] a').forEach(function (link) {
+      var key = link.getAttribute("data-status"), count = link.querySelector(".count");
+      if (count) count.textContent = String(key ? (data.status_counts[key] || 0) : data.all_count);
+    });
+    localTimes(list);
+    list.setAttribute("data-live", data.items.some(function (c) { return c.live; }) ? "true" : "false");
+  }
+
+  function pollList() {
+    fetch(list.getAttribute("data-live-url"), {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (resp) { return resp.ok ? resp.json() : null; })
+      .then(function (data) { if (data) renderList(data); })
+      .catch(function () { /* the next poll tries again */ })
+      .then(function () {
+        /* Every 2 s while a campaign on the page sends or waits to start, else every 10 s. */
+        var delay = list.getAttribute("data-live") === "true" ? 2000 : 10000;
+        window.setTimeout(pollList, document.hidden ? Math.max(delay, 10000) : delay);
+      });
+  }
+
+  if (list && list.getAttribute("data-live-url")) {
+    window.setTimeout(pollList, list.getAttribute("data-live") === "true" ? 2000 : 10000);
+  }
+
   /* --- polish (issue 19): toasts and times in the viewer's zone --------------------------- */
 
   /* The answer to an action, in the page's role=status region (read out politely). */

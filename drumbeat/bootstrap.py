@@ -26,7 +26,7 @@ def build_context(settings: Settings | None = None, *, run_migrations: bool = Tr
         if engine.dialect.name != "sqlite":
             raise SystemExit("DRUMBEAT_SECRET_KEY is required with PostgreSQL (a Fernet key)")
         key = key_beside(Path(make_url(url).database))
-    return Context(db=engine, box=SecretBox(key))
+    return Context(db=engine, box=SecretBox(key), public_url=settings.public_url)
 
 
 def build_adapters(client: httpx.AsyncClient | None = None, *, concurrency: int = 32) -> dict[str, ChannelAdapter]:

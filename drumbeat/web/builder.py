@@ -27,7 +27,7 @@ from drumbeat.domain.channels import Channel
 from drumbeat.domain.exceptions import DomainError, NotFound, ValidationFailed
 from drumbeat.domain.lifecycle import Status
 from drumbeat.domain.roles import Role, allows
-from drumbeat.domain.templates import ATTRIBUTE_PREFIX, LEAD_FIELDS
+from drumbeat.domain.templates import ATTRIBUTE_PREFIX, LEAD_FIELDS, UNSUBSCRIBE_URL
 from drumbeat.schemas import DAYS, CampaignCreate, CampaignUpdate, known_zones
 from drumbeat.schemas import error_fields as api_fields
 from drumbeat.services import campaigns, integrations
@@ -308,7 +308,7 @@ def _form_page(request: Request, s: Session, state: dict, *, view: dict | None =
                  summary=[(name, labels.get(name, name or "Form"), m) for name, ms in errors.items() for m in ms],
                  channels=CHANNELS, channel_words=present.CHANNEL_WORDS, units=list(UNITS), days=DAY_WORDS,
                  zones=sorted(known_zones()), keys=keys,
-                 approved=approved, variables=[*LEAD_FIELDS, ATTRIBUTE_PREFIX + "<name>"],
+                 approved=approved, variables=[*LEAD_FIELDS, ATTRIBUTE_PREFIX + "<name>", UNSUBSCRIBE_URL],
                  steps_fixed=campaign_status != "draft", structure_fixed=campaign_status == "scheduled",
                  action=f"/campaigns/{quote(view['id'], safe='')}/edit" if view else "/campaigns/new")
 

@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 
 from drumbeat.clock import Clock, utcnow
 from drumbeat.domain import unsubscribe
-from drumbeat.store.secrets import SecretBox
+from drumbeat.store.secrets import SecretBox, bind_address_key
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,10 @@ class Context:
         if not self.public_url:
             return None
         return unsubscribe.Links(self.public_url, self.box.derive_key(unsubscribe.KEY_PURPOSE))
+
+    def __post_init__(self) -> None:
+        # Suppressions hash addresses with a key derived from the secret key (store.secrets).
+        bind_address_key(self.db, self.box)
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,11 @@ from sqlalchemy import Connection
 
 from drumbeat.domain import unsubscribe as tokens
 from drumbeat.domain.channels import ADDRESS_FIELD, Channel
+from drumbeat.domain.consent import SuppressionReason
 from drumbeat.domain.exceptions import NotFound
 from drumbeat.services.content import mask_address
 from drumbeat.services.context import Context
+from drumbeat.services.suppressions import suppress
 from drumbeat.store import leads as lead_store
 from drumbeat.store.workspaces import get_workspace
 
@@ -70,6 +72,22 @@ def look_up(ctx: Context, token: str) -> dict:
     """What the page shows before the person confirms: nothing changes."""
     with ctx.db.begin() as conn:
         link = _link(ctx, conn, token)
+    return _view(link)
+
+
+def unsubscribe(ctx: Context, token: str) -> dict:
+    """One click: the address the lead was contacted on is suppressed with reason
+    `unsubscribe_link` (source: the lead's campaign, the lead, the channel), which opts out
+    every unfinished lead of the workspace with it. Clicking again changes nothing more."""
+    now = ctx.clock()
+    with ctx.db.begin() as conn:
+        link = _link(ctx, conn, token)
+        lead = link.lead
+        if lead is not None and link.kind is not None:
+            source = {"campaign_id": lead["campaign_id"], "lead_id": lead["id"], "channel": link.channel or
+                      ("email" if link.kind == "email" else None)}
+            suppress(conn, lead["workspace_id"], **{link.kind: link.address}, reason=SuppressionReason.UNSUBSCRIBE_LINK,
+                     source={k: v for k, v in source.items() if v is not None}, now=now)
     return _view(link)
 
 

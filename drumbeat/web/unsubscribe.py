@@ -42,3 +42,13 @@ async def confirm_page(request: Request, token: str) -> HTMLResponse:
     except NotFound:
         return _page(request, token, "invalid", status=404)
     return _page(request, token, "test" if view["test"] else "confirm", view)
+
+
+@router.post("/u/{token}", response_class=HTMLResponse)
+async def one_click(request: Request, token: str) -> HTMLResponse:
+    """RFC 8058's one-click POST and the page's button alike; the body is not needed."""
+    try:
+        view = await run_in_threadpool(unsubscribe.unsubscribe, request.app.state.ctx, token)
+    except NotFound:
+        return _page(request, token, "invalid", status=404)
+    return _page(request, token, "test" if view["test"] else "done", view)

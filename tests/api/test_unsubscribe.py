@@ -145,10 +145,13 @@ def test_the_page_of_a_link_asks_to_confirm_and_changes_nothing(ctx, client, own
 def test_the_link_of_a_test_send_unsubscribes_nobody(ctx, client, owner):
     email_campaign(client, ctx, owner["headers"])
     before = state(ctx)
+    path = path_of(ctx.unsubscribe_links().test_url(ctx.clock().date()))
 
-    page = client.get(path_of(ctx.unsubscribe_links().test_url(ctx.clock().date())))
+    page = client.get(path)
+    clicked = client.post(path, data={"List-Unsubscribe": "One-Click"})
 
     assert page.status_code == 200 and "test message" in page.text and "<button" not in page.text
+    assert clicked.status_code == 200 and "test message" in clicked.text
     assert state(ctx) == before
 
 
@@ -173,6 +176,7 @@ def test_a_forged_tampered_or_expired_link_is_404_and_changes_nothing(ctx, clien
         page = client.get(f"/u/{token}")
         assert page.status_code == 404, token
         assert "not valid" in page.text and "<button" not in page.text
+        assert client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"}).status_code == 404, token
 
     assert state(ctx) == before
     assert client.get(f"/u/{good}").status_code == 200
@@ -182,3 +186,41 @@ def test_without_a_public_url_no_link_is_valid(ctx, owner, client, unset_client)
     campaign = email_campaign(client, ctx, owner["headers"])
 
     assert unset_client.get(path_of(link_for(ctx, owner, lead_id_of(ctx, campaign["id"])))).status_code == 404
+
+
+# --- the one click ------------------------------------------------------------------------------
+
+def suppressions_of(client, owner) -> list[dict]:
+    return client.get(f"{API}/suppressions", headers=owner["headers"]).json()["items"]
+
+
+def test_the_button_suppresses_the_address_with_its_source_and_a_second_click_changes_nothing(ctx, client, owner):
+    campaign = email_campaign(client, ctx, owner["headers"])
+    lead_id = lead_id_of(ctx, campaign["id"])
+    path = path_of(link_for(ctx, owner, lead_id))
+
+    done = client.post(path, data={"List-Unsubscribe": "One-Click"})
+
+    assert done.status_code == 200 and "a***@example.com" in done.text and "<button" not in done.text
+    (entry,) = suppressions_of(client, owner)
+    assert (entry["email"], entry["phone"], entry["reason"]) == ("ada@example.com", None, "unsubscribe_link")
+    assert entry["source"] == {"campaign_id": campaign["id"], "lead_id": str(lead_id), "channel": "email"}
+    assert state(ctx)[1] == [(lead_id, "opted_out")]
+    again = client.post(path)  # a mail client may send no body at all
+    assert again.status_code == 200 and len(suppressions_of(client, owner)) == 1
+
+
+def test_an_unsubscribe_in_one_workspace_leaves_the_same_person_in_another_alone(ctx, client, owner):
+    from drumbeat.services.workspaces import init_workspace
+
+    campaign = email_campaign(client, ctx, owner["headers"])
+    other = init_workspace(ctx, "Other", "owner@other.test")
+    theirs = {"Authorization": f"Bearer {other['token']}"}
+    other_campaign = email_campaign(client, ctx, theirs)
+
+    assert client.post(path_of(link_for(ctx, owner, lead_id_of(ctx, campaign["id"])))).status_code == 200
+
+    assert client.get(f"{API}/suppressions", headers=theirs).json()["items"] == []
+    with ctx.db.connect() as conn:
+        assert conn.execute(select(leads.c.state).where(leads.c.campaign_id == other_campaign["id"])).scalar_one() \
+            == "not_contacted"

@@ -86,3 +86,34 @@ def test_the_preview_shows_the_leads_own_link_and_a_test_send_carries_one_that_u
     assert link != shown and link in delivery.message.get_body(("plain",)).get_content()
     page = client.get(path_of(link))
     assert page.status_code == 200 and "test message" in page.text and "<button" not in page.text
+
+
+def test_a_one_click_post_from_a_captured_emails_header_suppresses_and_no_campaign_emails_again(
+        ctx, client, owner, smtp_server):
+    smtp_key(client, owner, smtp_server)
+    cid = campaign(client, owner, [FIRST, LATER], [{"email": ADA, "first_name": "Ada"},
+                                                  {"email": "bob@example.org", "first_name": "Bob"}])
+    start(client, owner, cid)
+    run_worker(ctx)
+    ada_mail = next(d.message for d in smtp_server.deliveries if d.rcpt_tos == [ADA])
+
+    # What a mail client does (RFC 8058): POST the header's https link with this body.
+    clicked = client.post(path_of(header_link(ada_mail)), content=b"List-Unsubscribe=One-Click",
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+    assert clicked.status_code == 200
+    (entry,) = client.get("/api/v1/suppressions", headers=owner["headers"]).json()["items"]
+    assert (entry["email"], entry["reason"]) == (ADA, "unsubscribe_link")
+    assert entry["source"]["campaign_id"] == cid and entry["source"]["channel"] == "email"
+    states = {lead["email"]: lead["state"] for lead in
+              client.get(f"/api/v1/campaigns/{cid}/leads", headers=owner["headers"]).json()["items"]}
+    assert states == {ADA: "opted_out", "bob@example.org": "in_progress"}
+
+    smtp_server.reset()
+    second = campaign(client, owner, [FIRST], [{"email": ADA, "first_name": "Ada"},
+                                               {"email": "bob@example.org", "first_name": "Bob"}])
+    start(client, owner, second)
+    run_worker(ctx)
+
+    assert [d.rcpt_tos for d in smtp_server.deliveries] == [["bob@example.org"]]
+    assert smtp_server.contacts(ADA) == 0

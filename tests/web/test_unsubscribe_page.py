@@ -1,5 +1,5 @@
 """The public page of an email's unsubscribe link in Chromium (issue 20): no session, our
-CSS only, one button, and axe-core finds no serious or critical violation on any of its
+CSS only, one button that unsubscribes, and axe-core finds no serious or critical violation on any of its
 states."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from drumbeat.services.context import Principal
 from drumbeat.services.workspaces import init_workspace
-from drumbeat.store.tables import leads
+from drumbeat.store.tables import leads, suppressions
 from tests.conftest import PUBLIC_URL
 from tests.factory import add_leads, new_campaign, sandbox_key
 from tests.web.test_accessibility import axe_page, axe_source, serious_violations  # noqa: F401 - fixtures
@@ -47,6 +47,13 @@ def test_the_unsubscribe_pages_pass_axe_and_load_nothing_but_our_css(ctx, server
     problems["test link"] = serious_violations(tab, source)
     tab.goto(f"{server}/u/not-a-token")
     problems["invalid"] = serious_violations(tab, source)
+    tab.goto(server + path)
+    tab.get_by_role("button", name="Unsubscribe").click()  # a plain form post, no script
+    tab.get_by_test_id("done").wait_for()
+    assert "will not be contacted again by Acme <b>& Co</b>" in tab.inner_text("main")
+    problems["done"] = serious_violations(tab, source)
+    with ctx.db.connect() as conn:
+        assert conn.execute(select(suppressions.c.reason)).scalars().all() == ["unsubscribe_link"]
 
     assert {u.removeprefix(server).split("/")[1] for u in requested} == {"u", "static"}
     assert {u for u in requested if "/static/" in u} == {f"{server}/static/app.css"}  # no script, no image

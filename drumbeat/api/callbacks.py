@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -17,7 +17,7 @@ from drumbeat.api.deps import ContextDep
 from drumbeat.api.errors import ApiError
 from drumbeat.channels import inbound
 from drumbeat.schemas import error_responses, examples
-from drumbeat.services import receipts
+from drumbeat.services import consent, receipts
 from drumbeat.services.context import Context
 
 router = APIRouter(prefix="/webhooks", tags=["provider callbacks"], responses=error_responses(404, descriptions={
@@ -92,14 +92,19 @@ async def email(integration_id: str, request: Request, ctx: ContextDep) -> dict:
         "schema": {"type": "string"}, "example": "<Response></Response>"}}}},
     openapi_extra=_payload({"MessageSid": "SM0123456789abcdef0123456789abcdef", "MessageStatus": "delivered",
                             "To": "+4915123456789", "From": "+15005550006"}, "application/x-www-form-urlencoded"))
-async def twilio(integration_id: str, request: Request, ctx: ContextDep) -> Response:
+async def twilio(integration_id: str, request: Request, ctx: ContextDep, background: BackgroundTasks) -> Response:
     """Status callbacks and inbound messages (form-encoded), signed per Twilio's scheme over
-    the URL Twilio called (run behind a proxy with forwarded headers so it matches)."""
+    the URL Twilio called (run behind a proxy with forwarded headers so it matches). The
+    workspace's SMS auto-replies (to STOP, HELP) go out after the answer, through this
+    integration."""
     integration = receipts.integration_for_callback(ctx, integration_id, "twilio")
     form = {k: str(v) for k, v in (await request.form()).items()}
     if not inbound.valid_twilio_signature(str(request.url), form, integration.credentials.get("auth_token"),
                                           request.headers.get("X-Twilio-Signature")):
         raise ApiError("unauthorized", "missing or invalid X-Twilio-Signature")
-    receipts.apply_events(ctx, integration, inbound.twilio_events(form))
-    # An empty TwiML answer: acknowledged, no auto-reply.
+    due: list[consent.AutoReply] = []
+    receipts.apply_events(ctx, integration, inbound.twilio_events(form), auto_replies=due)
+    if due:
+        background.add_task(consent.send_auto_replies, integration.credential(), due)
+    # An empty TwiML answer: acknowledged (auto-replies go through the REST API, above).
     return Response("<Response></Response>", media_type="application/xml")

@@ -177,6 +177,8 @@ def update_integration(ctx: Context, principal: Principal, integration_id: str, 
             config = patch["config"] if "config" in patch else row["config"]
             credentials, config = _validated(provider, credentials, config)
             values.update(credentials_encrypted=ctx.box.seal(credentials), config=config)
+            if given:  # a rotated key: the failures before now are answered (the dashboard's banner)
+                values["credentials_updated_at"] = ctx.clock()
         if values:
             store.update_integration(conn, integration_id, **values)
         return integration_view(ctx, _load(conn, principal, integration_id))

@@ -117,6 +117,9 @@ integrations = Table(
     # daily_cap: a key is held to the lower of the two (domain.channels.effective_daily_cap).
     Column("provider_daily_limit", Integer),
     Column("messaging_quality", Json),  # the last quality update the provider reported
+    # When the secrets last changed (migration 0014): a key failure before it is one the
+    # owner has answered. Null: unchanged since the integration was added.
+    Column("credentials_updated_at", UTCDateTime),
     CheckConstraint("health IN ('active', 'disconnected', 'restricted')", name="health"),
 )
 
@@ -491,4 +494,17 @@ import_rejections = Table(
     Column("cells", Json, nullable=False),
     Column("reasons", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+
+# --- forms that do one thing (issue 19; migration 0014) ------------------------------------
+
+# A dashboard form's one-time nonce, inserted in the transaction of its effect: a second post
+# of the same form finds it and goes to `result_url` (null while a long effect is under way).
+form_submissions = Table(
+    "form_submissions", metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("workspace_id", String(32), nullable=False),
+    Column("result_url", Text),
+    Column("used_at", UTCDateTime, nullable=False, index=True),
 )

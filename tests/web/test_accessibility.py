@@ -26,6 +26,7 @@ from tests.conftest import db_url  # noqa: F401 - server-side tests on both data
 from tests.factory import add_leads, campaign_data, new_campaign, sandbox_key
 from tests.web.conftest import page_csrf, sign_in
 from tests.web.test_browser import IN_CI, browser, server, shot, sign_in_with_password  # noqa: F401 - fixtures
+from tests.web.test_consent_pages import stopped_lead
 from tests.web.test_content_pages import CATALOGUE, TEMPLATE, WABA, lead, whatsapp_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +52,22 @@ def campaigns_in_every_status(ctx, owner) -> dict[str, str]:
         for status in ("completed", "failed"):
             conn.execute(update(campaign_table).where(campaign_table.c.id == ids[status]).values(status=status))
     return ids
+
+
+def failed_key(ctx, campaign_id: str) -> str:
+    """The key of this campaign, marked failed in its current run (how the engine leaves it)."""
+    from sqlalchemy import insert, select
+
+    from drumbeat.store.tables import campaigns as c
+    from drumbeat.store.tables import integrations, key_failures
+    with ctx.db.begin() as conn:
+        run, workspace_id = conn.execute(select(c.c.run, c.c.workspace_id).where(c.c.id == campaign_id)).one()
+        key = conn.execute(select(integrations.c.id).where(integrations.c.workspace_id == workspace_id,
+                                                           integrations.c.channel == "whatsapp")).scalar()
+        conn.execute(insert(key_failures).values(campaign_id=campaign_id, run=run, integration_id=key,
+                                                 error_code="sandbox:key", error_message="refused",
+                                                 at=datetime.now(UTC)))
+    return key
 
 
 # --- server side: what the pages say without JavaScript ------------------------------------
@@ -222,6 +239,7 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_dashboard_page(ctx, u
     ids = campaigns_in_every_status(ctx, owner)
     lead_id = lead(ctx, ids["draft"], first_name="Ada", email="ada@example.com")
     integration_id = sandbox_key(ctx, owner, "email", label="Mail sandbox")
+    stopped_campaign, stopped = stopped_lead(ctx, owner)  # with its "Why opted out" card
     tab = axe_page
     tab.goto(f"{server}/login")
     problems = {"login": serious_violations(tab, source)}
@@ -229,8 +247,11 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_dashboard_page(ctx, u
     pages = {"campaigns": "/campaigns", "leads": f"/campaigns/{ids['draft']}/leads",
              "lead": f"/campaigns/{ids['draft']}/leads/{lead_id}", "integrations": "/integrations",
              "integration": f"/integrations/{integration_id}", "preview": f"/campaigns/{ids['draft']}/preview",
-             "notifications": "/notifications"}
+             "notifications": "/notifications", "lead opted out": f"/campaigns/{stopped_campaign}/leads/{stopped}"}
     pages.update({f"campaign {status}": f"/campaigns/{cid}" for status, cid in ids.items()})
+    # Issue 19's forms: the cancel confirmation page, a toast, a failed key's banner.
+    pages.update({"cancel page": f"/campaigns/{ids['sending']}/cancel", "toast": "/campaigns?done=again",
+                  "failed key": f"/integrations/{failed_key(ctx, ids['paused'])}"})
     for name, path in pages.items():
         tab.goto(server + path)
         problems[name] = serious_violations(tab, source)

@@ -209,10 +209,12 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
     logs.configure("WARNING")
     from drumbeat.demo import prepare_demo, watch_demo
 
+    url = f"http://{host}:{port}"
     settings = Settings()
+    if not settings.public_url:  # the demo's emails unsubscribe at the server it runs
+        settings = settings.model_copy(update={"public_url": url})
     ctx = _context(settings)
     info = prepare_demo(ctx, leads)
-    url = f"http://{host}:{port}"
     typer.echo(f"Drumbeat demo: dashboard {url}/  API {url}/docs")
     typer.echo(f"Owner token (sign in to the dashboard with it): {info['token']}")
     typer.echo(f"  curl -H 'Authorization: Bearer {info['token']}' {url}/api/v1/campaigns/{info['campaign_id']}")

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SQLITE_FILE = "drumbeat.db"
+LOCAL_URL = "http://127.0.0.1:8000"  # notification links without DRUMBEAT_PUBLIC_URL
 
 
 class Settings(BaseSettings):
@@ -18,7 +19,10 @@ class Settings(BaseSettings):
     tick_seconds: float = 1.0
     max_body_bytes: int = 20 * 1024 * 1024
     lease_seconds: float = 120.0
-    public_url: str = "http://127.0.0.1:8000"  # links in notification emails
+    # Where people reach this deployment: unsubscribe links in every email (required for
+    # a campaign with an email step) and links in notification emails. Unset means "not
+    # configured": notifications then link to LOCAL_URL, and email campaigns are refused.
+    public_url: str | None = None
     smtp_url: str | None = None  # smtp://user:pass@host:port?from=alerts@example.com&starttls=true
 
     def resolved_database_url(self) -> str:

@@ -40,7 +40,7 @@ from drumbeat.domain.lifecycle import Status
 from drumbeat.domain.messages import is_whatsapp_template
 from drumbeat.domain.reasons import PauseReason
 from drumbeat.domain.roles import Role
-from drumbeat.domain.templates import LEAD_FIELDS, unknown_variables
+from drumbeat.domain.templates import LEAD_FIELDS, UNSUBSCRIBE_URL, unknown_variables
 from drumbeat.domain.whatsapp_templates import located_strings, shape_problems
 
 MAX_INT = 2**31 - 1  # the widest integer column (PostgreSQL INTEGER)
@@ -569,7 +569,7 @@ class FailurePolicyIn(FailurePolicy, Request):
 
 def _variable_problem(unknown: list[str]) -> str:
     return (f"unknown template variable(s) {', '.join(unknown)}: use a lead field "
-            f"({', '.join(LEAD_FIELDS)}) or attributes.<name>")
+            f"({', '.join(LEAD_FIELDS)}), attributes.<name> or {UNSUBSCRIBE_URL}")
 
 
 def _template_error(problems: list[tuple[str, str]]) -> PydanticCustomError:
@@ -753,7 +753,7 @@ class ActorPublic(BaseModel):
 
 class Fix(BaseModel):
     action: str = Field(description="update_key, reconnect_account, review_account, renew_subscription, "
-                                    "edit_template, review_errors or resume")
+                                    "edit_template, review_errors, set_public_url or resume")
     integration_id: str | None = Field(default=None, description="The integration to fix, when one is named")
 
 

@@ -7,6 +7,7 @@ missing PostgreSQL fails the run; elsewhere those tests skip with a message.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
@@ -135,10 +136,15 @@ def secret_key() -> str:
     return Fernet.generate_key().decode()
 
 
+# DRUMBEAT_PUBLIC_URL of the test deployments: emails carry unsubscribe links to it, and
+# without one no campaign with an email step may start (gate `unsubscribe`).
+PUBLIC_URL = "https://drumbeat.test"
+
+
 @pytest.fixture
 def ctx(db_url, secret_key) -> Iterator[Context]:
     engine = make_engine(db_url)
-    yield Context(db=engine, box=SecretBox(secret_key))
+    yield Context(db=engine, box=SecretBox(secret_key), public_url=PUBLIC_URL)
     engine.dispose()
 
 
@@ -150,7 +156,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def clocked_ctx(ctx, clock) -> Context:
     """The same database, with a clock the test moves by hand."""
-    return Context(db=ctx.db, box=ctx.box, clock=clock)
+    return dataclasses.replace(ctx, clock=clock)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Leads of a campaign (import, list, detail, resolve) and the suppression list (API.md)."""
+"""Leads of a campaign (import, list, detail, resolve), the suppression list and erasures (API.md)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_serializer
 
-from drumbeat.api.deps import ContextDep, Operator, Viewer
+from drumbeat.api.deps import ContextDep, Operator, Owner, Viewer
 from drumbeat.domain.consent import SuppressionReason
 from drumbeat.domain.exceptions import ValidationFailed
 from drumbeat.domain.leads import LeadState
 from drumbeat.schemas import error_responses, examples, one_or_more
-from drumbeat.services import leads, suppressions
+from drumbeat.services import erasures, leads, suppressions
 
 router = APIRouter(tags=["leads"])
 
@@ -185,6 +185,21 @@ class SuppressionAdded(SuppressionOut):
     leads_opted_out: int = Field(description="unfinished leads of the workspace now opted_out")
 
 
+class ErasureIn(BaseModel):
+    """The person to forget: exactly one of phone or email, normalized as an import does."""
+
+    model_config = ConfigDict(extra="forbid", **examples({"email": "ada@example.com"}))
+    phone: str | None = Field(None, description="international (+ or 00), stored as E.164")
+    email: str | None = Field(None, json_schema_extra={"format": "email"})
+
+
+class ErasureOut(BaseModel):
+    model_config = examples({"leads_erased": 2})
+
+    leads_erased: int = Field(description="leads of the workspace, in every campaign, whose personal fields were "
+                                          "replaced (0 for an unknown address, which is suppressed all the same)")
+
+
 class SuppressionPage(BaseModel):
     model_config = examples({"items": [SUPPRESSION_EXAMPLE], "next_cursor": None})
 
@@ -314,3 +329,14 @@ def add_suppression(body: SuppressionIn, principal: Operator, ctx: ContextDep):
 @router.get("/suppressions", response_model=SuppressionPage, tags=["suppressions"], responses=error_responses())
 def list_suppressions(principal: Viewer, ctx: ContextDep, limit: Limit = 50, cursor: Cursor = None):
     return suppressions.list_suppressions(ctx, principal, limit=limit, cursor=cursor)
+
+
+# --- erasure ------------------------------------------------------------------------------------
+
+@router.post("/erasures", response_model=ErasureOut, tags=["suppressions"], responses=error_responses(403))
+def erase(body: ErasureIn, principal: Owner, ctx: ContextDep):
+    """Forget a person at their request: every lead of the workspace with the address has its
+    names, addresses and attributes replaced and its consent texts blanked (states and
+    counts stay); the address stays suppressed as a keyed hash only, so imports enrol it
+    opted_out and nothing contacts it again."""
+    return erasures.erase(ctx, principal, body.model_dump(exclude_none=True))

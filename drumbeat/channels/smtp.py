@@ -2,8 +2,12 @@
 
 config: `host`, `port` (default 587), `from` (an address, or "Name <address>"), `starttls`
 (bool; false sends in the clear, for local relays), optional `tls` (implicit TLS, port 465),
-`timeout` (seconds, default 30), `validate_certs` (default true); credentials: `username`,
-`password` (optional: an unauthenticated relay needs none).
+`timeout` (seconds, default 30), `validate_certs` (default true), optional
+`unsubscribe_email` (a mailbox offered as `mailto:` beside the link); credentials:
+`username`, `password` (optional: an unauthenticated relay needs none).
+
+A message with an unsubscribe link carries `List-Unsubscribe: <link>[, <mailto:...>]`
+and `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
 
 Each message carries a Message-ID derived from the idempotency key, `<lead.step.n@domain>`
 (the sender's domain, else `drumbeat`), returned as the provider message id so a reply's
@@ -51,13 +55,20 @@ def message_id(idempotency_key: str, sender: str) -> str:
     return f"<{left}@{domain}>"
 
 
-def build(message: OutboundMessage, sender_header: str, sender: str) -> EmailMessage:
+def build(message: OutboundMessage, sender_header: str, sender: str,
+          unsubscribe_email: str | None = None) -> EmailMessage:
     email = EmailMessage()
     email["From"] = sender_header
     email["To"] = message.to
     email["Subject"] = message.subject or ""
     email["Date"] = formatdate(localtime=False, usegmt=True)
     email["Message-ID"] = message_id(message.idempotency_key, sender)
+    if message.unsubscribe_url:  # RFC 2369 and RFC 8058: the mail client's one-click unsubscribe
+        targets = [f"<{message.unsubscribe_url}>"]
+        if unsubscribe_email:
+            targets.append(f"<mailto:{unsubscribe_email}?subject=unsubscribe>")
+        email["List-Unsubscribe"] = ", ".join(targets)
+        email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     email.set_content(message.body)
     if message.html:  # multipart/alternative: clients show the HTML, the text part is its fallback
         email.add_alternative(message.html, subtype="html")
@@ -77,7 +88,7 @@ class SmtpAdapter:
             return misconfigured(PROVIDER, "config.from")
         if not message.to:
             return no_address(PROVIDER)
-        email = build(message, sender_header, sender)
+        email = build(message, sender_header, sender, config.get("unsubscribe_email"))
         secrets = [creds.get("password")]
         try:
             await aiosmtplib.send(

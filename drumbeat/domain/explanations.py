@@ -27,6 +27,12 @@ FIX_ACTIONS: dict[PauseReason, str] = {
     PauseReason.TEMPLATE_REJECTED: "edit_template",
 }
 
+# A due start the gate `unsubscribe` refused pauses as `manual` with that gate in its
+# details (the fix is the deployment's configuration, not a channel's).
+SET_PUBLIC_URL = "set_public_url"
+UNSUBSCRIBE_GATE_TEXT = ("Emails need an unsubscribe link and DRUMBEAT_PUBLIC_URL is not set; set it to the "
+                         "address recipients reach Drumbeat at, restart Drumbeat, then resume.")
+
 MESSAGE_CHARS = 120  # a provider's text beyond this is cut: the sentence stays one line
 
 
@@ -78,6 +84,8 @@ def explain(reason: str, details: dict | None, channel: str | None = None) -> Ex
         counted = f"{d['failed']} of the last {d['counted']} " if "failed" in d and "counted" in d else "Too many "
         return Explanation(f"{counted}{channel} sends failed; check the lead list and the errors, then resume.",
                            action)
+    if why is PauseReason.MANUAL and _gate_closed(d, "unsubscribe"):
+        return Explanation(UNSUBSCRIBE_GATE_TEXT, SET_PUBLIC_URL)
     if d.get("previous_reason") in FIX_ACTIONS:  # the sweeper gave up lifting a cause that kept coming back
         again = PauseReason(d["previous_reason"]).value.replace("_", " ")
         return Explanation(f"Automatic resume stopped: {again} kept coming back; fix the cause, then resume.",
@@ -93,6 +101,11 @@ def _closed_gate_channel(d: dict) -> str | None:
     """A pause the gates placed (a due start they refused) names its channel in its gates."""
     gates = d.get("gates") if isinstance(d.get("gates"), list) else []
     return next((g["channel"] for g in gates if isinstance(g, dict) and not g.get("ok") and g.get("channel")), None)
+
+
+def _gate_closed(d: dict, name: str) -> bool:
+    gates = d.get("gates") if isinstance(d.get("gates"), list) else []
+    return any(isinstance(g, dict) and g.get("gate") == name and not g.get("ok") for g in gates)
 
 
 def _label(d: dict) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from drumbeat.domain.channels import Health
+from drumbeat.domain.channels import Channel, Health
 from drumbeat.domain.lifecycle import TERMINAL_STATUSES, Status
 from drumbeat.domain.messages import is_whatsapp_template
 from drumbeat.domain.reasons import AUTO_LIFTABLE, PauseReason
@@ -77,9 +77,26 @@ def template_facts(steps: list[dict], catalogues: Mapping[str, list[Mapping[str,
     return facts
 
 
+# Without DRUMBEAT_PUBLIC_URL no email can carry its unsubscribe link (issue 20): a
+# campaign with an email step is refused whole. Configuration, not a channel's trouble.
+UNSUBSCRIBE_GATE_REASON = ("emails need an unsubscribe link and DRUMBEAT_PUBLIC_URL is not set: "
+                           "set it to the address recipients reach this deployment at, then start again")
+
+
+def unsubscribe_gate(steps: list[dict], *, public_url_set: bool) -> bool | None:
+    """Gate `unsubscribe`: None (no such gate) for a campaign without an email step."""
+    if not any(step["channel"] == Channel.EMAIL for step in steps):
+        return None
+    return public_url_set
+
+
+# The gates that refuse a start or resume whole, whatever the channels say.
+CAMPAIGN_GATES = ("subscription", "status", "unsubscribe")
+
+
 @dataclass(frozen=True)
 class Gate:
-    gate: str  # subscription | status | key_pool | integration_health | template
+    gate: str  # subscription | status | unsubscribe | key_pool | integration_health | template
     ok: bool
     reason: str | None = None
     channel: str | None = None
@@ -102,8 +119,11 @@ class GateReport:
 
     @property
     def may_run(self) -> bool:
-        campaign_ok = all(g.ok for g in self.gates if g.gate in ("subscription", "status"))
-        return campaign_ok and (bool(self.open_channels) or not self.blocked_channels)
+        return self.campaign_ok and (bool(self.open_channels) or not self.blocked_channels)
+
+    @property
+    def campaign_ok(self) -> bool:
+        return all(g.ok for g in self.gates if g.gate in CAMPAIGN_GATES)
 
 
 def evaluate_gates(
@@ -112,12 +132,14 @@ def evaluate_gates(
     status: str,
     pools: dict[str, list[PoolMember]],
     templates: list[TemplateFact] | tuple[TemplateFact, ...] = (),
+    unsubscribe: bool | None = None,
 ) -> GateReport:
     """Every gate with ok and a reason. `pools` holds each channel that still has
     unfinished leads, with the integrations of the campaign's key pool on it. `templates`
     holds the WhatsApp steps still ahead, checked against each catalogue of their key pool:
     one that is not APPROVED there, or does not fit it, closes gate `template` and holds
     the WhatsApp channel with `template_rejected` (whether or not its leads are due yet).
+    `unsubscribe`: gate `unsubscribe` (unsubscribe_gate), a campaign gate.
 
     Key failure marks are ignored here: a start or resume begins a new run.
     """
@@ -127,6 +149,8 @@ def evaluate_gates(
         Gate("status", Status(status) not in TERMINAL_STATUSES,
              None if Status(status) not in TERMINAL_STATUSES else f"the campaign is {status}"),
     ]
+    if unsubscribe is not None:
+        gates.append(Gate("unsubscribe", unsubscribe, None if unsubscribe else UNSUBSCRIBE_GATE_REASON))
     blocked: dict[str, PauseReason] = {}
     open_channels: list[str] = []
     for channel, members in sorted(pools.items()):
@@ -170,9 +194,8 @@ def sweep_holds(holds: dict[str, str], report: GateReport) -> SweepDecision:
     an auto-liftable hold (`account_disconnected`, `subscription_canceled`) is lifted when
     the campaign gates pass and its channel passes; a `subscription_canceled` hold whose
     channel now fails for another reason takes that reason instead. Nothing else is touched."""
-    campaign_ok = all(g.ok for g in report.gates if g.gate in ("subscription", "status"))
     decision = SweepDecision()
-    if not campaign_ok:
+    if not report.campaign_ok:
         return decision
     for channel, reason in sorted(holds.items()):
         if PauseReason(reason) not in AUTO_LIFTABLE:

@@ -16,7 +16,15 @@ from typing import Any
 
 from drumbeat.domain import sms
 from drumbeat.domain.channels import ADDRESS_FIELD, Channel
-from drumbeat.domain.templates import MESSAGE_TOO_LONG, MISSING_VARIABLE, lead_values, missing_variables, render
+from drumbeat.domain.templates import (
+    MESSAGE_TOO_LONG,
+    MISSING_VARIABLE,
+    UNSUBSCRIBE_URL,
+    lead_values,
+    missing_variables,
+    render,
+    variables,
+)
 from drumbeat.domain.whatsapp_templates import render_components, rendered_problem, strings, template_object
 
 
@@ -31,6 +39,8 @@ class OutboundMessage:
     # `components` are rendered for the lead.
     template: dict = field(default_factory=dict)
     html: str | None = None  # email: the HTML part beside the text one
+    # The lead's one-click unsubscribe link: an email carries it in List-Unsubscribe.
+    unsubscribe_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,12 +63,19 @@ def sent_texts(channel: str, template: Mapping[str, Any]) -> list[str]:
     return [template.get(k) for k in ("subject", "body", "html") if isinstance(template.get(k), str)]
 
 
+def needs_unsubscribe_url(step: Mapping[str, Any]) -> bool:
+    """An email carries the link in its headers; any other message only where it says so."""
+    return step["channel"] == Channel.EMAIL or any(
+        UNSUBSCRIBE_URL in variables(text) for text in sent_texts(step["channel"], step["template"]))
+
+
 def compose(step: Mapping[str, Any], lead: Mapping[str, Any], *, to: str | None = None,
-            idempotency_key: str = "") -> Composition:
-    """Render `step` for `lead` (its fields and attributes). `to` overrides the lead's
+            idempotency_key: str = "", unsubscribe_url: str | None = None) -> Composition:
+    """Render `step` for `lead` (its fields and attributes) with the lead's unsubscribe
+    link (`{{unsubscribe_url}}`, an email's List-Unsubscribe). `to` overrides the lead's
     address (a test send)."""
     channel, template = step["channel"], dict(step["template"])
-    values = lead_values(lead)
+    values = lead_values(lead, unsubscribe_url=unsubscribe_url)
     missing = missing_variables(sent_texts(channel, template), values)
     if is_whatsapp_template(channel, template) and template.get("components"):
         template["components"] = render_components(template["components"], values)
@@ -69,7 +86,8 @@ def compose(step: Mapping[str, Any], lead: Mapping[str, Any], *, to: str | None 
         subject=render(template["subject"], values) if template.get("subject") else None,
         html=render(html_part, {k: None if v is None else html.escape(str(v)) for k, v in values.items()})
         if html_part else None,
-        idempotency_key=idempotency_key, template=template)
+        idempotency_key=idempotency_key, template=template,
+        unsubscribe_url=unsubscribe_url if channel == Channel.EMAIL else None)
     size = sms.measure(message.body) if channel == Channel.SMS else None
     problem = None
     if missing:

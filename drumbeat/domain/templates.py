@@ -20,6 +20,9 @@ PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
 LEAD_FIELDS = ("first_name", "last_name", "phone", "email", "linkedin_url", "timezone")
 ATTRIBUTE_PREFIX = "attributes."
+# Not a lead field: the lead's one-click unsubscribe link (domain.unsubscribe), filled when
+# the message is composed; without DRUMBEAT_PUBLIC_URL it has no value.
+UNSUBSCRIBE_URL = "unsubscribe_url"
 
 # Lead-level errors a rendered message can have before any provider is asked.
 MISSING_VARIABLE = "drumbeat:missing_variable"
@@ -34,11 +37,13 @@ LEAD_LEVEL_ERRORS = {
 
 
 def unknown_variables(text: str) -> list[str]:
-    """Variables no lead can provide: anything but a lead field or `attributes.<name>`,
+    """Variables no lead can provide: anything but a lead field, `attributes.<name>` or
+    `unsubscribe_url`,
     and placeholders that are no variable at all (`{{first name}}`, shown whole).
     Checked when a campaign is created or edited, so a typo never reaches a send."""
     unknown = {v for v in variables(text)
-               if v not in LEAD_FIELDS and not (v.startswith(ATTRIBUTE_PREFIX) and len(v) > len(ATTRIBUTE_PREFIX))}
+               if v not in LEAD_FIELDS and v != UNSUBSCRIBE_URL
+               and not (v.startswith(ATTRIBUTE_PREFIX) and len(v) > len(ATTRIBUTE_PREFIX))}
     unknown |= {m.group(0) for m in PLACEHOLDER.finditer(text or "") if not VARIABLE.fullmatch(m.group(0))}
     rest = PLACEHOLDER.sub("", text or "")
     if "{{" in rest or "}}" in rest:
@@ -46,12 +51,14 @@ def unknown_variables(text: str) -> list[str]:
     return sorted(unknown)
 
 
-def lead_values(lead: Mapping[str, object]) -> dict[str, object]:
-    """The values a template may use, from one lead's fields and attributes."""
+def lead_values(lead: Mapping[str, object], *, unsubscribe_url: str | None = None) -> dict[str, object]:
+    """The values a template may use, from one lead's fields and attributes, and its
+    unsubscribe link."""
     values: dict[str, object] = {field: lead.get(field) for field in LEAD_FIELDS}
     attributes = lead.get("attributes") or {}
     if isinstance(attributes, Mapping):
         values.update({ATTRIBUTE_PREFIX + str(k): v for k, v in attributes.items()})
+    values[UNSUBSCRIBE_URL] = unsubscribe_url
     return values
 
 

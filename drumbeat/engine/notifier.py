@@ -22,6 +22,7 @@ import aiosmtplib
 import httpx
 import structlog
 
+from drumbeat.config import LOCAL_URL
 from drumbeat.domain.events import email_for, retry_delay
 from drumbeat.services.context import Context
 from drumbeat.store import notifications as store
@@ -56,10 +57,10 @@ class SmtpServer:
 class Notifier:
     def __init__(self, ctx: Context, *, client: httpx.AsyncClient | None = None, tick_seconds: float = 1.0,
                  base_delay: float = 2.0, max_delay: float = 600.0, timeout: float = 10.0,
-                 smtp_url: str | None = None, public_url: str = "http://127.0.0.1:8000") -> None:
+                 smtp_url: str | None = None, public_url: str | None = None) -> None:
         self.ctx = ctx
         self.smtp = SmtpServer.from_url(smtp_url) if smtp_url else None
-        self.public_url = public_url.rstrip("/")
+        self.public_url = (public_url or LOCAL_URL).rstrip("/")
         self.client = client
         self.tick = tick_seconds
         self.base_delay, self.max_delay = base_delay, max_delay

@@ -32,7 +32,7 @@ from drumbeat.domain.leads import (
     apply_outcome,
 )
 from drumbeat.domain.lifecycle import Status
-from drumbeat.domain.messages import compose
+from drumbeat.domain.messages import compose, needs_unsubscribe_url
 from drumbeat.domain.reasons import pause_reason_for
 from drumbeat.domain.schedule import Limits, Window, budget, clamp, is_open, lead_zone, local_day, rate_allowance
 from drumbeat.engine import detectors
@@ -143,6 +143,7 @@ class Worker:
         self._unsure: list[tuple[dict, CampaignPlan, list[claims.ClaimedAttempt]]] = []
         self._claimed: list[Job] = []  # committed claims of this round, not yet handed out (claim)
         self._scheduled_at: float | None = None
+        self._links = ctx.unsubscribe_links()
 
     # --- the loop -------------------------------------------------------------------
 
@@ -250,7 +251,7 @@ class Worker:
         lead, step = job.claimed.lead, job.steps[job.claimed.step]
         message = job.claimed.message  # composed by the claim; a recovered attempt's is composed now
         if message is None:
-            message = compose(step, lead, idempotency_key=job.claimed.idempotency_key).message
+            message = self._compose(job.campaign, step, lead, job.claimed.idempotency_key, self.ctx.clock()).message
         adapter = self.adapters[job.credential.provider]
         try:
             with self.metrics.in_flight_of(step["channel"]).track_inprogress():
@@ -262,6 +263,15 @@ class Worker:
             job.result = SendResult(error_class=ErrorClass.TRANSIENT, error_code=f"{job.credential.provider}:exception",
                                     error_message=type(exc).__name__)
         return job
+
+    def _compose(self, campaign: dict, step: dict, lead: dict, idempotency_key: str, now: datetime):
+        """The lead's message, with its unsubscribe link where the step needs one (none
+        without DRUMBEAT_PUBLIC_URL: the gates refuse such a campaign, and a template that
+        uses `{{unsubscribe_url}}` then fails the lead for a missing variable)."""
+        url = None
+        if self._links is not None and needs_unsubscribe_url(step):
+            url = self._links.url(campaign["workspace_id"], lead["id"], now.astimezone(UTC).date())
+        return compose(step, lead, idempotency_key=idempotency_key, unsubscribe_url=url)
 
     # --- claim ----------------------------------------------------------------------
 
@@ -390,7 +400,7 @@ class Worker:
         unsendable: list[tuple[int, str]] = []  # (lead id, code): failed in the claim, never sent
 
         def content(lead: dict, idempotency_key: str):
-            composition = compose(steps[lead["current_step"]], lead, idempotency_key=idempotency_key)
+            composition = self._compose(campaign, steps[lead["current_step"]], lead, idempotency_key, now)
             if composition.problem is not None:
                 unsendable.append((lead["id"], composition.problem[0]))
             return composition

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, func, select
 
 from drumbeat.domain.exceptions import InvalidTransition, NotFound, ResumeBlocked, ValidationFailed
 from drumbeat.domain.explanations import explain
-from drumbeat.domain.gates import evaluate_gates
+from drumbeat.domain.gates import evaluate_gates, unsubscribe_gate
 from drumbeat.domain.leads import TERMINAL_LEAD_STATES, WORKABLE_LEAD_STATES, LeadState
 from drumbeat.domain.lifecycle import Action, Status, check_cancel_confirmation, transition
 from drumbeat.domain.messages import sent_texts
@@ -491,7 +491,8 @@ def run_through_gates(ctx: Context, campaign_id: str, action: Action, actor: Act
         workspace = get_workspace(conn, workspace_id)
         report = evaluate_gates(subscription_active=workspace["subscription_status"] == "active",
                                 status=row["status"], pools=key_pools(conn, row, channels),
-                                templates=template_gate_facts(conn, row, steps))
+                                templates=template_gate_facts(conn, row, steps),
+                                unsubscribe=unsubscribe_gate(steps, public_url_set=bool(ctx.public_url)))
         if not report.may_run:
             raise ResumeBlocked(f"the campaign cannot {action.value}: a gate is closed",
                                 {"gates": [g.as_dict() for g in report.gates]})
@@ -650,7 +651,8 @@ def _start_paused(ctx: Context, campaign_id: str, workspace_id: str, actor: Acto
         workspace = get_workspace(conn, workspace_id)
         subscription_active = workspace["subscription_status"] == "active"
         report = evaluate_gates(subscription_active=subscription_active, status=row["status"],
-                                pools=key_pools(conn, row, channels), templates=template_gate_facts(conn, row, steps))
+                                pools=key_pools(conn, row, channels), templates=template_gate_facts(conn, row, steps),
+                                unsubscribe=unsubscribe_gate(steps, public_url_set=bool(ctx.public_url)))
         gates = [g.as_dict() for g in report.gates]
         if subscription_active:
             blocked = dict(report.blocked_channels)

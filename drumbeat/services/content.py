@@ -3,7 +3,9 @@
 Both render through domain.messages.compose, the function the worker sends with, so the
 preview is exactly what the lead gets, and a test send is exactly what the lead would get.
 A campaign without leads renders with empty lead fields: fallbacks apply and `missing`
-names the variables that have none.
+names the variables that have none. The preview shows the lead's own unsubscribe link; a
+test send carries one that unsubscribes nobody (domain.unsubscribe.NO_LEAD), since it
+lands in the operator's inbox; so does a preview without a lead.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
 
@@ -49,8 +51,20 @@ def preview(ctx: Context, principal: Principal, campaign_id: str, lead_id: str |
         load_campaign(conn, principal, campaign_id)
         steps = campaign_store.get_steps(conn, campaign_id)
         lead = _lead(conn, campaign_id, lead_id)
+    url = unsubscribe_url(ctx, principal.workspace_id, lead["id"] if lead else None)
     return {"lead_id": str(lead["id"]) if lead else None,
-            "steps": [_step_preview(i, step, compose(step, lead or {})) for i, step in enumerate(steps)]}
+            "steps": [_step_preview(i, step, compose(step, lead or {}, unsubscribe_url=url))
+                      for i, step in enumerate(steps)]}
+
+
+def unsubscribe_url(ctx: Context, workspace_id: str, lead_id: int | None) -> str | None:
+    """The lead's link as the worker would put it in a message today; without a lead, a
+    test link that unsubscribes nobody; None without DRUMBEAT_PUBLIC_URL."""
+    links = ctx.unsubscribe_links()
+    if links is None:
+        return None
+    today = ctx.clock().astimezone(UTC).date()
+    return links.url(workspace_id, lead_id, today) if lead_id is not None else links.test_url(today)
 
 
 def _lead(conn: Connection, campaign_id: str, lead_id: str | None) -> dict | None:
@@ -115,7 +129,8 @@ def send_test(ctx: Context, principal: Principal, campaign_id: str, *, step: int
         key = _first_usable_key(conn, campaign, channel)
         _reserve(conn, principal.workspace_id, now)
         composition = compose(steps[step], lead or {}, to=address,
-                              idempotency_key=f"test.{campaign_id}.{step}.{secrets.token_hex(6)}")
+                              idempotency_key=f"test.{campaign_id}.{step}.{secrets.token_hex(6)}",
+                              unsubscribe_url=unsubscribe_url(ctx, principal.workspace_id, None))
         details = {"step": step, "channel": channel, "to": mask_address(kind, address), "integration_id": key["id"],
                    "lead_id": str(lead["id"]) if lead else None}
         if composition.problem is not None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from drumbeat.clock import Clock, utcnow
+from drumbeat.domain import unsubscribe
 from drumbeat.store.secrets import SecretBox, bind_address_key
 
 
@@ -15,6 +16,14 @@ class Context:
     db: Engine
     box: SecretBox
     clock: Clock = utcnow
+    # DRUMBEAT_PUBLIC_URL: where recipients reach this deployment. Without it no email has
+    # an unsubscribe link, so no campaign with an email step may start (gate `unsubscribe`).
+    public_url: str | None = None
+
+    def unsubscribe_links(self) -> unsubscribe.Links | None:
+        if not self.public_url:
+            return None
+        return unsubscribe.Links(self.public_url, self.box.derive_key(unsubscribe.KEY_PURPOSE))
 
     def __post_init__(self) -> None:
         # Suppressions hash addresses with a key derived from the secret key (store.secrets).

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from drumbeat.channels import registry
 from drumbeat.channels.base import Credential
@@ -20,6 +20,7 @@ from drumbeat.domain.exceptions import NotFound, ValidationFailed
 from drumbeat.services import audit
 from drumbeat.services.context import Actor, Context, Principal
 from drumbeat.services.holds import hold_after_health_change
+from drumbeat.services.leads import normalize_email
 from drumbeat.store import integrations as store
 from drumbeat.store.secrets import mask
 
@@ -27,6 +28,7 @@ from drumbeat.store.secrets import mask
 
 Url = Annotated[str, Field(pattern=r"^https?://\S+$", max_length=500)]
 Value = Annotated[str, Field(max_length=2000)]
+EmailAddress = Annotated[str, Field(max_length=320), AfterValidator(normalize_email)]
 
 
 class _Keys(BaseModel):
@@ -66,6 +68,9 @@ class SmtpConfig(_Keys):
     port: int = Field(ge=1, le=65535)
     from_: Value = Field(alias="from")
     starttls: bool | None = None
+    # A mailbox that takes unsubscribe requests: a `mailto:` beside the link in every
+    # email's List-Unsubscribe (someone must read it and suppress the sender by hand).
+    unsubscribe_email: EmailAddress | None = None
 
 
 class UnipileCredentials(_Keys):

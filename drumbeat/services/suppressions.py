@@ -111,7 +111,7 @@ def lift_stop_keyword(conn: Connection, workspace_id: str, *, phone: str | None 
     return removed
 
 
-def _address(data: dict) -> tuple[str | None, str | None]:
+def given_address(data: dict) -> tuple[str | None, str | None]:
     given = {k: v for k, v in data.items() if k in ("phone", "email") and v not in (None, "")}
     unknown = [k for k in data if k not in ("phone", "email")]
     if unknown:
@@ -130,7 +130,7 @@ def _address(data: dict) -> tuple[str | None, str | None]:
 
 def add_suppression(ctx: Context, principal: Principal, data: dict) -> dict:
     """Idempotent: suppressing an address twice keeps one entry (and opts out again)."""
-    phone, email = _address(data)
+    phone, email = given_address(data)
     with ctx.db.begin() as conn:
         row, opted_out = suppress(conn, principal.workspace_id, phone=phone, email=email,
                                   reason=SuppressionReason.MANUAL, now=ctx.clock(), actor=principal)

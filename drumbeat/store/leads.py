@@ -137,6 +137,17 @@ def get_lead(conn: Connection, campaign_id: str, lead_id: int, *, for_update: bo
     return dict(row) if row else None
 
 
+def lead_anywhere(conn: Connection, lead_id: int) -> dict | None:
+    """A lead by id alone, with its campaign's workspace and the channel it was last sent
+    on (`last_channel`, None before any attempt): the lead an unsubscribe token names."""
+    last_channel = (select(attempts.c.channel).where(attempts.c.lead_id == leads.c.id)
+                    .order_by(attempts.c.id.desc()).limit(1).scalar_subquery())
+    row = conn.execute(select(leads, campaigns.c.workspace_id, last_channel.label("last_channel"))
+                       .join(campaigns, campaigns.c.id == leads.c.campaign_id)
+                       .where(leads.c.id == lead_id)).mappings().first()
+    return dict(row) if row else None
+
+
 def lead_attempts(conn: Connection, lead_id: int) -> list[dict]:
     rows = conn.execute(select(attempts).where(attempts.c.lead_id == lead_id).order_by(attempts.c.id))
     return [dict(r) for r in rows.mappings()]

@@ -33,7 +33,7 @@ from drumbeat.domain.channels import Channel
 from drumbeat.domain.exceptions import DomainError, NotFound, ValidationFailed
 from drumbeat.domain.lifecycle import Status
 from drumbeat.domain.roles import Role, allows
-from drumbeat.domain.templates import ATTRIBUTE_PREFIX, LEAD_FIELDS
+from drumbeat.domain.templates import ATTRIBUTE_PREFIX, LEAD_FIELDS, UNSUBSCRIBE_URL
 from drumbeat.domain.whatsapp_templates import APPROVED, components_of, form_values, parameter_fields
 from drumbeat.schemas import DAYS, CampaignCreate, CampaignUpdate, known_zones
 from drumbeat.schemas import error_fields as api_fields
@@ -386,7 +386,8 @@ def _form_page(request: Request, s: Session, state: dict, *, view: dict | None =
                  summary=[(name, labels.get(name, name or "Form"), m) for name, ms in errors.items() for m in ms],
                  channels=CHANNELS, channel_words=present.CHANNEL_WORDS, units=list(UNITS), days=DAY_WORDS,
                  zones=sorted(known_zones()), keys=keys,
-                 catalogue_options=options, focus=focus, variables=[*LEAD_FIELDS, ATTRIBUTE_PREFIX + "<name>"],
+                 catalogue_options=options, focus=focus,
+                 variables=[*LEAD_FIELDS, ATTRIBUTE_PREFIX + "<name>", UNSUBSCRIBE_URL],
                  steps_fixed=campaign_status != "draft", structure_fixed=campaign_status == "scheduled",
                  action=f"/campaigns/{quote(view['id'], safe='')}/edit" if view else "/campaigns/new")
 

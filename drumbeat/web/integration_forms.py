@@ -84,6 +84,9 @@ FORMS: dict[Provider, tuple[Spec, ...]] = {
         Spec("config.starttls", "Use STARTTLS", "checkbox", default="on"),
         Spec("credentials.inbound_secret", "Inbound secret", "secret", "Signs the replies your mail relay posts.",
              advanced=True),
+        Spec("config.unsubscribe_email", "Unsubscribe mailbox",
+             hint="Optional: offered as mailto: beside the unsubscribe link; someone must act on its mail.",
+             advanced=True),
     ),
     Provider.UNIPILE: (
         Spec("credentials.api_key", "API key", "secret"),

@@ -4,6 +4,7 @@ still work where the database can serve them, and writes work again once it can.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import re
@@ -105,7 +106,7 @@ def read_only_ctx(ctx, db_url, seeded) -> Iterator[Context]:
     else:
         _set_pg_read_only(db_url, True)
         engine = make_engine(db_url)
-    yield Context(db=engine, box=ctx.box, clock=ctx.clock)
+    yield dataclasses.replace(ctx, db=engine)
     engine.dispose()
     if not db_url.startswith("sqlite"):
         _set_pg_read_only(db_url, False)
@@ -130,7 +131,7 @@ def test_writes_work_again_once_the_database_is_writable(ctx, db_url, owner, see
         _set_pg_read_only(db_url, False)
     writable = make_engine(db_url)  # new connections see the database as it is now
     try:
-        with TestClient(create_app(Context(db=writable, box=ctx.box))) as c:
+        with TestClient(create_app(dataclasses.replace(ctx, db=writable))) as c:
             again = c.post(f"{API}/suppressions", json={"phone": "+4915550000001"}, headers=owner["headers"])
             assert again.status_code == 201, again.text
     finally:
@@ -163,7 +164,7 @@ def test_an_unreachable_database_answers_503_to_writes_and_reads_and_health_says
 @postgresql_only  # SQLite has no server connections to drop
 def test_the_database_dropping_connections_mid_use_is_503_not_500_and_then_recovers(ctx, db_url, owner, seeded):
     engine = make_engine(db_url, pool_size=1)
-    app = create_app(Context(db=engine, box=ctx.box))
+    app = create_app(dataclasses.replace(ctx, db=engine))
     name = make_url(db_url).database
     try:
         with TestClient(app) as c:

@@ -119,3 +119,34 @@ async def test_starttls_configured_where_the_server_offers_none_is_key_level(smt
     result = await SmtpAdapter().send(credential(smtp_server, starttls=True), email())
     assert (result.error_class, result.error_code) == (ErrorClass.KEY, "smtp:not_supported")
     assert smtp_server.contacts(TO) == 0
+
+
+UNSUBSCRIBE = "https://drumbeat.example/u/AAAAAAAAACoATlVzaWduZWQtYnV0LWZha2UtbWFj"
+
+
+async def test_an_email_with_an_unsubscribe_link_carries_the_one_click_headers(smtp_server):
+    message = OutboundMessage("email", TO, "Hi", "lead-7:0:1", subject="Hi", unsubscribe_url=UNSUBSCRIBE)
+
+    result = await SmtpAdapter().send(credential(smtp_server), message)
+
+    assert result.accepted
+    sent = smtp_server.deliveries[0].message
+    assert sent["List-Unsubscribe"].strip() == f"<{UNSUBSCRIBE}>"  # folded onto its own line: long
+    assert sent["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+async def test_the_integrations_unsubscribe_mailbox_is_offered_as_mailto_beside_the_link(smtp_server):
+    message = OutboundMessage("email", TO, "Hi", "lead-7:0:1", subject="Hi", unsubscribe_url=UNSUBSCRIBE)
+
+    await SmtpAdapter().send(credential(smtp_server, unsubscribe_email="optout@example.com"), message)
+
+    sent = smtp_server.deliveries[0].message
+    assert sent["List-Unsubscribe"].strip() == f"<{UNSUBSCRIBE}>, <mailto:optout@example.com?subject=unsubscribe>"
+    assert sent["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+async def test_an_email_without_a_link_carries_no_unsubscribe_headers(smtp_server):
+    await SmtpAdapter().send(credential(smtp_server, unsubscribe_email="optout@example.com"), email())
+
+    sent = smtp_server.deliveries[0].message
+    assert sent["List-Unsubscribe"] is None and sent["List-Unsubscribe-Post"] is None

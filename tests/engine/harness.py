@@ -28,6 +28,7 @@ from drumbeat.store import integrations as integration_store
 from drumbeat.store.db import make_engine, migrate
 from drumbeat.store.secrets import SecretBox
 from drumbeat.store.tables import attempts, leads
+from tests.conftest import PUBLIC_URL
 from tests.fakes.providers import FakeHTTPProvider, FakeSmtp, FakeWhatsApp
 from tests.pg_cluster import throwaway_cluster
 
@@ -172,7 +173,7 @@ def commit_ordered_database(secret_key: str) -> Iterator[tuple[Context, str]]:
         with cluster.admin() as admin:
             admin.execute("CREATE DATABASE drumbeat")
         url = cluster.url("drumbeat")
-        ctx = Context(db=make_engine(url), box=SecretBox(secret_key))
+        ctx = Context(db=make_engine(url), box=SecretBox(secret_key), public_url=PUBLIC_URL)
         try:
             migrate(ctx.db)
             with ctx.db.begin() as conn:

@@ -23,7 +23,7 @@ from drumbeat.store import claims
 from drumbeat.store.db import make_engine, migrate
 from drumbeat.store.secrets import SecretBox
 from drumbeat.store.tables import attempts
-from tests.conftest import PG_ADMIN, postgresql_only
+from tests.conftest import PG_ADMIN, PUBLIC_URL, postgresql_only
 from tests.engine.test_concurrency import (
     ThreadedWorker,
     _spawn_worker,
@@ -127,7 +127,7 @@ def test_workers_outlive_their_postgresql_server_restarted_and_crashed_mid_run(s
         with cluster.admin() as admin:
             admin.execute("CREATE DATABASE drumbeat")
         url = cluster.url("drumbeat")
-        ctx = Context(db=make_engine(url), box=SecretBox(secret_key))
+        ctx = Context(db=make_engine(url), box=SecretBox(secret_key), public_url=PUBLIC_URL)
         try:
             migrate(ctx.db)
             _run_through_restarts(cluster, ctx, url, secret_key, tmp_path)

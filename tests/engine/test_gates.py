@@ -23,7 +23,7 @@ from drumbeat.store import campaigns as campaign_store
 from drumbeat.store.db import make_engine
 from drumbeat.store.secrets import SecretBox
 from drumbeat.store.tables import attempts, integrations, leads, webhook_deliveries
-from tests.conftest import FakeClock
+from tests.conftest import PUBLIC_URL, FakeClock
 from tests.factory import add_leads, new_campaign, sandbox_key, workspace
 
 EMAIL_STEP = {"channel": "email", "template": {"subject": "Hi", "body": "Hi {{first_name|there}}"}, "delay_seconds": 0}
@@ -33,7 +33,7 @@ LINKEDIN_STEP = {"channel": "linkedin", "template": {"action": "message", "body"
 @pytest.fixture
 def clocked(db_url, secret_key):
     clock = FakeClock()
-    ctx = Context(db=make_engine(db_url), box=SecretBox(secret_key), clock=clock)
+    ctx = Context(db=make_engine(db_url), box=SecretBox(secret_key), clock=clock, public_url=PUBLIC_URL)
     yield ctx, clock
     ctx.db.dispose()
 

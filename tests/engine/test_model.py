@@ -50,7 +50,7 @@ from drumbeat.services.workspaces import set_subscription
 from drumbeat.store.db import make_engine
 from drumbeat.store.secrets import SecretBox
 from drumbeat.store.tables import attempts, campaigns, holds, integrations, key_failures, leads
-from tests.conftest import PG_ADMIN, FakeClock, pg_url
+from tests.conftest import PG_ADMIN, PUBLIC_URL, FakeClock, pg_url
 from tests.factory import maintained, new_campaign, recount, sandbox_key, workspace
 
 EXAMPLES = int(os.environ.get("DRUMBEAT_MODEL_EXAMPLES", "30"))
@@ -121,7 +121,8 @@ def engine_model(databases: Databases):
             super().__init__()
             url, self.db_name = databases.new()
             self.clock = FakeClock()
-            self.ctx = Context(db=make_engine(url), box=SecretBox(Fernet.generate_key().decode()), clock=self.clock)
+            self.ctx = Context(db=make_engine(url), box=SecretBox(Fernet.generate_key().decode()), clock=self.clock,
+                               public_url=PUBLIC_URL)
             self.p = workspace(self.ctx)
             self.keys = {label: sandbox_key(self.ctx, self.p, channel, label=label) for label, channel in KEYS.items()}
             self.health = dict.fromkeys(self.keys, "active")

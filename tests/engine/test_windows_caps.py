@@ -4,6 +4,7 @@ hand-moved clock; and three worker processes racing for one daily cap on Postgre
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -26,7 +27,7 @@ MONDAY_10 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 def clocked(ctx: Context, start: datetime = MONDAY_10) -> tuple[Context, FakeClock]:
     clock = FakeClock(start)
-    return Context(db=ctx.db, box=ctx.box, clock=clock), clock
+    return dataclasses.replace(ctx, clock=clock), clock
 
 
 def schedule(start="09:00", end="17:00", tz="UTC", days=ALL_DAYS, randomize=False) -> dict:

@@ -105,3 +105,19 @@ def test_a_pause_the_gates_placed_takes_its_channel_from_the_closed_gate():
     gates = [{"gate": "subscription", "ok": True}, {"gate": "keys", "channel": "email", "ok": False}]
 
     assert explain("all_keys_failed", {"gates": gates}).text.startswith("Every email key failed or is disabled")
+
+
+def test_a_due_start_refused_for_want_of_a_public_url_says_to_set_it():
+    details = {"gates": [{"gate": "subscription", "ok": True, "reason": None},
+                         {"gate": "unsubscribe", "ok": False, "reason": "emails need an unsubscribe link"}]}
+
+    explanation = explain("manual", details)
+
+    assert "DRUMBEAT_PUBLIC_URL" in explanation.text and "unsubscribe link" in explanation.text
+    assert explanation.as_dict()["fix"] == {"action": "set_public_url"}
+
+
+def test_a_manual_pause_with_the_unsubscribe_gate_open_is_still_a_persons_pause():
+    details = {"gates": [{"gate": "unsubscribe", "ok": True, "reason": None}]}
+
+    assert explain("manual", details).text == "Paused by a person; resume it to send again."

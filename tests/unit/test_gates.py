@@ -242,3 +242,51 @@ def test_a_key_pool_gate_serializes_with_its_channel():
     assert d["channel"] == "sms"
     assert d["ok"] is False
     assert "integration_id" not in d
+
+
+# gate `unsubscribe` (issue 20): emails need DRUMBEAT_PUBLIC_URL for their links
+
+
+def test_a_campaign_without_an_email_step_has_no_unsubscribe_gate():
+    from drumbeat.domain.gates import unsubscribe_gate
+
+    steps = [{"channel": "sms"}, {"channel": "whatsapp"}]
+
+    assert unsubscribe_gate(steps, public_url_set=False) is None
+    assert gates_named(evaluate_gates(subscription_active=True, status="draft", pools={"sms": [member()]},
+                                      unsubscribe=None), "unsubscribe") == []
+
+
+def test_an_email_step_without_a_public_url_closes_the_unsubscribe_gate_and_refuses_the_whole_run():
+    from drumbeat.domain.gates import UNSUBSCRIBE_GATE_REASON, unsubscribe_gate
+
+    closed = unsubscribe_gate([{"channel": "sms"}, {"channel": "email"}], public_url_set=False)
+    report = evaluate_gates(subscription_active=True, status="draft",
+                            pools={"sms": [member()], "email": [member("int-2")]}, unsubscribe=closed)
+
+    (gate,) = gates_named(report, "unsubscribe")
+    assert (gate.ok, gate.reason, gate.channel) == (False, UNSUBSCRIBE_GATE_REASON, None)
+    assert "DRUMBEAT_PUBLIC_URL" in gate.reason
+    assert report.open_channels == ["email", "sms"]  # every channel passes, the campaign does not
+    assert report.may_run is False
+    assert report.blocked_channels == {}  # configuration: no channel is held for it
+
+
+def test_an_email_step_with_a_public_url_passes_the_unsubscribe_gate():
+    from drumbeat.domain.gates import unsubscribe_gate
+
+    report = evaluate_gates(subscription_active=True, status="draft", pools={"email": [member()]},
+                            unsubscribe=unsubscribe_gate([{"channel": "email"}], public_url_set=True))
+
+    (gate,) = gates_named(report, "unsubscribe")
+    assert gate.ok is True and gate.reason is None
+    assert report.may_run is True
+
+
+def test_the_sweeper_lifts_nothing_while_the_unsubscribe_gate_is_closed():
+    from drumbeat.domain.gates import sweep_holds
+
+    report = evaluate_gates(subscription_active=True, status="sending", pools={"email": [member()]},
+                            unsubscribe=False)
+
+    assert sweep_holds({"email": "account_disconnected"}, report).lift == []

@@ -57,3 +57,45 @@ def test_a_test_send_address_replaces_the_leads():
     c = compose({"channel": "email", "template": {"subject": "s", "body": "b"}}, {}, to="me@example.com")
 
     assert c.message.to == "me@example.com" and c.problem is None
+
+
+# {{unsubscribe_url}} and the email's List-Unsubscribe link (issue 20)
+
+LINK = "https://drumbeat.example/u/TOKEN"
+
+
+def test_an_email_carries_the_leads_unsubscribe_link_and_renders_it_where_the_template_says():
+    step = {"channel": "email", "template": {"subject": "Hi {{first_name}}", "body": "Stop: {{unsubscribe_url}}",
+                                             "html": '<a href="{{unsubscribe_url}}">Unsubscribe</a>'}}
+
+    c = compose(step, LEAD, unsubscribe_url=LINK)
+
+    assert c.problem is None
+    assert c.message.unsubscribe_url == LINK
+    assert c.message.body == f"Stop: {LINK}" and c.message.html == f'<a href="{LINK}">Unsubscribe</a>'
+
+
+def test_an_sms_may_render_the_link_but_carries_no_header_link():
+    c = compose({"channel": "sms", "template": {"body": "Opt out: {{unsubscribe_url}}"}}, LEAD, unsubscribe_url=LINK)
+
+    assert c.message.body == f"Opt out: {LINK}" and c.message.unsubscribe_url is None
+
+
+def test_without_a_link_the_variable_is_missing_and_the_message_is_not_sent():
+    c = compose({"channel": "email", "template": {"subject": "Hi", "body": "Stop: {{unsubscribe_url}}"}}, LEAD)
+
+    assert c.missing == ["unsubscribe_url"] and c.problem[0] == MISSING_VARIABLE
+
+
+def test_only_emails_and_texts_that_use_it_need_the_link():
+    from drumbeat.domain.messages import needs_unsubscribe_url
+
+    assert needs_unsubscribe_url({"channel": "email", "template": {"subject": "s", "body": "b"}})
+    assert needs_unsubscribe_url({"channel": "sms", "template": {"body": "{{ unsubscribe_url }}"}})
+    assert not needs_unsubscribe_url({"channel": "sms", "template": {"body": "Hi {{first_name}}"}})
+
+
+def test_unsubscribe_url_is_a_known_variable():
+    from drumbeat.domain.templates import unknown_variables
+
+    assert unknown_variables("Bye: {{unsubscribe_url}} {{unsubscribe_link}}") == ["unsubscribe_link"]

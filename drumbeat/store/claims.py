@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Connection, and_, bindparam, case, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, case, exists, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from drumbeat.domain.leads import AttemptStatus, LeadState
@@ -32,6 +32,7 @@ from drumbeat.store.tables import (
     provider_messages,
     send_counters,
     steps,
+    suppressions,
 )
 
 LEAD_FIELDS = (leads.c.id, leads.c.state, leads.c.current_step, leads.c.next_action_at, leads.c.retries,
@@ -58,7 +59,8 @@ Composer = Callable[[dict, str], Composition]
 
 def lock_sending_campaign(conn: Connection, campaign_id: str, run: int):
     """Share-lock the campaign row; None unless it is still sending in the same run."""
-    row = conn.execute(select(campaigns.c.status, campaigns.c.run, campaigns.c.parked_before)
+    row = conn.execute(select(campaigns.c.status, campaigns.c.run, campaigns.c.parked_before,
+                              campaigns.c.workspace_id)
                        .where(campaigns.c.id == campaign_id)
                        .with_for_update(read=True)).first()
     if row is None or row.status != "sending" or row.run != run:
@@ -106,7 +108,11 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
     may not leave (a variable without value, a rendered content the provider would
     refuse) ends `failed` with the problem's code here, with no attempt and taking none
     of the `limit` either; it was never sent, so neither caps nor the failure-rate
-    detector see it. The others carry their message to the send."""
+    detector see it. The others carry their message to the send.
+
+    A lead any of whose addresses the workspace has suppressed ends `opted_out` here
+    instead (opt_out_suppressed), whatever path enrolled it: no attempt, none of the
+    `limit`."""
     campaign = lock_sending_campaign(conn, campaign_id, run)
     if campaign is None:
         return None
@@ -134,6 +140,9 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
         batch = [dict(zip(names, row, strict=True)) for row in result.all()]  # plain dicts: RowMapping costs per field
         if not batch:
             break
+        barred = opt_out_suppressed(conn, campaign.workspace_id, [lead["id"] for lead in batch], now)
+        if barred:
+            batch = [lead for lead in batch if lead["id"] not in barred]
         moved: dict[int, datetime] = {}
         if defer is not None:
             later = [(lead["id"], defer(lead)) for lead in batch]
@@ -162,7 +171,7 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
         if failed:
             fail_unsendable(conn, campaign_id, failed, now)
         claimed.extend(kept)
-        if not moved and not failed:
+        if not moved and not failed and not barred:
             break  # every due lead the query could take is taken
         # The next passes look further at once: a small cap behind thousands of leads of
         # closed zones is a few passes, not one per cap's worth.
@@ -183,6 +192,46 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
 
 def _idempotency_key(lead: dict) -> str:
     return f"{lead['id']}:{lead['current_step']}:{lead['attempt_no']}"
+
+
+# Consent at the claim (DESIGN.md §9). A suppression and a claim cannot both win: adding
+# one (services.suppressions) updates every unfinished lead with that address, which takes
+# their row locks, and a claim takes its leads' row locks (FOR UPDATE SKIP LOCKED) before
+# this check, holding them until it commits. On PostgreSQL READ COMMITTED:
+# - the suppression's UPDATE reached a lead first: the claim skips the locked row, and once
+#   the suppression commits the lead is opted_out, no longer workable, never taken again;
+# - the claim locked the lead first: the suppression's UPDATE waits on that row until the
+#   claim commits, so the claim's `sending` attempt commits before the suppression does
+#   (it came first and may be sent); the UPDATE then re-reads the row and opts it out.
+# So no `sending` attempt for an address commits after its suppression has committed. This
+# statement, run after the leads are locked with a snapshot of its own, catches what the
+# lead update could not reach: a suppression written without it (imported, inserted
+# directly) or a lead enrolled by another path after the suppression. (Left open: a lead
+# whose enrolling transaction commits while a suppression of its address is being written
+# and is claimed before that suppression commits; neither saw the other.) On SQLite every
+# write transaction is BEGIN IMMEDIATE: claim and suppression simply take turns.
+def _suppressed(workspace_id) -> object:
+    s = suppressions.c
+    return or_(exists().where(s.workspace_id == workspace_id, s.phone == leads.c.phone),
+               exists().where(s.workspace_id == workspace_id, s.email == leads.c.email))
+
+
+_OPT_OUT_SUPPRESSED = (update(leads)
+                       .where(leads.c.id.in_(bindparam("s_ids", expanding=True)),
+                              _suppressed(bindparam("s_workspace")))
+                       .values(state=LeadState.OPTED_OUT, lease_owner=None, lease_expires_at=None,
+                               attempt_no=leads.c.attempt_no - 1, updated_at=bindparam("s_now"))
+                       .returning(leads.c.id))
+
+
+def opt_out_suppressed(conn: Connection, workspace_id: str, lead_ids: list[int], now: datetime) -> set[int]:
+    """Of these leads just claimed, those with an address on the workspace's suppression
+    list become `opted_out`, released, their attempt number given back (one statement; the
+    counts follow by trigger). Returns their ids."""
+    if not lead_ids:
+        return set()
+    return set(conn.execute(_OPT_OUT_SUPPRESSED, {"s_ids": lead_ids, "s_workspace": workspace_id,
+                                                  "s_now": now}).scalars())
 
 
 _FAIL_UNSENDABLE = (update(leads).where(leads.c.id == bindparam("f_id"))

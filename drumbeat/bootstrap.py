@@ -11,7 +11,8 @@ from drumbeat.channels.base import ChannelAdapter
 from drumbeat.config import Settings
 from drumbeat.services.context import Context
 from drumbeat.store.db import make_engine, migrate
-from drumbeat.store.secrets import SecretBox, key_beside
+from drumbeat.store.leads import hash_unhashed_suppressions
+from drumbeat.store.secrets import ADDRESS_HASH_PURPOSE, SecretBox, key_beside
 
 
 def build_context(settings: Settings | None = None, *, run_migrations: bool = True,
@@ -26,7 +27,11 @@ def build_context(settings: Settings | None = None, *, run_migrations: bool = Tr
         if engine.dialect.name != "sqlite":
             raise SystemExit("DRUMBEAT_SECRET_KEY is required with PostgreSQL (a Fernet key)")
         key = key_beside(Path(make_url(url).database))
-    return Context(db=engine, box=SecretBox(key))
+    box = SecretBox(key)
+    if run_migrations:  # entries made before migration 0013 get their address hash (it needs the key)
+        with engine.begin() as conn:
+            hash_unhashed_suppressions(conn, box.derive_key(ADDRESS_HASH_PURPOSE))
+    return Context(db=engine, box=box)
 
 
 def build_adapters(client: httpx.AsyncClient | None = None, *, concurrency: int = 32) -> dict[str, ChannelAdapter]:

@@ -32,6 +32,7 @@ from pydantic_core import PydanticCustomError
 
 from drumbeat.domain import sms
 from drumbeat.domain.channels import Channel, Provider
+from drumbeat.domain.consent import MAX_KEYWORD_LENGTH, keyword_problem
 from drumbeat.domain.exceptions import NotFound
 from drumbeat.domain.lifecycle import Status
 from drumbeat.domain.messages import is_whatsapp_template
@@ -211,10 +212,58 @@ class UserPublic(BaseModel):
     token: str = Field(description="Shown once; store it now.")
 
 
+def _keyword(value: str) -> str:
+    problem = keyword_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value.strip()
+
+
+Keyword = Annotated[Text, Field(max_length=MAX_KEYWORD_LENGTH), AfterValidator(_keyword)]
+Keywords = Annotated[list[Keyword], Field(max_length=100)]
+AutoReplyText = Annotated[Text, Field(min_length=1, max_length=640)]
+
+
+class ContactCap(Request):
+    """At most `max` messages to one person within `days` days, across every campaign."""
+
+    max: int = Field(ge=1, le=MAX_INT, description="messages per person in the period, at least 1")
+    days: int = Field(ge=1, le=365, description="the period in days, 1 to 365")
+
+
+class AutoReplies(Request):
+    """SMS answers sent by the integration that received the message; null: none (default)."""
+
+    stop: AutoReplyText | None = Field(None, description="sent once per STOP (opt-out) message")
+    help: AutoReplyText | None = Field(None, description="sent once per HELP or INFO message")
+
+
 class WorkspacePublic(BaseModel):
     id: str
     name: str
     subscription_status: Literal["active", "canceled"]
+    opt_out_words: list[str] = Field(description="the workspace's own opt-out words, besides the defaults")
+    opt_in_words: list[str] = Field(description="the workspace's own opt-in words, besides the defaults")
+    default_opt_out_words: list[str] = Field(description="the opt-out words every workspace has")
+    default_opt_in_words: list[str] = Field(description="the opt-in words every workspace has")
+    contact_cap: ContactCap | None = Field(description="null: no cap")
+    auto_replies: AutoReplies
+
+
+class WorkspaceUpdate(Request):
+    """Consent settings (owner). Fields left out stay as they are."""
+
+    opt_out_words: Keywords = Field(None, description="replaces the workspace's own opt-out words")  # type: ignore[assignment]
+    opt_in_words: Keywords = Field(None, description="replaces the workspace's own opt-in words")  # type: ignore[assignment]
+    contact_cap: ContactCap | None = Field(None, description="null removes the cap")
+    auto_replies: AutoReplies = Field(None, description="keys given replace those replies")  # type: ignore[assignment]
+
+    @field_validator("opt_out_words", "opt_in_words", "auto_replies", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may not be null (leave the field out to keep it)")
+        return value
 
 
 class SubscriptionUpdate(Request):

@@ -12,6 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_serializer
 
 from drumbeat.api.deps import ContextDep, Operator, Viewer
+from drumbeat.domain.consent import SuppressionReason
 from drumbeat.domain.exceptions import ValidationFailed
 from drumbeat.domain.leads import LeadState
 from drumbeat.schemas import error_responses, one_or_more
@@ -122,10 +123,24 @@ class SuppressionIn(BaseModel):
     email: str | None = Field(None, json_schema_extra={"format": "email"})
 
 
+class SuppressionSource(BaseModel):
+    """Where the address was suppressed; keys without a value are left out."""
+
+    campaign_id: str | None = Field(None, description="the campaign whose message drew the opt-out")
+    lead_id: str | None = Field(None, description="the lead (in that campaign) who opted out")
+    channel: str | None = Field(None, description="the channel the opt-out came through")
+
+    @model_serializer(mode="wrap")
+    def _present_only(self, handler):
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
 class SuppressionOut(BaseModel):
     id: str
     phone: str | None
     email: str | None
+    reason: SuppressionReason = Field(description="why the address is suppressed")
+    source: SuppressionSource = Field(description="where the opt-out came from (empty for a manual entry)")
     created_at: datetime
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from drumbeat.domain.templates import INVALID_PARAMETER, MESSAGE_TOO_LONG, render
@@ -333,3 +334,135 @@ def _part_parameters(components: list, part: str) -> list:
         if isinstance(component, dict) and component.get("type") == part:
             return list(component.get("parameters") or [])
     return []
+
+
+# --- the builder's parameter form ----------------------------------------------------------
+
+CONTEXT_CHARS = 30  # characters of the template's text shown each side of a placeholder
+
+
+@dataclass(frozen=True)
+class ParameterField:
+    """One input of the builder's parameter form: a value a catalogue template asks for."""
+
+    key: str  # the input's name in the form: "header.1", "body.first_name", "button.0"
+    part: str  # "header", "body" or "button"
+    kind: str  # "text", "image", "document", "video" or "payload" (a quick reply's)
+    label: str  # 'Body {{1}}', 'Header image link', 'Button 1 "Track" link {{1}}'
+    context: str  # the template's own text around it: "Hi {{1}}, order {{2}} is ready"
+    name: str | None = None  # parameter_name, for a NAMED template's header and body
+    index: int | None = None  # a button's position
+    required: bool = True  # a quick reply's payload may be left out (Meta sends its text)
+
+
+def _around(text: str, placeholder: str) -> str:
+    at = text.find(placeholder)
+    if at < 0 or len(text) <= 2 * CONTEXT_CHARS + len(placeholder):
+        return text
+    start, end = max(0, at - CONTEXT_CHARS), min(len(text), at + len(placeholder) + CONTEXT_CHARS)
+    return ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
+
+
+def _placeholder_of(text: str, name: str) -> str:
+    found = re.search(r"\{\{\s*" + re.escape(name) + r"\s*\}\}", text)
+    return found.group(0) if found else "{{" + name + "}}"
+
+
+def is_named(entry: Mapping[str, Any]) -> bool:
+    """Meta's NAMED parameter format: parameters carry their `parameter_name`."""
+    return str(entry.get("parameter_format") or "").upper() == "NAMED"
+
+
+def parameter_fields(entry: Mapping[str, Any]) -> list[ParameterField]:
+    """The inputs a catalogue template asks for, in the order Meta shows its parts: the
+    header's parameter (a text placeholder or a media link, per its format), each body
+    placeholder, each URL button's suffix and each quick reply's payload."""
+    components = entry.get("components")
+    named = is_named(entry)
+    fields: list[ParameterField] = []
+    header = _part(components, "HEADER")
+    header_format = str(header.get("format") or "TEXT").upper() if header else ""
+    if header_format == "TEXT":
+        text = str(header.get("text") or "")
+        for name in _placeholders(text):
+            fields.append(ParameterField(f"header.{name}", "header", "text", f"Header {{{{{name}}}}}",
+                                         _around(text, _placeholder_of(text, name)), name if named else None))
+    elif header_format.lower() in MEDIA:
+        kind = header_format.lower()
+        fields.append(ParameterField(f"header.{kind}", "header", kind, f"Header {kind} link",
+                                     f"an https:// link to the {kind} shown above the text"))
+    body = str(_part(components, "BODY").get("text") or "")
+    for name in _placeholders(body):
+        fields.append(ParameterField(f"body.{name}", "body", "text", f"Body {{{{{name}}}}}",
+                                     _around(body, _placeholder_of(body, name)), name if named else None))
+    for index, button in enumerate(catalogue_buttons(components)):
+        kind, words = str(button.get("type", "")).upper(), str(button.get("text") or "")
+        if kind == "URL" and _placeholders(button.get("url")):
+            url = str(button.get("url"))
+            name = _placeholders(url)[0]
+            fields.append(ParameterField(f"button.{index}", "button", "text",
+                                         f'Button {index + 1} "{words}" link {{{{{name}}}}}', url, index=index))
+        elif kind == "QUICK_REPLY":
+            fields.append(ParameterField(f"button.{index}", "button", "payload",
+                                         f'Button {index + 1} "{words}" reply payload',
+                                         "sent back when the lead taps it; blank: the button's text",
+                                         index=index, required=False))
+    return fields
+
+
+def _parameter(field: ParameterField, value: str) -> dict:
+    if field.kind in MEDIA:
+        return {"type": field.kind, field.kind: {"link": value}}
+    if field.kind == "payload":
+        return {"type": "payload", "payload": value}
+    return {"type": "text", "text": value, **({"parameter_name": field.name} if field.name else {})}
+
+
+def components_of(fields: list[ParameterField], values: Mapping[str, str]) -> tuple[list[dict], dict[str, str]]:
+    """The form's values as Meta's `components` (a blank value stays blank, for the API's
+    check to refuse; a blank optional payload is left out), and which input each
+    parameter came from: `{"components.1.parameters.0": "body.1"}`, paths as the API's
+    errors write them."""
+    components: list[dict] = []
+    paths: dict[str, str] = {}
+    for part in ("header", "body"):
+        mine = [f for f in fields if f.part == part]
+        if mine:
+            c = len(components)
+            components.append({"type": part, "parameters": [_parameter(f, values.get(f.key, "")) for f in mine]})
+            paths.update({f"components.{c}.parameters.{p}": f.key for p, f in enumerate(mine)})
+    for f in fields:
+        if f.part == "button" and (f.required or values.get(f.key)):
+            paths[f"components.{len(components)}.parameters.0"] = f.key
+            components.append({"type": "button", "sub_type": "quick_reply" if f.kind == "payload" else "url",
+                               "index": str(f.index), "parameters": [_parameter(f, values.get(f.key, ""))]})
+    return components, paths
+
+
+def form_values(fields: list[ParameterField], components: Any) -> dict[str, str] | None:
+    """A step's stored components as the form's values, or None when the form cannot show
+    them as they are (other parameter types, parts the template lacks): then the builder
+    keeps them as JSON rather than change them."""
+    if not components:
+        return {}  # nothing given yet: blank inputs
+    if not isinstance(components, list) or not all(isinstance(c, dict) for c in components):
+        return None
+    values: dict[str, str] = {}
+    for component in components:
+        kind = component.get("type")
+        parameters = component.get("parameters") if isinstance(component.get("parameters"), list) else []
+        if kind == "button":
+            mine = [f for f in fields if f.part == "button" and str(f.index) == str(component.get("index"))]
+        else:
+            mine = [f for f in fields if f.part == kind]
+        for field, parameter in zip(mine, parameters, strict=False):
+            if not isinstance(parameter, dict):
+                return None
+            if field.name and parameter.get("parameter_name") != field.name:
+                field = next((f for f in mine if f.name == parameter.get("parameter_name")), field)
+            value = parameter.get(field.kind)
+            values[field.key] = value.get("link") if isinstance(value, dict) else value
+    if not all(isinstance(v, str) for v in values.values()):
+        return None
+    canonical = [{**c, "index": str(c["index"])} if "index" in c else c for c in components]
+    return values if components_of(fields, values)[0] == canonical else None

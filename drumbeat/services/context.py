@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from drumbeat.clock import Clock, utcnow
-from drumbeat.store.secrets import SecretBox
+from drumbeat.store.secrets import SecretBox, bind_address_key
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,10 @@ class Context:
     db: Engine
     box: SecretBox
     clock: Clock = utcnow
+
+    def __post_init__(self) -> None:
+        # Suppressions hash addresses with a key derived from the secret key (store.secrets).
+        bind_address_key(self.db, self.box)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,18 @@
-"""The workspace's suppression list: addresses that must never be contacted (API.md).
+"""The workspace's suppression list: addresses that must never be contacted (API.md,
+DESIGN.md §9).
 
-Adding an address opts out every unfinished lead of the workspace that has it, and
-later imports enrol it as `opted_out` (services.leads)."""
+`suppress` is the one consent path: a manual add, a STOP reply, a provider's opt-out
+answer, an unsubscribe link and a hard bounce all go through it. Adding an address opts
+out every unfinished lead of the workspace that has it, and later imports enrol it as
+`opted_out` (services.leads)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from drumbeat.domain.consent import SuppressionReason
 from drumbeat.domain.exceptions import ValidationFailed
 from drumbeat.services.context import Context, Principal
 from drumbeat.services.leads import normalize_email, normalize_phone, parse_cursor
@@ -12,7 +20,47 @@ from drumbeat.store import leads as store
 
 
 def suppression_view(row: dict) -> dict:
-    return {"id": str(row["id"]), "phone": row["phone"], "email": row["email"], "created_at": row["created_at"]}
+    source = {"campaign_id": row.get("source_campaign_id"), "lead_id": row.get("source_lead_id"),
+              "channel": row.get("source_channel")}
+    source = {k: str(v) for k, v in source.items() if v is not None}
+    return {"id": str(row["id"]), "phone": row["phone"], "email": row["email"],
+            "reason": row.get("reason") or SuppressionReason.MANUAL.value, "source": source,
+            "created_at": row["created_at"]}
+
+
+def _normalized(phone: str | None, email: str | None) -> tuple[str | None, str | None]:
+    if (phone is None) == (email is None):
+        raise ValueError("give exactly one of phone or email")
+    return (normalize_phone(phone), None) if phone is not None else (None, normalize_email(email))
+
+
+def suppress(conn: Connection, workspace_id: str, *, phone: str | None = None, email: str | None = None,
+             reason: str, source: dict | None = None, now: datetime) -> tuple[dict, int]:
+    """Put one address (phone or email; normalized here) on the workspace's list, inside the
+    caller's transaction, and opt out every unfinished lead of the workspace that has it.
+    Idempotent: an existing entry is kept as it is (its first reason and source stand).
+    `source`: {"campaign_id"?, "lead_id"?, "channel"?}. Returns (entry, leads opted out);
+    the lead state counts follow through the leads table's triggers (store.counts)."""
+    reason = SuppressionReason(reason).value
+    phone, email = _normalized(phone, email)
+    row = store.find_suppression(conn, workspace_id, phone=phone, email=email)
+    if row is None:
+        row = store.insert_suppression(conn, workspace_id, phone=phone, email=email, now=now, reason=reason,
+                                       source=source)
+        if row is None:  # a concurrent transaction inserted it first
+            row = store.find_suppression(conn, workspace_id, phone=phone, email=email)
+    opted_out = store.opt_out_matching(conn, workspace_id, phone=phone, email=email, now=now)
+    return row, opted_out
+
+
+def lift_stop_keyword(conn: Connection, workspace_id: str, *, phone: str | None = None, email: str | None = None,
+                      now: datetime) -> bool:
+    """The person opted back in (START): their `stop_keyword` entry leaves the list. An entry
+    with any other reason (manual, bounce, provider opt-out, ...) stays: only who made it
+    may lift it. Returns whether an entry was removed. Leads stay as they are."""
+    phone, email = _normalized(phone, email)
+    return store.delete_suppressions(conn, workspace_id, phone=phone, email=email,
+                                     reasons=[SuppressionReason.STOP_KEYWORD.value]) > 0
 
 
 def _address(data: dict) -> tuple[str | None, str | None]:
@@ -35,12 +83,9 @@ def _address(data: dict) -> tuple[str | None, str | None]:
 def add_suppression(ctx: Context, principal: Principal, data: dict) -> dict:
     """Idempotent: suppressing an address twice keeps one entry (and opts out again)."""
     phone, email = _address(data)
-    now = ctx.clock()
     with ctx.db.begin() as conn:
-        row = store.find_suppression(conn, principal.workspace_id, phone=phone, email=email)
-        if row is None:
-            row = store.insert_suppression(conn, principal.workspace_id, phone=phone, email=email, now=now)
-        opted_out = store.opt_out_matching(conn, principal.workspace_id, phone=phone, email=email, now=now)
+        row, opted_out = suppress(conn, principal.workspace_id, phone=phone, email=email,
+                                  reason=SuppressionReason.MANUAL, now=ctx.clock())
     return {**suppression_view(row), "leads_opted_out": opted_out}
 
 

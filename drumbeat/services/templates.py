@@ -92,6 +92,7 @@ def list_templates(ctx: Context, principal: Principal, integration_id: str) -> l
             raise NotFound("integration not found", {"id": integration_id})
         entries = store.list_catalogue(conn, row["id"])
     return [{"name": e["name"], "language": e["language"], "status": e["status"], "category": e["category"],
+             "parameter_format": e["parameter_format"],
              "components": e["components"], "parameters": parameter_counts(e["components"]),
              "synced_at": e["synced_at"]} for e in entries]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drumbeat.domain.consent import OPT_IN_WORDS, OPT_OUT_WORDS, keyword_conflicts
 from drumbeat.domain.exceptions import ValidationFailed
 from drumbeat.services.context import Actor, Context, Principal
 from drumbeat.services.holds import hold_for_subscription
@@ -32,10 +33,50 @@ def authenticate(ctx: Context, token: str) -> Principal | None:
     return Principal(row["id"], row["workspace_id"], row["role"], row["email"])
 
 
+def workspace_view(row) -> dict:
+    replies = row["auto_replies"] or {}
+    return {"id": row["id"], "name": row["name"], "subscription_status": row["subscription_status"],
+            "opt_out_words": list(row["opt_out_words"] or []), "opt_in_words": list(row["opt_in_words"] or []),
+            "default_opt_out_words": [w.upper() for w in OPT_OUT_WORDS],
+            "default_opt_in_words": [w.upper() for w in OPT_IN_WORDS],
+            "contact_cap": row["contact_cap"],
+            "auto_replies": {"stop": replies.get("stop"), "help": replies.get("help")}}
+
+
 def get_workspace(ctx: Context, principal: Principal) -> dict:
     with ctx.db.begin() as conn:
         row = store.get_workspace(conn, principal.workspace_id)
-    return {"id": row["id"], "name": row["name"], "subscription_status": row["subscription_status"]}
+    return workspace_view(row)
+
+
+SETTINGS = ("opt_out_words", "opt_in_words", "contact_cap", "auto_replies")
+
+
+def update_settings(ctx: Context, principal: Principal, changes: dict) -> dict:
+    """The workspace's consent settings (API.md v1.1, PATCH /workspace), validated by the
+    API's model (schemas.WorkspaceUpdate): `changes` holds only the fields given;
+    `auto_replies` merges key by key. A word may not be both an opt-out and an opt-in word
+    (the defaults included): 422, nothing changes."""
+    unknown = sorted(set(changes) - set(SETTINGS))
+    if unknown:
+        raise ValidationFailed([{"field": k, "message": "unknown field"} for k in unknown])
+    with ctx.db.begin() as conn:
+        row = store.get_workspace(conn, principal.workspace_id)
+        values = dict(changes)
+        if "auto_replies" in changes:
+            values["auto_replies"] = {**{"stop": None, "help": None}, **(row["auto_replies"] or {}),
+                                      **changes["auto_replies"]}
+        words_out = values.get("opt_out_words", row["opt_out_words"]) or []
+        words_in = values.get("opt_in_words", row["opt_in_words"]) or []
+        both = keyword_conflicts(words_out, words_in)
+        if both:
+            field = "opt_in_words" if "opt_in_words" in changes else "opt_out_words"
+            raise ValidationFailed([{"field": field, "message": "a word cannot both opt out and opt in: "
+                                     + ", ".join(sorted(both))}])
+        if values:
+            store.set_consent_settings(conn, principal.workspace_id, **values)
+        row = store.get_workspace(conn, principal.workspace_id)
+    return workspace_view(row)
 
 
 def set_subscription(ctx: Context, principal: Principal, status: str) -> dict:

@@ -7,12 +7,28 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import ARRAY, Connection, Text, bindparam, case, cast, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Text,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
+from drumbeat.domain.consent import address_hash
 from drumbeat.domain.leads import UNFINISHED_LEAD_STATES, WORKABLE_LEAD_STATES
 from drumbeat.store import counts
+from drumbeat.store.secrets import address_key
 from drumbeat.store.tables import attempts, campaigns, leads, suppressions
 
 SEARCHED = (leads.c.phone, leads.c.email, leads.c.linkedin_url, leads.c.first_name, leads.c.last_name)
@@ -75,14 +91,30 @@ def _insert_unnest(conn: Connection, new_leads: list[dict], fresh: dict) -> int:
 
 def suppressed_among(conn: Connection, workspace_id: str, phones: Iterable[str],
                      emails: Iterable[str]) -> tuple[set[str], set[str]]:
-    """Which of these addresses are on the workspace's suppression list."""
-    phones, emails = set(phones), set(emails)
+    """Which of these addresses are on the workspace's suppression list: matched by address
+    or by its keyed hash, so an entry whose address an erasure blanked still matches."""
+    key = address_key(conn)
+    by_hash = {address_hash(key, phone=p): ("phone", p) for p in set(phones)}
+    by_hash.update({address_hash(key, email=e): ("email", e) for e in set(emails)})
+    found: dict[str, set[str]] = {"phone": set(), "email": set()}
+    hashes = list(by_hash)
     s = suppressions.c
-    found_phones = set(conn.execute(select(s.phone).where(
-        s.workspace_id == workspace_id, s.phone.in_(phones))).scalars()) if phones else set()
-    found_emails = set(conn.execute(select(s.email).where(
-        s.workspace_id == workspace_id, s.email.in_(emails))).scalars()) if emails else set()
-    return found_phones, found_emails
+    for start in range(0, len(hashes), 1000):
+        chunk = hashes[start:start + 1000]
+        addresses = [address for _, address in (by_hash[h] for h in chunk)]
+        rows = conn.execute(select(s.address_hash, s.phone, s.email).where(
+            s.workspace_id == workspace_id,
+            or_(s.address_hash.in_(chunk), s.phone.in_(addresses), s.email.in_(addresses))))
+        for row in rows:
+            if row.address_hash in by_hash:
+                kind, address = by_hash[row.address_hash]
+                found[kind].add(address)
+            if row.phone is not None:
+                found["phone"].add(row.phone)
+            if row.email is not None:
+                found["email"].add(row.email)
+    return found["phone"] & set(a for k, a in by_hash.values() if k == "phone"), \
+        found["email"] & set(a for k, a in by_hash.values() if k == "email")
 
 
 # --- reading ----------------------------------------------------------------------------
@@ -136,19 +168,69 @@ def mark_in_doubt_attempts(conn: Connection, lead_id: int, step: int, status: st
 
 # --- suppression list ---------------------------------------------------------------------
 
-def find_suppression(conn: Connection, workspace_id: str, *, phone: str | None, email: str | None) -> dict | None:
+def suppression_hash(conn: Connection, *, phone: str | None, email: str | None) -> str:
+    """The keyed hash of a normalized address (domain.consent.address_hash)."""
+    return address_hash(address_key(conn), phone=phone, email=email)
+
+
+def _matching(workspace_id: str, phone: str | None, email: str | None, hashed: str):
     s = suppressions.c
-    match = s.phone == phone if phone else s.email == email
-    row = conn.execute(select(suppressions).where(s.workspace_id == workspace_id, match)
-                       .order_by(s.id).limit(1)).mappings().first()
+    return (s.workspace_id == workspace_id) & or_(s.address_hash == hashed,
+                                                  s.phone == phone if phone else s.email == email)
+
+
+def find_suppression(conn: Connection, workspace_id: str, *, phone: str | None, email: str | None) -> dict | None:
+    hashed = suppression_hash(conn, phone=phone, email=email)
+    row = conn.execute(select(suppressions).where(_matching(workspace_id, phone, email, hashed))
+                       .order_by(suppressions.c.id).limit(1)).mappings().first()
     return dict(row) if row else None
 
 
 def insert_suppression(conn: Connection, workspace_id: str, *, phone: str | None, email: str | None,
-                       now: datetime) -> dict:
-    new_id = conn.execute(insert(suppressions).values(
-        workspace_id=workspace_id, phone=phone, email=email, created_at=now).returning(suppressions.c.id)).scalar_one()
-    return {"id": new_id, "workspace_id": workspace_id, "phone": phone, "email": email, "created_at": now}
+                       now: datetime, reason: str = "manual", source: dict | None = None) -> dict | None:
+    """Insert an entry unless one with the same address hash exists (then None): the unique
+    index decides, so two racing suppressions of one address keep one entry."""
+    source = source or {}
+    values = {"workspace_id": workspace_id, "phone": phone, "email": email, "created_at": now, "reason": reason,
+              "source_campaign_id": source.get("campaign_id"), "source_lead_id": source.get("lead_id"),
+              "source_channel": source.get("channel"),
+              "address_hash": suppression_hash(conn, phone=phone, email=email)}
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = (dialect.insert(suppressions).values(**values)
+            .on_conflict_do_nothing(index_elements=["workspace_id", "address_hash"])
+            .returning(suppressions.c.id))
+    new_id = conn.execute(stmt).scalar_one_or_none()
+    return None if new_id is None else {"id": new_id, **values}
+
+
+def delete_suppressions(conn: Connection, workspace_id: str, *, phone: str | None, email: str | None,
+                        reasons: Iterable[str]) -> int:
+    """Delete the address's entries with one of these reasons."""
+    hashed = suppression_hash(conn, phone=phone, email=email)
+    result = conn.execute(delete(suppressions).where(_matching(workspace_id, phone, email, hashed),
+                                                     suppressions.c.reason.in_(list(reasons))))
+    return result.rowcount
+
+
+def hash_unhashed_suppressions(conn: Connection, key: bytes) -> int:
+    """Fill in the address hash of entries made before migration 0013 (which had no key to
+    compute it). An entry whose hash another entry of its workspace already has is a
+    duplicate of it (the older one is kept). Returns the entries hashed."""
+    s = suppressions.c
+    rows = conn.execute(select(s.id, s.workspace_id, s.phone, s.email).where(s.address_hash.is_(None))
+                        .order_by(s.id)).all()
+    done = 0
+    for row in rows:
+        if row.phone is None and row.email is None:
+            continue
+        hashed = address_hash(key, phone=row.phone) if row.phone else address_hash(key, email=row.email)
+        taken = conn.execute(select(s.id).where(s.workspace_id == row.workspace_id, s.address_hash == hashed)).first()
+        if taken is not None:
+            conn.execute(delete(suppressions).where(s.id == row.id))
+            continue
+        conn.execute(update(suppressions).where(s.id == row.id).values(address_hash=hashed))
+        done += 1
+    return done
 
 
 def list_suppressions(conn: Connection, workspace_id: str, *, after_id: int | None, limit: int) -> list[dict]:

@@ -6,9 +6,11 @@ import hashlib
 import hmac
 import json
 import os
+import weakref
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import Connection, Engine
 
 
 class SecretBox:
@@ -47,3 +49,23 @@ def mask(value: object) -> str:
     """`****f00d`: enough to tell keys apart, never enough to use one."""
     text = str(value or "")
     return "****" + text[-4:] if len(text) > 8 else "****"
+
+
+# --- the key of suppressions' address hashes ---------------------------------------------
+# Store functions that hash an address get a connection, not the secret box; the context
+# that owns an engine binds the derived key to it (services.context.Context), so any
+# connection of that engine finds it. Weak: a disposed engine takes its key along.
+ADDRESS_HASH_PURPOSE = "suppression-address"
+_address_keys: weakref.WeakKeyDictionary[Engine, bytes] = weakref.WeakKeyDictionary()
+
+
+def bind_address_key(engine: Engine, box: SecretBox) -> None:
+    _address_keys[engine] = box.derive_key(ADDRESS_HASH_PURPOSE)
+
+
+def address_key(conn: Connection) -> bytes:
+    engine = conn.engine
+    key = _address_keys.get(engine) or _address_keys.get(getattr(engine, "_proxied", engine))
+    if key is None:
+        raise RuntimeError("no secret key bound to this database engine (build a services.context.Context)")
+    return key

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
+from drumbeat.domain.consent import SuppressionReason
 from drumbeat.domain.leads import WORKABLE_LEAD_STATES
 from drumbeat.domain.reasons import PauseReason
 
@@ -63,6 +64,7 @@ Json = JSON().with_variant(JSONB(), "postgresql")
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 PAUSE_REASONS_SQL = ", ".join(f"'{r.value}'" for r in PauseReason)
+SUPPRESSION_REASONS_SQL = ", ".join(f"'{r.value}'" for r in SuppressionReason)
 
 workspaces = Table(
     "workspaces", metadata,
@@ -70,6 +72,12 @@ workspaces = Table(
     Column("name", String(200), nullable=False),
     Column("subscription_status", String(20), nullable=False, server_default="active"),
     Column("created_at", UTCDateTime, nullable=False),
+    # Consent settings (migration 0013; API.md v1.1): the workspace's own keywords beside
+    # the defaults, the contact cap ({"max", "days"} or null) and the SMS auto-replies.
+    Column("opt_out_words", Json, nullable=False, server_default=text("'[]'")),
+    Column("opt_in_words", Json, nullable=False, server_default=text("'[]'")),
+    Column("contact_cap", Json),
+    Column("auto_replies", Json, nullable=False, server_default=text("""'{"stop": null, "help": null}'""")),
 )
 
 users = Table(
@@ -336,8 +344,35 @@ suppressions = Table(
     Column("phone", String(20)),
     Column("email", String(320)),
     Column("created_at", UTCDateTime, nullable=False),
+    # Consent (migration 0013): why and where the address was suppressed, and a keyed hash
+    # of it (domain.consent.address_hash) that still matches after an erasure blanks it.
+    Column("reason", String(20), nullable=False, server_default="manual"),
+    Column("source_campaign_id", String(32)),
+    Column("source_lead_id", BigId),
+    Column("source_channel", String(20)),
+    Column("address_hash", String(64)),
+    CheckConstraint(f"reason IN ({SUPPRESSION_REASONS_SQL})", name="reason"),
     Index("ix_suppressions_phone", "workspace_id", "phone"),
     Index("ix_suppressions_email", "workspace_id", "email"),
+    Index("ux_suppressions_address_hash", "workspace_id", "address_hash", unique=True),
+)
+
+# Every STOP and START received, kept even when the sender is no lead (lead_id null); the
+# address is blanked by an erasure.
+consent_events = Table(
+    "consent_events", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("workspace_id", String(32), ForeignKey("workspaces.id"), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("channel", String(20)),
+    Column("address", String(320)),
+    Column("lead_id", BigId),
+    Column("integration_id", String(32)),
+    Column("text", Text),
+    Column("at", UTCDateTime, nullable=False),
+    CheckConstraint("kind IN ('opt_out', 'opt_in')", name="kind"),
+    Index("ix_consent_events_address", "workspace_id", "address"),
+    Index("ix_consent_events_lead", "lead_id"),
 )
 
 # --- schedule and limits (DESIGN.md §6; migration 0002) ----------------------------------

@@ -27,6 +27,11 @@ def get_workspace(conn: Connection, workspace_id: str):
     return conn.execute(select(workspaces).where(workspaces.c.id == workspace_id)).mappings().first()
 
 
+def set_consent_settings(conn: Connection, workspace_id: str, **values) -> None:
+    """opt_out_words, opt_in_words, contact_cap, auto_replies (validated by the service)."""
+    conn.execute(update(workspaces).where(workspaces.c.id == workspace_id).values(**values))
+
+
 def set_subscription(conn: Connection, workspace_id: str, status: str) -> None:
     conn.execute(update(workspaces).where(workspaces.c.id == workspace_id).values(subscription_status=status))
 

@@ -6,6 +6,12 @@ models as POST/PATCH /api/v1/campaigns and each error lands beside the input it 
 Without JavaScript "Add step" and "Remove step" are submit buttons that show the form again
 with every typed value kept; static/app.js only makes them instant and adds the live SMS
 segment count (from the small JSON endpoint below, which uses domain.sms like the API).
+
+A WhatsApp step picks a template from the catalogue; "Use template" shows one input per
+parameter it declares (domain.whatsapp_templates.parameter_fields), named
+`steps.N.param.<key>`. Their values become Meta's `components` before validation, and the
+API's errors on a parameter come back beside its input. Stored components the form cannot
+show as they are stay in the JSON textarea, unchanged.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from drumbeat.domain.exceptions import DomainError, NotFound, ValidationFailed
 from drumbeat.domain.lifecycle import Status
 from drumbeat.domain.roles import Role, allows
 from drumbeat.domain.templates import ATTRIBUTE_PREFIX, LEAD_FIELDS
+from drumbeat.domain.whatsapp_templates import APPROVED, components_of, form_values, parameter_fields
 from drumbeat.schemas import DAYS, CampaignCreate, CampaignUpdate, known_zones
 from drumbeat.schemas import error_fields as api_fields
 from drumbeat.services import campaigns, integrations
@@ -49,6 +56,7 @@ SECTIONS = ("name", "steps", "integration_ids", "schedule", "limits", "failure_p
 # API paths whose input has another name on the form.
 STEP_TEMPLATE = re.compile(r"^(steps\.\d+)\.template$")
 STEP_DELAY = re.compile(r"^(steps\.\d+)\.delay_seconds$")
+STEP_COMPONENTS = re.compile(r"^steps\.(\d+)\.template\.components(?:\.(\d+\.parameters\.\d+))?")
 ALIASES = {"failure_policy.threshold": "failure_policy.threshold_percent",
            "start_at": "schedule.start_at"}
 
@@ -57,7 +65,7 @@ ALIASES = {"failure_policy.threshold": "failure_policy.threshold_percent",
 
 def blank_step(channel: str = "whatsapp") -> dict:
     return {"channel": channel, "delay": "0", "delay_unit": "minutes", "catalogue": "",
-            **{k: "" for k in TEMPLATE_KEYS}, "action": "message"}
+            **{k: "" for k in TEMPLATE_KEYS}, "action": "message", "params": {}, "fields": None}
 
 
 def blank_state() -> dict:
@@ -126,7 +134,8 @@ def read_form(form) -> dict:
         p = f"steps.{i}."
         row = {"channel": get(p + "channel"), "delay": get(p + "delay").strip(),
                "delay_unit": get(p + "delay_unit"), "catalogue": get(p + "catalogue"),
-               **{k: get(p + "template." + k) for k in TEMPLATE_KEYS}}
+               **{k: get(p + "template." + k) for k in TEMPLATE_KEYS}, "fields": None,
+               "params": {k[len(p + "param."):]: get(k) for k in form if k.startswith(p + "param.")}}
         row["action"] = row["action"] or "message"
         steps.append(row)
     state = blank_state()
@@ -159,7 +168,12 @@ def payload_of(state: dict, problems: list[dict]) -> dict:
             name, language = row["catalogue"].split("|", 1)  # the picker fills what was left blank
             template.setdefault("name", name)
             template.setdefault("language", language)
-        if "components" in keys and row["components"].strip():
+        if row.get("fields") is not None and "components" in keys:  # the parameter form
+            template["name"], template["language"] = row["catalogue"].split("|", 1)
+            components, row["param_paths"] = components_of(row["fields"], row["params"])
+            if components:
+                template["components"] = components
+        elif "components" in keys and row["components"].strip():
             try:
                 template["components"] = json.loads(row["components"])
             except (ValueError, RecursionError):
@@ -213,9 +227,10 @@ def place_errors(problems: list[dict], state: dict) -> dict[str, list[str]]:
     """{input name: [messages]}: each API field path goes to the input it names, else to the
     nearest enclosing one (a step, a section); the rest of the path stays in the message."""
     inputs = {"name", "integration_ids", "pool", *SECTIONS}
-    for i in range(len(state["steps"])):
+    for i, row in enumerate(state["steps"]):
         inputs |= {f"steps.{i}", f"steps.{i}.channel", f"steps.{i}.delay"}
         inputs |= {f"steps.{i}.template.{k}" for k in TEMPLATE_KEYS}
+        inputs |= {f"steps.{i}.param.{f.key}" for f in row.get("fields") or []}
     inputs |= {f"schedule.{k}" for k in ("timezone", "days", "window_start", "window_end", "start_at")}
     inputs |= {f"limits.{k}" for k in state["limits"]} | {f"failure_policy.{k}" for k in state["failure_policy"]}
     out: dict[str, list[str]] = {}
@@ -223,15 +238,34 @@ def place_errors(problems: list[dict], state: dict) -> dict[str, list[str]]:
         path = re.sub(r"\[(\d+)\]", r".\1", problem["field"])  # the catalogue check writes steps[0]
         path = ALIASES.get(path) or STEP_DELAY.sub(r"\1.delay", path)
         path = STEP_TEMPLATE.sub(r"\1", path)  # a whole-template problem belongs to its step
+        message = _clean(problem["message"])
+        if (param := _parameter_input(path, state)) is not None:
+            name, typed = param
+            out.setdefault(name, []).append(message if typed else "this is required")
+            continue
         parts = path.split(".")
         where, rest = "", path
         for n in range(len(parts), 0, -1):
             if ".".join(parts[:n]) in inputs:
                 where, rest = ".".join(parts[:n]), ".".join(parts[n:])
                 break
-        message = _clean(problem["message"])
         out.setdefault(where, []).append(f"{rest}: {message}" if rest else message)
     return out
+
+
+def _parameter_input(path: str, state: dict) -> tuple[str, bool] | None:
+    """(input name, whether it was filled) of an API error on a parameter the parameter
+    form made; its other component problems belong to the step."""
+    found = STEP_COMPONENTS.match(path)
+    if found is None or int(found[1]) >= len(state["steps"]):
+        return None
+    row = state["steps"][int(found[1])]
+    if row.get("fields") is None:
+        return None
+    key = row.get("param_paths", {}).get(f"components.{found[2]}") if found[2] else None
+    if key is None:
+        return f"steps.{found[1]}", True
+    return f"steps.{found[1]}.param.{key}", bool(row["params"].get(key, "").strip())
 
 
 def _plain(error: dict) -> dict:
@@ -263,7 +297,8 @@ def field_labels(state: dict) -> dict[str, str]:
               "failure_policy.threshold_percent": "Failure share", "failure_policy.min_samples": "Fewest sends"}
     words = {"name": "Template name", "language": "Language", "body": "Message text", "components": "Components",
              "subject": "Subject", "html": "HTML", "action": "LinkedIn action", "wait_seconds": "Wait (seconds)"}
-    for i in range(len(state["steps"])):
+    for i, row in enumerate(state["steps"]):
+        labels |= {f"steps.{i}.param.{f.key}": f"Step {i + 1} · {f.label}" for f in row.get("fields") or []}
         labels[f"steps.{i}"] = f"Step {i + 1}"
         labels[f"steps.{i}.channel"] = f"Step {i + 1} · Channel"
         labels[f"steps.{i}.delay"] = f"Step {i + 1} · Delay"
@@ -281,26 +316,57 @@ def sms_size(text: str) -> dict:
     return view
 
 
-def _keys_and_catalogue(request: Request, s: Session) -> tuple[list[dict], list[dict]]:
+def _keys_and_catalogue(request: Request, s: Session) -> tuple[list[dict], list[dict], dict[str, dict]]:
+    """The workspace's keys; the picker's options (every template of each WhatsApp key's
+    catalogue, only APPROVED ones selectable); the approved entries by picker value."""
     ctx = _ctx(request)
     keys = integrations.list_integrations(ctx, s.principal)
-    approved = []
+    options: list[dict] = []
+    entries: dict[str, dict] = {}
     for key in keys:
         if key["provider"] != "whatsapp_cloud":
             continue
         for t in catalogue.list_templates(ctx, s.principal, key["id"]):
-            if t["status"] == "APPROVED":
-                approved.append({"value": f"{t['name']}|{t['language']}", "key": key["label"],
-                                 "text": f"{t['name']} ({t['language']}) · {present.parameter_text(t['parameters'])}",
-                                 "parameters": present.parameter_text(t["parameters"])})
-    return keys, approved
+            value, approved = f"{t['name']}|{t['language']}", t["status"] == APPROVED
+            if approved:
+                entries.setdefault(value, t)
+            words = present.parameter_text(t["parameters"]) if approved else \
+                f"{present.template_status_label(t['status'])}: not selectable"
+            options.append({"value": value, "key": key["label"], "disabled": not approved,
+                            "text": f"{t['name']} ({t['language']}) · {words}",
+                            "parameters": present.parameter_text(t["parameters"])})
+    return keys, options, entries
+
+
+def with_parameter_forms(state: dict, entries: dict[str, dict], chosen: int | None = None) -> None:
+    """Give each WhatsApp step whose picker names an approved template its parameter
+    form (row["fields"]), filled from what was typed or from its components when the form
+    shows them exactly. Components the form cannot show stay as JSON, unless "Use
+    template" was pressed on that step (`chosen`)."""
+    for i, row in enumerate(state["steps"]):
+        entry = entries.get(row["catalogue"]) if row["channel"] == "whatsapp" else None
+        row["fields"] = None
+        if entry is None:
+            continue
+        fields = parameter_fields(entry)
+        if not row["params"] and row["components"].strip():
+            try:
+                values = form_values(fields, json.loads(row["components"]))
+            except (ValueError, RecursionError):
+                values = None
+            if values is None and i != chosen:
+                continue
+            row["params"] = values or {}
+        row["fields"], row["components"] = fields, ""
+        row["name"], row["language"] = row["catalogue"].split("|", 1)
 
 
 def _form_page(request: Request, s: Session, state: dict, *, view: dict | None = None, status: int = 200,
-               problems: list[dict] | None = None) -> Response:
+               problems: list[dict] | None = None, focus: str = "") -> Response:
+    keys, options, entries = _keys_and_catalogue(request, s)
+    with_parameter_forms(state, entries)
     errors = place_errors(problems or [], state)
     labels = field_labels(state)
-    keys, approved = _keys_and_catalogue(request, s)
     campaign_status = view["status"] if view else "draft"
     for row in state["steps"]:
         row["sms"] = sms_size(row["body"]) if row["channel"] == "sms" and row["body"] else None
@@ -308,7 +374,7 @@ def _form_page(request: Request, s: Session, state: dict, *, view: dict | None =
                  summary=[(name, labels.get(name, name or "Form"), m) for name, ms in errors.items() for m in ms],
                  channels=CHANNELS, channel_words=present.CHANNEL_WORDS, units=list(UNITS), days=DAY_WORDS,
                  zones=sorted(known_zones()), keys=keys,
-                 approved=approved, variables=[*LEAD_FIELDS, ATTRIBUTE_PREFIX + "<name>"],
+                 catalogue_options=options, focus=focus, variables=[*LEAD_FIELDS, ATTRIBUTE_PREFIX + "<name>"],
                  steps_fixed=campaign_status != "draft", structure_fixed=campaign_status == "scheduled",
                  action=f"/campaigns/{quote(view['id'], safe='')}/edit" if view else "/campaigns/new")
 
@@ -399,6 +465,14 @@ async def _submit(request: Request, campaign_id: str | None) -> Response:
         if index.isdigit() and int(index) < len(state["steps"]):
             del state["steps"][int(index)]
         return await run_in_threadpool(lambda: _form_page(request, s, state, view=view))
+    entries = (await run_in_threadpool(_keys_and_catalogue, request, s))[2]
+    if op.startswith("template:"):  # "Use template": its parameter form, nothing saved
+        index = int(op[9:]) if op[9:].isdigit() else -1
+        with_parameter_forms(state, entries, chosen=index)
+        fields = state["steps"][index].get("fields") if 0 <= index < len(state["steps"]) else None
+        focus = f"steps.{index}.param.{fields[0].key}" if fields else ""
+        return await run_in_threadpool(lambda: _form_page(request, s, state, view=view, focus=focus))
+    with_parameter_forms(state, entries)
 
     problems: list[dict] = []
     payload = payload_of(state, problems)

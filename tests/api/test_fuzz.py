@@ -93,6 +93,7 @@ SEMANTIC_RULES = [
     (r"provider", r"only whatsapp_cloud integrations have a template catalogue"),  # template sync: the id's provider
     (r"default_country", r"is not a country code"),  # CSV import: a region the numbering plans know
     (r"mapping(\..*)?", r""),  # CSV import: JSON naming the CSV's columns (API.md v1.1)
+    (r"opt_(out|in)_words(\.\d+)?", r"must hold a word|cannot both opt out and opt in"),  # consent keywords
 ]
 
 

@@ -55,7 +55,11 @@ def test_a_bad_user_is_a_422_naming_the_field(client, owner, body, field):
 def test_the_workspace_shows_its_name_and_subscription(client, owner):
     body = client.get(f"{API}/workspace", headers=owner["headers"]).json()
 
-    assert body == {"id": owner["workspace_id"], "name": "Acme", "subscription_status": "active"}
+    assert {k: body[k] for k in ("id", "name", "subscription_status")} == {
+        "id": owner["workspace_id"], "name": "Acme", "subscription_status": "active"}
+    # Consent settings (API.md v1.1): none of its own until an owner sets them.
+    assert body["opt_out_words"] == [] and body["opt_in_words"] == [] and body["contact_cap"] is None
+    assert body["auto_replies"] == {"stop": None, "help": None}
 
 
 def test_a_canceled_subscription_blocks_starting_and_renewing_reopens_it(client, ctx, owner):

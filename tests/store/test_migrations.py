@@ -39,3 +39,37 @@ def test_0008_keeps_every_provider_message_id_findable(ctx):
         assert found is not None and found["lead_id"] == lead and found["status"] == "sent"
         assert receipts.lead_of_attempt_message(conn, "wamid.A") == lead
         assert conn.execute(text("SELECT count(*) FROM provider_messages")).scalar_one() == 1
+
+
+def test_0013_makes_old_suppressions_manual_and_bootstrap_hashes_them(ctx):
+    from drumbeat.domain.consent import address_hash
+    from drumbeat.store.leads import hash_unhashed_suppressions, suppressed_among
+    from drumbeat.store.secrets import ADDRESS_HASH_PURPOSE
+
+    _at(ctx.db, "0012", down=True)
+    with ctx.db.begin() as conn:
+        conn.execute(text("INSERT INTO workspaces (id, name, created_at) VALUES ('w1', 'w', '2026-01-01')"))
+        for phone, email in (("+4915123456701", None), (None, "a@example.com"), ("+4915123456701", None)):
+            conn.execute(text("INSERT INTO suppressions (workspace_id, phone, email, created_at)"
+                              " VALUES ('w1', :phone, :email, '2026-01-01')"), {"phone": phone, "email": email})
+    _at(ctx.db, "heads")
+    key = ctx.box.derive_key(ADDRESS_HASH_PURPOSE)
+    with ctx.db.begin() as conn:
+        rows = conn.execute(text("SELECT reason, address_hash FROM suppressions ORDER BY id")).all()
+        assert [tuple(r) for r in rows] == [("manual", None)] * 3
+        found = suppressed_among(conn, "w1", ["+4915123456701"], ["a@example.com"])  # by address meanwhile
+        assert found == ({"+4915123456701"}, {"a@example.com"})
+        assert hash_unhashed_suppressions(conn, key) == 2  # the duplicate entry goes
+        rows = conn.execute(text("SELECT phone, email, address_hash FROM suppressions ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [
+        ("+4915123456701", None, address_hash(key, phone="+4915123456701")),
+        (None, "a@example.com", address_hash(key, email="a@example.com"))]
+    with ctx.db.begin() as conn:
+        workspace = conn.execute(text("SELECT opt_out_words, auto_replies FROM workspaces")).one()
+    assert [_json(v) for v in workspace] == [[], {"stop": None, "help": None}]
+
+
+def _json(value):
+    import json
+
+    return json.loads(value) if isinstance(value, str) else value

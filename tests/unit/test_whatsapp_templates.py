@@ -7,7 +7,10 @@ import pytest
 from drumbeat.domain.templates import INVALID_PARAMETER, MESSAGE_TOO_LONG
 from drumbeat.domain.whatsapp_templates import (
     catalogue_mismatches,
+    components_of,
+    form_values,
     parameter_counts,
+    parameter_fields,
     render_components,
     rendered_problem,
     shape_problems,
@@ -163,3 +166,122 @@ def test_a_named_template_needs_each_parameter_name_it_defines():
 
     assert catalogue_mismatches(good, named) == []
     assert "named parameters first_name, shop" in catalogue_mismatches(bad, named)[0]
+
+
+# --- the builder's parameter form ------------------------------------------------------------
+
+NAMED = {
+    "name": "welcome", "language": "en", "status": "APPROVED", "parameter_format": "NAMED",
+    "components": [
+        {"type": "HEADER", "format": "TEXT", "text": "Welcome, {{first_name}}"},
+        {"type": "BODY", "text": "Dear {{first_name}}, your code is {{code}}. See you in {{city}}."},
+    ],
+}
+
+
+def test_a_positional_template_asks_for_its_header_link_each_body_placeholder_and_its_buttons():
+    fields = parameter_fields(CATALOGUE[0])
+    assert [(f.key, f.part, f.kind, f.required) for f in fields] == [
+        ("header.image", "header", "image", True), ("body.1", "body", "text", True),
+        ("body.2", "body", "text", True), ("button.0", "button", "text", True),
+        ("button.1", "button", "payload", False)]
+    assert [f.label for f in fields] == ["Header image link", "Body {{1}}", "Body {{2}}",
+                                         'Button 1 "Track" link {{1}}', 'Button 2 "Stop" reply payload']
+    assert fields[1].context == "Hi {{1}}, your order {{2}} is ready. {{1}}!"
+    assert fields[3].context == "https://shop.example/t/{{1}}"
+    assert all(f.name is None for f in fields)
+
+
+def test_a_long_text_is_shown_around_its_placeholder_only():
+    entry = {"components": [{"type": "BODY", "text": "x" * 100 + " Hi {{1}} there " + "y" * 100}]}
+    (field,) = parameter_fields(entry)
+    assert field.context.startswith("…") and field.context.endswith("…")
+    assert "Hi {{1}} there" in field.context and len(field.context) < 100
+
+
+def test_a_named_template_asks_for_each_name_once_and_its_parameters_carry_the_name():
+    fields = parameter_fields(NAMED)
+    assert [(f.key, f.name) for f in fields] == [("header.first_name", "first_name"), ("body.first_name", "first_name"),
+                                                 ("body.code", "code"), ("body.city", "city")]
+    components, paths = components_of(fields, {"header.first_name": "{{first_name}}",
+                                               "body.first_name": "{{first_name}}",
+                                               "body.code": "{{attributes.code}}", "body.city": "Berlin"})
+    assert components == [
+        {"type": "header", "parameters": [{"type": "text", "text": "{{first_name}}", "parameter_name": "first_name"}]},
+        {"type": "body", "parameters": [
+            {"type": "text", "text": "{{first_name}}", "parameter_name": "first_name"},
+            {"type": "text", "text": "{{attributes.code}}", "parameter_name": "code"},
+            {"type": "text", "text": "Berlin", "parameter_name": "city"}]}]
+    assert paths == {"components.0.parameters.0": "header.first_name", "components.1.parameters.0": "body.first_name",
+                     "components.1.parameters.1": "body.code", "components.1.parameters.2": "body.city"}
+    assert catalogue_mismatches({**NAMED, "components": components}, [NAMED]) == []
+    assert shape_problems(components) == []
+
+
+def test_the_form_values_of_a_positional_template_are_metas_components_the_catalogue_accepts():
+    fields = parameter_fields(CATALOGUE[0])
+    components, paths = components_of(fields, {"header.image": "https://cdn.example/a.png", "body.1": "{{first_name}}",
+                                               "body.2": "{{attributes.order}}", "button.0": "{{attributes.order}}",
+                                               "button.1": "STOP"})
+    assert components == [
+        {"type": "header", "parameters": [{"type": "image", "image": {"link": "https://cdn.example/a.png"}}]},
+        {"type": "body", "parameters": [{"type": "text", "text": "{{first_name}}"},
+                                        {"type": "text", "text": "{{attributes.order}}"}]},
+        {"type": "button", "sub_type": "url", "index": "0",
+         "parameters": [{"type": "text", "text": "{{attributes.order}}"}]},
+        {"type": "button", "sub_type": "quick_reply", "index": "1",
+         "parameters": [{"type": "payload", "payload": "STOP"}]}]
+    assert paths["components.1.parameters.1"] == "body.2" and paths["components.3.parameters.0"] == "button.1"
+    assert shape_problems(components) == [] and catalogue_mismatches({**CATALOGUE[0], "components": components},
+                                                                     CATALOGUE) == []
+
+
+def test_a_blank_required_value_stays_for_the_check_to_refuse_and_a_blank_payload_is_left_out():
+    fields = parameter_fields(CATALOGUE[0])
+    components, paths = components_of(fields, {"header.image": "https://cdn.example/a.png", "body.1": "Ada"})
+    assert len(components) == 3 and "components.3.parameters.0" not in paths
+    assert components[1]["parameters"][1] == {"type": "text", "text": ""}
+    assert ("components[1].parameters[1].text", "must be a non-empty string") in shape_problems(components)
+
+
+@pytest.mark.parametrize("entry", [CATALOGUE[0], NAMED], ids=["positional", "named"])
+def test_components_to_form_to_components_is_the_identity(entry):
+    fields = parameter_fields(entry)
+    typed = {f.key: f"https://x.example/{f.key}" if f.kind == "image" else f"{{{{first_name}}}} {f.key}"
+             for f in fields}
+    components, _ = components_of(fields, typed)
+    values = form_values(fields, components)
+    assert values == typed
+    assert components_of(fields, values)[0] == components
+
+
+def test_stored_components_with_an_integer_index_or_named_parameters_in_another_order_fill_the_form():
+    assert form_values(parameter_fields(CATALOGUE[0]), COMPONENTS) == {
+        "header.image": "https://cdn.example/{{attributes.img}}", "body.1": "{{first_name|there}}",
+        "body.2": "{{attributes.order}}", "button.0": "{{attributes.order}}", "button.1": "STOP"}
+    fields = parameter_fields(NAMED)
+    components, _ = components_of(fields, {"header.first_name": "a", "body.first_name": "b", "body.code": "c",
+                                           "body.city": "d"})
+    assert form_values(fields, [components[0], {"type": "body", "parameters": components[1]["parameters"][::-1]}]) \
+        is None  # the order is Meta's: a reordered body is kept as JSON, not silently reordered
+
+
+@pytest.mark.parametrize("components", [
+    [{"type": "body", "parameters": [{"type": "currency", "currency": {"fallback_value": "$1", "code": "USD",
+                                                                      "amount_1000": 1000}},
+                                     {"type": "text", "text": "x"}]}],
+    [{"type": "body", "parameters": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"},
+                                     {"type": "text", "text": "c"}]}],
+    [{"type": "body", "parameters": [{"type": "text", "text": "a", "parameter_name": "nickname"}]}],
+    "not a list",
+], ids=["currency", "one too many", "named", "not a list"])
+def test_components_the_form_cannot_show_as_they_are_are_not_turned_into_form_values(components):
+    positional = {"components": [{"type": "BODY", "text": "Hi {{1}}, {{2}}"}]}
+    assert form_values(parameter_fields(positional), components) is None
+
+
+def test_a_named_parameter_the_template_does_not_declare_is_not_taken_into_the_form():
+    stored = [{"type": "body", "parameters": [{"type": "text", "text": "a", "parameter_name": "nickname"},
+                                              {"type": "text", "text": "b", "parameter_name": "code"},
+                                              {"type": "text", "text": "c", "parameter_name": "city"}]}]
+    assert form_values(parameter_fields({**NAMED, "components": NAMED["components"][1:]}), stored) is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,12 +19,14 @@ import pytest
 from sqlalchemy import update
 
 from drumbeat.services import campaigns as svc
+from drumbeat.services import templates as catalogue
 from drumbeat.store.tables import campaigns as campaign_table
+from drumbeat.web.integration_forms import PROVIDER_NAMES
 from tests.conftest import db_url  # noqa: F401 - server-side tests on both databases
-from tests.factory import add_leads, new_campaign, sandbox_key
+from tests.factory import add_leads, campaign_data, new_campaign, sandbox_key
 from tests.web.conftest import page_csrf, sign_in
 from tests.web.test_browser import IN_CI, browser, server, shot, sign_in_with_password  # noqa: F401 - fixtures
-from tests.web.test_content_pages import lead
+from tests.web.test_content_pages import CATALOGUE, TEMPLATE, WABA, lead, whatsapp_key
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "artifacts" / "node"
@@ -235,6 +238,67 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_dashboard_page(ctx, u
     tab.goto(f"{server}/campaigns/{ids['sending']}")
     tab.get_by_role("button", name="Cancel campaign…").click()
     problems["cancel dialog"] = serious_violations(tab, source)
+    failing = {name: found for name, found in problems.items() if found}
+    assert not failing, "\n".join(f"{name}:\n  " + "\n  ".join(found) for name, found in failing.items())
+
+
+def test_axe_finds_no_serious_violation_in_the_builder_the_import_flow_the_integration_forms_or_the_error_page(
+        ctx, users, server, axe_page, whatsapp_server, tmp_path):  # noqa: F811
+    from playwright.sync_api import expect
+
+    source = axe_source()
+    owner = users["owner"]["principal"]
+    draft = svc.create_campaign(ctx, owner, campaign_data("Draft campaign", steps=[
+        {"channel": "whatsapp", "template": TEMPLATE, "delay_seconds": 0}]))["id"]
+    whatsapp_server.set_templates(WABA, CATALOGUE)
+    key = whatsapp_key(ctx, owner, whatsapp_server, waba_id=WABA)
+    with ThreadPoolExecutor(1) as pool:  # the sync runs its own event loop; Playwright's owns this thread
+        pool.submit(catalogue.sync_catalogue, ctx, owner, key).result()
+    upload = tmp_path / "leads.csv"
+    upload.write_text("Mobile;Vorname\n+4915112345678;Ada\n12;Bad\n", encoding="utf-8")
+    tab = axe_page
+    sign_in_with_password(tab, server, "owner@acme.test")
+    problems: dict[str, list[str]] = {}
+
+    def check(name: str) -> None:
+        problems[name] = serious_violations(tab, source)
+
+    tab.goto(f"{server}/campaigns/new")
+    check("builder new")
+    rows = tab.get_by_test_id("step-row")
+    rows.nth(0).get_by_label("Template from the catalogue").select_option("order_ready|en_US")
+    expect(rows.nth(0).get_by_test_id("template-parameters")).to_be_visible()
+    check("builder with the WhatsApp parameter form")
+    rows.nth(0).get_by_label("Body {{1}}").fill("{{nickname}}")
+    tab.get_by_role("button", name="Save as draft").click()
+    expect(tab.get_by_test_id("error-summary")).to_be_visible()
+    check("builder with server-side errors")
+    tab.goto(f"{server}/campaigns/{draft}/edit")
+    expect(tab.get_by_test_id("template-parameters")).to_be_visible()
+    check("builder edit")
+
+    for value, _ in PROVIDER_NAMES.items():
+        tab.goto(f"{server}/integrations/new?provider={value.value}")
+        check(f"integration new {value.value}")
+    tab.goto(f"{server}/integrations/new?provider=whatsapp_cloud")
+    tab.get_by_role("button", name=re.compile("^Add")).click()
+    expect(tab.get_by_test_id("field-error").first).to_be_visible()
+    check("integration new with errors")
+
+    tab.goto(f"{server}/campaigns/{draft}/leads/import")
+    check("import upload")
+    tab.get_by_label("CSV file").set_input_files(str(upload))
+    tab.get_by_role("button", name="Upload and match columns").click()
+    expect(tab.get_by_role("heading", name="Match columns")).to_be_visible()
+    check("import map columns")
+    tab.get_by_label("Column Mobile holds").select_option(label="Phone")
+    tab.get_by_label("Column Vorname holds").select_option(label="First name")
+    tab.get_by_role("button", name="Import leads").click()
+    expect(tab.get_by_test_id("rejected-row")).to_have_count(1)
+    check("import result with rejected rows")
+
+    assert tab.goto(f"{server}/campaigns/no-such-campaign").status == 404
+    check("error page")
     failing = {name: found for name, found in problems.items() if found}
     assert not failing, "\n".join(f"{name}:\n  " + "\n  ".join(found) for name, found in failing.items())
 

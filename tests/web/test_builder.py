@@ -15,7 +15,7 @@ from drumbeat.services import campaigns as svc
 from drumbeat.services import templates as catalogue
 from drumbeat.services import workspaces
 from tests.conftest import db_url  # noqa: F401 - both databases here, unlike tests/web/conftest.py
-from tests.factory import campaign_data, sandbox_key
+from tests.factory import add_leads, campaign_data, sandbox_key
 from tests.web.conftest import page_csrf, sign_in
 from tests.web.test_content_pages import CATALOGUE, TEMPLATE, WABA, whatsapp_key
 
@@ -266,25 +266,181 @@ def test_a_post_without_the_forms_csrf_token_changes_nothing(ctx, client, users)
     assert svc.list_campaigns(ctx, users["owner"]["principal"])["items"] == []
 
 
-def test_the_whatsapp_picker_offers_only_approved_templates_and_fills_a_blank_name(
-        ctx, client, users, whatsapp_server):
+def synced_catalogue(ctx, users, whatsapp_server) -> str:
     owner = users["owner"]["principal"]
     whatsapp_server.set_templates(WABA, CATALOGUE)
-    catalogue.sync_catalogue(ctx, owner, whatsapp_key(ctx, owner, whatsapp_server, waba_id=WABA))
-    csrf = operator(client)
+    key = whatsapp_key(ctx, owner, whatsapp_server, waba_id=WABA)
+    catalogue.sync_catalogue(ctx, owner, key)
+    return key
+
+
+PICKED = {"steps.0.catalogue": "order_ready|en_US", "steps.0.template.name": "", "steps.0.template.language": ""}
+PARAMETERS = {"steps.0.param.header.1": "{{first_name|there}}", "steps.0.param.body.1": "{{first_name}}",
+              "steps.0.param.body.2": "{{attributes.order}}", "steps.0.param.button.0": "{{attributes.order}}",
+              "steps.0.param.button.1": ""}
+
+
+def inputs_of(page: str) -> dict[str, str]:
+    """{name: value} of the parameter form's inputs."""
+    return {name: html.unescape(value) for name, value in
+            re.findall(r'<input type="text" id="[^"]+" name="(steps\.\d+\.param\.[^"]+)" value="([^"]*)"', page)}
+
+
+def test_the_picker_lists_every_catalogue_template_and_only_approved_ones_can_be_chosen(
+        ctx, client, users, whatsapp_server):
+    synced_catalogue(ctx, users, whatsapp_server)
+    operator(client)
     page = client.get("/campaigns/new").text
-    assert 'value="order_ready|en_US"' in page and "header 1 · body 2 · buttons 1, 0" in page
-    assert "spring_sale" not in page and "too_bold" not in page
-    picked = {"steps.0.catalogue": "order_ready|en_US", "steps.0.template.name": "",
-              "steps.0.template.language": ""}
-    # The catalogue check of the API refuses a template without its parameters, on the step.
-    refused = client.post("/campaigns/new", data=form(csrf, **picked))
-    assert refused.status_code == 422
-    assert "the header of 'order_ready' takes 1 parameter(s)" in errors_of(refused.text)["steps.0"]
-    response = client.post("/campaigns/new", data=form(csrf, **picked, **{
+    options = dict(re.findall(r'<option value="([^"|]+\|en_US)"[^>]*?( disabled)?>', page))
+    assert options == {"order_ready|en_US": "", "spring_sale|en_US": " disabled", "old_promo|en_US": " disabled",
+                       "too_bold|en_US": " disabled", "retired|en_US": " disabled"}
+    assert "Main number: order_ready (en_US) · header 1 · body 2 · buttons 1, 0" in page
+    assert "spring_sale (en_US) · Pending review: not selectable" in page
+    assert "too_bold (en_US) · Rejected: not selectable" in page
+    assert 'value="template:0"' in page and "Use template" in page
+    assert 'data-testid="template-parameters"' not in page  # nothing chosen yet: no parameter form
+
+
+def test_use_template_shows_one_labelled_input_per_parameter_and_keeps_everything_typed(
+        ctx, client, users, whatsapp_server):
+    synced_catalogue(ctx, users, whatsapp_server)
+    csrf = operator(client)
+    page = client.post("/campaigns/new", data=form(csrf, op="template:0", name="Half typed", **PICKED))
+    assert page.status_code == 200
+    assert list(inputs_of(page.text)) == ["steps.0.param.header.1", "steps.0.param.body.1", "steps.0.param.body.2",
+                                          "steps.0.param.button.0", "steps.0.param.button.1"]
+    labels = [re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", "", label))).strip() for label in
+              re.findall(r'<label for="f-steps-0-param-[^"]+">(.*?)</label>', page.text, re.S)]
+    assert labels == ["Header {{1}} in ‘For {{1}}’", "Body {{1}} in ‘Hi {{1}}, order {{2}} is ready’",
+                      "Body {{2}} in ‘Hi {{1}}, order {{2}} is ready’",
+                      'Button 1 "Track" link {{1}} in ‘https://x.test/{{1}}’',
+                      'Button 2 "Stop" reply payload optional · sent back when the lead taps it; blank: '
+                      "the button's text"]
+    assert 'name="steps.0.param.header.1" value="" data-testid="template-parameter" autofocus' in page.text
+    assert 'value="Half typed"' in page.text and "Your code {{attributes.code}}</textarea>" in page.text
+    assert 'name="steps.0.template.components"' not in page.text  # the form replaces the JSON
+    assert svc.list_campaigns(ctx, users["owner"]["principal"])["items"] == []
+
+
+def test_a_blank_or_wrong_parameter_is_refused_beside_its_input_and_every_typed_value_is_kept(
+        ctx, client, users, whatsapp_server):
+    synced_catalogue(ctx, users, whatsapp_server)
+    csrf = operator(client)
+    response = client.post("/campaigns/new", data=form(csrf, **PICKED, **{
+        **PARAMETERS, "steps.0.param.body.2": "", "steps.0.param.button.0": "{{nickname}}"}))
+    assert response.status_code == 422
+    errors = errors_of(response.text)
+    assert set(errors) == {"steps.0.param.body.2", "steps.0.param.button.0"}  # beside the inputs, not the step
+    assert errors["steps.0.param.body.2"] == "this is required"
+    assert "unknown template variable(s) nickname" in errors["steps.0.param.button.0"]
+    assert 'href="#f-steps-0-param-body-2"' in response.text and "Step 1 · Body {{2}}: this is required" in \
+        summary_of(response.text)
+    typed = inputs_of(response.text)
+    assert typed["steps.0.param.header.1"] == "{{first_name|there}}" and typed["steps.0.param.body.2"] == ""
+    assert typed["steps.0.param.button.0"] == "{{nickname}}"
+    assert 'id="f-steps-0-param-body-2" name="steps.0.param.body.2" value="" data-testid="template-parameter" ' \
+           'aria-invalid="true" aria-describedby="f-steps-0-param-body-2-error"' in response.text
+    assert svc.list_campaigns(ctx, users["owner"]["principal"])["items"] == []
+
+
+def test_the_saved_step_carries_exactly_metas_components_and_editing_shows_them_in_their_inputs(
+        ctx, client, users, whatsapp_server):
+    synced_catalogue(ctx, users, whatsapp_server)
+    csrf = operator(client)
+    response = client.post("/campaigns/new", data=form(csrf, **PICKED, **{**PARAMETERS,
+                                                                          "steps.0.param.button.1": "STOP"}),
+                           follow_redirects=False)
+    assert response.status_code == 303, summary_of(response.text)
+    c = only_campaign(ctx, users)
+    assert c["steps"][0]["template"] == {"name": "order_ready", "language": "en_US", "body": "Hi {{first_name}}",
+                                         "components": [
+        {"type": "header", "parameters": [{"type": "text", "text": "{{first_name|there}}"}]},
+        {"type": "body", "parameters": [{"type": "text", "text": "{{first_name}}"},
+                                        {"type": "text", "text": "{{attributes.order}}"}]},
+        {"type": "button", "sub_type": "url", "index": "0",
+         "parameters": [{"type": "text", "text": "{{attributes.order}}"}]},
+        {"type": "button", "sub_type": "quick_reply", "index": "1",
+         "parameters": [{"type": "payload", "payload": "STOP"}]}]}
+    page = client.get(f"/campaigns/{c['id']}/edit").text
+    assert inputs_of(page) == {**PARAMETERS, "steps.0.param.button.1": "STOP"}
+    assert re.search(r'<option value="order_ready\|en_US"[^>]* selected>', page)
+    # Saved again unchanged, the step is the same.
+    again = client.post(f"/campaigns/{c['id']}/edit", data=form(csrf, **PICKED, **{
+        **PARAMETERS, "steps.0.param.button.1": "STOP"}), follow_redirects=False)
+    assert again.status_code == 303
+    assert svc.get_campaign(ctx, users["owner"]["principal"], c["id"])["steps"][0] == c["steps"][0]
+
+
+def test_components_typed_as_json_for_a_picked_template_become_its_parameter_form(
+        ctx, client, users, whatsapp_server):
+    synced_catalogue(ctx, users, whatsapp_server)
+    csrf = operator(client)
+    response = client.post("/campaigns/new", data=form(csrf, **PICKED, **{
         "steps.0.template.components": json.dumps(TEMPLATE["components"])}), follow_redirects=False)
     assert response.status_code == 303, summary_of(response.text)
-    assert only_campaign(ctx, users)["steps"][0]["template"]["name"] == "order_ready"
+    stored = only_campaign(ctx, users)["steps"][0]["template"]
+    assert stored["name"] == "order_ready" and stored["components"][2]["index"] == "0"
+    assert [c["parameters"] for c in stored["components"]] == [c["parameters"] for c in TEMPLATE["components"]]
+
+
+def test_a_named_template_asks_for_each_name_and_the_saved_parameters_carry_it(ctx, client, users, whatsapp_server):
+    owner = users["owner"]["principal"]
+    named = {"name": "welcome", "language": "de", "status": "APPROVED", "category": "MARKETING", "id": "id-w",
+             "parameter_format": "NAMED",
+             "components": [{"type": "BODY", "text": "Hallo {{first_name}}, dein Code: {{code}}"}]}
+    whatsapp_server.set_templates(WABA, [named])
+    catalogue.sync_catalogue(ctx, owner, whatsapp_key(ctx, owner, whatsapp_server, waba_id=WABA))
+    csrf = operator(client)
+    picked = {"steps.0.catalogue": "welcome|de", "steps.0.template.name": "", "steps.0.template.language": ""}
+    page = client.post("/campaigns/new", data=form(csrf, op="template:0", **picked)).text
+    assert list(inputs_of(page)) == ["steps.0.param.body.first_name", "steps.0.param.body.code"]
+    assert "Body {{code}}" in page and "in ‘Hallo {{first_name}}, dein Code: {{code}}’" in page
+    response = client.post("/campaigns/new", data=form(csrf, **picked, **{
+        "steps.0.param.body.first_name": "{{first_name|du}}", "steps.0.param.body.code": "{{attributes.code}}"}),
+        follow_redirects=False)
+    assert response.status_code == 303, summary_of(response.text)
+    assert only_campaign(ctx, users)["steps"][0]["template"]["components"] == [{"type": "body", "parameters": [
+        {"type": "text", "text": "{{first_name|du}}", "parameter_name": "first_name"},
+        {"type": "text", "text": "{{attributes.code}}", "parameter_name": "code"}]}]
+
+
+def test_a_paused_campaign_shows_its_stored_parameters_and_saves_a_changed_one_keeping_its_delay(
+        ctx, client, users, whatsapp_server):
+    synced_catalogue(ctx, users, whatsapp_server)
+    owner = users["owner"]["principal"]
+    cid = svc.create_campaign(ctx, owner, campaign_data("Paused", steps=[
+        {"channel": "whatsapp", "template": TEMPLATE, "delay_seconds": 120}]))["id"]
+    add_leads(ctx, cid, 2)
+    svc.start(ctx, owner, cid)
+    svc.pause(ctx, owner, cid)
+    csrf = operator(client)
+    page = client.get(f"/campaigns/{cid}/edit").text
+    assert 'data-testid="paused-note"' in page
+    assert inputs_of(page) == PARAMETERS  # the stored components, one per input
+    response = client.post(f"/campaigns/{cid}/edit", data={
+        "csrf": csrf, "name": "Paused", "pool": "all", "steps.0.channel": "whatsapp", "steps.0.delay": "2",
+        "steps.0.delay_unit": "minutes", **PICKED, **{**PARAMETERS, "steps.0.param.body.1": "Dear {{first_name}}"},
+        "steps.0.template.body": "Hi {{first_name}}", "schedule.timezone": "UTC", "schedule.days": ["mon"],
+        "schedule.window_start": "08:00", "schedule.window_end": "20:00", "op": "draft"}, follow_redirects=False)
+    assert response.status_code == 303, summary_of(response.text)
+    step = svc.get_campaign(ctx, owner, cid)["steps"][0]
+    assert step["delay_seconds"] == 120 and step["template"]["components"][1]["parameters"][0] == {
+        "type": "text", "text": "Dear {{first_name}}"}
+
+
+def test_stored_components_the_form_cannot_show_stay_as_json_on_the_edit_page(ctx, client, users, whatsapp_server):
+    synced_catalogue(ctx, users, whatsapp_server)
+    owner = users["owner"]["principal"]
+    components = [{"type": "header", "parameters": [{"type": "text", "text": "x"}]},
+                  {"type": "body", "parameters": [
+                      {"type": "currency", "currency": {"fallback_value": "$1", "code": "USD", "amount_1000": 1000}},
+                      {"type": "text", "text": "y"}]},
+                  {"type": "button", "sub_type": "url", "index": "0", "parameters": [{"type": "text", "text": "z"}]}]
+    cid = svc.create_campaign(ctx, owner, campaign_data("Money", steps=[{"channel": "whatsapp", "template": {
+        "name": "order_ready", "language": "en_US", "components": components}}]))["id"]
+    operator(client)
+    page = client.get(f"/campaigns/{cid}/edit").text
+    assert inputs_of(page) == {} and "amount_1000" in page and 'name="steps.0.template.components"' in page
 
 
 def test_a_scheduled_campaign_changes_its_limits_while_its_steps_stay_as_they_are(ctx, client, users):

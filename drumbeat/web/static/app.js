@@ -316,8 +316,8 @@
 /* --- the campaign builder (issue 19) ----------------------------------------------------
    Enhances web/templates/builder.html, which works without it: shows each step's inputs for
    its channel, counts SMS segments as the operator types (the server's own count, from
-   /campaigns/builder/sms-size), adds and removes step rows in place, fills a WhatsApp
-   template's name and language from the catalogue picker, and inserts variables. */
+   /campaigns/builder/sms-size), adds and removes step rows in place, asks the server for a
+   WhatsApp template's parameter form as soon as one is picked, and inserts variables. */
 (function () {
   "use strict";
   var form = document.querySelector("form[data-builder]");
@@ -412,6 +412,9 @@
     var button = event.target.closest("button");
     if (!button) return;
     if (button.hasAttribute("data-add-step")) {
+      var all = rows();
+      /* A row with a parameter form is not a blank to copy: the server adds the step. */
+      if (all[all.length - 1].querySelector("[data-testid=template-parameters]")) return;
       event.preventDefault();
       addStep();
     } else if (button.hasAttribute("data-remove-step") && rows().length > 1) {
@@ -440,15 +443,13 @@
     var target = event.target;
     if (target.matches("[data-channel-select]")) showChannel(rowOf(target));
     if (target.matches("select[data-catalogue]")) {
-      var row = rowOf(target);
-      var option = target.selectedOptions[0];
-      var parts = target.value.split("|");
-      if (target.value) {
-        row.querySelector("[data-wa-name]").value = parts[0];
-        row.querySelector("[data-wa-language]").value = parts.slice(1).join("|");
+      /* The template's parameter form comes from the server, as "Use template" without JS. */
+      var use = rowOf(target).querySelector("[data-use-template]");
+      if (use) {
+        rowOf(target).querySelector("[data-catalogue-parameters]").textContent = target.value
+          ? "Parameters: " + target.selectedOptions[0].getAttribute("data-parameters") + " — loading the form…" : "";
+        form.requestSubmit(use);
       }
-      row.querySelector("[data-catalogue-parameters]").textContent =
-        target.value ? "Parameters: " + option.getAttribute("data-parameters") : "";
     }
   });
 
@@ -460,6 +461,7 @@
   });
 
   rows().forEach(showChannel);
+  if (document.activeElement && document.activeElement.matches("input[type=text]")) lastField = document.activeElement;
   var summary = document.querySelector('[data-testid="error-summary"]');
   if (summary) summary.focus();
 })();

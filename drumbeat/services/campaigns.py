@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, select
 
+from drumbeat.domain.contact_cap import ContactCap, contact_cap_wait
 from drumbeat.domain.exceptions import InvalidTransition, NotFound, ResumeBlocked, ValidationFailed
 from drumbeat.domain.explanations import explain
 from drumbeat.domain.gates import evaluate_gates
@@ -188,6 +189,10 @@ def _next_send(conn: Connection, row, now: datetime, steps: list[dict],
     if first is None:
         return None, None
     at, reason = first
+    if reason == "step_delay":  # a lead moved later by the workspace contact cap looks the same
+        held_until = _contact_capped_until(conn, row, now)
+        if held_until is not None and held_until >= at:
+            at, reason = held_until, "contact_cap"
     limits = Limits.from_limits(row["limits"])
     if limits.capped:
         today = local_day(now, window.timezone)
@@ -214,6 +219,17 @@ def _next_send(conn: Connection, row, now: datetime, steps: list[dict],
     if later is not None:
         at, reason = later, "integration_cap"
     return at, reason
+
+
+def _contact_capped_until(conn: Connection, row, now: datetime) -> datetime | None:
+    """When the workspace contact cap lets the campaign's first waiting lead go, if it holds
+    that lead back now (its person had every contact the cap allows)."""
+    cap = ContactCap.from_setting(get_workspace(conn, row["workspace_id"])["contact_cap"])
+    lead_id = store.first_waiting_lead(conn, row["id"], row["parked_before"]) if cap else None
+    if lead_id is None:
+        return None
+    return contact_cap_wait(cap, claims.contacts_since(conn, row["workspace_id"], [lead_id], cap.since(now))
+                            .get(lead_id, []), now)
 
 
 def _keys_capped_until(conn: Connection, row, steps: list[dict], at: datetime, window: Window) -> datetime | None:

@@ -16,6 +16,7 @@ from drumbeat.channels.sandbox import SandboxAdapter
 from drumbeat.engine.worker import Worker
 from drumbeat.services import campaigns as svc
 from drumbeat.services.suppressions import add_suppression
+from drumbeat.store import leads as lead_store
 from drumbeat.store.tables import attempts, leads, suppressions
 from tests.engine.harness import Fleet, commit_ordered_database, quiescent, whatsapp_key
 from tests.engine.test_worker import TWO_STEPS
@@ -68,6 +69,25 @@ def test_a_suppression_written_without_opting_leads_out_still_stops_their_claim(
     assert view["breakdown"]["sent"] == 18
     with ctx.db.connect() as conn:  # the maintained counts equal a recount of the rows
         assert maintained(conn, cid) == recount(conn, cid)
+
+
+def test_a_suppression_an_erasure_left_as_a_keyed_hash_still_stops_the_claim(ctx):
+    """The entry of an erased person keeps only the hash of the address: a lead of that
+    address enrolled by a path that did not look (here: inserted directly) is still stopped."""
+    p = workspace(ctx)
+    sandbox_key(ctx, p)
+    cid = new_campaign(ctx, p)
+    add_leads(ctx, cid, 5)
+    with ctx.db.begin() as conn:
+        lead_store.insert_suppression(conn, p.workspace_id, phone="+15550000001", email=None, now=ctx.clock())
+        lead_store.insert_suppression(conn, p.workspace_id, phone=None, email="lead3@example.com", now=ctx.clock())
+        conn.execute(update(suppressions).values(phone=None, email=None))  # as an erasure leaves them
+    svc.start(ctx, p, cid)
+    drain(ctx)
+    rows = lead_rows(ctx, cid)
+    assert {phone: r["state"] for phone, r in rows.items() if r["state"] != "completed"} == {
+        "+15550000001": "opted_out", "+15550000003": "opted_out"}
+    assert rows["+15550000001"]["attempts"] == rows["+15550000003"]["attempts"] == 0
 
 
 def test_a_lead_suppressed_after_its_first_step_gets_no_step_on_any_channel(ctx):

@@ -123,11 +123,12 @@ def race_phone(i: int) -> str:
     return f"+491512{i:07d}"  # valid as the suppression service normalizes it
 
 
-def people_in_two_campaigns(ctx, principal, n: int) -> tuple[str, str]:
+def people_in_two_campaigns(ctx, principal, n: int, **campaign) -> tuple[str, str]:
     """Two campaigns with the same n people, due in the same order (person i before i+1):
     each person's two leads come up for claiming at about the same time, in different
-    workers."""
-    first, second = new_campaign(ctx, principal, name="First"), new_campaign(ctx, principal, name="Second")
+    workers (when a rate keeps either campaign from taking every worker's slots)."""
+    first = new_campaign(ctx, principal, name="First", **campaign)
+    second = new_campaign(ctx, principal, name="Second", **campaign)
     due = ctx.clock() - timedelta(hours=1)
     with ctx.db.begin() as conn:
         for cid in (first, second):

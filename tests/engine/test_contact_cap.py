@@ -3,14 +3,20 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from drumbeat.domain.contact_cap import ContactCap
 from drumbeat.services import campaigns as svc
 from drumbeat.services.workspaces import update_settings
-from drumbeat.store.tables import attempts, leads
+from drumbeat.store import claims
+from drumbeat.store.tables import attempts, campaigns, leads
+from tests.conftest import postgresql_only
+from tests.engine.harness import Fleet, whatsapp_key
+from tests.engine.test_consent_at_claim import people_in_two_campaigns
 from tests.engine.test_windows_caps import clocked, drain
 from tests.engine.test_worker import TWO_STEPS
 from tests.factory import add_leads, new_campaign, sandbox_key, workspace
@@ -99,3 +105,96 @@ def test_the_cap_counts_a_persons_contacts_on_every_channel_and_step_of_a_campai
     drain(c)
     assert {len(times) for times in contacts(c).values()} == {3}
     assert states(c, both) == {"completed": 5}
+
+
+CAP_PEOPLE = 300
+
+
+def nothing_left_to_send_now(ctx) -> bool:
+    """No lead leased, no call waiting for its outcome, and no lead due before tomorrow:
+    what is left waits for the cap's week."""
+    with ctx.db.connect() as conn:
+        leased = conn.execute(select(func.count()).select_from(leads).where(leads.c.lease_owner.is_not(None)))
+        sending = conn.execute(select(func.count()).select_from(attempts).where(attempts.c.status == "sending"))
+        due = conn.execute(select(func.count()).select_from(leads).where(  # a retry's backoff is minutes
+            leads.c.state.in_(("not_contacted", "in_progress")),
+            leads.c.next_action_at <= datetime.now(UTC) + timedelta(days=1)))
+        return leased.scalar_one() == 0 and sending.scalar_one() == 0 and due.scalar_one() == 0
+
+
+@postgresql_only
+def test_three_worker_processes_contact_each_person_of_two_campaigns_at_most_once_a_week(
+        ctx, db_url, secret_key, tmp_path, whatsapp_server):
+    """Two paced campaigns with the same people, due in the same order, so each person's two
+    leads come up at about the same time in different `drumbeat worker` processes; a cap of one
+    contact in seven days. Counted where the provider sees them: the fake WhatsApp received
+    exactly one message per person, and every other lead waits for the week."""
+    whatsapp_server.latency = 0.02
+    p = workspace(ctx)
+    whatsapp_key(ctx, p, whatsapp_server)
+    update_settings(ctx, p, {"contact_cap": {"max": 1, "days": 7}})
+    # Each campaign paced, so neither takes every slot: both claim person i at about the same time.
+    both = people_in_two_campaigns(ctx, p, CAP_PEOPLE, limits={"daily_cap": None, "weekly_cap": None,
+                                                               "rate_per_second": 80, "ramp": None})
+    for cid in both:
+        svc.start(ctx, p, cid)
+    with Fleet(db_url, secret_key, tmp_path, 3, concurrency=8) as fleet:
+        deadline = time.monotonic() + 180
+        fleet.wait_started(deadline)
+        fleet.wait_while(lambda: not nothing_left_to_send_now(ctx), deadline)
+    assert fleet.stop() == [0, 0, 0]
+
+    with ctx.db.connect() as conn:
+        outcomes = Counter(conn.execute(select(attempts.c.status, attempts.c.error_code)).all())
+    received = Counter(call.to for call in whatsapp_server.calls())
+    assert set(outcomes) == {("sent", None)}, outcomes  # no retry: one call per contact
+    assert len(received) == CAP_PEOPLE and set(received.values()) == {1}, received.most_common(3)
+    assert (states(ctx, both[0]) + states(ctx, both[1])) == {"completed": CAP_PEOPLE, "not_contacted": CAP_PEOPLE}
+    seen = contacts(ctx)
+    with ctx.db.connect() as conn:
+        due = dict(conn.execute(select(leads.c.phone, leads.c.next_action_at)
+                                .where(leads.c.state == "not_contacted")).all())
+    assert due == {phone: seen[phone][0] + WEEK for phone in due}
+
+
+@postgresql_only
+def test_a_claim_leaves_a_person_another_uncommitted_claim_is_contacting_and_then_defers_it(ctx):
+    """Two transactions at once, as two workers: the first claims the person's lead of one
+    campaign and has not committed; the second, claiming the same person's lead of the
+    other campaign, cannot count a contact it cannot see yet, so it must not go ahead: it
+    leaves the lead due as it was. Once the first has committed, the next claim sees the
+    contact and moves the lead to a week after it."""
+    p = workspace(ctx)
+    key = sandbox_key(ctx, p)
+    update_settings(ctx, p, {"contact_cap": {"max": 1, "days": 7}})
+    first, second = new_campaign(ctx, p, name="First"), new_campaign(ctx, p, name="Second")
+    add_leads(ctx, first, 1)
+    add_leads(ctx, second, 1)
+    for cid in (first, second):
+        svc.start(ctx, p, cid)
+    cap = ContactCap(max=1, days=7)
+
+    def claim(conn, campaign_id: str, owner: str):
+        run = conn.execute(select(campaigns.c.run).where(campaigns.c.id == campaign_id)).scalar_one()
+        return claims.claim_due_leads(
+            conn, campaign_id=campaign_id, run=run, steps_open=[0], now=ctx.clock(), limit=8, owner=owner,
+            lease=timedelta(minutes=2), pick_integration=lambda step: key, channel_of_step=lambda step: "whatsapp",
+            contact_cap=cap)
+
+    def second_lead():
+        with ctx.db.connect() as conn:
+            return conn.execute(select(leads.c.state, leads.c.lease_owner, leads.c.next_action_at)
+                                .where(leads.c.campaign_id == second)).one()
+
+    due_before = second_lead().next_action_at
+    with ctx.db.connect() as one, ctx.db.connect() as two:
+        with one.begin():
+            assert len(claim(one, first, "worker-1")) == 1  # not committed yet
+            with two.begin():
+                assert claim(two, second, "worker-2") == []
+            assert second_lead() == ("not_contacted", None, due_before)  # left as it was
+        with two.begin():  # the first claim has committed: its contact counts
+            assert claim(two, second, "worker-2") == []
+    with ctx.db.connect() as conn:
+        started = conn.execute(select(attempts.c.created_at)).scalar_one()
+    assert second_lead() == ("not_contacted", None, started + WEEK)

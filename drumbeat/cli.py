@@ -1,4 +1,4 @@
-"""Command line: drumbeat serve | worker | demo | migrate | init-workspace."""
+"""Command line: drumbeat serve | worker | demo | migrate | init-workspace | docs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -222,6 +223,32 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
             server.should_exit = True
 
     _serve(ctx, settings, host, port, True, on_ready=watch)
+
+
+docs = typer.Typer(no_args_is_help=True, help="Documentation generated from the code.")
+app.add_typer(docs, name="docs")
+
+
+@docs.command("api-reference")
+def api_reference(
+        output: Annotated[Path, typer.Option(help="the Markdown file to write")] = Path("docs/api-reference.md"),
+        check: Annotated[bool, typer.Option("--check", help=(
+            "write nothing; exit 1 if the file differs from a fresh render"))] = False) -> None:
+    """Render the HTTP API reference (Markdown) from the served OpenAPI document."""
+    from drumbeat.api.reference import COMMAND, render
+    from drumbeat.app import api_document
+
+    text = render(api_document())
+    if check:
+        current = output.read_text(encoding="utf-8") if output.exists() else None
+        if current != text:
+            typer.echo(f"{output} is out of date with the API: run `{COMMAND}`", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{output} is up to date", err=True)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {output}", err=True)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from pydantic_core import PydanticCustomError
 
 from drumbeat.domain import sms
 from drumbeat.domain.channels import Channel, Provider
-from drumbeat.domain.consent import MAX_KEYWORD_LENGTH, keyword_problem
+from drumbeat.domain.consent import MAX_KEYWORD_LENGTH, OPT_IN_WORDS, OPT_OUT_WORDS, keyword_problem
 from drumbeat.domain.exceptions import NotFound
 from drumbeat.domain.lifecycle import Status
 from drumbeat.domain.messages import is_whatsapp_template
@@ -122,6 +122,38 @@ class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Model name -> its examples, as given (restore_examples puts them back into the document).
+MODEL_EXAMPLES: dict[str, list] = {}
+
+
+def examples(*values: Any) -> ConfigDict:
+    """A model's examples, in its OpenAPI schema: Swagger UI (/docs) and docs/api-reference.md
+    (`drumbeat docs api-reference`) show the first; tests/api/test_api_reference.py checks
+    that each is valid against the schema. In a subclass of Request the configs merge."""
+
+    def extra(schema: dict, model: type) -> None:
+        schema["examples"] = list(values)
+        MODEL_EXAMPLES[model.__name__] = list(values)
+
+    return ConfigDict(json_schema_extra=extra)
+
+
+def restore_examples(document: dict) -> dict:
+    """FastAPI drops every null from the OpenAPI document, the examples' own included (an
+    example without its `"error": null` is invalid): put each model's examples back whole."""
+    for name, schema in document.get("components", {}).get("schemas", {}).items():
+        if name in MODEL_EXAMPLES:
+            schema["examples"] = MODEL_EXAMPLES[name]
+    return document
+
+
+# Ids and times the examples share, so that one example's campaign is another's.
+EXAMPLE_IDS = {"workspace": "8fbacccd7d8d44d39135d0b6fd2f6b2e", "user": "f44bfdeb5b1b4232ababb72d98fdcd8c",
+               "integration": "5eb4feab2f804d2daed9e008e923df08", "campaign": "8e32e3f9d20e4276ac0388bab12582c2",
+               "webhook": "5bf7ee4633bb45698b864117f3425eb7"}
+EXAMPLE_AT = "2026-03-02T10:00:00+00:00"
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
@@ -145,7 +177,7 @@ class InvalidFields(BaseModel):
 # Per status: the envelope's name in the OpenAPI document, the codes API.md gives it, and
 # what it means. The codes are a closed set, so a route answering any other is a bug the
 # schema check (tests/api/test_fuzz.py) catches.
-_ERRORS = {
+_ERRORS: dict[int, tuple[str, tuple[str, ...], str]] = {
     401: ("Unauthorized", ("unauthorized",), "Missing or invalid bearer token"),
     403: ("Forbidden", ("forbidden",), "The caller's role is too low"),
     404: ("NotFound", ("not_found",), "No such object in the caller's workspace"),
@@ -162,13 +194,29 @@ _ERRORS = {
 # which this API never sends) and the database may be down.
 ALWAYS = (401, 413, 422, 503)
 
+_ERROR_EXAMPLES = {
+    401: ("unauthorized", "the token is not valid", {}),
+    403: ("forbidden", "this action needs the operator role", {}),
+    404: ("not_found", "campaign not found", {"id": EXAMPLE_IDS["campaign"]}),
+    409: ("invalid_transition", "cannot pause a campaign that is completed", {"from": "completed",
+                                                                              "action": "pause"}),
+    413: ("payload_too_large", "the request body is larger than 20971520 bytes", {"max_bytes": 20971520}),
+    422: ("validation_error", "the request is not valid",
+          {"fields": [{"field": "name", "message": "String should have at least 1 character"}]}),
+    429: ("rate_limited", "at most 10 test sends a minute per workspace",
+          {"limit": 10, "window_seconds": 60, "retry_after_seconds": 12}),
+    503: ("unavailable", "the database is unavailable; try again shortly", {}),
+}
+
 
 def _error_model(status: int) -> type[BaseModel]:
     name, codes, _ = _ERRORS[status]
     fields: dict[str, Any] = {"code": (Literal[codes], ...), "message": (str, ...)}
     fields["details"] = (InvalidFields, ...) if status == 422 else (dict[str, Any], ...)
     detail = create_model(f"{name}ErrorDetail", **fields)
-    return create_model(f"{name}Error", error=(detail, ...))
+    code, message, details = _ERROR_EXAMPLES[status]
+    return create_model(f"{name}Error", error=(detail, ...), __config__=examples(
+        {"error": {"code": code, "message": message, "details": details}}))
 
 
 ERROR_MODELS = {status: _error_model(status) for status in _ERRORS}
@@ -200,12 +248,17 @@ Email = Annotated[str, Field(max_length=320, json_schema_extra={"format": "email
 
 
 class UserCreate(Request):
+    model_config = examples({"email": "ops@acme.test", "role": "operator"})
+
     email: Email
     role: Role
     password: Annotated[Text, Field(min_length=1, max_length=1000)] | None = None
 
 
 class UserPublic(BaseModel):
+    model_config = examples({"id": "e9365902751e4cca83f28fa93868594e", "email": "ops@acme.test", "role": "operator",
+                             "token": "dbt_FHuLImO5PdWhrbWODZPdPZIJBKTGiNCds50VcYxlUkA"})
+
     id: str
     email: str
     role: Role
@@ -239,6 +292,14 @@ class AutoReplies(Request):
 
 
 class WorkspacePublic(BaseModel):
+    model_config = examples({"id": EXAMPLE_IDS["workspace"], "name": "Acme", "subscription_status": "active",
+                             "opt_out_words": ["ALTO", "BAJA"], "opt_in_words": ["ALTA"],
+                             "default_opt_out_words": list(OPT_OUT_WORDS),
+                             "default_opt_in_words": list(OPT_IN_WORDS),
+                             "contact_cap": {"max": 3, "days": 7},
+                             "auto_replies": {"stop": "You will get no more messages. Reply START to undo.",
+                                              "help": None}})
+
     id: str
     name: str
     subscription_status: Literal["active", "canceled"]
@@ -252,6 +313,8 @@ class WorkspacePublic(BaseModel):
 
 class WorkspaceUpdate(Request):
     """Consent settings (owner). Fields left out stay as they are."""
+
+    model_config = examples({"opt_out_words": ["ALTO", "BAJA"], "contact_cap": {"max": 3, "days": 7}})
 
     opt_out_words: Keywords = Field(None, description="replaces the workspace's own opt-out words")  # type: ignore[assignment]
     opt_in_words: Keywords = Field(None, description="replaces the workspace's own opt-in words")  # type: ignore[assignment]
@@ -267,12 +330,19 @@ class WorkspaceUpdate(Request):
 
 
 class SubscriptionUpdate(Request):
+    model_config = examples({"status": "canceled"})
+
     status: Literal["active", "canceled"]
 
 
 # --- integrations -------------------------------------------------------------------------
 
 class IntegrationCreate(Request):
+    model_config = examples({
+        "channel": "whatsapp", "provider": "whatsapp_cloud", "label": "Main number",
+        "credentials": {"access_token": "EAAG...f00d", "app_secret": "9d1c...f00d"},
+        "config": {"phone_number_id": "106540352242922", "waba_id": "102290129340398"}, "daily_cap": 1000})
+
     channel: Channel
     provider: Provider
     label: Name | None = None
@@ -282,6 +352,8 @@ class IntegrationCreate(Request):
 
 
 class IntegrationUpdate(Request):
+    model_config = examples({"credentials": {"access_token": "EAAG...beef"}, "daily_cap": 2000})
+
     # Omitted means unchanged; only daily_cap may be null (no cap).
     label: Name = None  # type: ignore[assignment]
     credentials: JsonObject = None  # type: ignore[assignment]
@@ -291,10 +363,21 @@ class IntegrationUpdate(Request):
 
 
 class HealthEvent(Request):
+    model_config = examples({"event": "disconnected"})
+
     event: Literal["disconnected", "reconnected", "restricted", "restriction_lifted"]
 
 
+INTEGRATION_EXAMPLE = {
+    "id": EXAMPLE_IDS["integration"], "channel": "whatsapp", "provider": "whatsapp_cloud", "label": "Main number",
+    "state": "active", "credentials": {"access_token": "****f00d", "app_secret": "****f00d"},
+    "config": {"phone_number_id": "106540352242922", "waba_id": "102290129340398"}, "daily_cap": 1000,
+    "enabled": True, "created_at": EXAMPLE_AT}
+
+
 class IntegrationPublic(BaseModel):
+    model_config = examples(INTEGRATION_EXAMPLE)
+
     id: str
     channel: Channel
     provider: Provider
@@ -308,6 +391,8 @@ class IntegrationPublic(BaseModel):
 
 
 class IntegrationsPublic(BaseModel):
+    model_config = examples({"items": [INTEGRATION_EXAMPLE], "next_cursor": None})
+
     items: list[IntegrationPublic]
     next_cursor: str | None = None
 
@@ -329,10 +414,17 @@ class CatalogueTemplate(BaseModel):
 
 
 class CatalogueTemplates(BaseModel):
+    model_config = examples({"items": [{
+        "name": "spring_promo", "language": "en", "status": "APPROVED", "category": "MARKETING",
+        "components": [{"type": "BODY", "text": "Hi {{1}}, our spring offer is live."}],
+        "parameters": {"header": 0, "body": 1, "buttons": []}, "synced_at": EXAMPLE_AT}]})
+
     items: list[CatalogueTemplate]
 
 
 class TemplatesSynced(BaseModel):
+    model_config = examples({"synced": 12})
+
     synced: int = Field(description="Templates now in the catalogue.")
 
 
@@ -343,6 +435,9 @@ class ProviderError(BaseModel):
 
 
 class ConnectionTested(BaseModel):
+    model_config = examples({"ok": False, "error": {"code": "whatsapp:190",
+                                                    "message": "Error validating access token"}})
+
     ok: bool
     error: ProviderError | None
 
@@ -554,7 +649,20 @@ Steps = Annotated[list[Step], Field(min_length=1, max_length=100)]
 IntegrationIds = Annotated[list[Annotated[Text, Field(max_length=64)]], Field(max_length=1000)]
 
 
+CAMPAIGN_STEPS_EXAMPLE = [
+    {"channel": "whatsapp", "template": {"name": "spring_promo", "language": "en",
+                                         "body": "Hi {{first_name|there}}, our spring offer is live."}},
+    {"channel": "email", "delay_seconds": 86400,
+     "template": {"subject": "Spring offer", "body": "Hi {{first_name|there}}, here is the offer again."}}]
+SCHEDULE_EXAMPLE = {"timezone": "Europe/Berlin", "days": ["mon", "tue", "wed", "thu", "fri"],
+                    "window_start": "09:00", "window_end": "18:00"}
+
+
 class CampaignCreate(Request):
+    model_config = examples({"name": "Spring promo", "steps": CAMPAIGN_STEPS_EXAMPLE,
+                             "integration_ids": [EXAMPLE_IDS["integration"]], "schedule": SCHEDULE_EXAMPLE,
+                             "limits": {"daily_cap": 500}})
+
     name: Name
     steps: Steps
     integration_ids: IntegrationIds | None = None
@@ -577,6 +685,8 @@ class CampaignUpdate(Request):
     """Each object given replaces the stored one whole (omitted keys take their defaults),
     except `schedule.start_at`, which the schedule and unschedule actions own: left out,
     it keeps its value."""
+
+    model_config = examples({"name": "Spring promo (DE)", "limits": {"daily_cap": 800, "rate_per_second": 2}})
 
     name: Name = None  # type: ignore[assignment]
     steps: Steps = None  # type: ignore[assignment]
@@ -601,14 +711,20 @@ class CampaignUpdate(Request):
 
 
 class ScheduleAction(Request):
+    model_config = examples({"start_at": "2026-03-09T08:00:00+00:00"})
+
     start_at: Instant
 
 
 class CancelAction(Request):
+    model_config = examples({"confirm": "Spring promo"})
+
     confirm: Annotated[str, Field(max_length=1000)] | None = None
 
 
 class DuplicateAction(Request):
+    model_config = examples({"include_leads": False})
+
     include_leads: bool = False
 
 
@@ -689,7 +805,29 @@ class MissingVariable(BaseModel):
     sample_lead_ids: list[str]
 
 
+CAMPAIGN_EXAMPLE = {
+    "id": EXAMPLE_IDS["campaign"], "name": "Spring promo", "status": "sending",
+    "paused_reason": None, "paused_reason_text": None, "paused_at": None, "paused_by": None, "pause_details": {},
+    "pause_explanation": None, "holds": [],
+    "steps": [{**step, "delay_seconds": step.get("delay_seconds", 0)} for step in CAMPAIGN_STEPS_EXAMPLE],
+    "schedule": {**SCHEDULE_EXAMPLE, "randomize_within_window": False, "start_at": None},
+    "limits": {"daily_cap": 500, "weekly_cap": None, "rate_per_second": None, "ramp": None},
+    "failure_policy": {"window": 50, "threshold": 0.5, "min_samples": 20},
+    "integration_ids": [EXAMPLE_IDS["integration"]], "created_at": EXAMPLE_AT,
+    "started_at": "2026-03-02T10:05:00+00:00", "finished_at": None,
+    "next_send_at": "2026-03-03T08:00:00+00:00", "next_send_reason": "daily_cap",
+    "caps": {"today": 500, "this_week": 500, "daily_cap": 500, "weekly_cap": None, "ramp_cap": None},
+    "progress": {"total": 3000, "not_contacted": 2480, "in_progress": 470, "completed": 12, "replied": 21,
+                 "failed": 17, "opted_out": 0, "in_doubt": 0, "canceled": 0, "percent": 1.67},
+    "breakdown": {"sent": 483, "delivered": 470, "read": 301, "replied": 21, "failed": 17},
+    "errors": [{"code": "whatsapp:131026", "message": "Message undeliverable", "count": 17,
+                "sample_lead_ids": ["41", "97"], "scope": "lead"}],
+    "missing_variables": []}
+
+
 class CampaignPublic(BaseModel):
+    model_config = examples(CAMPAIGN_EXAMPLE)
+
     id: str
     name: str
     status: Status
@@ -722,6 +860,9 @@ class CampaignPublic(BaseModel):
 
 
 class CampaignsPublic(BaseModel):
+    model_config = examples({"items": [{k: v for k, v in CAMPAIGN_EXAMPLE.items() if k != "missing_variables"}],
+                             "next_cursor": None})
+
     items: list[CampaignPublic]
     next_cursor: str | None
 
@@ -745,6 +886,17 @@ class TimelineEntry(BaseModel):
 
 
 class TimelinePublic(BaseModel):
+    model_config = examples({"items": [
+        {"at": EXAMPLE_AT, "from_status": None, "to_status": "draft", "action": "create", "reason": None,
+         "actor": {"type": "user", "id": EXAMPLE_IDS["user"]}, "details": {}},
+        {"at": "2026-03-02T10:05:00+00:00", "from_status": "draft", "to_status": "sending", "action": "start",
+         "reason": None, "actor": {"type": "user", "id": EXAMPLE_IDS["user"]},
+         "details": {"gates": [{"gate": "subscription", "ok": True, "reason": None},
+                               {"gate": "key_pool", "ok": True, "reason": None, "channel": "whatsapp"}]}},
+        {"at": "2026-03-02T16:40:00+00:00", "from_status": "sending", "to_status": "paused", "action": "pause",
+         "reason": "all_keys_failed", "actor": {"type": "system", "id": "key_pool"},
+         "details": {"channel": "whatsapp"}}]})
+
     items: list[TimelineEntry]
 
 
@@ -773,6 +925,13 @@ class StepPreview(BaseModel):
 
 
 class CampaignPreview(BaseModel):
+    model_config = examples({"lead_id": "1", "steps": [
+        {"step": 0, "channel": "whatsapp", "missing": [], "sms": None, "problem": None, "rendered": {"payload": {
+            "messaging_product": "whatsapp", "recipient_type": "individual", "to": "4915123456789",
+            "type": "template", "template": {"name": "spring_promo", "language": {"code": "en"}}}}},
+        {"step": 1, "channel": "email", "missing": [], "sms": None, "problem": None,
+         "rendered": {"subject": "Spring offer", "text": "Hi Ada, here is the offer again.", "html": None}}]})
+
     lead_id: str | None = Field(description="null when the campaign has no lead (empty lead fields)")
     steps: list[StepPreview]
 
@@ -784,12 +943,17 @@ class SendTestTo(Request):
 
 
 class SendTestRequest(Request):
+    model_config = examples({"step": 0, "to": {"phone": "+4915123456700"}})
+
     step: Annotated[int, Field(ge=0, le=MAX_INT)]
     to: SendTestTo
     lead_id: Annotated[Text, Field(max_length=64)] | None = None
 
 
 class SendTestResult(BaseModel):
+    model_config = examples({"status": "accepted", "provider_message_id": "wamid.HBgLNDkxNTEyMzQ1Njc4OQ",
+                             "error": None, "integration_id": EXAMPLE_IDS["integration"], "missing": []})
+
     status: Literal["accepted", "failed"]
     provider_message_id: str | None
     error: ContentProblem | None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from drumbeat.api.errors import ApiError
@@ -45,6 +45,9 @@ def require(role: Role):
     return _check
 
 
-Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
-Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
-Owner = Annotated[Principal, Depends(require(Role.OWNER))]
+# Each route's role is also in the OpenAPI document, as the scope of its bearer requirement
+# (OpenAPI 3.1 lets a non-OAuth scheme list the roles it needs): `security: [{"HTTPBearer":
+# ["operator"]}]`. Swagger UI and docs/api-reference.md show it from there.
+Viewer = Annotated[Principal, Security(require(Role.VIEWER), scopes=[Role.VIEWER.value])]
+Operator = Annotated[Principal, Security(require(Role.OPERATOR), scopes=[Role.OPERATOR.value])]
+Owner = Annotated[Principal, Security(require(Role.OWNER), scopes=[Role.OWNER.value])]

@@ -15,7 +15,7 @@ from drumbeat.api.deps import ContextDep, Operator, Viewer
 from drumbeat.domain.consent import SuppressionReason
 from drumbeat.domain.exceptions import ValidationFailed
 from drumbeat.domain.leads import LeadState
-from drumbeat.schemas import error_responses, one_or_more
+from drumbeat.schemas import error_responses, examples, one_or_more
 from drumbeat.services import leads, suppressions
 
 router = APIRouter(tags=["leads"])
@@ -39,6 +39,11 @@ class LeadIn(BaseModel):
 
 
 class LeadsIn(BaseModel):
+    model_config = examples({"leads": [
+        {"phone": "+4915123456789", "email": "ada@example.com", "first_name": "Ada", "timezone": "Europe/Berlin",
+         "attributes": {"plan": "pro"}},
+        {"phone": "+4915123456788", "email": "grace@example.com", "first_name": "Grace"}]})
+
     # Items stay raw so each bad lead is rejected alone (with its index), not the request.
     leads: Annotated[list[Any], Field(max_length=leads.MAX_JSON_LEADS),
                      WithJsonSchema({"type": "array", "maxItems": leads.MAX_JSON_LEADS,
@@ -60,7 +65,14 @@ class RejectedRow(BaseModel):
         return {k: v for k, v in handler(self).items() if v is not None}
 
 
+IMPORT_EXAMPLE = {"accepted": 1, "duplicates": 0, "rejected": [{"index": 1, "errors": [
+    {"field": "phone", "message": "must be an international number starting with + or 00 (digits only)"}]}],
+    "rejected_count": 1, "rejected_total": 1}
+
+
 class ImportResult(BaseModel):
+    model_config = examples(IMPORT_EXAMPLE)
+
     accepted: int = Field(description="inserted, including suppressed addresses enrolled as opted_out")
     duplicates: int
     rejected: list[RejectedRow] = Field(description=f"the first {leads.MAX_REJECTED_KEPT} rejected rows")
@@ -69,7 +81,17 @@ class ImportResult(BaseModel):
 
 
 class CsvImportResult(ImportResult):
+    model_config = examples({**IMPORT_EXAMPLE, "rejected": [{"row": 2, "errors": [
+        {"field": "phone", "message": "must be an international number starting with + or 00 (digits only)"}]}],
+        "import_id": "0b7c7e0f3d2a4c55a1c1c3f1e2d4b6a8"})
+
     import_id: str = Field(description="GET /imports/{import_id}/rejected.csv lists every rejected row")
+
+
+LEAD_EXAMPLE = {"id": "1", "state": "in_progress", "current_step": 1, "next_action_at": "2026-03-03T08:00:00Z",
+                "phone": "+4915123456789", "email": "ada@example.com", "linkedin_url": None, "first_name": "Ada",
+                "last_name": "Lovelace", "timezone": "Europe/Berlin", "attributes": {"plan": "pro"},
+                "last_error": None, "created_at": "2026-03-02T10:00:00Z", "updated_at": "2026-03-02T10:06:00Z"}
 
 
 class LeadOut(BaseModel):
@@ -103,22 +125,31 @@ class AttemptOut(BaseModel):
 
 
 class LeadDetail(LeadOut):
+    model_config = examples({**LEAD_EXAMPLE, "attempts": [{
+        "step": 0, "channel": "whatsapp", "integration_id": "5eb4feab2f804d2daed9e008e923df08", "status": "read",
+        "provider_message_id": "wamid.HBgLNDkxNTEyMzQ1Njc4OQ", "error_code": None, "error_class": None,
+        "error_message": None, "created_at": "2026-03-02T10:05:03Z", "updated_at": "2026-03-02T10:06:00Z"}]})
+
     attempts: list[AttemptOut]
 
 
 class LeadPage(BaseModel):
+    model_config = examples({"items": [LEAD_EXAMPLE], "next_cursor": "1"})
+
     items: list[LeadOut]
     next_cursor: str | None
 
 
 class ResolveIn(BaseModel):
+    model_config = examples({"action": "mark_sent"})
+
     action: Literal["retry", "mark_sent"]
 
 
 class SuppressionIn(BaseModel):
     """Exactly one of phone or email."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", **examples({"email": "no-contact@example.com"}))
     phone: str | None = Field(None, description="international (+ or 00), stored as E.164")
     email: str | None = Field(None, json_schema_extra={"format": "email"})
 
@@ -144,11 +175,19 @@ class SuppressionOut(BaseModel):
     created_at: datetime
 
 
+SUPPRESSION_EXAMPLE = {"id": "1", "phone": None, "email": "no-contact@example.com", "reason": "manual",
+                       "source": {}, "created_at": "2026-03-02T10:00:00Z"}
+
+
 class SuppressionAdded(SuppressionOut):
+    model_config = examples({**SUPPRESSION_EXAMPLE, "leads_opted_out": 2})
+
     leads_opted_out: int = Field(description="unfinished leads of the workspace now opted_out")
 
 
 class SuppressionPage(BaseModel):
+    model_config = examples({"items": [SUPPRESSION_EXAMPLE], "next_cursor": None})
+
     items: list[SuppressionOut]
     next_cursor: str | None
 
@@ -172,7 +211,9 @@ MAPPING_HELP = ("JSON object: CSV column -> `phone`, `email`, `linkedin_url`, `f
 
 @router.post("/campaigns/{campaign_id}/leads/import", response_model=CsvImportResult,
              responses=error_responses(403, 404), openapi_extra={
-    "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string", "minLength": 1}}}}})
+    "requestBody": {"required": True, "content": {"text/csv": {
+        "schema": {"type": "string", "minLength": 1},
+        "example": "phone,first_name,plan\n+4915123456789,Ada,pro\nnot-a-phone,Bob,free\n"}}}})
 async def import_leads_csv(
         campaign_id: str, request: Request, principal: Operator, ctx: ContextDep,
         mapping: Annotated[str | None, Query(max_length=100_000, description=MAPPING_HELP)] = None,
@@ -211,7 +252,10 @@ async def import_leads_csv(
 @router.get("/imports/{import_id}/rejected.csv", response_class=Response, responses={
     200: {"description": "Every rejected row: `row`, the CSV's own columns, `reasons`. A cell starting with "
                          "=, +, - or @ gets a leading ' (spreadsheet formula injection).",
-          "content": {"text/csv": {"schema": {"type": "string"}}}}, **error_responses(404)})
+          "content": {"text/csv": {"schema": {"type": "string"}, "example": (
+              "row,phone,first_name,plan,reasons\n"
+              "2,not-a-phone,Bob,free,phone: must be an international number starting with + or 00\n")}}},
+    **error_responses(404)})
 def rejected_rows(import_id: str, principal: Viewer, ctx: ContextDep):
     """The rejected rows of a CSV import of this workspace, kept 7 days (else 404)."""
     pieces = leads.rejected_csv(ctx, principal, import_id)

@@ -12,18 +12,22 @@ from sqlalchemy import text
 
 from drumbeat.api.deps import ContextDep
 from drumbeat.engine.metrics import exposition as metrics_text
+from drumbeat.schemas import examples
 
 router = APIRouter(tags=["operations"])
 
 
 class Health(BaseModel):
+    model_config = examples({"status": "ok", "database": "ok"})
+
     status: Literal["ok", "degraded"]
     database: Literal["ok", "unavailable"]
 
 
 # A health report, not an error envelope: probes read `status` whatever the code.
 @router.get("/healthz", response_model=Health,
-            responses={503: {"model": Health, "description": "The database is unavailable"}})
+            responses={503: {"model": Health, "description": "The database is unavailable", "content": {
+                "application/json": {"example": {"status": "degraded", "database": "unavailable"}}}}})
 def healthz(ctx: ContextDep):
     try:
         with ctx.db.connect() as conn:

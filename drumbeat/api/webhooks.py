@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from drumbeat.api.deps import ContextDep, Owner
-from drumbeat.schemas import Instant, ObjectId, Request, error_responses
+from drumbeat.schemas import EXAMPLE_AT, EXAMPLE_IDS, Instant, ObjectId, Request, error_responses, examples
 from drumbeat.services import notifications
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -19,13 +19,22 @@ EventName = Literal["campaign.paused", "campaign.resumed", "campaign.hold_placed
 
 
 class WebhookCreate(Request):
+    model_config = examples({"url": "https://hooks.example.com/drumbeat", "secret": "s3cret-s3cret",
+                             "events": ["campaign.paused", "campaign.completed"]})
+
     url: Annotated[str, Field(pattern=r"^https?://\S+$", max_length=500)]
     # Signs every delivery (HMAC-SHA256); kept encrypted, shown masked.
     secret: Annotated[str, Field(min_length=8, max_length=500)]
     events: Annotated[list[EventName], Field(min_length=1, max_length=20)]
 
 
+WEBHOOK_EXAMPLE = {"id": EXAMPLE_IDS["webhook"], "url": "https://hooks.example.com/drumbeat",
+                   "events": ["campaign.completed", "campaign.paused"], "secret": "****cret", "created_at": EXAMPLE_AT}
+
+
 class WebhookPublic(BaseModel):
+    model_config = examples(WEBHOOK_EXAMPLE)
+
     id: str
     url: str
     events: list[str]
@@ -34,6 +43,8 @@ class WebhookPublic(BaseModel):
 
 
 class WebhooksPublic(BaseModel):
+    model_config = examples({"items": [WEBHOOK_EXAMPLE], "next_cursor": None})
+
     items: list[WebhookPublic]
     next_cursor: str | None = None
 
@@ -60,6 +71,14 @@ class DeliveryPublic(BaseModel):
 
 
 class DeliveriesPublic(BaseModel):
+    model_config = examples({"items": [{
+        "id": "3", "event": "campaign.paused", "campaign_id": EXAMPLE_IDS["campaign"], "state": "delivered",
+        "attempts": 2, "last_status_code": 200, "last_error": None, "next_attempt_at": None,
+        "created_at": "2026-03-02T16:40:00+00:00", "delivered_at": "2026-03-02T16:40:31+00:00",
+        "log": [{"attempt": 1, "status_code": 502, "error": "HTTP 502", "at": "2026-03-02T16:40:01+00:00"},
+                {"attempt": 2, "status_code": 200, "error": None, "at": "2026-03-02T16:40:31+00:00"}]}],
+        "next_cursor": None})
+
     items: list[DeliveryPublic]
     next_cursor: str | None = None
 

@@ -20,15 +20,19 @@ class StatusEvent:
     status: str  # sent | delivered | read | failed
     error_code: str | None = None
     error_message: str | None = None
+    hard_bounce: bool = False  # email: the address does not exist (suppress it), not a full mailbox
 
 
 @dataclass(frozen=True)
 class ReplyEvent:
-    """An inbound message from a lead: `field` names the lead address it matches."""
+    """An inbound message from a lead: `field` names the lead address it matches. `texts`:
+    what the person sent, read for consent keywords (STOP, START): a message's text, or a
+    quick-reply button's text and payload."""
 
     field: str  # phone | email | linkedin_url
     address: str
     message_id: str | None = None  # the message replied to, where the provider says
+    texts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,8 +142,26 @@ def whatsapp_events(payload: dict) -> list[Event]:
                 message = _dict(message)
                 if message.get("from") and message.get("type") != "system":
                     replied_to = _dict(message.get("context")).get("id")
-                    events.append(ReplyEvent("phone", _e164(message["from"]), replied_to))
+                    events.append(ReplyEvent("phone", _e164(message["from"]), replied_to, _whatsapp_texts(message)))
     return events
+
+
+def _whatsapp_texts(message: dict) -> tuple[str, ...]:
+    """A text message's body; a template's quick-reply button (`button`: text and payload);
+    an interactive reply (`interactive`: the button's or list row's title and id)."""
+    kind = message.get("type")
+    if kind == "text":
+        found = [_dict(message.get("text")).get("body")]
+    elif kind == "button":
+        button = _dict(message.get("button"))
+        found = [button.get("text"), button.get("payload")]
+    elif kind == "interactive":
+        interactive = _dict(message.get("interactive"))
+        reply = _dict(interactive.get("button_reply") or interactive.get("list_reply"))
+        found = [reply.get("title"), reply.get("id")]
+    else:
+        found = []
+    return tuple(t for t in found if isinstance(t, str) and t)
 
 
 def _template_status(value: dict) -> list[Event]:
@@ -180,7 +202,8 @@ def twilio_events(form: dict[str, str]) -> list[Event]:
     sid = form.get("MessageSid") or form.get("SmsSid") or form.get("CallSid")
     status = form.get("MessageStatus") or form.get("CallStatus") or form.get("SmsStatus")
     if status == "received" or (status is None and form.get("Body") is not None):
-        return [ReplyEvent("phone", _e164(form["From"]))] if form.get("From") else []
+        texts = (form["Body"],) if form.get("Body") else ()
+        return [ReplyEvent("phone", _e164(form["From"]), texts=texts)] if form.get("From") else []
     if sid and status in TWILIO_STATUS:
         code = form.get("ErrorCode")
         return [StatusEvent(sid, TWILIO_STATUS[status], f"twilio:{code}" if code else None, form.get("ErrorMessage"))]
@@ -213,12 +236,15 @@ def unipile_events(payload: dict) -> list[Event]:
 
 
 def email_events(payload: dict) -> list[Event]:
-    """From an inbound-mail service: {"type": "reply"|"bounce", "message_id"?, "from"?}."""
+    """From an inbound-mail service: {"type": "reply"|"bounce", "message_id"?, "from"?};
+    a bounce's `"kind": "hard"|"soft"` (API.md v1.1) says whether the address is gone."""
     kind, message_id, sender = payload.get("type"), payload.get("message_id"), payload.get("from")
     if kind == "reply" and (sender or message_id):
         return [ReplyEvent("email", str(sender or "").strip().lower(), message_id)]
     if kind == "bounce" and message_id:
-        return [StatusEvent(str(message_id), "failed", "email:bounce", payload.get("reason"))]
+        reason = payload.get("reason")
+        return [StatusEvent(str(message_id), "failed", "email:bounce", str(reason) if reason is not None else None,
+                            hard_bounce=payload.get("kind") == "hard")]
     return []
 
 

@@ -17,6 +17,7 @@ with STARTTLS as a send would, logs in when a username is set, then QUITs.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 
@@ -136,6 +137,12 @@ def _session_error(exc: Exception, secrets: list) -> SendResult:
     return refused(f"{PROVIDER}:error", TRANSIENT, str(exc), secrets)
 
 
+# RFC 3463 enhanced status 5.1.x: the address is bad (5.1.1 no such mailbox, 5.1.2 no such
+# domain, ...) — a hard bounce. 5.7.x is policy (spam, authentication): about our sender or
+# content, never the person's address, so it is never a bounce.
+_ADDRESS_BAD = re.compile(r"\s*5\.1\.\d{1,3}\b")
+
+
 def _reply(code: int, text: str, table: dict, secrets: list, default=None) -> SendResult:
     qualified = f"{PROVIDER}:{code}"
     if qualified in table:
@@ -144,4 +151,7 @@ def _reply(code: int, text: str, table: dict, secrets: list, default=None) -> Se
         error_class = default
     else:
         error_class = TRANSIENT  # unknown replies, 4xx and 5xx alike (see channels/errors.py)
-    return refused(qualified, error_class, f"{code} {text}".strip(), secrets)
+    result = refused(qualified, error_class, f"{code} {text}".strip(), secrets)
+    if error_class is LEAD and table is SMTP and 500 <= code < 600 and _ADDRESS_BAD.match(text or ""):
+        return replace(result, hard_bounce=True)
+    return result

@@ -23,6 +23,16 @@ class SuppressionReason(StrEnum):
     IMPORT = "import"
 
 
+# Why an address is suppressed, in words (the lead page's "Why opted out").
+REASON_TEXTS = {
+    SuppressionReason.MANUAL: "Added to the suppression list by hand.",
+    SuppressionReason.STOP_KEYWORD: "Replied with a stop word.",
+    SuppressionReason.PROVIDER_OPT_OUT: "The provider refused the message: this person unsubscribed from the sender.",
+    SuppressionReason.UNSUBSCRIBE_LINK: "Clicked the unsubscribe link in an email.",
+    SuppressionReason.BOUNCE: "The email address does not exist (a hard bounce).",
+    SuppressionReason.IMPORT: "Imported into the suppression list.",
+}
+
 # Carrier-standard keywords (CTIA / Twilio's defaults); a workspace adds its own.
 OPT_OUT_WORDS = ("stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout")
 OPT_IN_WORDS = ("start", "unstop")
@@ -79,8 +89,27 @@ def classify_inbound(text: str | None, opt_out_words: Iterable[str] | None = (),
     return "reply"
 
 
+def classify_texts(texts: Iterable[str], opt_out_words: Iterable[str] | None = (),
+                   opt_in_words: Iterable[str] | None = ()) -> Inbound:
+    """One inbound message read through several texts (a quick-reply button's text and its
+    payload): an opt-out if any text is one, else an opt-in if any is one, else a reply."""
+    kinds = {classify_inbound(t, opt_out_words, opt_in_words) for t in texts}
+    return "opt_out" if "opt_out" in kinds else "opt_in" if "opt_in" in kinds else "reply"
+
+
 def is_help_request(text: str | None) -> bool:
     return normalize_keyword(text or "") in HELP_WORDS
+
+
+def auto_reply_for(auto_replies: dict | None, kind: Inbound, texts: Iterable[str]) -> str | None:
+    """The workspace's SMS auto-reply to one inbound message, if any (off by default): its
+    `stop` text to an opt-out, its `help` text to HELP or INFO."""
+    replies = auto_replies or {}
+    if kind == "opt_out":
+        return replies.get("stop") or None
+    if kind == "reply" and any(is_help_request(t) for t in texts):
+        return replies.get("help") or None
+    return None
 
 
 def address_hash(key: bytes, *, phone: str | None = None, email: str | None = None) -> str:

@@ -36,6 +36,7 @@ class SendResult:
     error_message: str | None = None
     retry_after_seconds: float | None = None
     opt_out: bool = False  # lead-level: the recipient unsubscribed (opt out rather than fail)
+    hard_bounce: bool = False  # lead-level: the address does not exist (SMTP 5.1.x): never write to it again
     health_event: str | None = None  # key-level: the account itself is disconnected or restricted
 
     @property

@@ -49,6 +49,7 @@ from drumbeat.services.holds import (
     pause_if_nothing_can_run,
     pool_member,
 )
+from drumbeat.services.suppressions import suppress_refused_address
 from drumbeat.store import campaigns as campaign_store
 from drumbeat.store import claims, counts, recovery
 from drumbeat.store import integrations as integration_store
@@ -592,6 +593,11 @@ class Worker:
         claims.write_outcomes(conn, attempt_rows, lead_rows, owner=self.owner, now=now,
                               claimed={job.claimed.lead["id"]: (job.claimed.step, job.claimed.attempt_id)
                                        for job in jobs})
+        for job in jobs:  # "unsubscribed" and hard bounces suppress the address workspace-wide
+            if job.result.opt_out or job.result.hard_bounce:
+                suppress_refused_address(conn, workspace_id=job.campaign["workspace_id"],
+                                         campaign_id=job.campaign["id"], lead=job.claimed.lead, channel=job.channel,
+                                         opt_out=job.result.opt_out, hard_bounce=job.result.hard_bounce, now=now)
         for job in key_failures:
             log.warning("key failed", campaign_id=job.campaign["id"], integration_id=job.claimed.integration_id,
                         lead_id=job.claimed.lead["id"], attempt_id=job.claimed.attempt_id,

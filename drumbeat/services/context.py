@@ -18,7 +18,9 @@ class Context:
 
     def __post_init__(self) -> None:
         # Suppressions hash addresses with a key derived from the secret key (store.secrets).
-        bind_address_key(self.db, self.box)
+        # A context without a database (rendering the API reference) has nothing to hash.
+        if self.db is not None:
+            bind_address_key(self.db, self.box)
 
 
 @dataclass(frozen=True)

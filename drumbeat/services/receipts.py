@@ -6,8 +6,9 @@ or a failure only changes a lead that can still change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from drumbeat.channels.base import Credential
 from drumbeat.channels.inbound import (
     AcceptedEvent,
     AccountEvent,
@@ -21,13 +22,17 @@ from drumbeat.channels.inbound import (
 from drumbeat.domain.exceptions import NotFound
 from drumbeat.domain.leads import AttemptStatus, LeadState
 from drumbeat.domain.receipts import status_after_receipt
-from drumbeat.services import templates
+from drumbeat.services import consent, templates
+from drumbeat.services.consent import AutoReply
 from drumbeat.services.context import Actor, Context
 from drumbeat.services.holds import hold_after_health_change
+from drumbeat.services.suppressions import suppress_refused_address
 from drumbeat.store import campaigns as campaign_store
 from drumbeat.store import integrations as integration_store
 from drumbeat.store import receipts as store
 from drumbeat.store.leads import release_invitation_wait
+
+CONSENT_CHANNELS = ("sms", "whatsapp")  # where a STOP reply is the carriers' and Meta's opt-out
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,11 @@ class CallbackIntegration:
     provider: str
     channel: str
     credentials: dict
+    workspace_id: str | None = None
+    config: dict = field(default_factory=dict)
+
+    def credential(self) -> Credential:
+        return Credential(self.id, self.provider, self.channel, self.credentials, self.config)
 
 
 def integration_for_callback(ctx: Context, integration_id: str, provider: str) -> CallbackIntegration:
@@ -44,11 +54,15 @@ def integration_for_callback(ctx: Context, integration_id: str, provider: str) -
         row = store.get_integration(conn, integration_id) if len(integration_id) <= 64 else None
     if row is None or row["provider"] != provider:
         raise NotFound("integration not found", {"id": integration_id})
-    return CallbackIntegration(row["id"], row["provider"], row["channel"], ctx.box.open(row["credentials_encrypted"]))
+    return CallbackIntegration(row["id"], row["provider"], row["channel"], ctx.box.open(row["credentials_encrypted"]),
+                               row["workspace_id"], row["config"] or {})
 
 
-def apply_events(ctx: Context, integration: CallbackIntegration, events: list[Event]) -> dict:
-    """Apply each event in its own transaction; returns how many changed something."""
+def apply_events(ctx: Context, integration: CallbackIntegration, events: list[Event],
+                 auto_replies: list[AutoReply] | None = None) -> dict:
+    """Apply each event in its own transaction; returns how many changed something. SMS
+    answers the workspace set for what came in (STOP, HELP) are appended to `auto_replies`
+    when a list is given, for the caller to send once the changes are committed."""
     changed = 0
     for event in events:
         with ctx.db.begin() as conn:
@@ -56,7 +70,7 @@ def apply_events(ctx: Context, integration: CallbackIntegration, events: list[Ev
             if isinstance(event, StatusEvent):
                 changed += _apply_status(conn, integration, event, now)
             elif isinstance(event, ReplyEvent):
-                changed += _apply_reply(conn, integration, event, now)
+                changed += _apply_reply(conn, integration, event, now, auto_replies)
             elif isinstance(event, AcceptedEvent):
                 changed += _apply_acceptance(conn, integration, event, now)
             elif isinstance(event, AccountEvent):
@@ -80,6 +94,10 @@ def _apply_status(conn, integration: CallbackIntegration, event: StatusEvent, no
     if new is AttemptStatus.FAILED:
         failed = store.end_lead(conn, [attempt["lead_id"]], LeadState.FAILED, store.UNFINISHED, now,
                                 last_error=event.error_code or "failed receipt")
+        if event.hard_bounce and integration.workspace_id:  # the address is gone: never write to it again
+            lead = store.lead_address(conn, attempt["lead_id"])
+            suppress_refused_address(conn, workspace_id=integration.workspace_id, campaign_id=attempt["campaign_id"],
+                                     lead=lead, channel=integration.channel, opt_out=False, hard_bounce=True, now=now)
         if failed:
             campaign_store.add_timeline(conn, attempt["campaign_id"], now=now, action="lead_failed_by_receipt",
                                         actor_type="system", actor_id=integration.provider,
@@ -87,8 +105,20 @@ def _apply_status(conn, integration: CallbackIntegration, event: StatusEvent, no
     return 1
 
 
-def _apply_reply(conn, integration: CallbackIntegration, event: ReplyEvent, now) -> int:
-    """A reply stops the sequence of every lead with that address this integration wrote to."""
+def _apply_reply(conn, integration: CallbackIntegration, event: ReplyEvent, now,
+                 auto_replies: list[AutoReply] | None = None) -> int:
+    """A reply stops the sequence of every lead with that address this integration wrote to.
+    An SMS or WhatsApp message that is an opt-out or opt-in word is consent, not a reply
+    (services.consent): the number is suppressed, or a STOP's entry lifted."""
+    if event.field == "phone" and integration.channel in CONSENT_CHANNELS and integration.workspace_id:
+        kind = consent.apply_keyword(conn, integration.workspace_id, integration_id=integration.id,
+                                     channel=integration.channel, phone=event.address, texts=event.texts, now=now)
+        if auto_replies is not None and integration.channel == "sms":
+            answer = consent.auto_reply(conn, integration.workspace_id, kind, event.address, event.texts)
+            if answer:
+                auto_replies.append(answer)
+        if kind != "reply":
+            return 1
     candidates = store.leads_contacted_through(conn, integration.id, event.field, event.address)
     if event.field == "linkedin_url":
         candidates = [(i, url) for i, url in candidates if normalize_profile(url) == event.address]

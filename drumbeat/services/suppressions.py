@@ -12,10 +12,13 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from drumbeat.domain.consent import SuppressionReason
+from drumbeat.domain.channels import ADDRESS_FIELD, Channel
+from drumbeat.domain.consent import REASON_TEXTS, SuppressionReason
 from drumbeat.domain.exceptions import ValidationFailed
 from drumbeat.services.context import Context, Principal
 from drumbeat.services.leads import normalize_email, normalize_phone, parse_cursor
+from drumbeat.store import campaigns as campaign_store
+from drumbeat.store import consent as consent_store
 from drumbeat.store import leads as store
 
 
@@ -53,6 +56,24 @@ def suppress(conn: Connection, workspace_id: str, *, phone: str | None = None, e
     return row, opted_out
 
 
+def suppress_refused_address(conn: Connection, *, workspace_id: str, campaign_id: str, lead: dict, channel: str,
+                             opt_out: bool, hard_bounce: bool, now: datetime) -> bool:
+    """A provider's answer to a send that says the person opted out (`twilio:21610`,
+    `whatsapp:131050`) or the address does not exist (an SMTP 5.1.x hard bounce): the
+    address is suppressed workspace-wide, not only that lead failed or opted out."""
+    reason = SuppressionReason.PROVIDER_OPT_OUT if opt_out else SuppressionReason.BOUNCE if hard_bounce else None
+    field = ADDRESS_FIELD.get(Channel(channel))
+    address = lead.get(field) if field in ("phone", "email") else None
+    if reason is None or not address:
+        return False
+    source = {"campaign_id": campaign_id, "lead_id": lead["id"], "channel": channel}
+    try:
+        suppress(conn, workspace_id, **{field: address}, reason=reason, source=source, now=now)
+    except ValueError:
+        return False  # an address no lead can have any more (the rules changed since import)
+    return True
+
+
 def lift_stop_keyword(conn: Connection, workspace_id: str, *, phone: str | None = None, email: str | None = None,
                       now: datetime) -> bool:
     """The person opted back in (START): their `stop_keyword` entry leaves the list. An entry
@@ -87,6 +108,27 @@ def add_suppression(ctx: Context, principal: Principal, data: dict) -> dict:
         row, opted_out = suppress(conn, principal.workspace_id, phone=phone, email=email,
                                   reason=SuppressionReason.MANUAL, now=ctx.clock())
     return {**suppression_view(row), "leads_opted_out": opted_out}
+
+
+def opt_out_story(ctx: Context, principal: Principal, lead: dict) -> dict:
+    """Why a lead is (or would be) opted out, for its page: every suppression entry of its
+    phone or email with the reason in words, where it came from, and, for a STOP, the
+    message the person sent. `entries` is empty when its addresses are not suppressed
+    (an opted-out lead whose STOP a START lifted)."""
+    with ctx.db.begin() as conn:
+        rows = store.suppressions_of(conn, principal.workspace_id, phone=lead.get("phone"), email=lead.get("email"))
+        entries = []
+        for row in rows:
+            campaign = (campaign_store.get_campaign_by_id(conn, row["source_campaign_id"])
+                        if row["source_campaign_id"] else None)
+            stop = (consent_store.latest_opt_out(conn, principal.workspace_id, lead_id=row["source_lead_id"],
+                                                 phone=row["phone"])
+                    if row["reason"] == SuppressionReason.STOP_KEYWORD else None)
+            entries.append({**suppression_view(row), "reason_text": REASON_TEXTS[SuppressionReason(row["reason"])],
+                            "campaign_name": campaign["name"] if campaign and
+                            campaign["workspace_id"] == principal.workspace_id else None,
+                            "message": stop["text"] if stop else None})
+    return {"entries": entries, "lifted": lead.get("state") == "opted_out" and not entries}
 
 
 def list_suppressions(ctx: Context, principal: Principal, *, limit: int = 50, cursor: str | None = None) -> dict:

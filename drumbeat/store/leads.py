@@ -186,6 +186,19 @@ def find_suppression(conn: Connection, workspace_id: str, *, phone: str | None, 
     return dict(row) if row else None
 
 
+def suppressions_of(conn: Connection, workspace_id: str, *, phone: str | None, email: str | None) -> list[dict]:
+    """The entries that suppress a lead's phone or email (by address or hash), oldest first."""
+    found: dict[int, dict] = {}
+    for kind, address in (("phone", phone), ("email", email)):
+        if not address:
+            continue
+        hashed = suppression_hash(conn, **{"phone": None, "email": None, kind: address})
+        pair = (address, None) if kind == "phone" else (None, address)
+        for row in conn.execute(select(suppressions).where(_matching(workspace_id, *pair, hashed))).mappings():
+            found[row["id"]] = dict(row)
+    return [found[k] for k in sorted(found)]
+
+
 def insert_suppression(conn: Connection, workspace_id: str, *, phone: str | None, email: str | None,
                        now: datetime, reason: str = "manual", source: dict | None = None) -> dict | None:
     """Insert an entry unless one with the same address hash exists (then None): the unique

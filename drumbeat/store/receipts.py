@@ -59,6 +59,23 @@ def leads_contacted_through(conn: Connection, integration_id: str, field: str, a
     return [(r[0], r[1]) for r in conn.execute(query)]
 
 
+def lead_address(conn: Connection, lead_id: int) -> dict:
+    """{"id", "phone", "email", "linkedin_url"} of a lead."""
+    row = conn.execute(select(leads.c.id, leads.c.phone, leads.c.email, leads.c.linkedin_url)
+                       .where(leads.c.id == lead_id)).mappings().one()
+    return dict(row)
+
+
+def latest_lead_contacted_through(conn: Connection, integration_id: str, field: str, address: str):
+    """The lead with `field` = address that this integration wrote to last, in any state:
+    {"id", "campaign_id"} or None."""
+    query = (select(leads.c.id, leads.c.campaign_id).join(attempts, attempts.c.lead_id == leads.c.id)
+             .where(attempts.c.integration_id == integration_id, func.lower(leads.c[field]) == address.lower())
+             .order_by(attempts.c.id.desc()).limit(1))
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
 def lead_of_attempt_message(conn: Connection, message_id: str):
     return conn.execute(select(attempts.c.lead_id)
                         .join(provider_messages, provider_messages.c.attempt_id == attempts.c.id)

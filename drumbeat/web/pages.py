@@ -25,7 +25,7 @@ from drumbeat.domain.leads import LeadState
 from drumbeat.domain.lifecycle import TERMINAL_STATUSES
 from drumbeat.domain.roles import Role, allows
 from drumbeat.domain.throttle import retry_after_seconds
-from drumbeat.services import campaigns, content, dashboard, integrations, leads, workspaces
+from drumbeat.services import campaigns, content, dashboard, integrations, leads, suppressions, workspaces
 from drumbeat.services import templates as catalogue
 from drumbeat.services.context import Context, Principal
 from drumbeat.web import present
@@ -401,7 +401,8 @@ def lead_page(request: Request, campaign_id: str, lead_id: str):
     except NotFound:
         return _problem(request, s, "not_found", "There is no such lead in this workspace.", 404)
     return _page(request, s, "lead.html", campaign=view, lead=lead, row=present.lead_row(lead),
-                 attributes=json.dumps(lead["attributes"], ensure_ascii=False, sort_keys=True))
+                 attributes=json.dumps(lead["attributes"], ensure_ascii=False, sort_keys=True),
+                 opt_out=suppressions.opt_out_story(ctx, s.principal, lead), channels=present.CHANNEL_WORDS)
 
 
 # --- integrations -----------------------------------------------------------------------

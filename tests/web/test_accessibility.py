@@ -26,6 +26,7 @@ from tests.conftest import db_url  # noqa: F401 - server-side tests on both data
 from tests.factory import add_leads, campaign_data, new_campaign, sandbox_key
 from tests.web.conftest import page_csrf, sign_in
 from tests.web.test_browser import IN_CI, browser, server, shot, sign_in_with_password  # noqa: F401 - fixtures
+from tests.web.test_consent_pages import stopped_lead
 from tests.web.test_content_pages import CATALOGUE, TEMPLATE, WABA, lead, whatsapp_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -222,6 +223,7 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_dashboard_page(ctx, u
     ids = campaigns_in_every_status(ctx, owner)
     lead_id = lead(ctx, ids["draft"], first_name="Ada", email="ada@example.com")
     integration_id = sandbox_key(ctx, owner, "email", label="Mail sandbox")
+    stopped_campaign, stopped = stopped_lead(ctx, owner)  # with its "Why opted out" card
     tab = axe_page
     tab.goto(f"{server}/login")
     problems = {"login": serious_violations(tab, source)}
@@ -229,7 +231,7 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_dashboard_page(ctx, u
     pages = {"campaigns": "/campaigns", "leads": f"/campaigns/{ids['draft']}/leads",
              "lead": f"/campaigns/{ids['draft']}/leads/{lead_id}", "integrations": "/integrations",
              "integration": f"/integrations/{integration_id}", "preview": f"/campaigns/{ids['draft']}/preview",
-             "notifications": "/notifications"}
+             "notifications": "/notifications", "lead opted out": f"/campaigns/{stopped_campaign}/leads/{stopped}"}
     pages.update({f"campaign {status}": f"/campaigns/{cid}" for status, cid in ids.items()})
     for name, path in pages.items():
         tab.goto(server + path)

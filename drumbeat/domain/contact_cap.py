@@ -1,6 +1,7 @@
 """The workspace contact cap (DESIGN.md §9, API.md v1.1 Consent): no person, known by
-address, is contacted more than `max` times in any `days` days, across every campaign of
-the workspace. A lead over the cap waits, as a campaign cap makes it wait; it never fails.
+address (phone, email or LinkedIn profile), is contacted more than `max` times in any
+`days` days, across every campaign of the workspace. A lead over the cap waits, as a
+campaign cap makes it wait; it never fails.
 
 What counts as a contact: every attempt that may have reached the person (sending, sent,
 delivered, read, in doubt), by when it started. Failed and key-error attempts reached

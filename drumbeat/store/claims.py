@@ -280,6 +280,7 @@ def _opt_out_suppressed(dialect: str) -> TextClause:
 # day, and could only say "n today", not "n in the last d days"; the attempts themselves
 # are the count. (A hash collision only makes two people take turns.) On SQLite every
 # claim is BEGIN IMMEDIATE: one at a time, nothing to lock.
+ADDRESS_FIELDS = ("phone", "email", "linkedin_url")  # how a person is known
 ADDRESS_LOCK_SPACE = 0x44524D43  # "DRMC": the first key of the two-key advisory lock form
 
 
@@ -295,7 +296,7 @@ def hold_to_contact_cap(conn: Connection, workspace_id: str, claimed: list[dict]
     lead id -> when one more contact fits the cap for those who had all it allows."""
     busy: dict[int, datetime] = {}
     if conn.dialect.name == "postgresql":
-        keys = {lead["id"]: [address_lock_key(workspace_id, kind, lead[kind]) for kind in ("phone", "email")
+        keys = {lead["id"]: [address_lock_key(workspace_id, kind, lead[kind]) for kind in ADDRESS_FIELDS
                              if lead[kind]] for lead in claimed}
         refused = set(conn.execute(queries("postgresql")["lock_contact_addresses"], {
             "space": ADDRESS_LOCK_SPACE, "keys": sorted({k for ks in keys.values() for k in ks})}).scalars())
@@ -310,7 +311,8 @@ def hold_to_contact_cap(conn: Connection, workspace_id: str, claimed: list[dict]
 def contacts_since(conn: Connection, workspace_id: str, lead_ids: list[int],
                    since: datetime) -> dict[int, list[datetime]]:
     """lead id -> start times of the contacts, after `since`, of every lead of the workspace
-    that shares an address (phone or email) with it, itself included: one statement."""
+    that shares an address (phone, email or LinkedIn profile) with it, itself included: one
+    statement, each address looked up on its per-campaign unique index."""
     if not lead_ids:
         return {}
     lead, other = leads.alias("lead"), leads.alias("other")
@@ -324,7 +326,7 @@ def contacts_since(conn: Connection, workspace_id: str, lead_ids: list[int],
                        attempts.c.status.in_(COUNTED_ATTEMPT_STATUSES)))
 
     out: dict[int, list[datetime]] = {}
-    for lead_id, _, at in conn.execute(union(sharing("phone"), sharing("email"))):  # UNION: an attempt once
+    for lead_id, _, at in conn.execute(union(*map(sharing, ADDRESS_FIELDS))):  # UNION: an attempt once
         out.setdefault(lead_id, []).append(at)
     return out
 

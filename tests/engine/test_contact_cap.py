@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from drumbeat.domain.contact_cap import ContactCap
 from drumbeat.services import campaigns as svc
@@ -198,3 +198,39 @@ def test_a_claim_leaves_a_person_another_uncommitted_claim_is_contacting_and_the
     with ctx.db.connect() as conn:
         started = conn.execute(select(attempts.c.created_at)).scalar_one()
     assert second_lead() == ("not_contacted", None, started + WEEK)
+
+
+def test_a_person_known_by_any_one_address_counts_the_contacts_of_every_lead_sharing_it(ctx):
+    """Counted per person: leads of other campaigns sharing the phone, the email or the
+    LinkedIn profile, each contact once even when a lead shares two addresses; attempts
+    that reached nobody (failed) and other workspaces' leads do not count."""
+    p, other_workspace = workspace(ctx), workspace(ctx, name="Other")
+    ids = {}
+    now = ctx.clock()
+    people = {"me": {"phone": "+15550000001", "email": "me@x.test", "linkedin_url": None},
+              "by_phone": {"phone": "+15550000001", "email": None, "linkedin_url": None},
+              "by_both": {"phone": "+15550000001", "email": "me@x.test", "linkedin_url": None},
+              "by_profile": {"phone": None, "email": None, "linkedin_url": "https://linkedin.com/in/me"},
+              "me_on_linkedin": {"phone": None, "email": "me@x.test", "linkedin_url": "https://linkedin.com/in/me"},
+              "stranger": {"phone": "+15550000001", "email": None, "linkedin_url": None}}  # another workspace
+    campaign_of = {name: new_campaign(ctx, other_workspace if name == "stranger" else p, name=name)
+                   for name in people}
+    with ctx.db.begin() as conn:
+        for name, addresses in people.items():
+            ids[name] = conn.execute(insert(leads).values(
+                campaign_id=campaign_of[name], attributes={}, state="in_progress", next_action_at=now, created_at=now,
+                updated_at=now, **addresses).returning(leads.c.id)).scalar_one()
+        for name, status, days_ago in (("by_phone", "sent", 1), ("by_both", "delivered", 2), ("by_both", "failed", 3),
+                                       ("by_profile", "in_doubt", 4), ("me", "sending", 0), ("me", "read", 9),
+                                       ("stranger", "sent", 5)):
+            conn.execute(insert(attempts).values(
+                lead_id=ids[name], campaign_id=campaign_of[name], step=0, channel="whatsapp", integration_id="k", run=1,
+                idempotency_key=f"{name}{days_ago}", status=status, created_at=now - timedelta(days=days_ago),
+                updated_at=now))
+        found = claims.contacts_since(conn, p.workspace_id, [ids["me"], ids["me_on_linkedin"]], now - WEEK)
+    # "me": its own (now), by phone (1 day), by phone and email (2 days, once); not the failed
+    # one, not the one nine days ago, not the stranger's. "me_on_linkedin": by email (now and
+    # 2 days) and by profile (4 days).
+    assert sorted(now - at for at in found[ids["me"]]) == [timedelta(0), timedelta(days=1), timedelta(days=2)]
+    assert sorted(now - at for at in found[ids["me_on_linkedin"]]) == [timedelta(0), timedelta(days=2),
+                                                                       timedelta(days=4)]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from drumbeat.api import callbacks, campaigns, errors, integrations, leads, ops, users, webhooks
+from drumbeat.api import audit, callbacks, campaigns, errors, integrations, leads, ops, users, webhooks
 from drumbeat.api.limits import BodySizeLimit
 from drumbeat.schemas import restore_examples
 from drumbeat.services.context import Context
-from drumbeat.web import builder, imports, integration_forms, pages
+from drumbeat.web import audit_pages, builder, imports, integration_forms, pages
 from drumbeat.web.login_limit import LoginThrottle
 
 
@@ -18,13 +18,14 @@ def create_app(ctx: Context, *, max_body_bytes: int = 20 * 1024 * 1024,
     app.state.ctx = ctx
     app.state.login_throttle = LoginThrottle(clock=ctx.clock)
     errors.install(app)
-    for module in (users, integrations, campaigns, leads, webhooks):
+    for module in (users, integrations, campaigns, leads, webhooks, audit):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(callbacks.router)
     app.include_router(ops.router)
     app.include_router(builder.router)  # before pages: /campaigns/new is not a campaign id
     app.include_router(integration_forms.router)  # before pages: /integrations/new is not an integration id
     app.include_router(imports.router)  # before pages: /campaigns/{id}/leads/import is not a lead
+    app.include_router(audit_pages.router)
     app.include_router(pages.router)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, max_streamed_bytes=max_streamed_bytes)
     app.openapi = lambda: restore_examples(FastAPI.openapi(app))  # type: ignore[method-assign]

@@ -348,7 +348,8 @@ def create_campaign(ctx: Context, principal: Principal, data: dict) -> dict:
         check_against_catalogue(conn, principal.workspace_id, data["steps"], data.get("integration_ids"))
         campaign_id = store.insert_campaign(conn, principal.workspace_id, data, now)
         store.add_timeline(conn, campaign_id, now=now, action="create", to_status=Status.DRAFT,
-                           actor_type="user", actor_id=principal.user_id)
+                           actor_type="user", actor_id=principal.user_id, token_id=principal.token_id,
+                           details={"name": data["name"]})
         return campaign_view(conn, store.get_campaign(conn, principal.workspace_id, campaign_id), now)
 
 
@@ -383,7 +384,7 @@ def update_campaign(ctx: Context, principal: Principal, campaign_id: str, patch:
         if values:
             store.update_campaign(conn, campaign_id, **values)
         store.add_timeline(conn, campaign_id, now=now, action="edit", actor_type="user", actor_id=principal.user_id,
-                           details={"fields": sorted(patch)})
+                           token_id=principal.token_id, details={"fields": sorted(patch)})
         return campaign_view(conn, store.get_campaign(conn, principal.workspace_id, campaign_id), now)
 
 
@@ -418,7 +419,7 @@ def cancel(ctx: Context, principal: Principal, campaign_id: str, confirm: str | 
         _apply(conn, row, t, now, Actor.of(principal), extra={"finished_at": now})
         canceled = store.set_unfinished_leads(conn, campaign_id, LeadState.CANCELED, now)
         store.add_timeline(conn, campaign_id, now=now, action="leads_canceled", actor_type="user",
-                           actor_id=principal.user_id, details={"leads": canceled})
+                           actor_id=principal.user_id, token_id=principal.token_id, details={"leads": canceled})
         return campaign_view(conn, store.get_campaign(conn, principal.workspace_id, campaign_id), now)
 
 
@@ -436,7 +437,7 @@ def _simple_action(ctx: Context, principal: Principal, campaign_id: str, action:
 def _apply(conn: Connection, row, t, now: datetime, actor: Actor, *, details: dict | None = None,
            extra: dict | None = None) -> None:
     if not store.apply_transition(conn, row["id"], t, now=now, actor_type=actor.type, actor_id=actor.id,
-                                  details=details, extra=extra):
+                                  details=details, extra=extra, token_id=actor.token_id):
         # Somebody else changed the status between our read and our write.
         current = store.get_campaign_by_id(conn, row["id"])
         raise InvalidTransition(current["status"], t.action)
@@ -480,7 +481,8 @@ def run_through_gates(ctx: Context, campaign_id: str, action: Action, actor: Act
         else:
             store.update_campaign(conn, campaign_id, **extra)
             store.add_timeline(conn, campaign_id, now=now, action=action, from_status=t.from_status,
-                               to_status=t.to_status, actor_type=actor.type, actor_id=actor.id)
+                               to_status=t.to_status, actor_type=actor.type, actor_id=actor.id,
+                               token_id=actor.token_id)
         for hold in holds:
             if hold["channel"] not in report.blocked_channels and hold["reason"] not in keep:
                 lift_hold(conn, campaign_id, hold, now, actor)
@@ -653,7 +655,8 @@ def duplicate(ctx: Context, principal: Principal, campaign_id: str, include_lead
                 "failure_policy": row["failure_policy"], "integration_ids": row["integration_ids"]}
         new_id = store.insert_campaign(conn, principal.workspace_id, data, now)
         store.add_timeline(conn, new_id, now=now, action="duplicate", to_status=Status.DRAFT, actor_type="user",
-                           actor_id=principal.user_id, details={"source_campaign_id": campaign_id})
+                           actor_id=principal.user_id, token_id=principal.token_id,
+                           details={"source_campaign_id": campaign_id, "name": data["name"]})
         if include_leads:
             copy_leads(conn, campaign_id, new_id, now)
         return campaign_view(conn, store.get_campaign(conn, principal.workspace_id, new_id), now)

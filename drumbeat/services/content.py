@@ -186,7 +186,7 @@ def _record(conn: Connection, campaign, principal: Principal, now: datetime, det
     """The timeline entry; without a result yet it says `sending` until the answer is in."""
     return campaign_store.add_timeline(conn, campaign["id"], now=now, action=store.TEST_SEND,
                                        from_status=campaign["status"], to_status=campaign["status"],
-                                       actor_type="user", actor_id=principal.user_id,
+                                       actor_type="user", actor_id=principal.user_id, token_id=principal.token_id,
                                        details=_outcome(details, result))
 
 

@@ -31,16 +31,18 @@ class Principal:
     workspace_id: str
     role: str
     email: str = ""
+    token_id: str | None = None  # the API token that authenticated the call; None in the dashboard
 
 
 @dataclass(frozen=True)
 class Actor:
     type: str  # "user" | "system"
     id: str | None
+    token_id: str | None = None  # a user's action made through the API: the audit log names the token
 
     @classmethod
     def of(cls, principal: Principal) -> Actor:
-        return cls("user", principal.user_id)
+        return cls("user", principal.user_id, principal.token_id)
 
     @classmethod
     def system(cls, detector: str) -> Actor:

@@ -15,7 +15,7 @@ from drumbeat.domain.lifecycle import Status
 from drumbeat.services.context import Context, Principal
 from drumbeat.services.passwords import verify_password
 from drumbeat.store.counts import lead_states, lead_total_sql
-from drumbeat.store.tables import campaigns, key_failures, users
+from drumbeat.store.tables import campaigns, integrations, key_failures, users
 
 STATUSES = [s.value for s in Status]
 SORT_KEYS = ("created_at", "name", "status", "percent")
@@ -95,18 +95,38 @@ def campaign_page(ctx: Context, principal: Principal, *, status: str | None = No
 
 # --- integrations -----------------------------------------------------------------------
 
-def key_failures_in_current_runs(ctx: Context, principal: Principal) -> dict[str, list[dict]]:
-    """Integration id -> the unfinished campaigns whose current run marked it failed."""
+def key_failures_in_current_runs(ctx: Context, principal: Principal,
+                                 integration_id: str | None = None) -> dict[str, list[dict]]:
+    """Integration id -> the unfinished campaigns whose current run marked it failed (of one
+    integration, when given)."""
     kf, c = key_failures.c, campaigns.c
-    query = (select(kf.integration_id, kf.error_code, kf.error_message, kf.at, c.id, c.name)
+    query = (select(kf.integration_id, kf.error_code, kf.error_message, kf.at, c.id, c.name, c.status,
+                    c.paused_reason)
              .join(campaigns, (c.id == kf.campaign_id) & (c.run == kf.run))
              .where(c.workspace_id == principal.workspace_id,
                     c.status.in_([Status.SENDING, Status.PAUSED, Status.SCHEDULED]))
              .order_by(kf.at))
+    if integration_id is not None:
+        query = query.where(kf.integration_id == integration_id)
     out: dict[str, list[dict]] = {}
     with ctx.db.begin() as conn:
         for r in conn.execute(query).mappings():
             out.setdefault(r["integration_id"], []).append(
                 {"campaign_id": r["id"], "campaign_name": r["name"], "error_code": r["error_code"],
-                 "error_message": r["error_message"], "at": r["at"]})
+                 "error_message": r["error_message"], "at": r["at"], "status": r["status"],
+                 "paused_reason": r["paused_reason"]})
     return out
+
+
+def key_trouble(ctx: Context, principal: Principal, integration_id: str) -> dict | None:
+    """What the integration page says about a failed key: its failures in the current runs of
+    unfinished campaigns, and when its secrets last changed (after the last failure: the owner
+    has answered it). None when the key failed nowhere."""
+    failures = key_failures_in_current_runs(ctx, principal, integration_id).get(integration_id)
+    if not failures:
+        return None
+    with ctx.db.begin() as conn:
+        updated = conn.execute(select(integrations.c.credentials_updated_at).where(
+            integrations.c.id == integration_id, integrations.c.workspace_id == principal.workspace_id)).scalar()
+    return {"failures": failures, "credentials_updated_at": updated,
+            "answered": updated is not None and updated > max(f["at"] for f in failures)}

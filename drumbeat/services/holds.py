@@ -66,7 +66,7 @@ def place_hold(conn: Connection, campaign_id: str, channel: str, reason: PauseRe
     placed = campaign_store.place_hold(conn, campaign_id, channel, reason, details, now)
     if placed:
         campaign_store.add_timeline(conn, campaign_id, now=now, action="hold_placed", reason=reason,
-                                    actor_type=actor.type, actor_id=actor.id,
+                                    actor_type=actor.type, actor_id=actor.id, token_id=actor.token_id,
                                     details={"channel": channel, **details})
     return placed
 
@@ -74,7 +74,8 @@ def place_hold(conn: Connection, campaign_id: str, channel: str, reason: PauseRe
 def lift_hold(conn: Connection, campaign_id: str, hold: dict, now: datetime, actor: Actor) -> None:
     campaign_store.lift_hold(conn, campaign_id, hold["channel"])
     campaign_store.add_timeline(conn, campaign_id, now=now, action="hold_lifted", reason=hold["reason"],
-                                actor_type=actor.type, actor_id=actor.id, details={"channel": hold["channel"]})
+                                actor_type=actor.type, actor_id=actor.id, token_id=actor.token_id,
+                                details={"channel": hold["channel"]})
 
 
 def pause_if_nothing_can_run(conn: Connection, campaign_id: str, steps: list[dict], now: datetime,
@@ -97,7 +98,7 @@ def pause_if_nothing_can_run(conn: Connection, campaign_id: str, steps: list[dic
             break
     t = transition(campaign["status"], Action.AUTO_PAUSE, reason=reason)
     return campaign_store.apply_transition(conn, campaign_id, t, now=now, actor_type=actor.type,
-                                           actor_id=actor.id, details=details)
+                                           actor_id=actor.id, details=details, token_id=actor.token_id)
 
 
 def failing_keys(conn: Connection, campaign_id: str, run: int, members: list[PoolMember]) -> list[dict]:

@@ -13,9 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from drumbeat.channels import registry
 from drumbeat.channels.base import Credential
+from drumbeat.domain.audit import CREATED, UPDATED, changed_keys, field_changes
 from drumbeat.domain.channels import PROVIDER_CHANNELS, Provider, health_after, integration_state
 from drumbeat.domain.errors import SendResult
 from drumbeat.domain.exceptions import NotFound, ValidationFailed
+from drumbeat.services import audit
 from drumbeat.services.context import Actor, Context, Principal
 from drumbeat.services.holds import hold_after_health_change
 from drumbeat.store import integrations as store
@@ -138,10 +140,14 @@ def create_integration(ctx: Context, principal: Principal, data: dict) -> dict:
         raise ValidationFailed([{"field": "provider", "message": f"{provider.value} serves {served}, "
                                                                   f"not {data['channel']}"}])
     credentials, config = _validated(provider, data.get("credentials") or {}, data.get("config") or {})
+    label = data.get("label") or provider.value
+    now = ctx.clock()
     with ctx.db.begin() as conn:
         integration_id = store.insert_integration(
-            conn, principal.workspace_id, {**data, "label": data.get("label") or provider.value, "config": config},
-            ctx.box.seal(credentials), ctx.clock())
+            conn, principal.workspace_id, {**data, "label": label, "config": config}, ctx.box.seal(credentials), now)
+        audit.record(conn, principal.workspace_id, principal, CREATED, "integration", integration_id,
+                     {"label": label, "channel": data["channel"], "provider": provider.value,
+                      "credentials": sorted(credentials)}, now)
         return integration_view(ctx, _load(conn, principal, integration_id))
 
 
@@ -164,16 +170,27 @@ def update_integration(ctx: Context, principal: Principal, integration_id: str, 
         row = _load(conn, principal, integration_id)
         provider = Provider(row["provider"])
         values = {k: patch[k] for k in ("label", "daily_cap", "enabled") if k in patch}
+        # Secrets by key name only: which ones changed, never their values.
+        changes = {"changes": field_changes(row, values, ("label", "daily_cap", "enabled"))}
         if "credentials" in patch or "config" in patch:
             given = patch.get("credentials") or {}
             _refuse_removing_required(provider, [k for k, v in given.items() if v is None])
-            merged = {**ctx.box.open(row["credentials_encrypted"]), **given}
+            stored = ctx.box.open(row["credentials_encrypted"])
+            merged = {**stored, **given}
             credentials = {k: v for k, v in merged.items() if v is not None}
             config = patch["config"] if "config" in patch else row["config"]
             credentials, config = _validated(provider, credentials, config)
             values.update(credentials_encrypted=ctx.box.seal(credentials), config=config)
+            changes.update(credentials=changed_keys(stored, credentials),
+                           config=changed_keys(row["config"] or {}, config))
+            if given:  # a rotated key: the failures before now are answered (the dashboard's banner)
+                values["credentials_updated_at"] = ctx.clock()
         if values:
             store.update_integration(conn, integration_id, **values)
+        if any(changes.values()):
+            audit.record(conn, principal.workspace_id, principal, UPDATED, "integration", integration_id,
+                         {"label": values.get("label", row["label"]), **{k: v for k, v in changes.items() if v}},
+                         ctx.clock())
         return integration_view(ctx, _load(conn, principal, integration_id))
 
 
@@ -193,6 +210,9 @@ def record_health_event(ctx: Context, principal: Principal, integration_id: str,
         new = health_after(row["health"], event)
         if new != row["health"]:
             store.update_integration(conn, integration_id, health=new)
+            audit.record(conn, principal.workspace_id, principal, UPDATED, "integration", integration_id,
+                         {"label": row["label"], "changes": {"health": {"from": row["health"], "to": new}},
+                          "event": event}, ctx.clock())
             # Held in the same transaction: no send slips through on a key that is gone.
             hold_after_health_change(conn, integration_id, ctx.clock(), Actor.system(f"health:{event}"))
         return integration_view(ctx, _load(conn, principal, integration_id))

@@ -796,7 +796,7 @@ def resolve(ctx: Context, principal: Principal, campaign_id: str, lead_id: str, 
                               attempt_no=0, last_error=None, **common)
             state = change.lead.state
         campaign_store.add_timeline(conn, campaign_id, now=now, action="lead_resolved", actor_type="user",
-                                    actor_id=principal.user_id,
+                                    actor_id=principal.user_id, token_id=principal.token_id,
                                     details={"lead_id": str(lead["id"]), "resolution": action, "step": step,
                                              "lead_state": str(state)})
         return _lead_detail(conn, campaign_id, lead["id"])

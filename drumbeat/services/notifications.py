@@ -5,7 +5,9 @@ returned whole; events reach the outbox from the store (store.notifications)."""
 
 from __future__ import annotations
 
+from drumbeat.domain.audit import CREATED
 from drumbeat.domain.exceptions import NotFound
+from drumbeat.services import audit
 from drumbeat.services.context import Context, Principal
 from drumbeat.store import notifications as store
 from drumbeat.store.secrets import mask
@@ -17,9 +19,12 @@ def webhook_view(ctx: Context, row) -> dict:
 
 
 def create_webhook(ctx: Context, principal: Principal, url: str, secret: str, events: list[str]) -> dict:
+    now = ctx.clock()
     with ctx.db.begin() as conn:
         webhook_id = store.insert_webhook(conn, principal.workspace_id, url, ctx.box.seal({"secret": secret}),
-                                          sorted(set(events)), ctx.clock())
+                                          sorted(set(events)), now)
+        audit.record(conn, principal.workspace_id, principal, CREATED, "webhook", webhook_id,
+                     {"url": url, "events": sorted(set(events))}, now)
         return webhook_view(ctx, store.get_webhook(conn, principal.workspace_id, webhook_id))
 
 

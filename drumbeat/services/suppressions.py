@@ -12,10 +12,12 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from drumbeat.domain.audit import CREATED, DELETED
 from drumbeat.domain.channels import ADDRESS_FIELD, Channel
 from drumbeat.domain.consent import REASON_TEXTS, SuppressionReason
 from drumbeat.domain.exceptions import ValidationFailed
-from drumbeat.services.context import Context, Principal
+from drumbeat.services import audit
+from drumbeat.services.context import Actor, Context, Principal
 from drumbeat.services.leads import normalize_email, normalize_phone, parse_cursor
 from drumbeat.store import campaigns as campaign_store
 from drumbeat.store import consent as consent_store
@@ -38,12 +40,14 @@ def _normalized(phone: str | None, email: str | None) -> tuple[str | None, str |
 
 
 def suppress(conn: Connection, workspace_id: str, *, phone: str | None = None, email: str | None = None,
-             reason: str, source: dict | None = None, now: datetime) -> tuple[dict, int]:
+             reason: str, source: dict | None = None, now: datetime,
+             actor: Principal | Actor | None = None) -> tuple[dict, int]:
     """Put one address (phone or email; normalized here) on the workspace's list, inside the
     caller's transaction, and opt out every unfinished lead of the workspace that has it.
     Idempotent: an existing entry is kept as it is (its first reason and source stand).
     `source`: {"campaign_id"?, "lead_id"?, "channel"?}. Returns (entry, leads opted out);
-    the lead state counts follow through the leads table's triggers (store.counts)."""
+    the lead state counts follow through the leads table's triggers (store.counts). A new
+    entry is in the audit log, made by `actor` (default: the system, named by the reason)."""
     reason = SuppressionReason(reason).value
     phone, email = _normalized(phone, email)
     row = store.find_suppression(conn, workspace_id, phone=phone, email=email)
@@ -52,6 +56,10 @@ def suppress(conn: Connection, workspace_id: str, *, phone: str | None = None, e
                                        source=source)
         if row is None:  # a concurrent transaction inserted it first
             row = store.find_suppression(conn, workspace_id, phone=phone, email=email)
+        else:
+            audit.record(conn, workspace_id, actor or Actor.system(reason), CREATED, "suppression", row["id"],
+                         {**({"phone": phone} if phone else {"email": email}), "reason": reason,
+                          **({"source": source} if source else {})}, now)
     opted_out = store.opt_out_matching(conn, workspace_id, phone=phone, email=email, now=now)
     return row, opted_out
 
@@ -80,8 +88,14 @@ def lift_stop_keyword(conn: Connection, workspace_id: str, *, phone: str | None 
     with any other reason (manual, bounce, provider opt-out, ...) stays: only who made it
     may lift it. Returns whether an entry was removed. Leads stay as they are."""
     phone, email = _normalized(phone, email)
-    return store.delete_suppressions(conn, workspace_id, phone=phone, email=email,
-                                     reasons=[SuppressionReason.STOP_KEYWORD.value]) > 0
+    row = store.find_suppression(conn, workspace_id, phone=phone, email=email)
+    removed = store.delete_suppressions(conn, workspace_id, phone=phone, email=email,
+                                        reasons=[SuppressionReason.STOP_KEYWORD.value]) > 0
+    if removed and row is not None:  # the list forgets it; the audit log keeps it (API.md v1.1)
+        audit.record(conn, workspace_id, Actor.system("opt_in"), DELETED, "suppression", row["id"],
+                     {**({"phone": phone} if phone else {"email": email}), "reason": row.get("reason"),
+                      "opted_in": True}, now)
+    return removed
 
 
 def _address(data: dict) -> tuple[str | None, str | None]:
@@ -106,7 +120,7 @@ def add_suppression(ctx: Context, principal: Principal, data: dict) -> dict:
     phone, email = _address(data)
     with ctx.db.begin() as conn:
         row, opted_out = suppress(conn, principal.workspace_id, phone=phone, email=email,
-                                  reason=SuppressionReason.MANUAL, now=ctx.clock())
+                                  reason=SuppressionReason.MANUAL, now=ctx.clock(), actor=principal)
     return {**suppression_view(row), "leads_opted_out": opted_out}
 
 

@@ -15,6 +15,7 @@ from drumbeat.channels.base import Credential
 from drumbeat.channels.inbound import QualityEvent, TemplateStatusEvent
 from drumbeat.channels.transport import provider_client
 from drumbeat.channels.whatsapp import message_templates
+from drumbeat.domain.audit import UPDATED
 from drumbeat.domain.channels import Channel, Provider, messaging_limit
 from drumbeat.domain.errors import ErrorClass, SendResult
 from drumbeat.domain.exceptions import NotFound, Unavailable, ValidationFailed
@@ -23,6 +24,7 @@ from drumbeat.domain.leads import PROVIDER_CONNECT_TIMEOUT_SECONDS, PROVIDER_IO_
 from drumbeat.domain.messages import is_whatsapp_template
 from drumbeat.domain.reasons import PauseReason
 from drumbeat.domain.whatsapp_templates import catalogue_mismatches, parameter_counts
+from drumbeat.services import audit
 from drumbeat.services.context import Actor, Context, Principal
 from drumbeat.services.holds import (
     hold_after_health_change,
@@ -72,8 +74,12 @@ def sync_catalogue(ctx: Context, principal: Principal, integration_id: str) -> d
         raise Unavailable("the provider did not give the whole template catalogue; the stored one is kept",
                           {"provider": "whatsapp", "code": read.error.error_code,
                            "message": read.error.error_message})
+    now = ctx.clock()
     with ctx.db.begin() as conn:
-        return {"synced": store.replace_catalogue(conn, row["id"], read.templates or [], ctx.clock())}
+        synced = store.replace_catalogue(conn, row["id"], read.templates or [], now)
+        audit.record(conn, principal.workspace_id, principal, UPDATED, "integration", row["id"],
+                     {"label": row["label"], "templates_synced": synced}, now)
+        return {"synced": synced}
 
 
 async def _read(credential: Credential):

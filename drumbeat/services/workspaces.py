@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from drumbeat.domain.audit import CREATED, UPDATED, field_changes
 from drumbeat.domain.consent import OPT_IN_WORDS, OPT_OUT_WORDS, keyword_conflicts
 from drumbeat.domain.exceptions import ValidationFailed
+from drumbeat.services import audit
 from drumbeat.services.context import Actor, Context, Principal
 from drumbeat.services.holds import hold_for_subscription
 from drumbeat.store import workspaces as store
@@ -14,6 +16,9 @@ def init_workspace(ctx: Context, name: str, owner_email: str, password_hash: str
     with ctx.db.begin() as conn:
         workspace_id = store.insert_workspace(conn, name, now)
         user_id, token = store.insert_user(conn, workspace_id, owner_email, "owner", password_hash, now)
+        setup = Actor.system("init_workspace")
+        audit.record(conn, workspace_id, setup, CREATED, "workspace", workspace_id, {"name": name}, now)
+        _record_user(conn, workspace_id, setup, user_id, owner_email, "owner", now)
     return {"workspace_id": workspace_id, "user_id": user_id, "token": token}
 
 
@@ -21,8 +26,24 @@ def create_user(ctx: Context, principal: Principal, email: str, role: str, passw
     with ctx.db.begin() as conn:
         if store.user_exists(conn, principal.workspace_id, email):
             raise ValidationFailed([{"field": "email", "message": "a user with this email already exists"}])
-        user_id, token = store.insert_user(conn, principal.workspace_id, email, role, password_hash, ctx.clock())
+        now = ctx.clock()
+        user_id, token = store.insert_user(conn, principal.workspace_id, email, role, password_hash, now)
+        _record_user(conn, principal.workspace_id, principal, user_id, email, role, now)
     return {"id": user_id, "email": email, "role": role, "token": token}
+
+
+def _record_user(conn, workspace_id: str, actor: Principal | Actor, user_id: str, email: str, role: str,
+                 now) -> None:
+    """A new user, and the first token made with it (store.insert_user)."""
+    audit.record(conn, workspace_id, actor, CREATED, "user", user_id, {"email": email, "role": role}, now)
+    audit.record(conn, workspace_id, actor, CREATED, "token", store.token_ids(conn, user_id)[-1],
+                 {"user_id": user_id, "user_email": email}, now)
+
+
+def list_users(ctx: Context, principal: Principal) -> list[dict]:
+    """The workspace's users by email: {"id", "email", "role"}."""
+    with ctx.db.begin() as conn:
+        return store.list_users(conn, principal.workspace_id)
 
 
 def authenticate(ctx: Context, token: str) -> Principal | None:
@@ -30,7 +51,7 @@ def authenticate(ctx: Context, token: str) -> Principal | None:
         row = store.find_user_by_token(conn, token)
     if row is None:
         return None
-    return Principal(row["id"], row["workspace_id"], row["role"], row["email"])
+    return Principal(row["id"], row["workspace_id"], row["role"], row["email"], row["token_id"])
 
 
 def workspace_view(row) -> dict:
@@ -75,6 +96,10 @@ def update_settings(ctx: Context, principal: Principal, changes: dict) -> dict:
                                      + ", ".join(sorted(both))}])
         if values:
             store.set_consent_settings(conn, principal.workspace_id, **values)
+        changed = field_changes(row, values, SETTINGS)
+        if changed:
+            audit.record(conn, principal.workspace_id, principal, UPDATED, "workspace", principal.workspace_id,
+                         {"changes": changed}, ctx.clock())
         row = store.get_workspace(conn, principal.workspace_id)
     return workspace_view(row)
 
@@ -87,6 +112,9 @@ def set_subscription(ctx: Context, principal: Principal, status: str) -> dict:
     with ctx.db.begin() as conn:
         before = store.get_workspace(conn, principal.workspace_id)["subscription_status"]
         store.set_subscription(conn, principal.workspace_id, status)
+        if status != before:
+            audit.record(conn, principal.workspace_id, principal, UPDATED, "workspace", principal.workspace_id,
+                         {"changes": {"subscription_status": {"from": before, "to": status}}}, ctx.clock())
         if status == "canceled" and before != "canceled":
             hold_for_subscription(conn, principal.workspace_id, ctx.clock(), Actor.system("subscription_canceled"))
     return get_workspace(ctx, principal)

@@ -6,10 +6,11 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Text, and_, delete, func, insert, literal, or_, select, union_all, update
 
+from drumbeat.domain.audit import CAMPAIGN_ACTIONS
 from drumbeat.domain.leads import ACCEPTED_ATTEMPT_STATUSES, UNFINISHED_LEAD_STATES
 from drumbeat.domain.lifecycle import Transition
 from drumbeat.domain.templates import LEAD_LEVEL_ERRORS
-from drumbeat.store import counts, notifications
+from drumbeat.store import audit, counts, notifications
 from drumbeat.store.claims import not_parked
 from drumbeat.store.counts import CONTENT_ERROR_PREFIX
 from drumbeat.store.ids import new_id
@@ -80,7 +81,7 @@ def update_campaign(conn: Connection, campaign_id: str, **values) -> None:
 
 def apply_transition(conn: Connection, campaign_id: str, t: Transition, *, now: datetime,
                      actor_type: str, actor_id: str | None, details: dict | None = None,
-                     extra: dict | None = None) -> bool:
+                     extra: dict | None = None, token_id: str | None = None) -> bool:
     """Compare-and-set the status: only the first of two racing actions wins.
 
     Returns False (and changes nothing) if the status moved since it was read.
@@ -98,14 +99,16 @@ def apply_transition(conn: Connection, campaign_id: str, t: Transition, *, now: 
         return False
     add_timeline(conn, campaign_id, now=now, from_status=t.from_status, to_status=t.to_status,
                  action=t.action, reason=t.paused_reason, actor_type=actor_type, actor_id=actor_id,
-                 details=details or {})
+                 details=details or {}, token_id=token_id)
     return True
 
 
 def add_timeline(conn: Connection, campaign_id: str, *, now: datetime, action: str, actor_type: str,
                  actor_id: str | None, from_status: str | None = None, to_status: str | None = None,
-                 reason: str | None = None, details: dict | None = None) -> int:
-    """Returns the entry's id."""
+                 reason: str | None = None, details: dict | None = None, token_id: str | None = None) -> int:
+    """Returns the entry's id. A campaign action (domain.audit.CAMPAIGN_ACTIONS) is also the
+    audit log's, written here once for every caller; `token_id`: the user acted through the
+    API with that token."""
     entry_id = conn.execute(insert(timeline).values(
         campaign_id=campaign_id, at=now, from_status=from_status, to_status=to_status, action=action,
         reason=reason, actor_type=actor_type, actor_id=actor_id, details=details or {},
@@ -113,6 +116,13 @@ def add_timeline(conn: Connection, campaign_id: str, *, now: datetime, action: s
     # The outbox is written in the same transaction as the change (DESIGN.md §8).
     notifications.enqueue_for_timeline(conn, campaign_id, action=action, to_status=to_status, reason=reason,
                                        actor_type=actor_type, actor_id=actor_id, details=details or {}, now=now)
+    if action in CAMPAIGN_ACTIONS:
+        person = actor_type != "system"
+        audit.insert_campaign_event(
+            conn, campaign_id, at=now, actor_type="token" if person and token_id else actor_type,
+            actor_id=token_id if person and token_id else actor_id, user_id=actor_id if person else None,
+            action=action, details={**(details or {}), **{k: v for k, v in (("from", from_status), ("to", to_status),
+                                                                             ("reason", reason)) if v is not None}})
     return entry_id
 
 

@@ -117,6 +117,9 @@ integrations = Table(
     # daily_cap: a key is held to the lower of the two (domain.channels.effective_daily_cap).
     Column("provider_daily_limit", Integer),
     Column("messaging_quality", Json),  # the last quality update the provider reported
+    # When the secrets last changed (migration 0014): a key failure before it is one the
+    # owner has answered. Null: unchanged since the integration was added.
+    Column("credentials_updated_at", UTCDateTime),
     CheckConstraint("health IN ('active', 'disconnected', 'restricted')", name="health"),
 )
 
@@ -491,4 +494,39 @@ import_rejections = Table(
     Column("cells", Json, nullable=False),
     Column("reasons", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# --- the audit log (API.md v1.1, Consent; migration 0015) ---------------------------------
+
+# Who created, changed or deleted what, and every campaign action; written in the change's
+# own transaction. actor: a user (dashboard), a token (API; user_id is its user) or the
+# system (actor_id names what acted). Secret values never reach `details`.
+audit_events = Table(
+    "audit_events", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("workspace_id", String(32), ForeignKey("workspaces.id"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor_type", String(10), nullable=False),
+    Column("actor_id", String(64)),
+    Column("user_id", String(32)),
+    Column("action", String(40), nullable=False),
+    Column("object_type", String(20), nullable=False),
+    Column("object_id", String(64), nullable=False),
+    Column("details", Json, nullable=False),
+    CheckConstraint("actor_type IN ('user', 'token', 'system')", name="actor_type"),
+    Index("ix_audit_events_newest", "workspace_id", "id"),
+    Index("ix_audit_events_object_type", "workspace_id", "object_type", "id"),
+    Index("ix_audit_events_user", "workspace_id", "user_id", "id"),
+)
+
+# --- forms that do one thing (issue 19; migration 0014) ------------------------------------
+
+# A dashboard form's one-time nonce, inserted in the transaction of its effect: a second post
+# of the same form finds it and goes to `result_url` (null while a long effect is under way).
+form_submissions = Table(
+    "form_submissions", metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("workspace_id", String(32), nullable=False),
+    Column("result_url", Text),
+    Column("used_at", UTCDateTime, nullable=False, index=True),
 )

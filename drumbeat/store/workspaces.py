@@ -47,13 +47,25 @@ def insert_user(conn: Connection, workspace_id: str, email: str, role: str, pass
     return user_id, token
 
 
+def token_ids(conn: Connection, user_id: str) -> list[str]:
+    """The user's tokens, oldest first."""
+    query = select(tokens.c.id).where(tokens.c.user_id == user_id).order_by(tokens.c.created_at, tokens.c.id)
+    return list(conn.execute(query).scalars())
+
+
+def list_users(conn: Connection, workspace_id: str) -> list[dict]:
+    query = (select(users.c.id, users.c.email, users.c.role).where(users.c.workspace_id == workspace_id)
+             .order_by(users.c.email))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
 def user_exists(conn: Connection, workspace_id: str, email: str) -> bool:
     query = select(users.c.id).where(users.c.workspace_id == workspace_id, users.c.email == email)
     return conn.execute(query).first() is not None
 
 
 def find_user_by_token(conn: Connection, token: str):
-    query = (select(users.c.id, users.c.workspace_id, users.c.email, users.c.role)
+    query = (select(users.c.id, users.c.workspace_id, users.c.email, users.c.role, tokens.c.id.label("token_id"))
              .join(tokens, tokens.c.user_id == users.c.id)
              .where(tokens.c.token_hash == hash_token(token)))
     return conn.execute(query).mappings().first()

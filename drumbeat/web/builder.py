@@ -40,7 +40,19 @@ from drumbeat.schemas import error_fields as api_fields
 from drumbeat.services import campaigns, integrations
 from drumbeat.services import templates as catalogue
 from drumbeat.web import present
-from drumbeat.web.pages import Session, _ctx, _detail, _guard_post, _page, _problem, _session, _to_login
+from drumbeat.web.pages import (
+    Session,
+    _again,
+    _ctx,
+    _detail,
+    _guard_post,
+    _once,
+    _page,
+    _problem,
+    _session,
+    _status_of,
+    _to_login,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -489,19 +501,26 @@ async def _submit(request: Request, campaign_id: str | None) -> Response:
         if body is None:
             return await run_in_threadpool(lambda: _form_page(request, s, state, view=view, status=422,
                                                               problems=problems))
-        saved = await run_in_threadpool(_save, ctx, s, view, body)
+        if view is None:  # a new campaign: once per form (pages._once), the start or schedule with it
+            done = await run_in_threadpool(_once, request, s, str(form.get("form_nonce", "")),
+                                           lambda c: _save_and_go(c, s, None, body, op),
+                                           lambda r: f"/campaigns/{quote(r[0]['id'], safe='')}")
+            if done.repeated:
+                return _again(request, s, done, "/campaigns")
+            assert done.result is not None
+            saved, refusal = done.result
+        else:
+            saved, refusal = await run_in_threadpool(_save_and_go, ctx, s, view, body, op)
     except ValidationFailed as exc:  # the key pool or the template catalogue
         refused = exc.fields
         return await run_in_threadpool(lambda: _form_page(request, s, state, view=view, status=422,
                                                           problems=refused))
     except DomainError as exc:
-        return _problem(request, s, exc.code, exc.message, 409, exc.details)
+        return _problem(request, s, exc.code, exc.message, _status_of(exc), exc.details)
     target = f"/campaigns/{quote(saved['id'], safe='')}"
     try:
-        if op == "start" and saved["status"] in ("draft", "scheduled"):
-            await run_in_threadpool(campaigns.start, ctx, s.principal, saved["id"])
-        elif op == "schedule" and saved["status"] == "draft":
-            await run_in_threadpool(campaigns.schedule, ctx, s.principal, saved["id"], body.schedule.start_at)
+        if refusal is not None:
+            raise refusal
     except ValidationFailed as exc:
         refused = exc.fields
         return await run_in_threadpool(lambda: _form_page(
@@ -520,6 +539,20 @@ def _keep_structure(typed: list[dict], stored: list[dict]) -> list[dict]:
         mine = typed[i] if i < len(typed) else row
         out.append({**mine, "channel": row["channel"], "delay": row["delay"], "delay_unit": row["delay_unit"]})
     return out
+
+
+def _save_and_go(ctx, s: Session, view: dict | None, body, op: str) -> tuple[dict, DomainError | None]:
+    """Saves, then starts or schedules as asked: a refused start keeps the saved campaign
+    (the refusal is returned, not raised, so that a new campaign's form nonce is kept too)."""
+    saved = _save(ctx, s, view, body)
+    try:
+        if op == "start" and saved["status"] in ("draft", "scheduled"):
+            campaigns.start(ctx, s.principal, saved["id"])
+        elif op == "schedule" and saved["status"] == "draft":
+            campaigns.schedule(ctx, s.principal, saved["id"], body.schedule.start_at)
+    except DomainError as exc:
+        return saved, exc
+    return saved, None
 
 
 def _save(ctx, s: Session, view: dict | None, body) -> dict:

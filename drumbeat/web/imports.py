@@ -40,7 +40,19 @@ from drumbeat.domain.lifecycle import TERMINAL_STATUSES
 from drumbeat.domain.roles import Role, allows
 from drumbeat.services import campaigns, leads
 from drumbeat.web import present
-from drumbeat.web.pages import Session, _ctx, _guard_post, _page, _problem, _session, _status_of, _to_login
+from drumbeat.web.pages import (
+    Session,
+    _again,
+    _ctx,
+    _guard_post,
+    _once,
+    _page,
+    _posted_before,
+    _problem,
+    _session,
+    _status_of,
+    _to_login,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -313,6 +325,10 @@ async def run_import(request: Request, campaign_id: str, token: str):
 
 
 def _import(request: Request, s: Session, campaign_id: str, token: str, form) -> Response:
+    nonce = str(form.get("form_nonce", ""))
+    again = _posted_before(request, s, nonce, f"/campaigns/{quote(campaign_id, safe='')}")
+    if again is not None:
+        return again
     view = _campaign(request, s, campaign_id)
     if not isinstance(view, dict):
         return view
@@ -329,14 +345,22 @@ def _import(request: Request, s: Session, campaign_id: str, token: str, form) ->
     try:
         chosen = leads.csv_options(json.dumps(mapping), DELIMITERS[options["delimiter"]],
                                    options["default_country"] or None, options["infer_timezone"])
-        result = leads.import_csv(_ctx(request), s.principal, campaign_id, _chunks(path), options["encoding"], chosen)
+        # Once per form, in its own transactions (an import commits in batches): a second post
+        # racing this one finds the nonce taken.
+        done = _once(request, s, nonce, lambda c: leads.import_csv(c, s.principal, campaign_id, _chunks(path),
+                                                                    options["encoding"], chosen),
+                     lambda result: f"/campaigns/{quote(campaign_id, safe='')}/imports/{result['import_id']}",
+                     joined=False)
     except ValidationFailed as exc:
         return _mapping_page(request, s, view, token, options, typed, exc.fields, 422)
     except DomainError as exc:
         return _problem(request, s, exc.code, exc.message, _status_of(exc), exc.details)
+    if done.repeated:
+        return _again(request, s, done, f"/campaigns/{quote(campaign_id, safe='')}")
+    assert done.result is not None
     path.unlink(missing_ok=True)
-    return RedirectResponse(f"/campaigns/{quote(campaign_id, safe='')}/imports/{result['import_id']}",
-                            status_code=303)
+    return RedirectResponse(f"/campaigns/{quote(campaign_id, safe='')}/imports/{done.result['import_id']}"
+                            "?done=imported", status_code=303)
 
 
 def _summary(request: Request, s: Session, campaign_id: str, import_id: str) -> dict | Response:

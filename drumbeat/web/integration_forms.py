@@ -16,6 +16,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Header, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from drumbeat.domain.channels import HEALTH_EVENTS, PROVIDER_CHANNELS, Channel, Health, Provider
@@ -26,9 +27,11 @@ from drumbeat.services import integrations
 from drumbeat.web import present
 from drumbeat.web.pages import (
     Session,
+    _again,
     _ctx,
     _guard_post,
     _integration_page,
+    _once,
     _page,
     _problem,
     _session,
@@ -99,15 +102,14 @@ FORMS: dict[Provider, tuple[Spec, ...]] = {
         Spec("config.dedupe", "Deduplicate by idempotency key", "checkbox", advanced=True),
     ),
 }
+# The secret a failed key is fixed by (the page's banner links to its input).
+KEY_FIELDS = {Provider.WHATSAPP_CLOUD: "credentials.access_token", Provider.TWILIO: "credentials.auth_token",
+              Provider.SMTP: "credentials.password", Provider.UNIPILE: "credentials.api_key"}
 PROVIDER_NAMES = {Provider.WHATSAPP_CLOUD: "WhatsApp Cloud API", Provider.TWILIO: "Twilio (SMS or voice)",
                   Provider.SMTP: "Email (SMTP)", Provider.UNIPILE: "LinkedIn (Unipile)",
                   Provider.SANDBOX: "Sandbox (in-process test channel)"}
 HEALTH_BUTTONS = {"reconnected": "Reconnect", "disconnected": "Mark disconnected",
                   "restriction_lifted": "Lift restriction"}
-HEALTH_DONE = {"reconnected": "Reconnected.", "disconnected": "Marked disconnected.",
-               "restriction_lifted": "Restriction lifted."}
-DONE = {"created": "Integration added.", "saved": "Saved.", "enabled": "Enabled.", "disabled": "Disabled.",
-        **{f"health-{k}": v for k, v in HEALTH_DONE.items()}}
 
 
 def _required(provider: Provider, name: str) -> bool:
@@ -167,17 +169,20 @@ def editor(i: dict, typed: dict | None = None, errors: dict | None = None) -> di
             "disabled": i["state"] == "disabled", "health_word": i["state"] in {h.value for h in Health}}
 
 
-def done_notice(code: str | None) -> str | None:
-    return DONE.get(code or "")
+def key_field(provider: str) -> dict | None:
+    """The input of the secret that fixes a failed key: its id (for a link) and label."""
+    name = KEY_FIELDS.get(Provider(provider))
+    spec = next((f for f in FORMS[Provider(provider)] if f.name == name), None)
+    return {"id": "f-" + spec.name.replace(".", "-"), "label": spec.label} if spec else None
 
 
-templates.env.globals.update(integration_editor=editor, integration_done=done_notice)
+templates.env.globals.update(integration_editor=editor, key_field=key_field)
 
 
 # --- reading a form ------------------------------------------------------------------------
 
 def _typed(form: FormData) -> dict:
-    return {k: str(v) for k, v in form.items() if k != "csrf" and isinstance(v, str)}
+    return {k: str(v) for k, v in form.items() if k not in ("csrf", "form_nonce") and isinstance(v, str)}
 
 
 def _basics(typed: dict) -> tuple[dict, dict]:
@@ -281,10 +286,17 @@ async def create_integration(request: Request):
         return _new_page(request, guard, provider, typed, errors, 422)
     data = {"provider": provider.value, "channel": channel, "credentials": credentials, "config": config, **values}
     try:
-        made = integrations.create_integration(_ctx(request), guard.principal, data)
+        done = await run_in_threadpool(_once, request, guard, str(form.get("form_nonce", "")),
+                                       lambda c: integrations.create_integration(c, guard.principal, data),
+                                       lambda made: f"/integrations/{quote(made['id'], safe='')}")
     except ValidationFailed as exc:
         return _new_page(request, guard, provider, typed, _field_errors(exc), 422)
-    return RedirectResponse(f"/integrations/{quote(made['id'], safe='')}?done=created", status_code=303)
+    except DomainError as exc:
+        return _problem(request, guard, exc.code, exc.message, _status_of(exc), exc.details)
+    if done.repeated:
+        return _again(request, guard, done, "/integrations")
+    assert done.result is not None
+    return RedirectResponse(f"/integrations/{quote(done.result['id'], safe='')}?done=created", status_code=303)
 
 
 # --- editing one on its page -----------------------------------------------------------------
@@ -326,23 +338,34 @@ async def edit_integration(request: Request, integration_id: str):
 
 @router.post("/integrations/{integration_id}/enabled")
 def set_enabled(request: Request, integration_id: str, csrf: Annotated[str, Form()] = "",
-                enabled: Annotated[str, Form()] = "", x_csrf_token: Annotated[str | None, Header()] = None):
+                enabled: Annotated[str, Form()] = "", back: Annotated[str, Form()] = "",
+                form_nonce: Annotated[str, Form()] = "", x_csrf_token: Annotated[str | None, Header()] = None):
+    """Enable or disable (owners, as the API), from the list (`back=list`) or the page."""
     guard = _guard_post(request, csrf, x_csrf_token, Role.OWNER)
     if not isinstance(guard, Session):
         return guard
     if enabled not in ("true", "false"):
         return _problem(request, guard, "validation_error", "enabled must be true or false", 422)
+    word = "enabled" if enabled == "true" else "disabled"
+    page = "/integrations" if back == "list" else f"/integrations/{quote(integration_id, safe='')}"
     try:
-        integrations.update_integration(_ctx(request), guard.principal, integration_id,
-                                        {"enabled": enabled == "true"})
+        done = _once(request, guard, form_nonce, lambda c: integrations.update_integration(
+            c, guard.principal, integration_id, {"enabled": enabled == "true"}), lambda _: page)
     except NotFound:
         return _problem(request, guard, "not_found", "There is no such integration in this workspace.", 404)
-    return _back(integration_id, "enabled" if enabled == "true" else "disabled")
+    except DomainError as exc:
+        return _problem(request, guard, exc.code, exc.message, _status_of(exc), exc.details)
+    if done.repeated:
+        return _again(request, guard, done, page)
+    if back == "list":
+        return RedirectResponse(f"/integrations?saved={quote(integration_id, safe='')}&done={word}", status_code=303)
+    return _back(integration_id, word)
 
 
 @router.post("/integrations/{integration_id}/health")
 def health_event(request: Request, integration_id: str, csrf: Annotated[str, Form()] = "",
-                 event: Annotated[str, Form()] = "", x_csrf_token: Annotated[str | None, Header()] = None):
+                 event: Annotated[str, Form()] = "", form_nonce: Annotated[str, Form()] = "",
+                 x_csrf_token: Annotated[str | None, Header()] = None):
     """Reconnect, mark disconnected, lift a restriction (operators and owners, as the API)."""
     guard = _guard_post(request, csrf, x_csrf_token, Role.OPERATOR)
     if not isinstance(guard, Session):
@@ -350,10 +373,14 @@ def health_event(request: Request, integration_id: str, csrf: Annotated[str, For
     if event not in HEALTH_BUTTONS:
         return _problem(request, guard, "validation_error",
                         "event must be one of " + ", ".join(HEALTH_BUTTONS), 422)
+    page = f"/integrations/{quote(integration_id, safe='')}"
     try:
-        integrations.record_health_event(_ctx(request), guard.principal, integration_id, event)
+        done = _once(request, guard, form_nonce, lambda c: integrations.record_health_event(
+            c, guard.principal, integration_id, event), lambda _: page)
     except DomainError as exc:
         return _problem(request, guard, exc.code, exc.message, _status_of(exc), exc.details)
+    if done.repeated:
+        return _again(request, guard, done, page)
     return _back(integration_id, f"health-{event}")
 
 
@@ -369,7 +396,9 @@ def test_connection(request: Request, integration_id: str, csrf: Annotated[str, 
         answer = integrations.check_connection(_ctx(request), guard.principal, integration_id)
     except NotFound:
         return _problem(request, guard, "not_found", "There is no such integration in this workspace.", 404)
-    return _integration_page(request, guard, integration_id, connection=connection_words(answer))
+    words = connection_words(answer)
+    return _integration_page(request, guard, integration_id, connection=words,
+                             toast=f"Connection test: {words['text']}")
 
 
 def connection_words(answer: dict) -> dict:

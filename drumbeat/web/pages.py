@@ -9,8 +9,9 @@ place (`X-Requested-With: fetch` → JSON) and polls the live endpoint while a c
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Header, Request
@@ -25,7 +26,7 @@ from drumbeat.domain.leads import LeadState
 from drumbeat.domain.lifecycle import TERMINAL_STATUSES
 from drumbeat.domain.roles import Role, allows
 from drumbeat.domain.throttle import retry_after_seconds
-from drumbeat.services import campaigns, content, dashboard, integrations, leads, suppressions, workspaces
+from drumbeat.services import campaigns, content, dashboard, forms, integrations, leads, suppressions, workspaces
 from drumbeat.services import templates as catalogue
 from drumbeat.services.context import Context, Principal
 from drumbeat.web import present
@@ -43,7 +44,9 @@ TIMELINE_SHOWN = 200
 # Autoescape everything: user text (names, templates, errors) is always rendered as text.
 templates = Jinja2Templates(env=Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=True))
 templates.env.filters["dt"] = present.fmt_time
+templates.env.globals["done_text"] = present.done_text
 router = APIRouter(include_in_schema=False)
+T = TypeVar("T")
 
 # No inline script or style anywhere, so the policy can forbid them: an injected
 # <script> would not run even if some text escaped escaping.
@@ -59,11 +62,23 @@ SECURITY_HEADERS = {
 
 
 class Session:
-    def __init__(self, principal: Principal, csrf: str) -> None:
+    def __init__(self, principal: Principal, csrf: str, signer: Signer | None = None, nonce: str = "") -> None:
         self.principal = principal
         self.csrf = csrf
         self.can_operate = allows(principal.role, Role.OPERATOR)
         self.is_owner = allows(principal.role, Role.OWNER)
+        self._signer, self._nonce = signer, nonce
+
+    def form_nonce(self) -> str:
+        """A fresh one-time nonce for a form that creates or acts (its hidden `form_nonce`)."""
+        return self._signer.form_token(self._nonce) if self._signer else ""
+
+    def nonce_of(self, token: str) -> str | None:
+        """The nonce a posted form carries: "" when none was posted, None when forged or
+        from another session."""
+        if not token:
+            return ""
+        return self._signer.form_nonce(self._nonce, token) if self._signer else None
 
 
 # --- plumbing ---------------------------------------------------------------------------
@@ -90,7 +105,7 @@ def _session(request: Request) -> Session | None:
     if data is None:
         return None
     principal = dashboard.principal_for_user(_ctx(request), data.user_id)
-    return Session(principal, signer.csrf_token(data.nonce)) if principal else None
+    return Session(principal, signer.csrf_token(data.nonce), signer, data.nonce) if principal else None
 
 
 def _wants_json(request: Request) -> bool:
@@ -127,7 +142,8 @@ def _problem(request: Request, s: Session | None, code: str, message: str, statu
 
 
 def _status_of(exc: DomainError) -> int:
-    return {"not_found": 404, "validation_error": 422, "rate_limited": 429, "unavailable": 503}.get(exc.code, 409)
+    return {"not_found": 404, "validation_error": 422, "rate_limited": 429, "unavailable": 503,
+            "forbidden": 403}.get(exc.code, 409)
 
 
 def _safe_next(value: str | None) -> str:
@@ -149,6 +165,50 @@ def _guard_post(request: Request, csrf: str | None, header_csrf: str | None, nee
     if not allows(s.principal.role, need):
         return _problem(request, s, "forbidden", f"this action needs the {need.value} role", 403)
     return s
+
+
+def _once(request: Request, s: Session, token: str, effect: Callable[[Context], T], url_of: Callable[[T], str],
+          *, joined: bool = True) -> forms.Once[T]:
+    """`effect(ctx)` once per posted form (services.forms); a post without a nonce (a script,
+    a page rendered before nonces) just runs it. A forged nonce is refused (FormExpired)."""
+    nonce = s.nonce_of(token)
+    if nonce is None:
+        raise FormExpired()
+    if not nonce:
+        return forms.Once(effect(_ctx(request)))
+    return forms.once(_ctx(request), s.principal, nonce, effect, url_of, joined=joined)
+
+
+class FormExpired(DomainError):
+    code = "forbidden"
+
+    def __init__(self) -> None:
+        super().__init__("the form has expired or did not come from this site; reload the page and try again")
+
+
+def with_done(url: str, done: str) -> str:
+    """`url` with ?done=<done> (a known word, for the page's toast) instead of any done= it had."""
+    path, _, query = url.partition("?")
+    kept = [p for p in query.split("&") if p and not p.startswith("done=")]
+    return path + "?" + "&".join([*kept, f"done={done}"])
+
+
+def _again(request: Request, s: Session, first: forms.Once, fallback: str) -> Response:
+    """A form posted a second time: nothing is done again; the first post's result, with a toast."""
+    if _wants_json(request):
+        return JSONResponse({"ok": True, "repeated": True, "message": present.DONE_TEXTS["again"],
+                             "form_nonce": s.form_nonce(), "redirect": None})
+    return RedirectResponse(with_done(first.url or fallback, "again"), status_code=303)
+
+
+def _posted_before(request: Request, s: Session, token: str, fallback: str) -> Response | None:
+    """The answer to a second post, checked before anything else: for a route whose input the
+    first post consumed (an import deletes its upload), so that it could not even begin again."""
+    nonce = s.nonce_of(token)
+    if nonce is None:
+        return _problem(request, s, "forbidden", FormExpired().message, 403)
+    first = forms.was_used(_ctx(request), s.principal, nonce) if nonce else None
+    return _again(request, s, first, fallback) if first else None
 
 
 def _signer_ok(request: Request, token: str | None) -> bool:
@@ -280,7 +340,7 @@ def _detail(ctx: Context, s: Session, campaign_id: str) -> dict:
 
 
 @router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
-def campaign_page(request: Request, campaign_id: str, done: str = ""):
+def campaign_page(request: Request, campaign_id: str):
     s = _session(request)
     if s is None:
         return _to_login(request)
@@ -288,8 +348,7 @@ def campaign_page(request: Request, campaign_id: str, done: str = ""):
         c = _detail(_ctx(request), s, campaign_id)
     except NotFound:
         return _problem(request, s, "not_found", "There is no such campaign in this workspace.", 404)
-    return _page(request, s, "campaign.html", c=c, alert=None, reasons=present.EXPLANATION_TEXTS,
-                 done=present.ACTION_DONE.get(done, ""))
+    return _page(request, s, "campaign.html", c=c, alert=None, reasons=present.EXPLANATION_TEXTS)
 
 
 @router.get("/campaigns/{campaign_id}/live.json")
@@ -310,7 +369,7 @@ ACTIONS = {"start", "pause", "resume", "cancel", "duplicate"}
 
 @router.post("/campaigns/{campaign_id}/actions/{action}")
 def campaign_action(request: Request, campaign_id: str, action: str, csrf: Annotated[str, Form()] = "",
-                    confirm: Annotated[str | None, Form()] = None,
+                    confirm: Annotated[str | None, Form()] = None, form_nonce: Annotated[str, Form()] = "",
                     x_csrf_token: Annotated[str | None, Header()] = None):
     guard = _guard_post(request, csrf, x_csrf_token, Role.OPERATOR)
     if not isinstance(guard, Session):
@@ -320,19 +379,33 @@ def campaign_action(request: Request, campaign_id: str, action: str, csrf: Annot
         return _problem(request, s, "not_found", "unknown action", 404)
     ctx = _ctx(request)
     detail_url = f"/campaigns/{quote(campaign_id, safe='')}"
-    try:
+
+    def act(c: Context) -> dict:
         if action == "cancel":
-            result = campaigns.cancel(ctx, s.principal, campaign_id, confirm)
-        elif action == "duplicate":
-            result = campaigns.duplicate(ctx, s.principal, campaign_id, include_leads=False)
+            return campaigns.cancel(c, s.principal, campaign_id, confirm)
+        if action == "duplicate":
+            return campaigns.duplicate(c, s.principal, campaign_id, include_leads=False)
+        return getattr(campaigns, action)(c, s.principal, campaign_id)
+
+    def url_of(result: dict) -> str:
+        return f"/campaigns/{result['id']}?done={action}"
+
+    try:
+        done = _once(request, s, form_nonce, act, url_of)
+        if done.repeated:
+            return _again(request, s, done, detail_url)
+        result = done.result
+        assert result is not None
+        if action == "duplicate":
             detail_url = f"/campaigns/{result['id']}"
-        else:
-            result = getattr(campaigns, action)(ctx, s.principal, campaign_id)
     except DomainError as exc:
         if _wants_json(request):
             return _problem(request, s, exc.code, exc.message, _status_of(exc), exc.details)
         if exc.code == "not_found":
             return _problem(request, s, "not_found", "There is no such campaign in this workspace.", 404)
+        if exc.code == "confirmation_required":  # the confirmation page again, the typed name kept
+            return _page(request, s, "cancel.html", 422, c=_detail(ctx, s, campaign_id), typed=confirm or "",
+                         error="Type the campaign's exact name to cancel it.")
         alert = {"message": exc.message, "code": exc.code,
                  "gates": present.gates_view(exc.details.get("gates", []))}
         c = _detail(ctx, s, campaign_id)
@@ -340,9 +413,28 @@ def campaign_action(request: Request, campaign_id: str, action: str, csrf: Annot
                      reasons=present.EXPLANATION_TEXTS)
     if _wants_json(request):
         return JSONResponse({"ok": True, "status": result["status"], "message": present.ACTION_DONE[action],
-                             "redirect": f"{detail_url}?done={action}" if action == "duplicate" else None})
+                             "redirect": f"{detail_url}?done={action}" if action == "duplicate" else None,
+                             "form_nonce": s.form_nonce()})
     # ?done= names the action for the page's toast (a known word only: nothing typed is echoed).
     return RedirectResponse(f"{detail_url}?done={action}", status_code=303)
+
+
+@router.get("/campaigns/{campaign_id}/cancel", response_class=HTMLResponse)
+def cancel_page(request: Request, campaign_id: str):
+    """The cancel confirmation as a page: the campaign page's dialog without JavaScript."""
+    s = _session(request)
+    if s is None:
+        return _to_login(request)
+    if not s.can_operate:
+        return _problem(request, s, "forbidden", "canceling a campaign needs the operator role", 403)
+    try:
+        c = _detail(_ctx(request), s, campaign_id)
+    except NotFound:
+        return _problem(request, s, "not_found", "There is no such campaign in this workspace.", 404)
+    if "cancel" not in c["actions"]:
+        word = present.STATUS_LABELS.get(c["status"], c["status"]).lower()
+        return _problem(request, s, "invalid_transition", f"This campaign is {word}: it cannot be canceled.", 409)
+    return _page(request, s, "cancel.html", c=c, typed="", error=None)
 
 
 @router.post("/campaigns/{campaign_id}/leads/{lead_id}/resolve")
@@ -455,7 +547,7 @@ async def integration_update(request: Request, integration_id: str):
                         _status_of(exc), exc.details)
     if _wants_json(request):
         return JSONResponse({"ok": True})
-    return RedirectResponse(f"/integrations?saved={quote(integration_id, safe='')}", status_code=303)
+    return RedirectResponse(f"/integrations?saved={quote(integration_id, safe='')}&done=list-saved", status_code=303)
 
 
 # --- an integration and its WhatsApp template catalogue (issue 18) ----------------------------
@@ -478,6 +570,9 @@ def _integration_page(request: Request, s: Session, integration_id: str, status:
     except NotFound:
         return _problem(request, s, "not_found", "There is no such integration in this workspace.", 404)
     item["config_json"] = json.dumps(item["config"], sort_keys=True)
+    extra.setdefault("trouble", present.key_trouble_view(dashboard.key_trouble(ctx, s.principal, integration_id)))
+    if synced is not None:
+        extra.setdefault("toast", f"Synced {synced} template{'' if synced == 1 else 's'}.")
     return _page(request, s, "integration.html", status, i=item, rows=rows, alert=alert, synced=synced,
                  has_catalogue=item["provider"] == "whatsapp_cloud", waba_id=item["config"].get("waba_id"),
                  provider_word=present.PROVIDER_WORDS.get(item["provider"], item["provider"]), **extra)
@@ -485,21 +580,28 @@ def _integration_page(request: Request, s: Session, integration_id: str, status:
 
 @router.post("/integrations/{integration_id}/templates/sync")
 def template_sync(request: Request, integration_id: str, csrf: Annotated[str, Form()] = "",
-                  x_csrf_token: Annotated[str | None, Header()] = None):
+                  form_nonce: Annotated[str, Form()] = "", x_csrf_token: Annotated[str | None, Header()] = None):
     """Read the WhatsApp Business Account's templates now (operators and owners, as in the API).
     A refusal shows the page again with the provider's words and the catalogue kept."""
     guard = _guard_post(request, csrf, x_csrf_token, Role.OPERATOR)
     if not isinstance(guard, Session):
         return guard
+    page = f"/integrations/{quote(integration_id, safe='')}"
     try:  # a sync route: FastAPI runs it in a thread, where the service may run its own loop
-        result = catalogue.sync_catalogue(_ctx(request), guard.principal, integration_id)
+        done = _once(request, guard, form_nonce,
+                     lambda c: catalogue.sync_catalogue(c, guard.principal, integration_id),
+                     lambda result: f"{page}?synced={result['synced']}", joined=False)  # waits on Meta
     except NotFound:
         return _problem(request, guard, "not_found", "There is no such integration in this workspace.", 404)
     except DomainError as exc:
+        if exc.code == "forbidden":
+            return _problem(request, guard, exc.code, exc.message, 403)
         return _integration_page(request, guard, integration_id, _status_of(exc),
                                  alert=present.sync_problem(exc.code, exc.message, exc.details))
-    return RedirectResponse(f"/integrations/{quote(integration_id, safe='')}?synced={result['synced']}",
-                            status_code=303)
+    if done.repeated:
+        return _again(request, guard, done, page)
+    assert done.result is not None
+    return RedirectResponse(f"{page}?synced={done.result['synced']}", status_code=303)
 
 
 # --- a campaign's preview and test send (issue 18) ------------------------------------------
@@ -516,7 +618,7 @@ def preview_page(request: Request, campaign_id: str, lead_id: str = ""):
 
 
 def _preview_page(request: Request, s: Session, campaign_id: str, lead_id: str | None, status: int = 200,
-                  test: dict | None = None, alert: dict | None = None) -> Response:
+                  test: dict | None = None, alert: dict | None = None, toast: str = "") -> Response:
     """Every step rendered for the chosen lead (else the first), with a test-send form per
     step; `test` is the answer to a test send of one step, shown beside it."""
     ctx = _ctx(request)
@@ -535,7 +637,7 @@ def _preview_page(request: Request, s: Session, campaign_id: str, lead_id: str |
                  choices=[present.lead_row(lead) for lead in choices], steps=present.preview_steps(shown),
                  missing=present.missing_variables_view(view.get("missing_variables") or []),
                  can_test=s.can_operate and view["status"] not in TERMINAL_STATUSES,
-                 test=test or {}, alert=alert)
+                 test=test or {}, alert=alert, toast=toast)
 
 
 @router.post("/campaigns/{campaign_id}/test")
@@ -557,8 +659,17 @@ async def test_send(request: Request, campaign_id: str):
     try:
         if test["step"] is None:
             raise ValidationFailed([{"field": "step", "message": "choose a step of the campaign"}])
-        answer = await run_in_threadpool(content.send_test, ctx, guard.principal, campaign_id, step=test["step"],
-                                         to=to, lead_id=lead_id)
+        preview_url = f"/campaigns/{quote(campaign_id, safe='')}/preview" + (
+            f"?{urlencode({'lead_id': lead_id})}" if lead_id else "")
+        step = test["step"]
+        done = await run_in_threadpool(  # its own transactions: the provider answers in between
+            _once, request, guard, str(form.get("form_nonce", "")),
+            lambda c: content.send_test(c, guard.principal, campaign_id, step=step, to=to, lead_id=lead_id),
+            lambda _: preview_url, joined=False)
+        if done.repeated:
+            return _again(request, guard, done, preview_url)
+        answer = done.result
+        assert answer is not None
     except NotFound as exc:
         what = "lead in this campaign" if exc.message.startswith("lead") else "campaign in this workspace"
         return _problem(request, guard, "not_found", f"There is no such {what}.", 404)
@@ -575,7 +686,8 @@ async def test_send(request: Request, campaign_id: str):
         test["verdict"] = present.send_test_verdict(answer, provider)
     alert = None if test["step"] is not None else {"message": test.get("message") or "; ".join(
         test.get("errors", {}).values()), "gates": test.get("gates", [])}
-    response = _preview_page(request, guard, campaign_id, lead_id, status, test=test, alert=alert)
+    toast = f"Test of step {test['step'] + 1}: {test['verdict']['text']}" if "verdict" in test else ""
+    response = _preview_page(request, guard, campaign_id, lead_id, status, test=test, alert=alert, toast=toast)
     response.headers.update(headers)
     return response
 

@@ -41,6 +41,21 @@ ACTION_DONE = {"start": "Campaign started.", "pause": "Campaign paused.", "resum
                "cancel": "Campaign canceled.", "duplicate": "Campaign duplicated: this is the copy, as a draft.",
                "resolve": "Lead resolved."}
 
+# The toast after each action, by the ?done= word a redirect carries (a known word only:
+# nothing typed is echoed) — or rendered directly by a page that answers a POST itself.
+HEALTH_DONE = {"reconnected": "Reconnected.", "disconnected": "Marked disconnected.",
+               "restriction_lifted": "Restriction lifted."}
+DONE_TEXTS = {**ACTION_DONE, "created": "Integration added.", "saved": "Saved.", "enabled": "Integration enabled.",
+              "disabled": "Integration disabled.", "list-saved": "Integration saved.",
+              **{f"health-{k}": v for k, v in HEALTH_DONE.items()},
+              "imported": "Leads imported.", "campaign-saved": "Campaign saved.",
+              "again": "Already done: this form was sent before, so nothing was done twice."}
+
+
+def done_text(code: str | None) -> str:
+    return DONE_TEXTS.get(code or "", "")
+
+
 ACTION_LABELS = {"start": "Start", "pause": "Pause", "resume": "Resume", "cancel": "Cancel",
                  "duplicate": "Duplicate"}
 
@@ -334,3 +349,25 @@ def send_test_verdict(answer: dict, provider: str | None) -> dict:
     if code.startswith("drumbeat:"):
         return {"ok": False, "text": f"Not sent: {code} — {message}. The worker would fail this lead the same way."}
     return {"ok": False, "text": f"Refused: {code} — {message}"}
+
+
+def key_trouble_view(trouble: dict | None) -> dict | None:
+    """A failed key on its integration's page (issue 19): when and how it failed in each
+    unfinished campaign's current run, whether that campaign is paused, and whether the
+    secrets were changed since (then only the test and the resume are left to do)."""
+    if not trouble:
+        return None
+    failures = []
+    for f in trouble["failures"]:
+        if f["status"] == "paused":
+            state = "paused it"
+        elif f["status"] == "sending":
+            state = "still sending through its other keys"
+        else:
+            state = STATUS_LABELS.get(f["status"], f["status"]).lower()
+        failures.append({"at": fmt_time(f["at"]), "code": f["error_code"] or "unknown",
+                         "message": f["error_message"] or "", "campaign_id": f["campaign_id"],
+                         "campaign_name": f["campaign_name"], "state": state, "paused": f["status"] == "paused"})
+    updated = trouble["credentials_updated_at"]
+    return {"failures": failures, "answered": trouble["answered"], "updated_at": fmt_time(updated) if updated else None,
+            "paused": [f for f in failures if f["paused"]]}

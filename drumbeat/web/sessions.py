@@ -9,6 +9,10 @@ server. The user's role is read from the database on every request, never from t
 CSRF: every form and every script POST carries a token = HMAC(key, "csrf:" + nonce), which
 a page of another origin cannot know. Before sign-in, the login form is protected the same
 way by a short-lived pre-session cookie (no login CSRF).
+
+One-time form nonces: a form that creates or acts also carries `form_nonce`, a random value
+signed for the session, which the server records as used with the form's effect
+(services.forms), so posting the same form twice does one thing.
 """
 
 from __future__ import annotations
@@ -83,6 +87,21 @@ class Signer:
 
     def csrf_ok(self, nonce: str, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(token, self.csrf_token(nonce))
+
+    # --- one-time form nonces (issue 19: a double-submitted form does one thing) ------
+
+    def form_token(self, session_nonce: str) -> str:
+        """A fresh nonce for one rendered form, `<random>.<mac>`, signed for this session."""
+        value = secrets.token_urlsafe(18)
+        return f"{value}.{self._mac('form:' + session_nonce + ':' + value)}"
+
+    def form_nonce(self, session_nonce: str, token: str) -> str | None:
+        """The nonce a form token carries, if this session's key signed it."""
+        if token.count(".") != 1:
+            return None
+        value, mac = token.split(".")
+        ok = value and hmac.compare_digest(mac, self._mac("form:" + session_nonce + ":" + value))
+        return value if ok else None
 
     # --- before sign-in -----------------------------------------------------------------
 

@@ -54,6 +54,22 @@ def campaigns_in_every_status(ctx, owner) -> dict[str, str]:
     return ids
 
 
+def failed_key(ctx, campaign_id: str) -> str:
+    """The key of this campaign, marked failed in its current run (how the engine leaves it)."""
+    from sqlalchemy import insert, select
+
+    from drumbeat.store.tables import campaigns as c
+    from drumbeat.store.tables import integrations, key_failures
+    with ctx.db.begin() as conn:
+        run, workspace_id = conn.execute(select(c.c.run, c.c.workspace_id).where(c.c.id == campaign_id)).one()
+        key = conn.execute(select(integrations.c.id).where(integrations.c.workspace_id == workspace_id,
+                                                           integrations.c.channel == "whatsapp")).scalar()
+        conn.execute(insert(key_failures).values(campaign_id=campaign_id, run=run, integration_id=key,
+                                                 error_code="sandbox:key", error_message="refused",
+                                                 at=datetime.now(UTC)))
+    return key
+
+
 # --- server side: what the pages say without JavaScript ------------------------------------
 
 def test_every_page_starts_with_a_skip_link_to_the_content_and_names_its_favicon(ctx, client, users):
@@ -233,6 +249,9 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_dashboard_page(ctx, u
              "integration": f"/integrations/{integration_id}", "preview": f"/campaigns/{ids['draft']}/preview",
              "notifications": "/notifications", "lead opted out": f"/campaigns/{stopped_campaign}/leads/{stopped}"}
     pages.update({f"campaign {status}": f"/campaigns/{cid}" for status, cid in ids.items()})
+    # Issue 19's forms: the cancel confirmation page, a toast, a failed key's banner.
+    pages.update({"cancel page": f"/campaigns/{ids['sending']}/cancel", "toast": "/campaigns?done=again",
+                  "failed key": f"/integrations/{failed_key(ctx, ids['paused'])}"})
     for name, path in pages.items():
         tab.goto(server + path)
         problems[name] = serious_violations(tab, source)

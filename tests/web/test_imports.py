@@ -229,7 +229,8 @@ def test_the_rejected_download_streams_every_rejected_row_like_the_api(ctx, clie
     body = "phone,name\n" + "".join(f"bad{i},N{i}\n" for i in range(30)) + "+4915112345678,Ok\n"
     location, page = mapping_page(client, cid, csrf, text=body)
     response = import_with(client, location, page, csrf, ["phone", "attributes.name"])
-    result_url = response.headers["location"]
+    result_url, _, done = response.headers["location"].partition("?")
+    assert done == "done=imported"
     result = client.get(result_url).text
     assert result.count('data-testid="rejected-row"') == imports.REJECTED_SHOWN
     download = client.get(result_url + "/rejected.csv")

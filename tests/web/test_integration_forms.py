@@ -308,7 +308,7 @@ def test_in_chromium_an_owner_adds_a_whatsapp_key_tests_it_sees_a_refusal_and_re
     tab.get_by_label("Base URL").fill(f"{whatsapp_server.base_url}/v23.0")
     shot(tab, "integration-add-whatsapp")
     tab.get_by_role("button", name="Add integration").click()
-    expect(tab.get_by_test_id("done")).to_have_text("Integration added.")
+    expect(tab.get_by_test_id("toast")).to_have_text("Integration added.")
     expect(tab.get_by_test_id("integration-label")).to_have_text("Acme WA")
 
     tab.get_by_role("button", name="Test connection").click()
@@ -325,7 +325,7 @@ def test_in_chromium_an_owner_adds_a_whatsapp_key_tests_it_sees_a_refusal_and_re
     assert token_input.get_attribute("placeholder").startswith("****")
     token_input.fill("EAAG-rotated-token-8")
     tab.get_by_role("button", name="Save changes").click()
-    expect(tab.get_by_test_id("done")).to_have_text("Saved.")
+    expect(tab.get_by_test_id("toast")).to_have_text("Saved.")
     tab.get_by_role("button", name="Test connection").click()
     expect(tab.get_by_test_id("connection-result")).to_have_text("✓ Connected.")
     shot(tab, "integration-token-replaced")

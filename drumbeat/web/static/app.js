@@ -75,6 +75,9 @@
           window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
         } else if (resp.ok) {
           hideAlert();
+          /* The form's one-time nonce is used: the next press of its button needs a new one. */
+          var nonce = form.querySelector('input[name="form_nonce"]');
+          if (nonce && data.form_nonce) nonce.value = data.form_nonce;
           if (data.redirect) { window.location.assign(data.redirect); return; }
           if (data.message) showToast(data.message);
           return refresh();
@@ -106,19 +109,53 @@
     submit.disabled = input.value !== dialog.getAttribute("data-expected");
   }
 
+  /* The opener is a button of a GET form (the confirmation page, without JavaScript); here it
+     opens the dialog instead. A modal dialog makes the page behind it inert; Tab and
+     Shift+Tab also cycle inside it, Escape closes it (the browser's cancel event), and focus
+     goes back to the button that opened it. */
+  var lastOpener = null;
+
   document.addEventListener("click", function (ev) {
     var opener = ev.target.closest("[data-open-dialog]");
     if (opener) {
       var dialog = document.getElementById(opener.getAttribute("data-open-dialog"));
       if (dialog) {
+        ev.preventDefault();
         dialog.querySelector("form").reset();
         syncCancelButton();
+        lastOpener = opener;
         dialog.showModal();
       }
       return;
     }
     var closer = ev.target.closest("[data-close-dialog]");
     if (closer) closer.closest("dialog").close();
+    var dismiss = ev.target.closest("[data-dismiss-toast]");
+    if (dismiss) { ev.preventDefault(); hideToast(); }
+  });
+
+  function focusable(dialog) {
+    return Array.prototype.filter.call(
+      dialog.querySelectorAll("a[href], button, input, select, textarea, [tabindex]:not([tabindex='-1'])"),
+      function (node) { return !node.disabled && !node.hidden && node.offsetParent !== null; });
+  }
+
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key !== "Tab") return;
+    var dialog = ev.target.closest && ev.target.closest("dialog[open]");
+    if (!dialog) return;
+    var nodes = focusable(dialog);
+    if (!nodes.length) return;
+    var first = nodes[0], last = nodes[nodes.length - 1];
+    if (ev.shiftKey && document.activeElement === first) { ev.preventDefault(); last.focus(); }
+    else if (!ev.shiftKey && document.activeElement === last) { ev.preventDefault(); first.focus(); }
+  });
+
+  document.querySelectorAll("dialog").forEach(function (dialog) {
+    dialog.addEventListener("close", function () {
+      if (lastOpener && document.contains(lastOpener) && !lastOpener.closest("[hidden]")) lastOpener.focus();
+      lastOpener = null;
+    });
   });
 
   document.addEventListener("input", function (ev) {
@@ -273,9 +310,20 @@
     var box = document.getElementById("toast");
     if (!box) return;
     box.textContent = text;
-    box.classList.remove("toast-faded");
+    var frame = box.parentNode, close = frame.querySelector("[data-dismiss-toast]");
+    if (close) close.hidden = !text;
+    frame.classList.remove("toast-faded");
     window.clearTimeout(showToast.timer);
-    showToast.timer = window.setTimeout(function () { box.classList.add("toast-faded"); }, 6000);
+    showToast.timer = window.setTimeout(function () { frame.classList.add("toast-faded"); }, 8000);
+  }
+
+  function hideToast() {
+    var box = document.getElementById("toast");
+    if (!box) return;
+    window.clearTimeout(showToast.timer);
+    box.textContent = "";
+    var close = box.parentNode.querySelector("[data-dismiss-toast]");
+    if (close) close.hidden = true;
   }
 
   /* "2026-12-04 18:37:14 UTC" as the server sends it, as a <time> app.js localises. */

@@ -864,7 +864,7 @@ class CampaignPublic(BaseModel):
     finished_at: UtcTime | None
     next_send_at: UtcTime | None
     next_send_reason: Literal["window", "daily_cap", "weekly_cap", "ramp", "integration_cap", "step_delay",
-                              "rate"] | None
+                              "rate", "contact_cap"] | None
     caps: Caps
     progress: Progress
     breakdown: Breakdown

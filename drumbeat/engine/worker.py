@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from drumbeat.channels.base import ChannelAdapter, Credential
+from drumbeat.domain.contact_cap import ContactCap
 from drumbeat.domain.errors import ErrorClass, SendResult
 from drumbeat.domain.leads import (
     UNFINISHED_LEAD_STATES,
@@ -52,7 +53,7 @@ from drumbeat.services.suppressions import suppress_refused_address
 from drumbeat.store import campaigns as campaign_store
 from drumbeat.store import claims, counts, recovery
 from drumbeat.store import integrations as integration_store
-from drumbeat.store.tables import campaigns
+from drumbeat.store.tables import campaigns, workspaces
 
 log = structlog.get_logger()
 
@@ -280,8 +281,10 @@ class Worker:
         # caught by the share lock in the claim, and an idle round always re-reads.
         now = time.monotonic()
         if fresh or self._campaigns_read_at is None or now - self._campaigns_read_at >= self.tick:
-            with self.ctx.db.connect() as conn:
-                rows = conn.execute(select(campaigns).where(campaigns.c.status == Status.SENDING)
+            with self.ctx.db.connect() as conn:  # with the workspace's contact cap, which claims honour
+                rows = conn.execute(select(campaigns, workspaces.c.contact_cap)
+                                    .join(workspaces, workspaces.c.id == campaigns.c.workspace_id)
+                                    .where(campaigns.c.status == Status.SENDING)
                                     .order_by(campaigns.c.started_at)).mappings().all()
             self._campaigns = [dict(r) for r in rows]
             self._campaigns_read_at = now
@@ -397,6 +400,7 @@ class Worker:
                     return key
 
         defer = self._deferral(campaign, now)
+        contact_cap = ContactCap.from_setting(campaign.get("contact_cap"))
         unsendable: list[tuple[int, str]] = []  # (lead id, code): failed in the claim, never sent
 
         def content(lead: dict, idempotency_key: str):
@@ -412,7 +416,8 @@ class Worker:
             claimed = claims.claim_due_leads(
                 conn, campaign_id=campaign["id"], run=campaign["run"], steps_open=steps_open, now=now,
                 limit=room, owner=self.owner, lease=self.lease, pick_integration=pick,
-                channel_of_step=lambda i: steps[i]["channel"], defer=defer, compose=content)
+                channel_of_step=lambda i: steps[i]["channel"], defer=defer, compose=content,
+                contact_cap=contact_cap)
             if claimed is None:  # paused, resumed or finished meanwhile
                 self._campaigns_read_at = None
                 break

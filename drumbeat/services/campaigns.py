@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, select
 
+from drumbeat.domain.contact_cap import ContactCap, contact_cap_wait
 from drumbeat.domain.exceptions import InvalidTransition, NotFound, ResumeBlocked, ValidationFailed
 from drumbeat.domain.explanations import explain
 from drumbeat.domain.gates import evaluate_gates, unsubscribe_gate
@@ -186,6 +187,11 @@ def next_sends(conn: Connection, rows: list, now: datetime, steps: dict[str, lis
     due = store.earliest_due_of(conn, {row["id"]: row["parked_before"] for row in sending}, DUE_LEADS_JUDGED)
     firsts = {row["id"]: first for row in sending
               if (first := earliest_send(due[row["id"]], now, Window.from_schedule(row["schedule"]))) is not None}
+    for row in sending:  # a lead moved later by the workspace contact cap looks like a step delay
+        if firsts.get(row["id"], (None, None))[1] == "step_delay":
+            held_until = _contact_capped_until(conn, row, now)
+            if held_until is not None and held_until >= firsts[row["id"]][0]:
+                firsts[row["id"]] = (held_until, "contact_cap")
     waiting = [row for row in sending if row["id"] in firsts]
     limits = {row["id"]: Limits.from_limits(row["limits"]) for row in waiting}
     ramped = [cid for cid, lim in limits.items() if lim.capped and lim.ramp]
@@ -239,6 +245,18 @@ def _paced(row, first: tuple[datetime, str | None], now: datetime, limits: Limit
         if ready > now and ready >= at:
             at, reason = ready, "rate"
     return at, reason
+
+
+def _contact_capped_until(conn: Connection, row, now: datetime) -> datetime | None:
+    """When the workspace contact cap lets the campaign's first waiting lead go, if it holds
+    that lead back now (its person had every contact the cap allows)."""
+    cap = ContactCap.from_setting(get_workspace(conn, row["workspace_id"])["contact_cap"])
+    lead_id = store.first_waiting_lead(conn, row["id"], row["parked_before"]) if cap else None
+    if lead_id is None:
+        return None
+    return contact_cap_wait(cap, claims.contacts_since(conn, row["workspace_id"], [lead_id], cap.since(now))
+                            .get(lead_id, []), now)
+
 
 
 def _keys_capped_until(conn: Connection, rows: list, steps: dict[str, list[dict]],

@@ -206,6 +206,13 @@ def earliest_due_of(conn: Connection, campaigns: dict[str, datetime | None],
     return out
 
 
+def first_waiting_lead(conn: Connection, campaign_id: str, parked_before: datetime | None = None) -> int | None:
+    """The workable lead of the campaign that is due first (as earliest_due orders them)."""
+    query = (select(leads.c.id).where(leads.c.campaign_id == campaign_id, WORKABLE_LEADS)
+             .order_by(leads.c.next_action_at).limit(1))
+    return conn.execute(query.where(*not_parked(parked_before))).scalar() or conn.execute(query).scalar()
+
+
 def error_groups(conn: Connection, metrics: dict[str, dict[str, int]], samples: int = 5) -> dict[str, list[dict]]:
     """campaign id -> its errors grouped by code, with a text and the first few leads of
     each: counted failures by provider-qualified code (`error:<code>` of its maintained

@@ -10,21 +10,41 @@ transaction is BEGIN IMMEDIATE, which makes the same code single-writer and corr
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 
-from sqlalchemy import Connection, and_, bindparam, case, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import (
+    Connection,
+    TextClause,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    union,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
+from drumbeat.domain.consent import address_hash
+from drumbeat.domain.contact_cap import COUNTED_ATTEMPT_STATUSES, ContactCap, contact_cap_wait
 from drumbeat.domain.leads import AttemptStatus, LeadState
 from drumbeat.domain.messages import Composition, OutboundMessage
 from drumbeat.domain.schedule import week_of
 from drumbeat.store import counts
+from drumbeat.store.secrets import address_key
 from drumbeat.store.sql import queries
 from drumbeat.store.tables import (
     WORKABLE_LEADS,
+    UTCDateTime,
     attempts,
     campaigns,
     holds,
@@ -58,7 +78,8 @@ Composer = Callable[[dict, str], Composition]
 
 def lock_sending_campaign(conn: Connection, campaign_id: str, run: int):
     """Share-lock the campaign row; None unless it is still sending in the same run."""
-    row = conn.execute(select(campaigns.c.status, campaigns.c.run, campaigns.c.parked_before)
+    row = conn.execute(select(campaigns.c.status, campaigns.c.run, campaigns.c.parked_before,
+                              campaigns.c.workspace_id)
                        .where(campaigns.c.id == campaign_id)
                        .with_for_update(read=True)).first()
     if row is None or row.status != "sending" or row.run != run:
@@ -92,7 +113,8 @@ def campaigns_with_claimable_leads(conn: Connection, campaign_ids: list[str], no
 def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open: list[int], now: datetime,
                     limit: int, owner: str, lease: timedelta, pick_integration,
                     channel_of_step, defer: Callable[[dict], datetime | None] | None = None,
-                    compose: Composer | None = None) -> list[ClaimedAttempt] | None:
+                    compose: Composer | None = None,
+                    contact_cap: ContactCap | None = None) -> list[ClaimedAttempt] | None:
     """Lease up to `limit` due leads whose current step is on an open channel and commit
     a `sending` attempt for each (the caller commits). `pick_integration(step)` returns
     the key to use, round robin over the channel's usable pool. None means the campaign
@@ -106,7 +128,14 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
     may not leave (a variable without value, a rendered content the provider would
     refuse) ends `failed` with the problem's code here, with no attempt and taking none
     of the `limit` either; it was never sent, so neither caps nor the failure-rate
-    detector see it. The others carry their message to the send."""
+    detector see it. The others carry their message to the send.
+
+    A lead any of whose addresses the workspace has suppressed ends `opted_out` here
+    instead (opt_out_suppressed), whatever path enrolled it: no attempt, none of the
+    `limit`. With the workspace's `contact_cap`, a lead whose person has had all the
+    contacts the cap allows waits, moved like a deferred lead to when one more fits
+    (hold_to_contact_cap); one whose person another claim is contacting right now is
+    released as it was, for a later claim."""
     campaign = lock_sending_campaign(conn, campaign_id, run)
     if campaign is None:
         return None
@@ -127,6 +156,7 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
             .returning(*LEAD_FIELDS))
     claimed: list[dict] = []
     messages: dict[int, OutboundMessage] = {}
+    held: dict[int, datetime] = {}
     room = limit
     while len(claimed) < limit:
         result = conn.execute(take, {"room": room})
@@ -134,19 +164,30 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
         batch = [dict(zip(names, row, strict=True)) for row in result.all()]  # plain dicts: RowMapping costs per field
         if not batch:
             break
+        barred = opt_out_suppressed(conn, campaign.workspace_id, batch, now)
+        if barred:
+            batch = [lead for lead in batch if lead["id"] not in barred]
         moved: dict[int, datetime] = {}
         if defer is not None:
             later = [(lead["id"], defer(lead)) for lead in batch]
             moved = {lead_id: at for lead_id, at in later if at is not None}
+        candidates: list[dict] = []
         kept: list[dict] = []
         handed_back: dict[int, datetime] = {}
         failed: dict[int, str] = {}
         for lead in batch:
             if lead["id"] in moved:
                 continue
-            if len(claimed) + len(kept) >= limit:
+            if len(claimed) + len(candidates) >= limit:
                 handed_back[lead["id"]] = lead["next_action_at"]
                 continue
+            candidates.append(lead)
+        if contact_cap is not None and candidates:
+            busy, waits = hold_to_contact_cap(conn, campaign.workspace_id, candidates, contact_cap, now)
+            held.update(busy)  # kept leased until the claim ends, so no later pass takes them again
+            moved.update(waits)
+            candidates = [lead for lead in candidates if lead["id"] not in busy and lead["id"] not in waits]
+        for lead in candidates:
             if compose is not None:
                 composition = compose(lead, _idempotency_key(lead))
                 if composition.problem is not None:
@@ -162,11 +203,13 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
         if failed:
             fail_unsendable(conn, campaign_id, failed, now)
         claimed.extend(kept)
-        if not moved and not failed:
+        if not moved and not failed and not barred:
             break  # every due lead the query could take is taken
         # The next passes look further at once: a small cap behind thousands of leads of
         # closed zones is a few passes, not one per cap's worth.
         room = max(limit - len(claimed), DEFER_PASS)
+    if held:  # another claim is contacting the same person: due again as they were
+        _defer_leads(conn, held, now)
     if not claimed:
         return []
     rows = []
@@ -183,6 +226,109 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
 
 def _idempotency_key(lead: dict) -> str:
     return f"{lead['id']}:{lead['current_step']}:{lead['attempt_no']}"
+
+
+# Consent at the claim (DESIGN.md §9). A suppression and a claim cannot both win: adding
+# one (services.suppressions) updates every unfinished lead with that address, which takes
+# their row locks, and a claim takes its leads' row locks (FOR UPDATE SKIP LOCKED) before
+# this check, holding them until it commits. On PostgreSQL READ COMMITTED:
+# - the suppression's UPDATE reached a lead first: the claim skips the locked row, and once
+#   the suppression commits the lead is opted_out, no longer workable, never taken again;
+# - the claim locked the lead first: the suppression's UPDATE waits on that row until the
+#   claim commits, so the claim's `sending` attempt commits before the suppression does
+#   (it came first and may be sent); the UPDATE then re-reads the row and opts it out.
+# So no `sending` attempt for an address commits after its suppression has committed. This
+# statement, run after the leads are locked with a snapshot of its own, catches what the
+# lead update could not reach: a suppression written without it (imported, inserted
+# directly) or a lead enrolled by another path after the suppression. (Left open: a lead
+# whose enrolling transaction commits while a suppression of its address is being written
+# and is claimed before that suppression commits; neither saw the other.) On SQLite every
+# write transaction is BEGIN IMMEDIATE: claim and suppression simply take turns.
+def opt_out_suppressed(conn: Connection, workspace_id: str, batch: list[dict], now: datetime) -> set[int]:
+    """Of these leads just claimed (LEAD_FIELDS), those with an address on the workspace's
+    suppression list (by address, or by its keyed hash: an erased entry keeps only that)
+    become `opted_out`, released, their attempt number given back: one statement; the
+    counts follow by trigger. Returns their ids."""
+    if not batch:
+        return set()
+    key = address_key(conn)
+    rows = [(lead["id"], lead["phone"] and address_hash(key, phone=lead["phone"]),
+             lead["email"] and address_hash(key, email=lead["email"])) for lead in batch]
+    params = {"workspace_id": workspace_id, "now": now}
+    if conn.dialect.name == "postgresql":
+        params.update(ids=[r[0] for r in rows], phone_hashes=[r[1] for r in rows], email_hashes=[r[2] for r in rows])
+    else:
+        params["batch"] = json.dumps(rows)
+    return set(conn.execute(_opt_out_suppressed(conn.dialect.name), params).scalars())
+
+
+@cache
+def _opt_out_suppressed(dialect: str) -> TextClause:
+    return queries(dialect)["opt_out_suppressed_leads"].bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+# The workspace contact cap (DESIGN.md §9): exact across workers because a claim contacts a
+# person only while holding a transaction lock on each of the person's addresses, and counts
+# their contacts after taking it. On PostgreSQL that lock is an advisory transaction lock per
+# address (workspace and address hashed to 32 bits, in a key space of its own), taken with
+# pg_try_advisory_xact_lock: a claim that finds one held by another claim releases that
+# lead for later instead of waiting, so it never waits while holding lead rows or counters
+# (no lock-order deadlock). The lock is released only after the holder's commit is visible,
+# and READ COMMITTED gives the count that follows a fresh snapshot, so the count sees every
+# contact a previous holder started. This is the cheapest exact way: counter rows per
+# address and day (as the campaign caps keep) would write and keep a row per person per
+# day, and could only say "n today", not "n in the last d days"; the attempts themselves
+# are the count. (A hash collision only makes two people take turns.) On SQLite every
+# claim is BEGIN IMMEDIATE: one at a time, nothing to lock.
+ADDRESS_FIELDS = ("phone", "email", "linkedin_url")  # how a person is known
+ADDRESS_LOCK_SPACE = 0x44524D43  # "DRMC": the first key of the two-key advisory lock form
+
+
+def address_lock_key(workspace_id: str, kind: str, address: str) -> int:
+    digest = hashlib.blake2b(f"{workspace_id}\x00{kind}\x00{address}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def hold_to_contact_cap(conn: Connection, workspace_id: str, claimed: list[dict], cap: ContactCap,
+                        now: datetime) -> tuple[dict[int, datetime], dict[int, datetime]]:
+    """Of these claimed leads (LEAD_FIELDS), (busy, waiting): lead id -> its own next action
+    time for those whose person another transaction is contacting now (PostgreSQL), and
+    lead id -> when one more contact fits the cap for those who had all it allows."""
+    busy: dict[int, datetime] = {}
+    if conn.dialect.name == "postgresql":
+        keys = {lead["id"]: [address_lock_key(workspace_id, kind, lead[kind]) for kind in ADDRESS_FIELDS
+                             if lead[kind]] for lead in claimed}
+        refused = set(conn.execute(queries("postgresql")["lock_contact_addresses"], {
+            "space": ADDRESS_LOCK_SPACE, "keys": sorted({k for ks in keys.values() for k in ks})}).scalars())
+        if refused:
+            busy = {lead["id"]: lead["next_action_at"] for lead in claimed if refused.intersection(keys[lead["id"]])}
+    free = [lead["id"] for lead in claimed if lead["id"] not in busy]
+    contacts = contacts_since(conn, workspace_id, free, cap.since(now))
+    waits = {lead_id: at for lead_id in free if (at := contact_cap_wait(cap, contacts.get(lead_id, []), now))}
+    return busy, waits
+
+
+def contacts_since(conn: Connection, workspace_id: str, lead_ids: list[int],
+                   since: datetime) -> dict[int, list[datetime]]:
+    """lead id -> start times of the contacts, after `since`, of every lead of the workspace
+    that shares an address (phone, email or LinkedIn profile) with it, itself included: one
+    statement, each address looked up on its per-campaign unique index."""
+    if not lead_ids:
+        return {}
+    lead, other = leads.alias("lead"), leads.alias("other")
+    in_workspace = other.c.campaign_id.in_(select(campaigns.c.id).where(campaigns.c.workspace_id == workspace_id))
+
+    def sharing(address: str):
+        return (select(lead.c.id.label("lead_id"), attempts.c.id.label("attempt_id"), attempts.c.created_at)
+                .select_from(lead.join(other, other.c[address] == lead.c[address])
+                             .join(attempts, attempts.c.lead_id == other.c.id))
+                .where(lead.c.id.in_(lead_ids), in_workspace, attempts.c.created_at > since,
+                       attempts.c.status.in_(COUNTED_ATTEMPT_STATUSES)))
+
+    out: dict[int, list[datetime]] = {}
+    for lead_id, _, at in conn.execute(union(*map(sharing, ADDRESS_FIELDS))):  # UNION: an attempt once
+        out.setdefault(lead_id, []).append(at)
+    return out
 
 
 _FAIL_UNSENDABLE = (update(leads).where(leads.c.id == bindparam("f_id"))

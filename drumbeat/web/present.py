@@ -30,6 +30,7 @@ NEXT_SEND_REASONS = {
     "integration_cap": "the keys' daily caps are reached",
     "step_delay": "waiting for the next step's delay",
     "rate": "paced by the campaign's sends per second",
+    "contact_cap": "held back by the workspace contact cap",
 }
 
 # errors[].scope, as the errors table marks it (a lead's failure is the ordinary case).

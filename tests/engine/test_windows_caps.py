@@ -287,7 +287,8 @@ def test_a_small_cap_behind_hundreds_of_leads_of_a_closed_zone_is_claimed_in_a_f
     worker = Worker(c, {"sandbox": SandboxAdapter()}, concurrency=32, tick_seconds=3600)
     with StatementLog(c.db) as log:
         asyncio.run(worker.step())
-    passes = [s for s in log.statements if s.startswith("UPDATE leads") and "RETURNING" in s]
+    passes = [s for s in log.statements if s.startswith("UPDATE leads") and "RETURNING" in s
+              and "suppressions" not in s]  # the consent check after each pass is not a pass
     asyncio.run(worker.drain())
     with c.db.connect() as conn:
         sent = set(conn.execute(select(attempts.c.lead_id).where(attempts.c.status == "sent")).scalars())

@@ -82,3 +82,21 @@ WITH gone AS (
 )
 INSERT INTO campaign_counts (campaign_id, metric, n)
 SELECT :campaign_id, metric, sum(n) FROM gone GROUP BY metric HAVING sum(n) <> 0;
+
+-- lock_contact_addresses --
+-- Take, without waiting, the transaction lock of each address a claim would contact (claims.hold_to_contact_cap); returns the keys another transaction holds.
+SELECT k FROM unnest(CAST(:keys AS int[])) AS k WHERE NOT pg_try_advisory_xact_lock(CAST(:space AS int), k);
+
+-- opt_out_suppressed_leads --
+-- Of a batch of leads just claimed (with the keyed hashes of their addresses), those with an address on the workspace's suppression list, by address or by the hash an erasure leaves, become opted_out, released, their attempt number given back; returns their ids.
+UPDATE leads AS l
+   SET state = 'opted_out', lease_owner = NULL, lease_expires_at = NULL, attempt_no = l.attempt_no - 1,
+       updated_at = :now
+  FROM unnest(CAST(:ids AS bigint[]), CAST(:phone_hashes AS text[]), CAST(:email_hashes AS text[]))
+       AS h(id, phone_hash, email_hash)
+ WHERE l.id = h.id
+   AND (EXISTS (SELECT 1 FROM suppressions AS s WHERE s.workspace_id = :workspace_id AND s.phone = l.phone)
+        OR EXISTS (SELECT 1 FROM suppressions AS s WHERE s.workspace_id = :workspace_id AND s.email = l.email)
+        OR EXISTS (SELECT 1 FROM suppressions AS s WHERE s.workspace_id = :workspace_id
+                      AND s.address_hash IN (h.phone_hash, h.email_hash)))
+RETURNING l.id;

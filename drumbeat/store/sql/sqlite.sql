@@ -25,3 +25,18 @@ UPDATE leads
    SET next_action_at = strftime('%Y-%m-%d %H:%M:%S', m.us / 1000000, 'unixepoch') || '.' || printf('%06d', m.us % 1000000)
   FROM moved AS m
  WHERE leads.id = m.id;
+
+-- opt_out_suppressed_leads --
+-- Of a batch of leads just claimed (a JSON array of [id, phone hash, email hash]), those with an address on the workspace's suppression list, by address or by the keyed hash an erasure leaves, become opted_out, released, their attempt number given back; returns their ids.
+UPDATE leads
+   SET state = 'opted_out', lease_owner = NULL, lease_expires_at = NULL, attempt_no = leads.attempt_no - 1,
+       updated_at = :now
+  FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS phone_hash,
+               json_extract(value, '$[2]') AS email_hash
+          FROM json_each(:batch)) AS h
+ WHERE leads.id = h.id
+   AND (EXISTS (SELECT 1 FROM suppressions AS s WHERE s.workspace_id = :workspace_id AND s.phone = leads.phone)
+        OR EXISTS (SELECT 1 FROM suppressions AS s WHERE s.workspace_id = :workspace_id AND s.email = leads.email)
+        OR EXISTS (SELECT 1 FROM suppressions AS s WHERE s.workspace_id = :workspace_id
+                      AND s.address_hash IN (h.phone_hash, h.email_hash)))
+RETURNING leads.id;

@@ -187,9 +187,12 @@ def next_sends(conn: Connection, rows: list, now: datetime, steps: dict[str, lis
     due = store.earliest_due_of(conn, {row["id"]: row["parked_before"] for row in sending}, DUE_LEADS_JUDGED)
     firsts = {row["id"]: first for row in sending
               if (first := earliest_send(due[row["id"]], now, Window.from_schedule(row["schedule"]))) is not None}
-    for row in sending:  # a lead moved later by the workspace contact cap looks like a step delay
-        if firsts.get(row["id"], (None, None))[1] == "step_delay":
-            held_until = _contact_capped_until(conn, row, now)
+    delayed = [row for row in sending if firsts.get(row["id"], (None, None))[1] == "step_delay"]
+    contact_caps = {ws: ContactCap.from_setting(get_workspace(conn, ws)["contact_cap"])
+                    for ws in {row["workspace_id"] for row in delayed}}
+    for row in delayed:  # a lead moved later by the workspace contact cap looks like a step delay
+        if (cap := contact_caps[row["workspace_id"]]) is not None:
+            held_until = _contact_capped_until(conn, row, cap, now)
             if held_until is not None and held_until >= firsts[row["id"]][0]:
                 firsts[row["id"]] = (held_until, "contact_cap")
     waiting = [row for row in sending if row["id"] in firsts]
@@ -247,11 +250,10 @@ def _paced(row, first: tuple[datetime, str | None], now: datetime, limits: Limit
     return at, reason
 
 
-def _contact_capped_until(conn: Connection, row, now: datetime) -> datetime | None:
+def _contact_capped_until(conn: Connection, row, cap: ContactCap, now: datetime) -> datetime | None:
     """When the workspace contact cap lets the campaign's first waiting lead go, if it holds
     that lead back now (its person had every contact the cap allows)."""
-    cap = ContactCap.from_setting(get_workspace(conn, row["workspace_id"])["contact_cap"])
-    lead_id = store.first_waiting_lead(conn, row["id"], row["parked_before"]) if cap else None
+    lead_id = store.first_waiting_lead(conn, row["id"], row["parked_before"])
     if lead_id is None:
         return None
     return contact_cap_wait(cap, claims.contacts_since(conn, row["workspace_id"], [lead_id], cap.since(now))

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from drumbeat.api import callbacks, campaigns, errors, integrations, leads, ops, users, webhooks
 from drumbeat.api.limits import BodySizeLimit
 from drumbeat.services.context import Context
-from drumbeat.web import builder, imports, integration_forms, pages
+from drumbeat.web import builder, imports, integration_forms, pages, suppressions
 from drumbeat.web.login_limit import LoginThrottle
 
 
@@ -24,6 +24,7 @@ def create_app(ctx: Context, *, max_body_bytes: int = 20 * 1024 * 1024,
     app.include_router(builder.router)  # before pages: /campaigns/new is not a campaign id
     app.include_router(integration_forms.router)  # before pages: /integrations/new is not an integration id
     app.include_router(imports.router)  # before pages: /campaigns/{id}/leads/import is not a lead
+    app.include_router(suppressions.router)
     app.include_router(pages.router)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, max_streamed_bytes=max_streamed_bytes)
     return app

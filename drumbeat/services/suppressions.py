@@ -128,6 +128,15 @@ def list_suppressions(ctx: Context, principal: Principal, *, limit: int = 50, cu
     return {"items": [suppression_view(r) for r in rows], "next_cursor": str(rows[-1]["id"]) if more else None}
 
 
+def get_suppression(ctx: Context, principal: Principal, suppression_id: str) -> dict | None:
+    """One entry of the workspace (None for no such entry here)."""
+    if not (suppression_id.isascii() and suppression_id.isdigit() and len(suppression_id) <= 18):
+        return None
+    with ctx.db.begin() as conn:
+        row = store.get_suppression(conn, principal.workspace_id, int(suppression_id))
+    return suppression_view(row) if row else None
+
+
 def delete_suppression(ctx: Context, principal: Principal, suppression_id: str) -> None:
     """An owner takes an address off the list (404 for no such entry in this workspace).
     Its leads stay opted out: deleting consent's record does not re-enrol anyone."""

@@ -277,6 +277,13 @@ def opt_out_addresses(conn: Connection, workspace_id: str, *, phones: list[str],
     return result.rowcount
 
 
+def get_suppression(conn: Connection, workspace_id: str, suppression_id: int) -> dict | None:
+    s = suppressions.c
+    row = conn.execute(select(suppressions).where(s.workspace_id == workspace_id, s.id == suppression_id)
+                       ).mappings().first()
+    return dict(row) if row else None
+
+
 def delete_suppression(conn: Connection, workspace_id: str, suppression_id: int) -> dict | None:
     """Delete one entry of the workspace; the entry deleted, or None when there is none."""
     s = suppressions.c

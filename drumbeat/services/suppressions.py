@@ -35,6 +35,7 @@ from drumbeat.services.leads import (
     sniff_delimiter,
     text_lines,
 )
+from drumbeat.store import campaigns as campaign_store
 from drumbeat.store import leads as store
 
 log = structlog.get_logger(__name__)
@@ -149,6 +150,15 @@ def delete_suppression(ctx: Context, principal: Principal, suppression_id: str) 
     # The audit record (actor, the entry's reason and source; the address stays out of logs).
     log.info("suppression.deleted", workspace_id=principal.workspace_id, suppression_id=suppression_id,
              user_id=principal.user_id, reason=found["reason"])
+
+
+def opted_out_by_reason(ctx: Context, principal: Principal, campaign_id: str) -> dict[str | None, int]:
+    """A campaign's opted-out leads by the reason of the entry that holds them (None: the
+    entry was deleted since), in one query; 404 for another workspace's campaign."""
+    with ctx.db.begin() as conn:
+        if campaign_store.get_campaign(conn, principal.workspace_id, campaign_id) is None:
+            raise NotFound("campaign not found", {"id": campaign_id})
+        return store.opted_out_by_reason(conn, principal.workspace_id, campaign_id)
 
 
 # --- CSV import and export ----------------------------------------------------------------

@@ -14,10 +14,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from drumbeat.domain.consent import SuppressionReason
 from drumbeat.domain.exceptions import DomainError, ValidationFailed
 from drumbeat.domain.roles import Role
 from drumbeat.services import suppressions
+from drumbeat.web import present
 from drumbeat.web.pages import Session, _ctx, _guard_post, _page, _problem, _session, _status_of, _to_login
 
 router = APIRouter(include_in_schema=False)
@@ -26,15 +26,6 @@ PER_PAGE = 50
 CHUNK = 64 * 1024
 MAX_PASTE = 20 * 1024 * 1024  # pasted text is a form field, read whole: bounded
 REJECTED_SHOWN = 100
-REASON_WORDS = {
-    SuppressionReason.MANUAL: "Added by hand",
-    SuppressionReason.STOP_KEYWORD: "STOP reply",
-    SuppressionReason.PROVIDER_OPT_OUT: "Provider opt-out",
-    SuppressionReason.UNSUBSCRIBE_LINK: "Unsubscribe link",
-    SuppressionReason.BOUNCE: "Hard bounce",
-    SuppressionReason.IMPORT: "Imported",
-}
-REASON_LABELS = {r.value: word for r, word in REASON_WORDS.items()}
 DONE = {"added": "Address added to the suppression list.", "deleted": "Suppression deleted."}
 
 
@@ -51,8 +42,8 @@ def _list_page(request: Request, s: Session, *, q: str = "", reason: str = "", c
         next_link = "/suppressions?" + urlencode(
             {k: v for k, v in {"q": q, "reason": reason, "cursor": page["next_cursor"]}.items() if v})
     return _page(request, s, "suppressions.html", status, items=page["items"], q=q, reason=reason,
-                 reasons=REASON_LABELS, next_link=next_link, typed=typed, errors=errors or {}, result=result,
-                 done=DONE.get(done, ""))
+                 reasons=present.SUPPRESSION_REASONS, next_link=next_link, typed=typed, errors=errors or {},
+                 result=result, done=DONE.get(done, ""))
 
 
 @router.get("/suppressions", response_class=HTMLResponse)
@@ -60,7 +51,7 @@ def suppression_list(request: Request, q: str = "", reason: str = "", cursor: st
     s = _session(request)
     if s is None:
         return _to_login(request)
-    reason = reason if reason in REASON_LABELS else ""
+    reason = reason if reason in present.SUPPRESSION_REASONS else ""
     cursor = cursor if cursor.isascii() and cursor.isdigit() and len(cursor) <= 18 else ""
     return _list_page(request, s, q=q.strip()[:200], reason=reason, cursor=cursor, done=done)
 
@@ -148,7 +139,7 @@ def confirm_delete(request: Request, suppression_id: str):
     entry = suppressions.get_suppression(_ctx(request), s.principal, suppression_id) if suppression_id else None
     if entry is None:
         return _problem(request, s, "not_found", "There is no such suppression in this workspace.", 404)
-    return _page(request, s, "suppression_delete.html", entry=entry, reasons=REASON_LABELS)
+    return _page(request, s, "suppression_delete.html", entry=entry, reasons=present.SUPPRESSION_REASONS)
 
 
 @router.post("/suppressions/{suppression_id}/delete")

@@ -10,7 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from drumbeat.app import create_app
+from drumbeat.domain.exceptions import NotFound
 from drumbeat.services import suppressions as service
+from drumbeat.services.context import Principal
 from drumbeat.services.workspaces import init_workspace
 from drumbeat.store.tables import leads
 from tests.api.test_bad_input import Body, call
@@ -205,3 +207,25 @@ def test_a_hundred_thousand_entries_round_trip_through_import_and_export(client,
     got = {(p.lstrip("'") or e): reason for p, e, reason, _ in rows}
     want = {(f"+49151{i:08d}" if i % 2 else f"p{i}@example.com"): reasons[i % 6] for i in range(100_000)}
     assert got == want
+
+
+def test_a_campaigns_opted_out_leads_are_counted_by_the_reason_that_holds_them(client, ctx, owner):
+    campaign = new_campaign(ctx, owner, steps=[WHATSAPP, EMAIL])
+    other = new_campaign(ctx, owner, steps=[WHATSAPP, EMAIL], name="Other")
+    people = [{"phone": f"+491512345670{i}", "email": f"p{i}@example.com"} for i in range(6)]
+    post_json(client, owner, campaign, people)
+    post_json(client, owner, other, people[:1])
+    suppress(ctx, owner, phone="+4915123456700", reason="stop_keyword")
+    suppress(ctx, owner, phone="+4915123456701", reason="stop_keyword")
+    suppress(ctx, owner, email="p2@example.com", reason="bounce")
+    deleted = suppress(ctx, owner, email="p3@example.com", reason="unsubscribe_link")
+    suppress(ctx, owner, phone="+4915123456704", reason="provider_opt_out")
+    suppress(ctx, owner, email="p4@example.com", reason="manual")  # the phone's entry is the one shown
+    assert client.delete(f"{URL}/{deleted}", headers=owner["headers"]).status_code == 204
+    principal = Principal(owner["user_id"], owner["workspace_id"], "viewer")
+    assert service.opted_out_by_reason(ctx, principal, campaign) == {
+        "stop_keyword": 2, "bounce": 1, "provider_opt_out": 1, None: 1}
+    assert service.opted_out_by_reason(ctx, principal, other) == {"stop_keyword": 1}
+    theirs = other_workspace(ctx)
+    with pytest.raises(NotFound):
+        service.opted_out_by_reason(ctx, Principal(theirs["user_id"], theirs["workspace_id"], "owner"), campaign)

@@ -7,8 +7,9 @@ import csv
 import io
 
 from drumbeat.services import suppressions as service
+from drumbeat.store.tables import leads as lead_table
 from drumbeat.store.tables import suppressions as suppression_table
-from tests.factory import new_campaign
+from tests.factory import add_leads, new_campaign
 from tests.web.conftest import page_csrf, sign_in
 from tests.web.test_accessibility import axe_page, axe_source, serious_violations  # noqa: F401 - fixture
 from tests.web.test_browser import browser, server, sign_in_with_password  # noqa: F401 - fixtures
@@ -19,6 +20,12 @@ def suppress(ctx, users, reason="manual", source=None, **address) -> str:
         row, _ = service.suppress(conn, users["owner"]["workspace_id"], reason=reason, source=source,
                                   now=ctx.clock(), **address)
     return str(row["id"])
+
+
+def leads_of(ctx, campaign_id) -> list[dict]:
+    with ctx.db.begin() as conn:
+        return [dict(r) for r in conn.execute(lead_table.select().where(lead_table.c.campaign_id == campaign_id)
+                                              .order_by(lead_table.c.id)).mappings()]
 
 
 def entries(ctx) -> list[tuple]:
@@ -86,6 +93,21 @@ def test_an_import_shows_its_counts_and_each_rejected_row(ctx, client, users):
     assert r.status_code == 422 and 'data-field="file"' in r.text
     r = client.post("/suppressions/import", data={"csrf": page_csrf(client), "pasted": "name\nx\n"})
     assert r.status_code == 422 and "phone or an email column" in r.text
+
+
+def test_the_campaign_page_splits_its_opted_out_leads_by_reason(ctx, client, users):
+    owner = users["owner"]["principal"]
+    cid = new_campaign(ctx, owner, name="Spring")
+    add_leads(ctx, cid, 3)
+    sign_in(client, "viewer@acme.test")
+    assert "opt-out-reasons" not in client.get(f"/campaigns/{cid}").text  # nobody opted out yet
+    emails = [lead["email"] for lead in leads_of(ctx, cid)]
+    suppress(ctx, users, email=emails[0], reason="stop_keyword")
+    suppress(ctx, users, email=emails[1], reason="bounce")
+    page = client.get(f"/campaigns/{cid}").text
+    section = page[page.index('data-testid="opt-out-reasons"'):page.index("Suppression list →")]
+    assert "<dt>STOP reply</dt><dd>1</dd>" in section and "<dt>Hard bounce</dt><dd>1</dd>" in section
+    assert "Imported" not in section
 
 
 def test_the_export_link_downloads_the_list_with_formula_cells_escaped(ctx, client, users):

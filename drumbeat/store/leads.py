@@ -249,7 +249,7 @@ def list_suppressions(conn: Connection, workspace_id: str, *, after_id: int | No
 
 
 def insert_suppressions(conn: Connection, workspace_id: str, entries: list[dict], now: datetime) -> int:
-    """Many entries in one statement (entries: {"phone"|"email", "reason"}; addresses
+    """Many entries at once (entries: {"phone"|"email", "reason"}; addresses
     normalized, each once). An address already on the list is skipped by the unique index
     on its hash, as insert_suppression does. Returns how many were inserted."""
     if not entries:
@@ -259,10 +259,12 @@ def insert_suppressions(conn: Connection, workspace_id: str, entries: list[dict]
              "reason": e["reason"], "address_hash": address_hash(key, phone=e.get("phone"), email=e.get("email"))}
             for e in entries]
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = (dialect.insert(suppressions).values(rows)
+    # executemany: SQLAlchemy batches it into multi-row INSERTs ("insertmanyvalues") from one
+    # cached statement, where .values(rows) would compile a new one for every batch.
+    stmt = (dialect.insert(suppressions)
             .on_conflict_do_nothing(index_elements=["workspace_id", "address_hash"])
             .returning(suppressions.c.id))
-    return len(conn.execute(stmt).all())
+    return len(conn.execute(stmt, rows).all())
 
 
 def opt_out_addresses(conn: Connection, workspace_id: str, *, phones: list[str], emails: list[str],

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import select
@@ -16,6 +18,7 @@ from drumbeat.services import suppressions as service
 from drumbeat.services.context import Principal
 from drumbeat.services.workspaces import init_workspace
 from drumbeat.store.tables import leads
+from drumbeat.store.tables import suppressions as suppression_table
 from tests.api.test_bad_input import Body, call
 from tests.api.test_leads import EMAIL, WHATSAPP, headers_for, new_campaign, post_json
 
@@ -247,3 +250,24 @@ def test_a_campaigns_opted_out_leads_are_counted_by_the_reason_that_holds_them(c
     theirs = other_workspace(ctx)
     with pytest.raises(NotFound):
         service.opted_out_by_reason(ctx, Principal(theirs["user_id"], theirs["workspace_id"], "owner"), campaign)
+
+
+def test_two_imports_of_overlapping_lists_at_once_keep_each_address_once(ctx, owner):
+    """Two real threads, each its own connections; the second file lists the addresses in
+    the opposite order (the order that deadlocks on PostgreSQL's unique index, then retries)."""
+    principal = Principal(owner["user_id"], owner["workspace_id"], "operator")
+    numbers = [f"+49151{i:08d}" for i in range(3_000)]
+    files = [numbers[:2_000], list(reversed(numbers[1_000:]))]
+    barrier = threading.Barrier(2)
+
+    def run(phones):
+        barrier.wait()
+        return service.import_csv(ctx, principal, iter([("phone\n" + "\n".join(phones) + "\n").encode()]))
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(run, files))
+    assert sum(r["accepted"] for r in results) == 3_000
+    assert sum(r["duplicates"] for r in results) == 1_000
+    with ctx.db.begin() as conn:
+        stored = conn.execute(select(suppression_table.c.phone)).scalars().all()
+    assert sorted(stored) == sorted(numbers)

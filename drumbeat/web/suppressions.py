@@ -16,7 +16,7 @@ from starlette.datastructures import UploadFile
 
 from drumbeat.domain.exceptions import DomainError, ValidationFailed
 from drumbeat.domain.roles import Role
-from drumbeat.services import suppressions
+from drumbeat.services import dashboard, suppressions
 from drumbeat.web import present
 from drumbeat.web.pages import Session, _ctx, _guard_post, _page, _problem, _session, _status_of, _to_login
 
@@ -41,7 +41,9 @@ def _list_page(request: Request, s: Session, *, q: str = "", reason: str = "", c
     if page["next_cursor"]:
         next_link = "/suppressions?" + urlencode(
             {k: v for k, v in {"q": q, "reason": reason, "cursor": page["next_cursor"]}.items() if v})
-    return _page(request, s, "suppressions.html", status, items=page["items"], q=q, reason=reason,
+    sources = {e["source"]["campaign_id"] for e in page["items"] if "campaign_id" in e["source"]}
+    names = dashboard.campaign_names(_ctx(request), s.principal, sources)
+    return _page(request, s, "suppressions.html", status, items=page["items"], names=names, q=q, reason=reason,
                  reasons=present.SUPPRESSION_REASONS, next_link=next_link, typed=typed, errors=errors or {},
                  result=result, done=DONE.get(done, ""))
 

@@ -45,6 +45,7 @@ def test_the_list_is_in_the_navigation_and_shows_reason_and_source(ctx, client, 
     page = client.get("/suppressions").text
     assert "+4915123456701" in page and "STOP reply" in page and "Added by hand" in page
     assert f'href="/campaigns/{cid}/leads/12"' in page and "sms" in page
+    assert f'<a href="/campaigns/{cid}">Spring</a>' in page
     assert "o'neil&co" not in page and "o&#39;neil&amp;co@example.com" in page
     filtered = client.get("/suppressions", params={"reason": "stop_keyword"}).text
     assert "+4915123456701" in filtered and "example.com" not in filtered.split("<tbody>")[1]

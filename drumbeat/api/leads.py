@@ -207,6 +207,14 @@ class SuppressionPage(BaseModel):
     next_cursor: str | None
 
 
+class SuppressionImportResult(BaseModel):
+    accepted: int = Field(description="addresses added to the list")
+    duplicates: int = Field(description="addresses already on the list, or given again in the file")
+    rejected: list[RejectedRow] = Field(description="the first 1,000 rejected rows, by row number")
+    rejected_total: int = Field(description="every rejected row")
+    leads_opted_out: int = Field(description="unfinished leads of the workspace now opted_out")
+
+
 Limit = Annotated[int, Query(ge=1, le=500)]
 # Lead and suppression pages resume after an id (services.leads.parse_cursor).
 Cursor = Annotated[str | None, Query(pattern=r"^[0-9]{0,18}$", description="`next_cursor` of the previous page")]
@@ -327,8 +335,51 @@ def add_suppression(body: SuppressionIn, principal: Operator, ctx: ContextDep):
 
 
 @router.get("/suppressions", response_model=SuppressionPage, tags=["suppressions"], responses=error_responses())
-def list_suppressions(principal: Viewer, ctx: ContextDep, limit: Limit = 50, cursor: Cursor = None):
-    return suppressions.list_suppressions(ctx, principal, limit=limit, cursor=cursor)
+def list_suppressions(principal: Viewer, ctx: ContextDep, limit: Limit = 50, cursor: Cursor = None,
+                      q: Annotated[str | None, Query(max_length=320, description=(
+                          "part of a phone or email, written as you like (`0049 151` finds `+49151…`)"))] = None,
+                      reason: Annotated[SuppressionReason | None, Query(description="only entries with this reason")]
+                      = None):
+    return suppressions.list_suppressions(ctx, principal, limit=limit, cursor=cursor, q=q,
+                                          reason=reason.value if reason else None)
+
+
+@router.post("/suppressions/import", response_model=SuppressionImportResult, tags=["suppressions"],
+             responses=error_responses(403), openapi_extra={
+    "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string", "minLength": 1}}}}})
+async def import_suppressions(request: Request, principal: Operator, ctx: ContextDep):
+    """A CSV body with a `phone` and/or an `email` column and an optional `reason` column
+    (one of the reasons; `import` when absent or empty), read as it arrives. A bad row is
+    rejected with its row number, the rest imported; matching unfinished leads opt out."""
+    charset = _csv_charset(request.headers.get("content-type"))
+    stream = request.stream().__aiter__()
+
+    def chunks():
+        while True:  # as import_leads_csv: fetched from the event loop when the reader needs more
+            try:
+                yield anyio.from_thread.run(stream.__anext__)
+            except StopAsyncIteration:
+                return
+
+    return await anyio.to_thread.run_sync(lambda: suppressions.import_csv(ctx, principal, chunks(), charset))
+
+
+@router.get("/suppressions/export", response_class=Response, tags=["suppressions"], responses={
+    200: {"description": "The whole list: `phone`, `email`, `reason`, `created_at`. A cell starting with "
+                         "=, +, - or @ gets a leading ' (spreadsheet formula injection; phones appear as '+49…).",
+          "content": {"text/csv": {"schema": {"type": "string"}}}}, **error_responses()})
+def export_suppressions(principal: Viewer, ctx: ContextDep):
+    return StreamingResponse(suppressions.export_csv(ctx, principal), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="suppressions.csv"'})
+
+
+@router.delete("/suppressions/{suppression_id}", status_code=204, response_class=Response, tags=["suppressions"],
+               responses=error_responses(403, 404))
+def delete_suppression(suppression_id: str, principal: Owner, ctx: ContextDep):
+    """The address may be contacted again by campaigns that enrol it from now on; leads
+    already opted out stay so."""
+    suppressions.delete_suppression(ctx, principal, suppression_id)
+    return Response(status_code=204)
 
 
 # --- erasure ------------------------------------------------------------------------------------

@@ -1,12 +1,12 @@
 """Refuse oversized bodies with 413 before reading them whole (pure ASGI middleware).
 
-Routes that stream their body in bounded memory (the CSV lead import) get a larger limit."""
+Routes that stream their body in bounded memory (the CSV lead and suppression imports) get a larger limit."""
 
 from __future__ import annotations
 
 import json
 
-STREAMED_PATH_SUFFIXES = ("/leads/import",)
+STREAMED_PATH_SUFFIXES = ("/leads/import", "/suppressions/import")
 
 
 class BodySizeLimit:

@@ -150,6 +150,11 @@ def describe(entry: dict, *, actor_email: str | None = None, object_name: str | 
     if kind == ObjectType.CAMPAIGN:
         return who + " " + _campaign_words(action, what, details)
     if kind == ObjectType.SUPPRESSION:
+        if action == CREATED and entry["object_id"] == "import":
+            return f"{who} imported {details.get('accepted', 0)} addresses to the suppression list"
+        if action == UPDATED and details.get("erased"):
+            return (f"{who} erased a person at their request (by {details['erased']}; "
+                    f"{details.get('leads_erased', 0)} leads erased, the address kept only as a hash)")
         address = _address(details, entry["object_id"])
         if action == CREATED:
             why = _SUPPRESSION_WORDS.get(details.get("reason") or "")

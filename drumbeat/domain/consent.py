@@ -125,3 +125,16 @@ def address_hash(key: bytes, *, phone: str | None = None, email: str | None = No
 def keyword_conflicts(opt_out_words: Iterable[str], opt_in_words: Iterable[str]) -> set[str]:
     """Words that would be both an opt-out and an opt-in word (defaults included)."""
     return set(keyword_set(OPT_OUT_WORDS, opt_out_words) & keyword_set(OPT_IN_WORDS, opt_in_words))
+
+
+_PHONE_SEPARATORS = str.maketrans("", "", " ()-./\t")
+
+
+def search_needle(q: str) -> str:
+    """A suppression search as the addresses are stored: an email part lowercased, a phone
+    part without its separators and with `00` read as `+` ("0049 151" finds "+49151…")."""
+    text = q.strip()
+    if "@" in text or any(ch.isalpha() for ch in text):
+        return text.lower()
+    digits = text.translate(_PHONE_SEPARATORS)
+    return "+" + digits[2:] if digits.startswith("00") else digits

@@ -18,3 +18,9 @@ def safe_cell(value: object) -> str:
 
 def safe_row(values) -> list[str]:
     return [safe_cell(v) for v in values]
+
+
+def read_cell(text: str) -> str:
+    """A cell of a file Drumbeat (or a careful spreadsheet) wrote, as it was meant: the
+    quote safe_cell put before a formula start is dropped, so an export imports back."""
+    return text[1:] if text.startswith("'") and text[1:2] in FORMULA_STARTS else text

@@ -422,6 +422,11 @@ class ImportReport:
                 "rejected_count": self.rejected_count, "rejected_total": self.rejected_count}
 
 
+def is_clean_text(text: str) -> bool:
+    """No NUL and no undecodable byte (text_lines reads those as lone surrogates)."""
+    return not _BAD_TEXT.search(text)
+
+
 def _printable(text: str) -> str:
     # Undecodable bytes (lone surrogates) and NUL: no database keeps them as text.
     return _BAD_TEXT.sub("\ufffd", text)

@@ -253,11 +253,85 @@ def hash_unhashed_suppressions(conn: Connection, key: bytes) -> int:
     return done
 
 
-def list_suppressions(conn: Connection, workspace_id: str, *, after_id: int | None, limit: int) -> list[dict]:
-    query = select(suppressions).where(suppressions.c.workspace_id == workspace_id)
+def list_suppressions(conn: Connection, workspace_id: str, *, after_id: int | None, limit: int,
+                      needle: str | None = None, reason: str | None = None) -> list[dict]:
+    """Keyset page by id; `needle`: part of the phone or email (as stored, domain.consent.search_needle)."""
+    s = suppressions.c
+    query = select(suppressions).where(s.workspace_id == workspace_id)
+    if needle:
+        query = query.where(or_(s.phone.contains(needle, autoescape=True),
+                                s.email.contains(needle, autoescape=True)))
+    if reason:
+        query = query.where(s.reason == reason)
     if after_id is not None:
-        query = query.where(suppressions.c.id > after_id)
-    return [dict(r) for r in conn.execute(query.order_by(suppressions.c.id).limit(limit)).mappings()]
+        query = query.where(s.id > after_id)
+    return [dict(r) for r in conn.execute(query.order_by(s.id).limit(limit)).mappings()]
+
+
+def insert_suppressions(conn: Connection, workspace_id: str, entries: list[dict], now: datetime) -> int:
+    """Many entries at once (entries: {"phone"|"email", "reason"}; addresses
+    normalized, each once). An address already on the list is skipped by the unique index
+    on its hash, as insert_suppression does. Returns how many were inserted."""
+    if not entries:
+        return 0
+    key = address_key(conn)
+    rows = [{"workspace_id": workspace_id, "phone": e.get("phone"), "email": e.get("email"), "created_at": now,
+             "reason": e["reason"], "address_hash": address_hash(key, phone=e.get("phone"), email=e.get("email"))}
+            for e in entries]
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    # executemany: SQLAlchemy batches it into multi-row INSERTs ("insertmanyvalues") from one
+    # cached statement, where .values(rows) would compile a new one for every batch.
+    stmt = (dialect.insert(suppressions)
+            .on_conflict_do_nothing(index_elements=["workspace_id", "address_hash"])
+            .returning(suppressions.c.id))
+    return len(conn.execute(stmt, rows).all())
+
+
+def opt_out_addresses(conn: Connection, workspace_id: str, *, phones: list[str], emails: list[str],
+                      now: datetime) -> int:
+    """opt_out_matching for many addresses in one statement."""
+    if not phones and not emails:
+        return 0
+    match = or_(leads.c.phone.in_(phones), leads.c.email.in_(emails))
+    in_workspace = leads.c.campaign_id.in_(select(campaigns.c.id).where(campaigns.c.workspace_id == workspace_id))
+    result = conn.execute(update(leads).where(in_workspace, match, leads.c.state.in_(UNFINISHED_LEAD_STATES))
+                          .values(state="opted_out", lease_owner=None, lease_expires_at=None, updated_at=now))
+    return result.rowcount
+
+
+def get_suppression(conn: Connection, workspace_id: str, suppression_id: int) -> dict | None:
+    s = suppressions.c
+    row = conn.execute(select(suppressions).where(s.workspace_id == workspace_id, s.id == suppression_id)
+                       ).mappings().first()
+    return dict(row) if row else None
+
+
+def delete_suppression(conn: Connection, workspace_id: str, suppression_id: int) -> dict | None:
+    """Delete one entry of the workspace; the entry deleted, or None when there is none."""
+    s = suppressions.c
+    row = conn.execute(select(suppressions).where(s.workspace_id == workspace_id, s.id == suppression_id)
+                       .with_for_update()).mappings().first()
+    if row is None:
+        return None
+    conn.execute(delete(suppressions).where(s.id == suppression_id))
+    return dict(row)
+
+
+def opted_out_by_reason(conn: Connection, workspace_id: str, campaign_id: str) -> dict[str, int]:
+    """The campaign's opted-out leads by the reason of the suppression that holds them
+    (their phone's entry, else their email's), in one statement; a lead whose entry an
+    owner has since deleted counts under None."""
+    entry = suppressions.alias("e")
+
+    def reason_of(column, address):
+        return (select(entry.c.reason).where(entry.c.workspace_id == workspace_id, entry.c[column] == address)
+                .order_by(entry.c.id).limit(1).scalar_subquery())
+
+    per_lead = (select(func.coalesce(reason_of("phone", leads.c.phone), reason_of("email", leads.c.email))
+                       .label("reason"))
+                .where(leads.c.campaign_id == campaign_id, leads.c.state == "opted_out").subquery())
+    rows = conn.execute(select(per_lead.c.reason, func.count()).group_by(per_lead.c.reason))
+    return {r: int(n) for r, n in rows}
 
 
 def opt_out_matching(conn: Connection, workspace_id: str, *, phone: str | None, email: str | None,

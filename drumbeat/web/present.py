@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 
 from drumbeat.domain.channels import ADDRESS_FIELD, Channel
+from drumbeat.domain.consent import SuppressionReason
 from drumbeat.domain.lifecycle import TERMINAL_STATUSES, Status
 from drumbeat.domain.reasons import EXPLANATIONS, PauseReason
 from drumbeat.domain.templates import MISSING_VARIABLE
@@ -393,3 +394,22 @@ def key_trouble_view(trouble: dict | None) -> dict | None:
     updated = trouble["credentials_updated_at"]
     return {"failures": failures, "answered": trouble["answered"], "updated_at": fmt_time(updated) if updated else None,
             "paused": [f for f in failures if f["paused"]]}
+
+
+# Why an address is on the suppression list, in the dashboard's words.
+SUPPRESSION_REASONS = {
+    SuppressionReason.MANUAL.value: "Added by hand",
+    SuppressionReason.STOP_KEYWORD.value: "STOP reply",
+    SuppressionReason.PROVIDER_OPT_OUT.value: "Provider opt-out",
+    SuppressionReason.UNSUBSCRIBE_LINK.value: "Unsubscribe link",
+    SuppressionReason.BOUNCE.value: "Hard bounce",
+    SuppressionReason.IMPORT.value: "Imported",
+}
+
+
+def opt_out_rows(by_reason: dict[str | None, int]) -> list[tuple[str, int]]:
+    """(label, leads) per reason in the list's order; leads whose entry was deleted last."""
+    rows = [(label, by_reason[key]) for key, label in SUPPRESSION_REASONS.items() if by_reason.get(key)]
+    if by_reason.get(None):
+        rows.append(("Suppression since deleted", by_reason[None]))
+    return rows

@@ -208,6 +208,10 @@ class SuppressionPage(BaseModel):
 
 
 class SuppressionImportResult(BaseModel):
+    model_config = examples({"accepted": 2, "duplicates": 1, "rejected": [{"row": 4, "errors": [
+        {"field": "phone", "message": "must be an international number starting with + or 00 (digits only)"}]}],
+        "rejected_total": 1, "leads_opted_out": 1})
+
     accepted: int = Field(description="addresses added to the list")
     duplicates: int = Field(description="addresses already on the list, or given again in the file")
     rejected: list[RejectedRow] = Field(description="the first 1,000 rejected rows, by row number")
@@ -257,19 +261,9 @@ async def import_leads_csv(
     declared = _csv_charset(request.headers.get("content-type"))  # also refuses a body that is not CSV
     charset = encoding or declared
     options = leads.csv_options(mapping, delimiter, default_country, infer_timezone)
-    stream = request.stream().__aiter__()
-
-    def chunks():
-        # The import runs in a worker thread (the database calls block); each chunk is
-        # fetched from the event loop only when the CSV reader needs more.
-        while True:
-            try:
-                yield anyio.from_thread.run(stream.__anext__)
-            except StopAsyncIteration:
-                return
-
+    chunks = _body_chunks(request)
     return await anyio.to_thread.run_sync(
-        lambda: leads.import_csv(ctx, principal, campaign_id, chunks(), charset, options))
+        lambda: leads.import_csv(ctx, principal, campaign_id, chunks, charset, options))
 
 
 @router.get("/imports/{import_id}/rejected.csv", response_class=Response, responses={
@@ -284,6 +278,17 @@ def rejected_rows(import_id: str, principal: Viewer, ctx: ContextDep):
     pieces = leads.rejected_csv(ctx, principal, import_id)
     return StreamingResponse(pieces, media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="rejected-{import_id}.csv"'})
+
+
+def _body_chunks(request: Request):
+    """The request body for an import running in a worker thread (the database calls block):
+    each chunk is fetched from the event loop only when the CSV reader needs more."""
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            yield anyio.from_thread.run(stream.__anext__)
+        except StopAsyncIteration:
+            return
 
 
 def _csv_charset(content_type: str | None) -> str:
@@ -346,28 +351,24 @@ def list_suppressions(principal: Viewer, ctx: ContextDep, limit: Limit = 50, cur
 
 @router.post("/suppressions/import", response_model=SuppressionImportResult, tags=["suppressions"],
              responses=error_responses(403), openapi_extra={
-    "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string", "minLength": 1}}}}})
+    "requestBody": {"required": True, "content": {"text/csv": {
+        "schema": {"type": "string", "minLength": 1},
+        "example": "phone,email,reason\n+4915123456789,,stop_keyword\n,ada@example.com,\nnot-a-phone,,manual\n"}}}})
 async def import_suppressions(request: Request, principal: Operator, ctx: ContextDep):
     """A CSV body with a `phone` and/or an `email` column and an optional `reason` column
     (one of the reasons; `import` when absent or empty), read as it arrives. A bad row is
     rejected with its row number, the rest imported; matching unfinished leads opt out."""
     charset = _csv_charset(request.headers.get("content-type"))
-    stream = request.stream().__aiter__()
-
-    def chunks():
-        while True:  # as import_leads_csv: fetched from the event loop when the reader needs more
-            try:
-                yield anyio.from_thread.run(stream.__anext__)
-            except StopAsyncIteration:
-                return
-
-    return await anyio.to_thread.run_sync(lambda: suppressions.import_csv(ctx, principal, chunks(), charset))
+    chunks = _body_chunks(request)
+    return await anyio.to_thread.run_sync(lambda: suppressions.import_csv(ctx, principal, chunks, charset))
 
 
 @router.get("/suppressions/export", response_class=Response, tags=["suppressions"], responses={
     200: {"description": "The whole list: `phone`, `email`, `reason`, `created_at`. A cell starting with "
                          "=, +, - or @ gets a leading ' (spreadsheet formula injection; phones appear as '+49…).",
-          "content": {"text/csv": {"schema": {"type": "string"}}}}, **error_responses()})
+          "content": {"text/csv": {"schema": {"type": "string"}, "example": (
+              "phone,email,reason,created_at\n'+4915123456789,,stop_keyword,2026-03-02T10:00:00Z\n"
+              ",ada@example.com,import,2026-03-02T10:05:00Z\n")}}}, **error_responses()})
 def export_suppressions(principal: Viewer, ctx: ContextDep):
     return StreamingResponse(suppressions.export_csv(ctx, principal), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": 'attachment; filename="suppressions.csv"'})

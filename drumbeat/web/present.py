@@ -50,6 +50,8 @@ DONE_TEXTS = {**ACTION_DONE, "created": "Integration added.", "saved": "Saved.",
               "disabled": "Integration disabled.", "list-saved": "Integration saved.",
               **{f"health-{k}": v for k, v in HEALTH_DONE.items()},
               "imported": "Leads imported.", "campaign-saved": "Campaign saved.",
+              "suppression-added": "Address added to the suppression list.",
+              "suppression-deleted": "Suppression deleted.",
               "again": "Already done: this form was sent before, so nothing was done twice."}
 
 

@@ -26,12 +26,11 @@ PER_PAGE = 50
 CHUNK = 64 * 1024
 MAX_PASTE = 20 * 1024 * 1024  # pasted text is a form field, read whole: bounded
 REJECTED_SHOWN = 100
-DONE = {"added": "Address added to the suppression list.", "deleted": "Suppression deleted."}
 
 
 def _list_page(request: Request, s: Session, *, q: str = "", reason: str = "", cursor: str = "",
-               status: int = 200, typed: str = "", errors: dict | None = None, result: dict | None = None,
-               done: str = "") -> Response:
+               status: int = 200, typed: str = "", errors: dict | None = None,
+               result: dict | None = None) -> Response:
     try:
         page = suppressions.list_suppressions(_ctx(request), s.principal, limit=PER_PAGE, cursor=cursor or None,
                                               q=q or None, reason=reason or None)
@@ -45,17 +44,17 @@ def _list_page(request: Request, s: Session, *, q: str = "", reason: str = "", c
     names = dashboard.campaign_names(_ctx(request), s.principal, sources)
     return _page(request, s, "suppressions.html", status, items=page["items"], names=names, q=q, reason=reason,
                  reasons=present.SUPPRESSION_REASONS, next_link=next_link, typed=typed, errors=errors or {},
-                 result=result, done=DONE.get(done, ""))
+                 result=result)
 
 
 @router.get("/suppressions", response_class=HTMLResponse)
-def suppression_list(request: Request, q: str = "", reason: str = "", cursor: str = "", done: str = ""):
+def suppression_list(request: Request, q: str = "", reason: str = "", cursor: str = ""):
     s = _session(request)
     if s is None:
         return _to_login(request)
     reason = reason if reason in present.SUPPRESSION_REASONS else ""
     cursor = cursor if cursor.isascii() and cursor.isdigit() and len(cursor) <= 18 else ""
-    return _list_page(request, s, q=q.strip()[:200], reason=reason, cursor=cursor, done=done)
+    return _list_page(request, s, q=q.strip()[:200], reason=reason, cursor=cursor)
 
 
 @router.post("/suppressions")
@@ -75,7 +74,7 @@ async def add(request: Request):
         except ValidationFailed as exc:
             problems = [{"field": "address", "message": f"{kind}: {p['message']}"} for p in exc.fields]
         else:
-            return RedirectResponse("/suppressions?done=added", status_code=303)
+            return RedirectResponse("/suppressions?done=suppression-added", status_code=303)
     return await run_in_threadpool(lambda: _list_page(request, guard, status=422, typed=typed,
                                                       errors={"address": [p["message"] for p in problems]}))
 
@@ -156,4 +155,4 @@ async def delete(request: Request, suppression_id: str):
         if exc.code == "not_found":
             return _problem(request, guard, "not_found", "There is no such suppression in this workspace.", 404)
         return _problem(request, guard, exc.code, exc.message, _status_of(exc))
-    return RedirectResponse("/suppressions?done=deleted", status_code=303)
+    return RedirectResponse("/suppressions?done=suppression-deleted", status_code=303)

@@ -60,6 +60,7 @@ def test_an_owner_runs_a_campaign_from_an_empty_workspace_to_completed_through_a
     # 1. A WhatsApp key, pointed at the local fake; the connection test answers ✓.
     nav.get_by_role("link", name="Integrations").click()
     page.get_by_role("link", name="Add integration").click()
+    page.wait_for_url("**/integrations/new")  # loaded: the chooser's script is in place
     page.get_by_label("Provider").select_option("whatsapp_cloud")
     expect(page.get_by_role("heading", name="WhatsApp Cloud API")).to_be_visible()
     page.get_by_label("Label").fill("Acme WA")

@@ -62,6 +62,7 @@ def test_an_operator_previews_a_step_for_a_chosen_lead_and_sends_it_to_a_phone(
     page.goto(f"{server}/campaigns/{cid}")
     expect(page.get_by_test_id("missing-variables")).to_contain_text("1 lead has no value for first_name")
     page.get_by_test_id("preview-link").click()
+    page.wait_for_url(re.compile(r".*/preview$"))  # loaded: the select's script is in place
 
     # Choosing a lead shows its rendering at once (the select submits its GET form).
     page.get_by_test_id("lead-select").select_option(bo)

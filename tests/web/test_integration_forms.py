@@ -299,6 +299,7 @@ def test_in_chromium_an_owner_adds_a_whatsapp_key_tests_it_sees_a_refusal_and_re
     sign_in_with_password(tab, base, "owner@acme.test")
     tab.get_by_role("link", name="Integrations").click()
     tab.get_by_role("link", name="Add integration").click()
+    tab.wait_for_url("**/integrations/new")  # loaded: the chooser's script is in place
     tab.get_by_label("Provider").select_option("whatsapp_cloud")  # submits itself: the fields appear
     expect(tab.get_by_role("heading", name="WhatsApp Cloud API")).to_be_visible()
     tab.get_by_label("Label").fill("Acme WA")

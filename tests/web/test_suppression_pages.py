@@ -71,7 +71,7 @@ def test_an_operator_adds_an_address_and_a_bad_one_is_shown_beside_the_field_as_
     sign_in(client, "operator@acme.test")
     csrf = page_csrf(client)
     r = client.post("/suppressions", data={"csrf": csrf, "address": "0049 151 23456701"}, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/suppressions?done=added"
+    assert r.status_code == 303 and r.headers["location"] == "/suppressions?done=suppression-added"
     r = client.post("/suppressions", data={"csrf": csrf, "address": "12<x>34"})
     assert r.status_code == 422
     assert 'data-field="address"' in r.text and 'value="12&lt;x&gt;34"' in r.text
@@ -127,7 +127,7 @@ def test_the_owner_confirms_a_delete_and_an_unknown_entry_is_not_found(ctx, clie
     assert entries(ctx) == [("+4915123456701", None, "manual")]  # asking changes nothing
     csrf = page_csrf(client)
     r = client.post(f"/suppressions/{entry}/delete", data={"csrf": csrf}, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/suppressions?done=deleted"
+    assert r.status_code == 303 and r.headers["location"] == "/suppressions?done=suppression-deleted"
     assert entries(ctx) == []
     assert client.post(f"/suppressions/{entry}/delete", data={"csrf": csrf}).status_code == 404
     assert client.get("/suppressions/abc/delete").status_code == 404

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from drumbeat.domain.consent import REASON_PHRASES
 from drumbeat.domain.explanations import CHANNEL_NAMES
 from drumbeat.domain.reasons import PauseReason
 
@@ -63,10 +64,6 @@ _CAMPAIGN_VERBS = {
     "complete": "completed", "fail": "marked as failed", "test_send": "sent a test message of",
     "leads_canceled": "canceled leads of", "lead_resolved": "settled an in-doubt lead of",
 }
-
-_SUPPRESSION_WORDS = {"stop_keyword": "a STOP reply", "provider_opt_out": "the provider reported an opt-out",
-                      "unsubscribe_link": "the unsubscribe link", "bounce": "a hard bounce",
-                      "import": "an import"}
 
 _FIELD_WORDS = {"label": "the label", "daily_cap": "the daily cap", "config": "the settings",
                 "health": "the health", "role": "the role", "events": "the events", "url": "the address",
@@ -157,7 +154,7 @@ def describe(entry: dict, *, actor_email: str | None = None, object_name: str | 
                     f"{details.get('leads_erased', 0)} leads erased, the address kept only as a hash)")
         address = _address(details, entry["object_id"])
         if action == CREATED:
-            why = _SUPPRESSION_WORDS.get(details.get("reason") or "")
+            why = REASON_PHRASES.get(details.get("reason") or "")
             return f"{who} suppressed {address}" + (f" ({why})" if why else "")
         if action == DELETED and details.get("opted_in"):
             return f"{who} lifted {what}: the person opted back in (START)"

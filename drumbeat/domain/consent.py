@@ -33,6 +33,24 @@ REASON_TEXTS = {
     SuppressionReason.IMPORT: "Imported into the suppression list.",
 }
 
+# Each reason's short label (the suppression list's filter and column, a campaign's opted-out
+# counts) and the phrase an audit entry ends with ("… suppressed +49… (a STOP reply)").
+REASON_LABELS = {
+    SuppressionReason.MANUAL: "Added by hand",
+    SuppressionReason.STOP_KEYWORD: "STOP reply",
+    SuppressionReason.PROVIDER_OPT_OUT: "Provider opt-out",
+    SuppressionReason.UNSUBSCRIBE_LINK: "Unsubscribe link",
+    SuppressionReason.BOUNCE: "Hard bounce",
+    SuppressionReason.IMPORT: "Imported",
+}
+REASON_PHRASES = {
+    SuppressionReason.STOP_KEYWORD: "a STOP reply",
+    SuppressionReason.PROVIDER_OPT_OUT: "the provider reported an opt-out",
+    SuppressionReason.UNSUBSCRIBE_LINK: "the unsubscribe link",
+    SuppressionReason.BOUNCE: "a hard bounce",
+    SuppressionReason.IMPORT: "an import",
+}
+
 # Carrier-standard keywords (CTIA / Twilio's defaults); a workspace adds its own.
 OPT_OUT_WORDS = ("stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout")
 OPT_IN_WORDS = ("start", "unstop")

@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 
 from drumbeat.domain.channels import ADDRESS_FIELD, Channel
-from drumbeat.domain.consent import SuppressionReason
+from drumbeat.domain.consent import REASON_LABELS
 from drumbeat.domain.lifecycle import TERMINAL_STATUSES, Status
 from drumbeat.domain.reasons import EXPLANATIONS, PauseReason
 from drumbeat.domain.templates import MISSING_VARIABLE
@@ -399,14 +399,7 @@ def key_trouble_view(trouble: dict | None) -> dict | None:
 
 
 # Why an address is on the suppression list, in the dashboard's words.
-SUPPRESSION_REASONS = {
-    SuppressionReason.MANUAL.value: "Added by hand",
-    SuppressionReason.STOP_KEYWORD.value: "STOP reply",
-    SuppressionReason.PROVIDER_OPT_OUT.value: "Provider opt-out",
-    SuppressionReason.UNSUBSCRIBE_LINK.value: "Unsubscribe link",
-    SuppressionReason.BOUNCE.value: "Hard bounce",
-    SuppressionReason.IMPORT.value: "Imported",
-}
+SUPPRESSION_REASONS = {reason.value: label for reason, label in REASON_LABELS.items()}
 
 
 def opt_out_rows(by_reason: dict[str | None, int]) -> list[tuple[str, int]]:

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from drumbeat.api import audit, callbacks, campaigns, errors, integrations, leads, openapi, ops, users, webhooks
+from drumbeat.api import (
+    audit,
+    callbacks,
+    campaigns,
+    errors,
+    integrations,
+    leads,
+    openapi,
+    ops,
+    tokens,
+    users,
+    webhooks,
+)
 from drumbeat.api.limits import BodySizeLimit
 from drumbeat.services.context import Context
 from drumbeat.services.sign_ins import SignInThrottle
@@ -17,7 +29,7 @@ def create_app(ctx: Context, *, max_body_bytes: int = 20 * 1024 * 1024,
     app.state.ctx = ctx
     app.state.login_throttle = SignInThrottle(ctx)  # counts in the database: shared by every process
     errors.install(app)
-    for module in (users, integrations, campaigns, leads, webhooks, audit):
+    for module in (users, tokens, integrations, campaigns, leads, webhooks, audit):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(callbacks.router)
     app.include_router(ops.router)

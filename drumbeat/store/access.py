@@ -87,7 +87,7 @@ def touch_token(conn: Connection, token_id: str, now: datetime, not_since: datet
     """last_used_at = now, unless it is already later than `not_since` (a conditional
     UPDATE: concurrent calls write once)."""
     conn.execute(update(tokens).where(tokens.c.id == token_id,
-                                      or_(tokens.c.last_used_at.is_(None), tokens.c.last_used_at < not_since))
+                                      or_(tokens.c.last_used_at.is_(None), tokens.c.last_used_at <= not_since))
                  .values(last_used_at=now))
 
 

@@ -34,12 +34,14 @@ class WebSession:
 
 def open_session(ctx: Context, principal: Principal) -> tuple[str, WebSession]:
     """A new session for a user who just signed in: (its secret, for the cookie, never
-    stored; the session). Expired sessions are deleted on the way."""
+    stored; the session). A session opened with an API token (principal.token_id) ends
+    when that token is revoked. Expired sessions are deleted on the way."""
     secret = secrets.token_urlsafe(32)
     now = ctx.clock()
     with ctx.db.begin() as conn:
         store.delete_expired_sessions(conn, now)
-        session_id = store.insert_session(conn, principal.user_id, secret, now, now + SESSION_LIFETIME)
+        session_id = store.insert_session(conn, principal.user_id, principal.token_id, secret, now,
+                                          now + SESSION_LIFETIME)
     return secret, WebSession(session_id, principal)
 
 
@@ -95,7 +97,8 @@ def list_tokens(ctx: Context, principal: Principal) -> dict:
 
 
 def revoke_token(ctx: Context, principal: Principal, token_id: str) -> None:
-    """The token answers 401 from the next request on (the row is gone)."""
+    """The token answers 401 from the next request on (the row is gone), and a dashboard
+    session opened by pasting it ends too."""
     with ctx.db.begin() as conn:
         row = store.get_token(conn, principal.workspace_id, token_id)
         if row is None:

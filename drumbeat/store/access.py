@@ -14,10 +14,11 @@ from drumbeat.store.workspaces import hash_token
 # --- dashboard sessions ------------------------------------------------------------------------
 
 
-def insert_session(conn: Connection, user_id: str, secret: str, now: datetime, expires_at: datetime) -> str:
+def insert_session(conn: Connection, user_id: str, token_id: str | None, secret: str, now: datetime,
+                   expires_at: datetime) -> str:
     session_id = new_id()
     conn.execute(insert(web_sessions).values(id=session_id, secret_hash=hash_token(secret), user_id=user_id,
-                                             created_at=now, expires_at=expires_at))
+                                             token_id=token_id, created_at=now, expires_at=expires_at))
     return session_id
 
 
@@ -73,11 +74,13 @@ def get_token(conn: Connection, workspace_id: str, token_id: str) -> dict | None
 
 
 def delete_token(conn: Connection, token_id: str) -> int:
+    """The token, and the dashboard sessions opened with it."""
+    conn.execute(delete(web_sessions).where(web_sessions.c.token_id == token_id))
     return conn.execute(delete(tokens).where(tokens.c.id == token_id)).rowcount
 
 
 def delete_tokens_of(conn: Connection, user_id: str) -> list[str]:
-    """Delete the user's tokens; their ids."""
+    """Delete the user's tokens (their sessions go first: delete_sessions_of); their ids."""
     ids = list(conn.execute(select(tokens.c.id).where(tokens.c.user_id == user_id)).scalars())
     conn.execute(delete(tokens).where(tokens.c.user_id == user_id))
     return ids

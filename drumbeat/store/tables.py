@@ -111,6 +111,8 @@ web_sessions = Table(
     Column("id", String(32), primary_key=True),
     Column("secret_hash", String(64), nullable=False, unique=True),
     Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    # Opened by pasting an API token: revoking the token ends the session too.
+    Column("token_id", String(32), ForeignKey("tokens.id", ondelete="CASCADE"), index=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False, index=True),
 )

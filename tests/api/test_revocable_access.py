@@ -320,3 +320,19 @@ def test_sign_in_throttling_holds_across_two_app_instances_sharing_the_database(
     finally:
         for e in engines:
             e.dispose()
+
+
+def test_revoking_a_token_ends_the_dashboard_session_opened_with_it(client, ctx, owner):
+    bo = add_user(client, owner, "bo@acme.test", "operator", password=PASSWORD)
+    pasted = client.post(f"{API}/tokens", headers=bo["headers"]).json()
+    app = create_app(ctx)
+    with TestClient(app) as by_token, TestClient(app) as by_password:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', by_token.get("/login").text).group(1)
+        assert by_token.post("/login", data={"csrf": csrf, "token": pasted["token"]},
+                             follow_redirects=False).status_code == 303
+        assert sign_in(by_password, "bo@acme.test").status_code == 303
+
+        assert client.delete(f"{API}/tokens/{pasted['id']}", headers=bo["headers"]).status_code == 204
+
+        assert by_token.get("/campaigns", follow_redirects=False).status_code == 303
+        assert by_password.get("/campaigns").status_code == 200  # the password's session is another

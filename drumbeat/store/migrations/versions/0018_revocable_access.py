@@ -5,7 +5,8 @@ Revises: 0015
 
 - `web_sessions`: one row per signed-in dashboard session, found by the SHA-256 of the
   session's secret (the cookie holds the secret; the database never does). Signing out
-  deletes the row; removing a user deletes all of theirs (and ON DELETE CASCADE too).
+  deletes the row; removing a user deletes all of theirs (and ON DELETE CASCADE too); a
+  session opened by pasting an API token names it (`token_id`) and ends when it is revoked.
 - `sign_in_failures`: failed sign-ins per key (the SHA-256 of "email:<address>" or
   "client:<address>"), so the throttle holds across every process of a deployment.
 - `tokens.last_used_at`: written at most once a minute per token (services.access).
@@ -29,15 +30,19 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("secret_hash", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.String(length=32), nullable=False),
+        sa.Column("token_id", sa.String(length=32)),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_web_sessions_user_id_users"),
+                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["token_id"], ["tokens.id"], name=op.f("fk_web_sessions_token_id_tokens"),
                                 ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_web_sessions")),
         sa.UniqueConstraint("secret_hash", name=op.f("uq_web_sessions_secret_hash")),
     )
     op.create_index("ix_web_sessions_user_id", "web_sessions", ["user_id"])
     op.create_index("ix_web_sessions_expires_at", "web_sessions", ["expires_at"])
+    op.create_index("ix_web_sessions_token_id", "web_sessions", ["token_id"])
     op.create_table(
         "sign_in_failures",
         sa.Column("id", BigId, autoincrement=True, nullable=False),
@@ -58,6 +63,7 @@ def downgrade() -> None:
     op.drop_index("ix_sign_in_failures_at", table_name="sign_in_failures")
     op.drop_index("ix_sign_in_failures_key", table_name="sign_in_failures")
     op.drop_table("sign_in_failures")
+    op.drop_index("ix_web_sessions_token_id", table_name="web_sessions")
     op.drop_index("ix_web_sessions_expires_at", table_name="web_sessions")
     op.drop_index("ix_web_sessions_user_id", table_name="web_sessions")
     op.drop_table("web_sessions")

@@ -43,8 +43,9 @@ def sign_in_with_password(ctx: Context, email: str, password: str) -> Principal 
                                                      users.c.password_hash == row["password_hash"])
                                  .values(password_hash=new_hash))
             return Principal(row["id"], row["workspace_id"], row["role"], row["email"])
-    if not rows:
-        verify_password(password, dummy_hash())  # same cost whether or not the email exists
+    if not any(row["password_hash"] for row in rows):
+        # Same cost whether or not the email exists, or has a password at all.
+        verify_password(password, dummy_hash())
     return None
 
 

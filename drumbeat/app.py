@@ -4,20 +4,32 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from drumbeat.api import audit, callbacks, campaigns, errors, integrations, leads, openapi, ops, users, webhooks
+from drumbeat.api import (
+    audit,
+    callbacks,
+    campaigns,
+    errors,
+    integrations,
+    leads,
+    openapi,
+    ops,
+    tokens,
+    users,
+    webhooks,
+)
 from drumbeat.api.limits import BodySizeLimit
 from drumbeat.services.context import Context
+from drumbeat.services.sign_ins import SignInThrottle
 from drumbeat.web import audit_pages, builder, imports, integration_forms, pages, suppressions, unsubscribe
-from drumbeat.web.login_limit import LoginThrottle
 
 
 def create_app(ctx: Context, *, max_body_bytes: int = 20 * 1024 * 1024,
                max_streamed_bytes: int = 2 * 1024**3) -> FastAPI:
     app = FastAPI(title="Drumbeat", version="1", description="Multichannel outreach engine that knows when to stop.")
     app.state.ctx = ctx
-    app.state.login_throttle = LoginThrottle(clock=ctx.clock)
+    app.state.login_throttle = SignInThrottle(ctx)  # counts in the database: shared by every process
     errors.install(app)
-    for module in (users, integrations, campaigns, leads, webhooks, audit):
+    for module in (users, tokens, integrations, campaigns, leads, webhooks, audit):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(callbacks.router)
     app.include_router(ops.router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,7 +24,11 @@ class Settings(BaseSettings):
     # a campaign with an email step) and links in notification emails. Unset means "not
     # configured": notifications then link to LOCAL_URL, and email campaigns are refused.
     public_url: str | None = None
-    smtp_url: str | None = None  # smtp://user:pass@host:port?from=alerts@example.com&starttls=true
+    smtp_url: str | None = None
+    # Argon2id parameters for new password hashes (services/passwords.py): the default is
+    # argon2-cffi's (RFC 9106 low-memory: t=3, m=64 MiB, p=4); `owasp_minimum` is lighter.
+    # `test` is for the test suite only. A wrong value stops every command at start.
+    password_hash_profile: Literal["rfc9106_low_memory", "owasp_minimum", "test"] = "rfc9106_low_memory"  # smtp://user:pass@host:port?from=alerts@example.com&starttls=true
 
     def resolved_database_url(self) -> str:
         """SQLAlchemy URL: plain postgresql:// means psycopg 3; unset means a local SQLite file."""

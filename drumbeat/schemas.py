@@ -114,7 +114,8 @@ def _existing_id(value: str) -> str:
     # and it never reaches a database that would choke on it. NotFound is not a ValueError,
     # so pydantic lets it through to the API's error handler instead of making it a 422.
     if len(value) > 64 or not value.isprintable():
-        raise NotFound("not found", {"id": value[:64]})
+        # A body may carry a lone surrogate (a path cannot): echoed escaped, as valid UTF-8.
+        raise NotFound("not found", {"id": value[:64].encode("utf-8", "backslashreplace").decode()})
     return value
 
 
@@ -279,6 +280,66 @@ class UserPublic(BaseModel):
     email: str
     role: Role
     token: str = Field(description="Shown once; store it now.")
+
+
+USER_EXAMPLE = {"id": EXAMPLE_IDS["user"], "email": "ops@acme.test", "role": "operator"}
+
+
+class UserListed(BaseModel):
+    model_config = examples(USER_EXAMPLE)
+
+    id: str
+    email: str
+    role: Role
+
+
+class UsersPublic(BaseModel):
+    model_config = examples({"items": [{"id": "e9365902751e4cca83f28fa93868594e", "email": "owner@acme.test",
+                                        "role": "owner"}, USER_EXAMPLE], "next_cursor": None})
+
+    items: list[UserListed]
+    next_cursor: str | None = None
+
+
+class UserUpdate(Request):
+    model_config = examples({"role": "viewer"})
+
+    role: Role
+
+
+class TokenCreate(Request):
+    model_config = examples({}, {"user_id": EXAMPLE_IDS["user"]})
+
+    user_id: ObjectId | None = Field(None, description="whose token: the caller's own when left out; an owner "
+                                                       "may name any user of the workspace")
+
+
+class TokenCreated(BaseModel):
+    model_config = examples({"id": "0c4e7e0c7f9a4a4f9d3b2f8a6c1d5e77",
+                             "token": "dbt_FHuLImO5PdWhrbWODZPdPZIJBKTGiNCds50VcYxlUkA"})
+
+    id: str
+    token: str = Field(description="Shown once; store it now. Only its hash is kept.")
+
+
+TOKEN_EXAMPLE = {"id": "0c4e7e0c7f9a4a4f9d3b2f8a6c1d5e77", "user_id": EXAMPLE_IDS["user"],
+                 "created_at": EXAMPLE_AT, "last_used_at": "2026-03-02T11:42:00+00:00"}
+
+
+class TokenPublic(BaseModel):
+    model_config = examples(TOKEN_EXAMPLE)
+
+    id: str
+    user_id: str
+    created_at: Instant
+    last_used_at: Instant | None = Field(description="up to a minute behind the token's latest use; null: never used")
+
+
+class TokensPublic(BaseModel):
+    model_config = examples({"items": [TOKEN_EXAMPLE], "next_cursor": None})
+
+    items: list[TokenPublic]
+    next_cursor: str | None = None
 
 
 def _keyword(value: str) -> str:

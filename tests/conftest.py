@@ -33,6 +33,10 @@ from tests.fakes.providers import (  # noqa: F401 - fixtures: local fake provide
     whatsapp_server,
 )
 
+# Argon2id at its cheapest for the suite (services/passwords.py); the default stays strong
+# and tests/unit/test_passwords.py checks that it does.
+os.environ.setdefault("DRUMBEAT_PASSWORD_HASH_PROFILE", "test")
+
 PG_ADMIN = os.environ.get("DRUMBEAT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -166,8 +166,14 @@ def describe(entry: dict, *, actor_email: str | None = None, object_name: str | 
         if kind in (ObjectType.TOKEN, ObjectType.WORKSPACE):
             return f"{who} created {what}"
         return f"{who} added {what}"
+    if action == DELETED and kind == ObjectType.USER and "tokens_revoked" in details:
+        n = details["tokens_revoked"]
+        return f"{who} removed {what} ({n} API token{'' if n == 1 else 's'} revoked, signed out everywhere)"
     if action == DELETED:
         return f"{who} {'revoked' if kind == ObjectType.TOKEN else 'removed'} {what}"
+    if action == UPDATED and kind == ObjectType.USER and set(details.get("changes") or {}) == {"role"}:
+        role = details["changes"]["role"]
+        return f"{who} made {what} {role['to']} (was {role['from']})"
     if action == UPDATED:
         return _update_words(who, what, details)
     return f"{who} {action.replace('_', ' ')} {what}"

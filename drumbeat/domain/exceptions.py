@@ -54,3 +54,20 @@ class RateLimited(DomainError):
     """Too many requests of one kind; `details.retry_after_seconds` says when to try again."""
 
     code = "rate_limited"
+
+
+class Forbidden(DomainError):
+    """The caller's role does not allow this (a rule finer than a route's role)."""
+
+    code = "forbidden"
+
+
+class LastOwner(DomainError):
+    """Demoting or removing the workspace's last owner (issue 21): 409 invalid_transition."""
+
+    code = "invalid_transition"
+
+    def __init__(self, role: str, action: str) -> None:
+        verb = "removed" if action == "remove" else "demoted"
+        super().__init__(f"the workspace's last owner cannot be {verb}; make another user owner first",
+                         {"from": role, "action": action})

@@ -1,7 +1,7 @@
 """Sign-in throttling, the rule alone: after `max_failures` failed attempts within `window`
 (a sliding window), further attempts wait until the oldest of those failures has aged out.
 
-Pure: the failures and `now` are handed in (web/login_limit.py keeps them).
+Pure: the failures and `now` are handed in (services/sign_ins.py keeps them, in the database).
 """
 
 from __future__ import annotations
@@ -31,6 +31,13 @@ def wait_before_next_attempt(failures: Sequence[datetime], now: datetime, rule: 
     if len(recent) < rule.max_failures:
         return None
     return recent[len(recent) - rule.max_failures] + rule.window - now
+
+
+def wait_for_any(failures_per_key: Sequence[Sequence[datetime]], now: datetime, rule: ThrottleRule) -> timedelta | None:
+    """An attempt counted under several keys (its email, its client address) waits for the
+    longest of their waits; None when no key is over the limit."""
+    waits = [w for w in (wait_before_next_attempt(f, now, rule) for f in failures_per_key) if w is not None]
+    return max(waits) if waits else None
 
 
 def retry_after_seconds(wait: timedelta) -> int:

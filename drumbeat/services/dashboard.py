@@ -9,13 +9,13 @@ a few statements for the whole page).
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from drumbeat.domain.leads import TERMINAL_LEAD_STATES, LeadState
 from drumbeat.domain.lifecycle import Status
 from drumbeat.services import campaigns as campaign_service
 from drumbeat.services.context import Context, Principal
-from drumbeat.services.passwords import verify_password
+from drumbeat.services.passwords import dummy_hash, hash_password, needs_rehash, verify_password
 from drumbeat.store.campaigns import steps_of
 from drumbeat.store.counts import lead_total_sql, metrics_of
 from drumbeat.store.tables import campaigns, integrations, key_failures, users
@@ -28,27 +28,25 @@ SORT_KEYS = ("created_at", "name", "status", "percent")
 
 def sign_in_with_password(ctx: Context, email: str, password: str) -> Principal | None:
     """The user whose password matches. An email may exist in several workspaces; each
-    candidate's hash is checked (scrypt is slow on purpose; there are few candidates)."""
+    candidate's hash is checked (Argon2id is slow on purpose; there are few candidates).
+    A matching hash made with older parameters (scrypt, or a weaker Argon2id profile) is
+    replaced with a new Argon2id hash at once (services.passwords)."""
     with ctx.db.begin() as conn:
         rows = list(conn.execute(select(users).where(func.lower(users.c.email) == email.strip().lower())
                                  .order_by(users.c.created_at)).mappings())
     for row in rows:
         if verify_password(password, row["password_hash"]):
+            if needs_rehash(row["password_hash"]):
+                new_hash = hash_password(password)  # outside the transaction: it takes a while
+                with ctx.db.begin() as conn:  # only if no one changed it meanwhile
+                    conn.execute(update(users).where(users.c.id == row["id"],
+                                                     users.c.password_hash == row["password_hash"])
+                                 .values(password_hash=new_hash))
             return Principal(row["id"], row["workspace_id"], row["role"], row["email"])
-    if not rows:
-        verify_password(password, _DUMMY_HASH)  # same cost whether or not the email exists
+    if not any(row["password_hash"] for row in rows):
+        # Same cost whether or not the email exists, or has a password at all.
+        verify_password(password, dummy_hash())
     return None
-
-
-_DUMMY_HASH = ("scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$"
-               "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==")
-
-
-def principal_for_user(ctx: Context, user_id: str) -> Principal | None:
-    """The user a session names, read on every request so a changed role counts at once."""
-    with ctx.db.begin() as conn:
-        row = conn.execute(select(users).where(users.c.id == user_id)).mappings().first()
-    return Principal(row["id"], row["workspace_id"], row["role"], row["email"]) if row else None
 
 
 def user_emails(ctx: Context, principal: Principal, user_ids: set[str]) -> dict[str, str]:

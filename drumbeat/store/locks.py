@@ -13,13 +13,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, insert, select, text, update
+from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 
 from drumbeat.store.tables import engine_locks
 
 
 def advisory_key(name: str) -> int:
     return 0x44524D00_00000000 + zlib.crc32(name.encode())  # "DRM" + the name's checksum
+
+
+def lock_for_transaction(conn: Connection, name: str) -> None:
+    """Hold `name` until the caller's transaction ends (PostgreSQL: a transaction-scoped
+    advisory lock). SQLite needs none: its write transactions are serial (store.db)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": advisory_key(name)})
 
 
 @contextmanager

@@ -98,6 +98,33 @@ tokens = Table(
     Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),  # at most a minute behind (migration 0018)
+    Index("ix_tokens_user_id", "user_id"),
+)
+
+# --- revocable access (issue 21; migration 0018) -------------------------------------------
+
+# A signed-in dashboard session, found by the SHA-256 of its secret (the cookie carries the
+# secret, the database never does). Signing out deletes it; so does removing its user.
+web_sessions = Table(
+    "web_sessions", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    # Opened by pasting an API token: revoking the token ends the session too.
+    Column("token_id", String(32), ForeignKey("tokens.id", ondelete="CASCADE"), index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
+# Failed sign-ins, one row each, by the SHA-256 of "email:<address>" or "client:<address>":
+# the throttle reads them, so it holds across every process sharing the database.
+sign_in_failures = Table(
+    "sign_in_failures", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("key_hash", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Index("ix_sign_in_failures_key", "key_hash", "at"),
 )
 
 integrations = Table(

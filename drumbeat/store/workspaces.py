@@ -65,7 +65,8 @@ def user_exists(conn: Connection, workspace_id: str, email: str) -> bool:
 
 
 def find_user_by_token(conn: Connection, token: str):
-    query = (select(users.c.id, users.c.workspace_id, users.c.email, users.c.role, tokens.c.id.label("token_id"))
+    query = (select(users.c.id, users.c.workspace_id, users.c.email, users.c.role, tokens.c.id.label("token_id"),
+                    tokens.c.last_used_at)
              .join(tokens, tokens.c.user_id == users.c.id)
              .where(tokens.c.token_hash == hash_token(token)))
     return conn.execute(query).mappings().first()

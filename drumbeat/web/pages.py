@@ -1,6 +1,7 @@
 """The operator dashboard: server-rendered pages over the services (DESIGN.md §8, issue 6).
 
-Pages read with the signed-in user's rights (web/sessions.py); every POST carries a CSRF
+Pages read with the signed-in user's rights (a session kept on the server: services.access,
+web/sessions.py); every POST carries a CSRF
 token and is checked against the user's role on the server, whatever the page showed.
 Forms work without JavaScript (POST, then redirect); static/app.js makes them answer in
 place (`X-Requested-With: fetch` → JSON) and polls the live endpoint while a campaign sends.
@@ -26,11 +27,21 @@ from drumbeat.domain.leads import LeadState
 from drumbeat.domain.lifecycle import TERMINAL_STATUSES
 from drumbeat.domain.roles import Role, allows
 from drumbeat.domain.throttle import retry_after_seconds
-from drumbeat.services import campaigns, content, dashboard, forms, integrations, leads, suppressions, workspaces
+from drumbeat.services import (
+    access,
+    campaigns,
+    content,
+    dashboard,
+    forms,
+    integrations,
+    leads,
+    suppressions,
+    workspaces,
+)
 from drumbeat.services import templates as catalogue
 from drumbeat.services.context import Context, Principal
+from drumbeat.services.sign_ins import SignInThrottle
 from drumbeat.web import present
-from drumbeat.web.login_limit import LoginThrottle
 from drumbeat.web.sessions import LOGIN_COOKIE, SESSION_COOKIE, SESSION_SECONDS, Signer
 
 HERE = Path(__file__).parent
@@ -69,6 +80,11 @@ class Session:
         self.is_owner = allows(principal.role, Role.OWNER)
         self._signer, self._nonce = signer, nonce
 
+    @property
+    def nonce(self) -> str:
+        """The session's id: what its CSRF and form tokens are bound to."""
+        return self._nonce
+
     def form_nonce(self) -> str:
         """A fresh one-time nonce for a form that creates or acts (its hidden `form_nonce`)."""
         return self._signer.form_token(self._nonce) if self._signer else ""
@@ -95,17 +111,25 @@ def _signer(request: Request) -> Signer:
     return signer
 
 
-def _throttle(request: Request) -> LoginThrottle:
-    return request.app.state.login_throttle  # one per app: create_app makes it
+def _throttle(request: Request) -> SignInThrottle:
+    return request.app.state.login_throttle  # one per app: create_app makes it (its counts are in the database)
+
+
+_UNREAD = object()
 
 
 def _session(request: Request) -> Session | None:
+    """The request's live session (looked up once per request): None when the cookie is
+    missing, forged or expired, or the server ended the session (signed out, user removed)."""
+    found = getattr(request.state, "web_session", _UNREAD)
+    if found is not _UNREAD:
+        return found
     signer = _signer(request)
-    data = signer.read_session(request.cookies.get(SESSION_COOKIE))
-    if data is None:
-        return None
-    principal = dashboard.principal_for_user(_ctx(request), data.user_id)
-    return Session(principal, signer.csrf_token(data.nonce), signer, data.nonce) if principal else None
+    secret = signer.session_secret(request.cookies.get(SESSION_COOKIE))
+    live = access.find_session(_ctx(request), secret) if secret else None
+    found = Session(live.principal, signer.csrf_token(live.id), signer, live.id) if live else None
+    request.state.web_session = found
+    return found
 
 
 def _wants_json(request: Request) -> bool:
@@ -212,9 +236,8 @@ def _posted_before(request: Request, s: Session, token: str, fallback: str) -> R
 
 
 def _signer_ok(request: Request, token: str | None) -> bool:
-    signer = _signer(request)
-    data = signer.read_session(request.cookies.get(SESSION_COOKIE))
-    return data is not None and signer.csrf_ok(data.nonce, token)
+    s = _session(request)
+    return s is not None and _signer(request).csrf_ok(s.nonce, token)
 
 
 # --- static files ---------------------------------------------------------------------------
@@ -272,8 +295,9 @@ def login(request: Request, csrf: Annotated[str, Form()] = "", email: Annotated[
     if principal is None:
         return _login_page(request, "Those credentials are not valid.", 401, next)
     throttle.succeeded(tried_email, client)
+    secret, _ = access.open_session(ctx, principal)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(SESSION_COOKIE, signer.new_session(principal.user_id), max_age=SESSION_SECONDS,
+    response.set_cookie(SESSION_COOKIE, signer.session_cookie(secret), max_age=SESSION_SECONDS,
                         httponly=True, samesite="lax", path="/", secure=request.url.scheme == "https")
     response.delete_cookie(LOGIN_COOKIE, path="/login")
     return response
@@ -294,8 +318,12 @@ def _too_many_attempts(request: Request, seconds: int, next_url: str) -> Respons
 
 @router.post("/logout")
 def logout(request: Request, csrf: Annotated[str, Form()] = ""):
-    if _session(request) is not None and not _signer_ok(request, csrf):
-        return _problem(request, None, "forbidden", "the form did not come from this site", 403)
+    """Sign out: the session ends on the server, so the cookie (or any copy of it) is no
+    longer a session, whether or not the browser forgets it."""
+    if _session(request) is not None:
+        if not _signer_ok(request, csrf):
+            return _problem(request, None, "forbidden", "the form did not come from this site", 403)
+        access.end_session(_ctx(request), _signer(request).session_secret(request.cookies.get(SESSION_COOKIE)))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

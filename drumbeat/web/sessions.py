@@ -1,14 +1,18 @@
-"""Dashboard sessions and CSRF tokens, signed with HMAC-SHA256 (standard library only).
+"""Dashboard session cookies and CSRF tokens, signed with HMAC-SHA256 (standard library only).
 
-The session cookie holds `<payload>.<signature>`, payload = base64url JSON of the user id, a
-random nonce and an expiry. It is HttpOnly (scripts cannot read it, so an injected script
-cannot steal it) and SameSite=Lax (other sites' forms do not carry it on POST). It holds
-no secret: the key that signs it is derived from DRUMBEAT_SECRET_KEY and never leaves the
-server. The user's role is read from the database on every request, never from the cookie.
+The session itself lives on the server (services.access, table `web_sessions`, issue 21):
+the cookie holds `<payload>.<signature>`, payload = base64url JSON of the session's random
+secret and an expiry, and the database holds only the secret's SHA-256. Signing out or
+removing the user deletes the row, so a copied cookie answers as signed-out at once. The
+signature lets a forged or tampered cookie be refused before any look-up. The cookie is
+HttpOnly (scripts cannot read it, so an injected script cannot steal it) and SameSite=Lax
+(other sites' forms do not carry it on POST). The user and their role are read from the
+database on every request, never from the cookie.
 
-CSRF: every form and every script POST carries a token = HMAC(key, "csrf:" + nonce), which
-a page of another origin cannot know. Before sign-in, the login form is protected the same
-way by a short-lived pre-session cookie (no login CSRF).
+CSRF: every form and every script POST carries a token = HMAC(key, "csrf:" + nonce), nonce
+= the session's id (not its secret), which a page of another origin cannot know. Before
+sign-in, the login form is protected the same way by a short-lived pre-session cookie (no
+login CSRF).
 
 One-time form nonces: a form that creates or acts also carries `form_nonce`, a random value
 signed for the session, which the server records as used with the form's effect
@@ -23,11 +27,12 @@ import hmac
 import json
 import secrets
 import time
-from dataclasses import dataclass
+
+from drumbeat.services.access import SESSION_LIFETIME
 
 SESSION_COOKIE = "drumbeat_session"
 LOGIN_COOKIE = "drumbeat_login"
-SESSION_SECONDS = 12 * 3600
+SESSION_SECONDS = int(SESSION_LIFETIME.total_seconds())
 LOGIN_SECONDS = 3600
 
 
@@ -37,13 +42,6 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-@dataclass(frozen=True)
-class SessionData:
-    user_id: str
-    nonce: str
-    expires: int
 
 
 class Signer:
@@ -73,14 +71,15 @@ class Signer:
 
     # --- sessions ---------------------------------------------------------------------
 
-    def new_session(self, user_id: str) -> str:
-        return self.sign({"u": user_id, "n": secrets.token_urlsafe(16), "e": int(time.time()) + SESSION_SECONDS})
+    def session_cookie(self, secret: str) -> str:
+        """The cookie value for a session the server opened (services.access.open_session)."""
+        return self.sign({"s": secret, "e": int(time.time()) + SESSION_SECONDS})
 
-    def read_session(self, value: str | None) -> SessionData | None:
+    def session_secret(self, value: str | None) -> str | None:
+        """The secret a genuine, unexpired cookie carries; whether it is still a session is
+        the database's answer (services.access.find_session)."""
         payload = self.unsign(value)
-        if payload is None or not isinstance(payload.get("u"), str) or not isinstance(payload.get("n"), str):
-            return None
-        return SessionData(payload["u"], payload["n"], int(payload["e"]))
+        return payload["s"] if payload is not None and isinstance(payload.get("s"), str) else None
 
     def csrf_token(self, nonce: str) -> str:
         return self._mac("csrf:" + nonce)

@@ -12,9 +12,17 @@ from tests.api.test_campaigns import API, SMS_STEP, create_campaign, create_sand
 
 VIEWER, OPERATOR, OWNER = "viewer", "operator", "owner"
 
-# (method, path, body, the lowest role allowed); {cid}, {iid} and {xid} (an import) are filled per test.
+# (method, path, body, the lowest role allowed); {cid}, {iid}, {xid} (an import), {uid} (a user
+# of workspace A, not one of the callers) and {tid} (that user's token) are filled per test.
+# Tokens: anyone manages their own; the table's rows manage another user's (owner).
 ROUTES = [
     ("POST", "/users", {"email": "new@acme.test", "role": "viewer"}, OWNER),
+    ("GET", "/users", None, OWNER),
+    ("POST", "/tokens", {"user_id": "{uid}"}, OWNER),
+    ("GET", "/tokens", None, VIEWER),
+    ("DELETE", "/tokens/{tid}", None, OWNER),
+    ("PATCH", "/users/{uid}", {"role": "operator"}, OWNER),
+    ("DELETE", "/users/{uid}", None, OWNER),
     ("GET", "/workspace", None, VIEWER),
     ("PUT", "/workspace/subscription", {"status": "active"}, OWNER),
     ("PATCH", "/workspace", {"opt_out_words": ["halt"]}, OWNER),
@@ -57,6 +65,9 @@ def world(client, ctx, owner):
         return {"Authorization": f"Bearer {response.json()['token']}"}
 
     other = init_workspace(ctx, "Rival", "boss@rival.test")
+    target = client.post(f"{API}/users", json={"email": "target@acme.test", "role": "viewer"},
+                         headers=owner["headers"]).json()
+    target_token = client.get(f"{API}/tokens", headers={"Authorization": f"Bearer {target['token']}"}).json()
     cid = create_campaign(client, owner["headers"])["id"]
     imported = client.post(f"{API}/campaigns/{cid}/leads/import", content=b"phone\nbad\n",
                            headers={**owner["headers"], "Content-Type": "text/csv"})
@@ -66,13 +77,20 @@ def world(client, ctx, owner):
         "cid": cid,
         "iid": create_sandbox(client, owner["headers"])["id"],
         "xid": imported.json()["import_id"],
+        "uid": target["id"],
+        "tid": target_token["items"][0]["id"],
     }
+
+
+def fill(text: str, world) -> str:
+    return text.format(cid=world["cid"], iid=world["iid"], xid=world["xid"], uid=world["uid"], tid=world["tid"])
 
 
 def call(client, world, route, headers):
     method, path, body, _ = route
-    url = API + path.format(cid=world["cid"], iid=world["iid"], xid=world["xid"])
-    return client.request(method, url, json=body, headers=headers)
+    body = json.loads(fill(json.dumps(body).replace("{", "{{").replace("}", "}}").replace("{{uid}}", "{uid}"),
+                           world)) if body is not None else None
+    return client.request(method, API + fill(path, world), json=body, headers=headers)
 
 
 def failures(client, world, routes, headers, status, code) -> list[str]:
@@ -89,10 +107,10 @@ def test_the_table_covers_every_route_of_users_integrations_and_campaigns(client
     paths = client.get("/openapi.json").json()["paths"]
     served = {
         (method.upper(), path.removeprefix(API).replace("{campaign_id}", "{cid}").replace("{integration_id}", "{iid}")
-         .replace("{import_id}", "{xid}"))
+         .replace("{import_id}", "{xid}").replace("{user_id}", "{uid}").replace("{token_id}", "{tid}"))
         for path, operations in paths.items()
         if path.startswith((f"{API}/users", f"{API}/workspace", f"{API}/integrations", f"{API}/campaigns",
-                            f"{API}/imports"))
+                            f"{API}/imports", f"{API}/tokens"))
         and not path.removeprefix(API).startswith(NOT_OURS)
         for method in operations
     }
@@ -124,7 +142,7 @@ def test_an_operator_gets_403_on_every_owner_only_route(client, world):
     owner_only = [r for r in ROUTES if r[3] == OWNER]
 
     assert {r[1] for r in owner_only} == {"/users", "/workspace", "/workspace/subscription", "/integrations",
-                                          "/integrations/{iid}"}
+                                          "/integrations/{iid}", "/users/{uid}", "/tokens", "/tokens/{tid}"}
     assert failures(client, world, owner_only, world[OPERATOR], 403, "forbidden") == []
     integration = client.get(f"{API}/integrations/{world['iid']}", headers=world[OWNER]).json()
     assert integration["label"] == "sms sandbox"
@@ -157,7 +175,7 @@ def test_each_role_may_call_every_route_its_rank_allows(client, world, role):
         response = call(client, world, route, world[role])
         # Refusals by state (409) are fine here; only the gatekeeping is under test. The
         # world's integration is a sandbox one, which has no template catalogue to sync (422).
-        expected = (200, 201, 409, 422) if route[1].endswith("/templates/sync") else (200, 201, 409)
+        expected = (200, 201, 409, 422) if route[1].endswith("/templates/sync") else (200, 201, 204, 409)
         assert response.status_code in expected, f"{route[0]} {route[1]}: {response.text[:200]}"
 
 
@@ -171,7 +189,7 @@ def test_no_malformed_or_odd_body_makes_any_route_answer_500(client, world):
     server_errors = []
     for route in [r for r in ROUTES if r[0] != "GET"]:
         method, path, body, _ = route
-        url = API + path.format(cid=world["cid"], iid=world["iid"])
+        url = API + fill(path, world)
         attempts = [{"content": raw} for raw in RAW_BODIES]
         # json.dumps escapes lone surrogates (ensure_ascii), which httpx's own encoder cannot send.
         attempts += [{"content": json.dumps({**(body or {}), key: value})}
@@ -179,7 +197,7 @@ def test_no_malformed_or_odd_body_makes_any_route_answer_500(client, world):
         for attempt in attempts:
             response = client.request(method, url, headers={**world[OWNER], "Content-Type": "application/json"},
                                       **attempt)
-            if response.status_code >= 500 or "error" not in response.json() and response.status_code >= 400:
+            if response.status_code >= 500 or response.status_code >= 400 and "error" not in response.json():
                 server_errors.append(f"{method} {path} {str(attempt)[:80]}: {response.status_code}")
 
     assert server_errors == []

@@ -79,9 +79,9 @@ async def _probe_all(credentials: list[Credential], timeout: float) -> dict[str,
 
 
 async def _probe_one(adapters: dict, credential: Credential, timeout: float) -> ProbeResult:
-    provider = credential.provider
+    provider = registry.code_prefix(credential.provider)
     try:
-        result = await asyncio.wait_for(adapters[provider].probe(credential), timeout)
+        result = await asyncio.wait_for(adapters[credential.provider].probe(credential), timeout)
     except TimeoutError:
         return ProbeResult(credential.integration_id, ProbeOutcome.TIMEOUT, f"{provider}:timeout",
                            f"no answer within {timeout:g} s")

@@ -45,6 +45,7 @@ from drumbeat.services.holds import (
     SWEEPER,
     channels_at,
     due_channels,
+    failing_keys,
     key_pools,
     lift_hold,
     place_hold,
@@ -518,8 +519,9 @@ def run_through_gates(ctx: Context, campaign_id: str, action: Action, actor: Act
         steps = store.get_steps(conn, campaign_id)
         channels = due_channels(conn, campaign_id, steps)
         workspace = get_workspace(conn, workspace_id)
+        pools = key_pools(conn, row, channels, marks=True)
         report = evaluate_gates(subscription_active=workspace["subscription_status"] == "active",
-                                status=row["status"], pools=key_pools(conn, row, channels, marks=True),
+                                status=row["status"], pools=pools,
                                 templates=template_gate_facts(conn, row, steps),
                                 unsubscribe=unsubscribe_gate(steps, public_url_set=bool(ctx.public_url)),
                                 probes=probes, probe_timeout=ctx.probe_timeout_seconds)
@@ -546,7 +548,10 @@ def run_through_gates(ctx: Context, campaign_id: str, action: Action, actor: Act
         for channel, reason in report.blocked_channels.items():
             if all(h["channel"] != channel for h in holds):
                 gates = [g.as_dict() for g in report.gates if g.channel == channel and not g.ok]
-                place_hold(conn, campaign_id, channel, reason, {"gates": gates}, now, actor)
+                held: dict = {"gates": gates}
+                if reason is PauseReason.ALL_KEYS_FAILED:  # the keys still dead, as a stop names them
+                    held["keys"] = failing_keys(conn, campaign_id, row["run"] + 1, pools[channel])
+                place_hold(conn, campaign_id, channel, reason, held, now, actor)
         moved = reclamp(conn, row, now)
         if moved:
             store.add_timeline(conn, campaign_id, now=now, action="reclamp", actor_type=actor.type,

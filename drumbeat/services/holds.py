@@ -126,7 +126,9 @@ def failing_keys(conn: Connection, campaign_id: str, run: int, members: list[Poo
         out.append({"integration_id": m.integration_id,
                     "label": f["label"] if f else labels.get(m.integration_id),
                     "code": f["error_code"] if f else None, "message": f["error_message"] if f else None,
-                    "at": f["at"].astimezone(UTC).isoformat() if f else None})
+                    "at": f["at"].astimezone(UTC).isoformat() if f else None,
+                    # auth: a resume's connection test may clear it; account: a person must (issue 21)
+                    "kind": key_mark_kind(f["error_code"]).value if f else None})
     return out
 
 

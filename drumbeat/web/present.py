@@ -124,7 +124,8 @@ def _gate_text(gate: dict) -> str:
 
 def gates_view(gates: list[dict]) -> list[dict]:
     return [{"gate": g.get("gate"), "channel": g.get("channel"), "ok": bool(g.get("ok")),
-             "reason": g.get("reason") or "", "text": _gate_text(g)} for g in gates]
+             "reason": g.get("reason") or "", "text": _gate_text(g), "integration_id": g.get("integration_id"),
+             "error": g.get("error")} for g in gates]
 
 
 # The fixes that happen on an integration's page: the link the stop's explanation offers.

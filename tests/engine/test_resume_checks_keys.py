@@ -224,3 +224,26 @@ def test_the_sweeper_does_not_resume_through_a_key_that_still_fails(ctx, whatsap
     assert sweeper.sweep_once().resumed == [cid]
     drain(ctx)
     assert svc.get_campaign(ctx, p, cid)["status"] == "completed"
+
+
+def test_the_keys_are_probed_at_once_so_two_silent_providers_cost_one_timeout(ctx, whatsapp_server):
+    p = workspace(ctx)
+    keys = [whatsapp_key(ctx, p, whatsapp_server.base_url, token=t, label=f"WA {i}")
+            for i, t in enumerate((TOKEN, NEW_TOKEN))]
+    whatsapp_server.fail_key(NEW_TOKEN, code=190)
+    cid = paused_by_a_dead_key(ctx, p, whatsapp_server, TOKEN)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        base = f"http://127.0.0.1:{silent.getsockname()[1]}/v23.0"
+        for key in keys:
+            integrations.update_integration(ctx, p, key, {"config": {"phone_number_id": "106540352242922",
+                                                                     "base_url": base}})
+        quick = dataclasses.replace(ctx, probe_timeout_seconds=2.0)
+        began = time.monotonic()
+        gates = refused_gates(quick, p, cid)
+        took = time.monotonic() - began
+    closed = [g for g in gates if g["gate"] == "key_pool" and not g["ok"]]
+    assert sorted(g["integration_id"] for g in closed) == sorted(keys)
+    assert all(g["error"]["code"] == "whatsapp:timeout" for g in closed)
+    assert took < 2 * 2.0  # one after the other would take two timeouts at least

@@ -247,3 +247,23 @@ def test_the_keys_are_probed_at_once_so_two_silent_providers_cost_one_timeout(ct
     assert sorted(g["integration_id"] for g in closed) == sorted(keys)
     assert all(g["error"]["code"] == "whatsapp:timeout" for g in closed)
     assert took < 2 * 2.0  # one after the other would take two timeouts at least
+
+
+def test_the_sweeper_keeps_a_sending_campaign_s_hold_while_its_only_key_is_marked_in_this_run(ctx,
+                                                                                           whatsapp_server):
+    """Mid-run, a key marked failed stays out (DESIGN.md §4): the sweeper's gate check counts
+    the mark, lifts no hold for it and probes nothing (only a resume starts a new run)."""
+    p = workspace(ctx)
+    key = whatsapp_key(ctx, p, whatsapp_server.base_url)
+    cid = paused_by_a_dead_key(ctx, p, whatsapp_server, TOKEN)
+    with ctx.db.begin() as conn:  # still sending, its WhatsApp channel held for the account
+        conn.execute(campaigns.update().where(campaigns.c.id == cid)
+                     .values(status="sending", paused_reason=None, paused_at=None))
+        conn.execute(holds.update().where(holds.c.campaign_id == cid).values(reason="account_disconnected"))
+    whatsapp_server.restore_key(TOKEN)
+    integrations.record_health_event(ctx, p, key, "reconnected")
+
+    Sweeper(ctx, period_seconds=60).sweep_once()
+    view = svc.get_campaign(ctx, p, cid)
+    assert [h["reason"] for h in view["holds"]] == ["account_disconnected"]
+    assert whatsapp_server.calls(kind="probe", sends_only=False) == []

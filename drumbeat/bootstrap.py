@@ -31,7 +31,8 @@ def build_context(settings: Settings | None = None, *, run_migrations: bool = Tr
     if run_migrations:  # entries made before migration 0013 get their address hash (it needs the key)
         with engine.begin() as conn:
             hash_unhashed_suppressions(conn, box.derive_key(ADDRESS_HASH_PURPOSE))
-    return Context(db=engine, box=box, public_url=settings.public_url)
+    return Context(db=engine, box=box, public_url=settings.public_url,
+                   probe_timeout_seconds=settings.probe_timeout_seconds)
 
 
 def build_adapters(client: httpx.AsyncClient | None = None, *, concurrency: int = 32) -> dict[str, ChannelAdapter]:

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     tick_seconds: float = 1.0
     max_body_bytes: int = 20 * 1024 * 1024
     lease_seconds: float = 120.0
+    # How long start and resume wait for the connection test of a key marked failed in the
+    # last run (issue 21): one that does not answer in time keeps its mark.
+    probe_timeout_seconds: float = 5.0
     # Where people reach this deployment: unsubscribe links in every email (required for
     # a campaign with an email step) and links in notification emails. Unset means "not
     # configured": notifications then link to LOCAL_URL, and email campaigns are refused.

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Query
 
 from drumbeat.api.deps import ContextDep, Operator, Viewer
 from drumbeat.schemas import (
+    EXAMPLE_IDS,
     CampaignCreate,
     CampaignPreview,
     CampaignPublic,
@@ -30,11 +31,16 @@ router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 
 ACTION_ERRORS = error_responses(403, 404, 409, 422)
 # Start and resume check the gates first (DESIGN.md §5): a closed one is named in the 409.
+# A key marked failed in the last run is probed first; one still refused closes `key_pool`
+# with the probe's error (issue 21).
 GATED_ERRORS = error_responses(403, 404, 409, 422, examples={409: {"error": {
     "code": "resume_blocked", "message": "the campaign cannot resume: a gate is closed", "details": {"gates": [
         {"gate": "subscription", "ok": True, "reason": None}, {"gate": "status", "ok": True, "reason": None},
-        {"gate": "key_pool", "ok": False, "reason": "no active integration on this channel",
-         "channel": "whatsapp"}]}}}})
+        {"gate": "key_pool", "ok": False,
+         "reason": "'Acme WA' still fails its connection test: whatsapp:190 (Error validating access token: "
+                   "Session has expired); update the key, then resume",
+         "channel": "whatsapp", "integration_id": EXAMPLE_IDS["integration"],
+         "error": {"code": "whatsapp:190", "message": "Error validating access token: Session has expired"}}]}}}})
 CANCEL_ERRORS = error_responses(403, 404, 409, 422, examples={409: {"error": {
     "code": "confirmation_required", "message": "type the campaign's exact name in `confirm` to cancel it",
     "details": {"expected": "the campaign's exact name"}}}})
@@ -136,10 +142,18 @@ def _add_simple_action(name: str, run, doc: str, responses: dict = ACTION_ERRORS
                          responses=responses, name=f"{name}_campaign", summary=f"{name.capitalize()} Campaign")
 
 
+KEY_CHECK = (" Each key of the campaign's pool marked failed in the last run is first tested (one cheap "
+             "authenticated read, as `POST /integrations/{id}/test`, bounded by DRUMBEAT_PROBE_TIMEOUT_SECONDS): "
+             "a key still refused, not answering or unreachable keeps its mark, and so does one whose mark came "
+             "from a billing or account error (e.g. `twilio:20005`) until its credentials are saved again; a "
+             "channel left with no usable key closes gate `key_pool` with that key's `error`.")
+
+
 _add_simple_action("unschedule", campaigns.unschedule, "scheduled → draft.")
 _add_simple_action("start", campaigns.start,
-                   "draft or scheduled → sending through the gates; refused: 409 `resume_blocked`.", GATED_ERRORS)
+                   "draft or scheduled → sending through the gates; refused: 409 `resume_blocked`." + KEY_CHECK,
+                   GATED_ERRORS)
 _add_simple_action("pause", campaigns.pause, "sending → paused (manual); a system pause becomes manual.")
 _add_simple_action("resume", campaigns.resume,
-                   "paused (or sending with holds) → sending through the gates; refused: 409 `resume_blocked`.",
-                   GATED_ERRORS)
+                   "paused (or sending with holds) → sending through the gates; refused: 409 `resume_blocked`."
+                   + KEY_CHECK, GATED_ERRORS)

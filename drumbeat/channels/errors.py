@@ -58,6 +58,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from drumbeat.domain.errors import ErrorClass, SendResult
+from drumbeat.domain.key_checks import MarkKind, ProbeOutcome
 
 KEY, RATE, TRANSIENT, LEAD, CAMPAIGN = (ErrorClass.KEY, ErrorClass.RATE, ErrorClass.TRANSIENT,
                                         ErrorClass.LEAD, ErrorClass.CAMPAIGN)
@@ -296,6 +297,42 @@ HEALTH_SIGNALS: dict[str, str] = {
     "twilio:10001": "restricted",
 }
 
+
+# Key-level codes that mean the credential itself was refused (authentication): a
+# connection test that passes shows the key works again, so a resume may clear its mark
+# (issue 21, domain.key_checks). Every other key-level code — billing, a locked,
+# unverified or trial account, a sender that is not ours, an exhausted quota — is an
+# account matter a passing read cannot rule out: such a mark waits for a person.
+AUTH_KEY_CODES = frozenset({
+    "whatsapp:0", "whatsapp:190",          # token expired, invalidated or wrong
+    "twilio:20003",                        # authentication failed
+    "smtp:530", "smtp:534", "smtp:535", "smtp:538",  # AUTH required / refused
+    "unipile:missing_credentials", "unipile:invalid_credentials", "unipile:expired_credentials",
+    "sandbox:key",                         # the simulator's scripted key failure
+})
+# Drumbeat's own codes for a credential or config the integration lacks (misconfigured):
+# the probe reads with the very same config, so its passing answers them.
+_CONFIG_SUFFIX = ":config"
+
+
+def key_mark_kind(code: str | None) -> MarkKind:
+    """Whether a key's failure mark came from an authentication error (a passing probe
+    clears it) or a billing/account one (it waits for a person). Unknown: account."""
+    if code and (code in AUTH_KEY_CODES or code.endswith(_CONFIG_SUFFIX) or code.endswith(":http_401")):
+        return MarkKind.AUTH
+    return MarkKind.ACCOUNT
+
+
+def probe_outcome(result: SendResult) -> ProbeOutcome:
+    """How a connection test ended: passed, refused, or no answer (no_answer's codes)."""
+    if result.accepted:
+        return ProbeOutcome.OK
+    code = result.error_code or ""
+    if code.endswith(":timeout"):
+        return ProbeOutcome.TIMEOUT
+    if code.endswith(":connection"):
+        return ProbeOutcome.UNREACHABLE
+    return ProbeOutcome.REFUSED
 
 def http_status_class(status: int) -> ErrorClass:
     """The fallback: 401/402/403 key, 429 rate, everything else (5xx, unknown 4xx) transient."""

@@ -33,6 +33,14 @@ def adapters(client: httpx.AsyncClient) -> dict[str, ChannelAdapter]:
     }
 
 
+# The prefix of each provider's error codes (`whatsapp:190`), where it differs from its name.
+CODE_PREFIXES = {"whatsapp_cloud": "whatsapp"}
+
+
+def code_prefix(provider: str) -> str:
+    return CODE_PREFIXES.get(provider, provider)
+
+
 def client(connections: int) -> httpx.AsyncClient:
     """The adapters' HTTP client with the provider timeouts (a retry of an in-doubt lead
     waits out the longest call these allow: domain.leads)."""

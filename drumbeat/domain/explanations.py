@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from drumbeat.domain.key_checks import MarkKind
 from drumbeat.domain.reasons import PauseReason
 
 CHANNEL_NAMES = {"whatsapp": "WhatsApp", "sms": "SMS", "voice": "voice", "email": "email",
@@ -32,6 +33,10 @@ FIX_ACTIONS: dict[PauseReason, str] = {
 SET_PUBLIC_URL = "set_public_url"
 UNSUBSCRIBE_GATE_TEXT = ("Emails need an unsubscribe link and DRUMBEAT_PUBLIC_URL is not set; set it to the "
                          "address recipients reach Drumbeat at, restart Drumbeat, then resume.")
+
+# pause_details.keys[].kind of a key whose failure a passing connection test does not
+# clear (domain.key_checks.MarkKind.ACCOUNT).
+ACCOUNT_KIND = MarkKind.ACCOUNT.value
 
 MESSAGE_CHARS = 120  # a provider's text beyond this is cut: the sentence stays one line
 
@@ -63,6 +68,11 @@ def explain(reason: str, details: dict | None, channel: str | None = None) -> Ex
             return Explanation(f"Every {channel} key failed or is disabled in this run; update a key, then resume.",
                                action, keys[0]["integration_id"] if keys else None)
         said = "; ".join(_key_answer(k) for k in answered)
+        if any(k.get("kind") == ACCOUNT_KIND for k in answered):
+            # A billing or account error: a resume's connection test cannot clear it (issue 21).
+            return Explanation(f"Every {channel} key failed: {said}; that is a billing or account matter: fix it with "
+                               "the provider, save the key's credentials again to confirm, then resume.", action,
+                               answered[0].get("integration_id"))
         return Explanation(f"Every {channel} key failed: {said}; update the key, then resume.", action,
                            answered[0].get("integration_id"))
     if why is PauseReason.ACCOUNT_DISCONNECTED:

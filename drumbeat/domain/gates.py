@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drumbeat.domain.channels import Channel, Health
+from drumbeat.domain.key_checks import KeyMark, KeyVerdict, ProbeResult, judge_mark
 from drumbeat.domain.lifecycle import TERMINAL_STATUSES, Status
 from drumbeat.domain.messages import is_whatsapp_template
 from drumbeat.domain.reasons import AUTO_LIFTABLE, PauseReason
@@ -19,10 +20,16 @@ class PoolMember:
     health: str
     enabled: bool
     failed_in_run: bool = False
+    mark: KeyMark | None = None  # its failure in the last run, when a start or resume asks (key_checks)
 
     @property
     def usable(self) -> bool:
         return self.enabled and self.health == Health.ACTIVE and not self.failed_in_run
+
+    @property
+    def in_service(self) -> bool:
+        """Enabled and active: the key pool's own rule, failure marks aside."""
+        return self.enabled and self.health == Health.ACTIVE
 
 
 def empty_pool_reason(members: list[PoolMember]) -> PauseReason:
@@ -101,6 +108,7 @@ class Gate:
     reason: str | None = None
     channel: str | None = None
     integration_id: str | None = None
+    error: dict | None = None  # {"code", "message"}: a key's probe error (gate key_pool)
 
     def as_dict(self) -> dict:
         out: dict = {"gate": self.gate, "ok": self.ok, "reason": self.reason}
@@ -108,6 +116,8 @@ class Gate:
             out["channel"] = self.channel
         if self.integration_id is not None:
             out["integration_id"] = self.integration_id
+        if self.error is not None:
+            out["error"] = self.error
         return out
 
 
@@ -116,6 +126,13 @@ class GateReport:
     gates: list[Gate]
     blocked_channels: dict[str, PauseReason] = field(default_factory=dict)
     open_channels: list[str] = field(default_factory=list)
+    # integration id -> the verdict on its mark from the last run (key_checks.judge_mark)
+    keys: dict[str, KeyVerdict] = field(default_factory=dict)
+
+    @property
+    def kept_marks(self) -> list[str]:
+        """The keys whose mark stays: the new run starts with them marked failed."""
+        return sorted(i for i, v in self.keys.items() if not v.cleared)
 
     @property
     def may_run(self) -> bool:
@@ -133,6 +150,8 @@ def evaluate_gates(
     pools: dict[str, list[PoolMember]],
     templates: list[TemplateFact] | tuple[TemplateFact, ...] = (),
     unsubscribe: bool | None = None,
+    probes: Mapping[str, ProbeResult] | None = None,
+    probe_timeout: float = 0.0,
 ) -> GateReport:
     """Every gate with ok and a reason. `pools` holds each channel that still has
     unfinished leads, with the integrations of the campaign's key pool on it. `templates`
@@ -141,7 +160,12 @@ def evaluate_gates(
     the WhatsApp channel with `template_rejected` (whether or not its leads are due yet).
     `unsubscribe`: gate `unsubscribe` (unsubscribe_gate), a campaign gate.
 
-    Key failure marks are ignored here: a start or resume begins a new run.
+    A start or resume begins a new run, but a key marked failed in the last run (its
+    PoolMember's `mark`) is in it only once its probe (`probes`: integration id -> the
+    result of its connection test, run by the caller within `probe_timeout` seconds)
+    clears the mark (key_checks.judge_mark); a mark with no probe result stays. A channel
+    left with no usable key fails `key_pool` once per key whose mark stays, with the
+    probe's reason and error. `failed_in_run` alone (no `mark`) is not looked at.
     """
     gates = [
         Gate("subscription", subscription_active,
@@ -153,14 +177,25 @@ def evaluate_gates(
         gates.append(Gate("unsubscribe", unsubscribe, None if unsubscribe else UNSUBSCRIBE_GATE_REASON))
     blocked: dict[str, PauseReason] = {}
     open_channels: list[str] = []
+    keys: dict[str, KeyVerdict] = {}
     for channel, members in sorted(pools.items()):
         restricted = [m for m in members if m.enabled and m.health == Health.RESTRICTED]
         for m in restricted:
             gates.append(Gate("integration_health", False, "the account is restricted by the provider", channel,
                               m.integration_id))
-        usable = [m for m in members if m.enabled and m.health == Health.ACTIVE]
+        for m in members:
+            if m.mark is not None:
+                keys[m.integration_id] = judge_mark(m.mark, (probes or {}).get(m.integration_id),
+                                                    timeout_seconds=probe_timeout)
+        in_service = [m for m in members if m.in_service]
+        usable = [m for m in in_service if m.mark is None or keys[m.integration_id].cleared]
+        still_marked = [m for m in in_service if m.mark is not None and not keys[m.integration_id].cleared]
         if usable:
             gates.append(Gate("key_pool", True, None, channel))
+        elif still_marked:
+            for m in still_marked:
+                verdict = keys[m.integration_id]
+                gates.append(Gate("key_pool", False, verdict.reason, channel, m.integration_id, verdict.error))
         else:
             disconnected = any(m.enabled and m.health == Health.DISCONNECTED for m in members)
             text = "no active integration on this channel" + (" (account disconnected)" if disconnected else "")
@@ -180,7 +215,7 @@ def evaluate_gates(
         open_channels = [c for c in open_channels if c != TEMPLATE_CHANNEL]
     elif templates:
         gates.append(Gate("template", True, None, TEMPLATE_CHANNEL))
-    return GateReport(gates, blocked, open_channels)
+    return GateReport(gates, blocked, open_channels, keys)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from drumbeat.domain.reasons import AUTO_LIFTABLE, PauseReason
 from drumbeat.services.campaigns import place_parked_leads, run_through_gates
 from drumbeat.services.context import Context
 from drumbeat.services.holds import SWEEPER, sweep_campaign
+from drumbeat.services.key_checks import probe_for_sweep
 from drumbeat.services.leads import prune_imports
 from drumbeat.store import campaigns as campaign_store
 from drumbeat.store import counts
@@ -77,12 +78,16 @@ class Sweeper:
                 ids = campaign_store.campaigns_with_holds(conn, sorted(AUTO_LIFTABLE))
             for campaign_id in ids:
                 report.looked_at += 1
+                # A paused campaign it may resume: its keys marked failed are probed first
+                # (outside the transaction), for the same gate check as the Resume button.
+                probes = probe_for_sweep(self.ctx, campaign_id)
                 with self.ctx.db.begin() as conn:
-                    verdict = sweep_campaign(conn, campaign_id, self.ctx.clock())
+                    verdict = sweep_campaign(conn, campaign_id, self.ctx.clock(), probes)
                     workspace_id = campaign_store.get_campaign_by_id(conn, campaign_id)["workspace_id"]
                 if verdict == "resume":
                     try:
-                        run_through_gates(self.ctx, campaign_id, Action.RESUME, SWEEPER, workspace_id, keep=KEPT)
+                        run_through_gates(self.ctx, campaign_id, Action.RESUME, SWEEPER, workspace_id, keep=KEPT,
+                                          probes=probes or {})
                         report.resumed.append(campaign_id)
                     except (ResumeBlocked, InvalidTransition):
                         pass  # changed since we looked: the next sweep sees it again

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,6 +14,7 @@ from drumbeat.domain.contact_cap import ContactCap, contact_cap_wait
 from drumbeat.domain.exceptions import InvalidTransition, NotFound, ResumeBlocked, ValidationFailed
 from drumbeat.domain.explanations import explain
 from drumbeat.domain.gates import evaluate_gates, unsubscribe_gate
+from drumbeat.domain.key_checks import ProbeResult
 from drumbeat.domain.leads import TERMINAL_LEAD_STATES, WORKABLE_LEAD_STATES, LeadState
 from drumbeat.domain.lifecycle import Action, Status, check_cancel_confirmation, transition
 from drumbeat.domain.messages import sent_texts
@@ -43,12 +45,14 @@ from drumbeat.services.holds import (
     SWEEPER,
     channels_at,
     due_channels,
+    failing_keys,
     key_pools,
     lift_hold,
     place_hold,
     pool_member,
     template_gate_facts,
 )
+from drumbeat.services.key_checks import probe_marked_keys
 from drumbeat.services.templates import check_against_catalogue
 from drumbeat.store import campaigns as store
 from drumbeat.store import claims, counts
@@ -494,11 +498,17 @@ def resume(ctx: Context, principal: Principal, campaign_id: str) -> dict:
 
 
 def run_through_gates(ctx: Context, campaign_id: str, action: Action, actor: Actor, workspace_id: str,
-                      *, keep: frozenset[str] = frozenset()) -> dict:
+                      *, keep: frozenset[str] = frozenset(), probes: Mapping[str, ProbeResult] | None = None) -> dict:
     """Start or resume through the one gate check (DESIGN.md §5): a new run begins,
     channels that pass are released, channels that fail are held; refused as a whole
     (nothing changes) when the campaign gates fail or no channel passes. Holds whose
-    reason is in `keep` stay (the sweeper lifts only the causes it may clear)."""
+    reason is in `keep` stay (the sweeper lifts only the causes it may clear).
+
+    Keys marked failed in the last run are probed first (services.key_checks; `probes`
+    when the caller already has the results), outside the transaction; a key whose mark
+    the probe does not clear starts the new run marked again."""
+    if probes is None:
+        probes = probe_marked_keys(ctx, campaign_id)
     now = ctx.clock()
     with ctx.db.begin() as conn:
         row = store.get_campaign(conn, workspace_id, campaign_id, for_update=True)
@@ -509,30 +519,39 @@ def run_through_gates(ctx: Context, campaign_id: str, action: Action, actor: Act
         steps = store.get_steps(conn, campaign_id)
         channels = due_channels(conn, campaign_id, steps)
         workspace = get_workspace(conn, workspace_id)
+        pools = key_pools(conn, row, channels, marks=True)
         report = evaluate_gates(subscription_active=workspace["subscription_status"] == "active",
-                                status=row["status"], pools=key_pools(conn, row, channels),
+                                status=row["status"], pools=pools,
                                 templates=template_gate_facts(conn, row, steps),
-                                unsubscribe=unsubscribe_gate(steps, public_url_set=bool(ctx.public_url)))
+                                unsubscribe=unsubscribe_gate(steps, public_url_set=bool(ctx.public_url)),
+                                probes=probes, probe_timeout=ctx.probe_timeout_seconds)
         if not report.may_run:
             raise ResumeBlocked(f"the campaign cannot {action.value}: a gate is closed",
                                 {"gates": [g.as_dict() for g in report.gates]})
         extra: dict = {"run": row["run"] + 1}
         if action is Action.START:
             extra["started_at"] = now
+        details: dict = {"gates": [g.as_dict() for g in report.gates]}
+        if report.keys:
+            details["keys"] = [v.as_dict() for _, v in sorted(report.keys.items())]
         if t.from_status != t.to_status:
-            _apply(conn, row, t, now, actor, details={"gates": [g.as_dict() for g in report.gates]}, extra=extra)
+            _apply(conn, row, t, now, actor, details=details, extra=extra)
         else:
             store.update_campaign(conn, campaign_id, **extra)
             store.add_timeline(conn, campaign_id, now=now, action=action, from_status=t.from_status,
                                to_status=t.to_status, actor_type=actor.type, actor_id=actor.id,
-                               token_id=actor.token_id)
+                               token_id=actor.token_id, details=details if report.keys else None)
+        integration_store.carry_key_failures(conn, campaign_id, row["run"], row["run"] + 1, report.kept_marks)
         for hold in holds:
             if hold["channel"] not in report.blocked_channels and hold["reason"] not in keep:
                 lift_hold(conn, campaign_id, hold, now, actor)
         for channel, reason in report.blocked_channels.items():
             if all(h["channel"] != channel for h in holds):
                 gates = [g.as_dict() for g in report.gates if g.channel == channel and not g.ok]
-                place_hold(conn, campaign_id, channel, reason, {"gates": gates}, now, actor)
+                held: dict = {"gates": gates}
+                if reason is PauseReason.ALL_KEYS_FAILED:  # the keys still dead, as a stop names them
+                    held["keys"] = failing_keys(conn, campaign_id, row["run"] + 1, pools[channel])
+                place_hold(conn, campaign_id, channel, reason, held, now, actor)
         moved = reclamp(conn, row, now)
         if moved:
             store.add_timeline(conn, campaign_id, now=now, action="reclamp", actor_type=actor.type,
@@ -648,18 +667,20 @@ def start_due_campaigns(ctx: Context) -> int:
         start_at = (r.schedule or {}).get("start_at")
         if not start_at or datetime.fromisoformat(start_at) > now:
             continue
+        probes = probe_marked_keys(ctx, r.id)
         try:
-            run_through_gates(ctx, r.id, Action.START, actor, r.workspace_id)
+            run_through_gates(ctx, r.id, Action.START, actor, r.workspace_id, probes=probes)
         except InvalidTransition:
             continue  # another worker started it, or a person unscheduled it
         except ResumeBlocked:
-            if not _start_paused(ctx, r.id, r.workspace_id, actor):
+            if not _start_paused(ctx, r.id, r.workspace_id, actor, probes):
                 continue
         started += 1
     return started
 
 
-def _start_paused(ctx: Context, campaign_id: str, workspace_id: str, actor: Actor) -> bool:
+def _start_paused(ctx: Context, campaign_id: str, workspace_id: str, actor: Actor,
+                  probes: Mapping[str, ProbeResult]) -> bool:
     """A due start_at that the gates refuse: start, hold what failed, pause with its reason."""
     now = ctx.clock()
     with ctx.db.begin() as conn:
@@ -671,8 +692,10 @@ def _start_paused(ctx: Context, campaign_id: str, workspace_id: str, actor: Acto
         workspace = get_workspace(conn, workspace_id)
         subscription_active = workspace["subscription_status"] == "active"
         report = evaluate_gates(subscription_active=subscription_active, status=row["status"],
-                                pools=key_pools(conn, row, channels), templates=template_gate_facts(conn, row, steps),
-                                unsubscribe=unsubscribe_gate(steps, public_url_set=bool(ctx.public_url)))
+                                pools=key_pools(conn, row, channels, marks=True),
+                                templates=template_gate_facts(conn, row, steps),
+                                unsubscribe=unsubscribe_gate(steps, public_url_set=bool(ctx.public_url)),
+                                probes=probes, probe_timeout=ctx.probe_timeout_seconds)
         gates = [g.as_dict() for g in report.gates]
         if subscription_active:
             blocked = dict(report.blocked_channels)
@@ -681,6 +704,7 @@ def _start_paused(ctx: Context, campaign_id: str, workspace_id: str, actor: Acto
         reason = most_severe(list(blocked.values())) if subscription_active else PauseReason.SUBSCRIPTION_CANCELED
         _apply(conn, row, transition(row["status"], Action.START), now, actor, details={"gates": gates},
                extra={"run": row["run"] + 1, "started_at": now})
+        integration_store.carry_key_failures(conn, campaign_id, row["run"], row["run"] + 1, report.kept_marks)
         for channel, why in sorted(blocked.items()):
             place_hold(conn, campaign_id, channel, why,
                        {"gates": [g for g in gates if g.get("channel") == channel and not g["ok"]]}, now, actor)

@@ -19,6 +19,9 @@ class Context:
     # DRUMBEAT_PUBLIC_URL: where recipients reach this deployment. Without it no email has
     # an unsubscribe link, so no campaign with an email step may start (gate `unsubscribe`).
     public_url: str | None = None
+    # The bound on each connection test a start or resume runs on a key marked failed in
+    # the last run (DRUMBEAT_PROBE_TIMEOUT_SECONDS; services.key_checks).
+    probe_timeout_seconds: float = 5.0
 
     def unsubscribe_links(self) -> unsubscribe.Links | None:
         if not self.public_url:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, update
 
+from drumbeat.channels.errors import key_mark_kind
 from drumbeat.domain.leads import TERMINAL_LEAD_STATES, LeadState
 from drumbeat.domain.lifecycle import Status
 from drumbeat.services import campaigns as campaign_service
@@ -135,7 +136,9 @@ def key_failures_in_current_runs(ctx: Context, principal: Principal,
             out.setdefault(r["integration_id"], []).append(
                 {"campaign_id": r["id"], "campaign_name": r["name"], "error_code": r["error_code"],
                  "error_message": r["error_message"], "at": r["at"], "status": r["status"],
-                 "paused_reason": r["paused_reason"]})
+                 "paused_reason": r["paused_reason"],
+                 # account: a billing or account failure a passing connection test does not clear
+                 "kind": key_mark_kind(r["error_code"]).value})
     return out
 
 

@@ -5,11 +5,13 @@ Shared by the engine's detectors and by start/resume, so the rule lives in one p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import Connection, select
 
+from drumbeat.channels.errors import key_mark_kind
 from drumbeat.domain.gates import (
     TEMPLATE_CHANNEL,
     GateReport,
@@ -20,6 +22,7 @@ from drumbeat.domain.gates import (
     sweep_holds,
     template_facts,
 )
+from drumbeat.domain.key_checks import KeyMark, ProbeResult
 from drumbeat.domain.lifecycle import Action, Status, transition
 from drumbeat.domain.messages import is_whatsapp_template
 from drumbeat.domain.reasons import (
@@ -49,16 +52,26 @@ def channels_at(steps: list[dict], positions) -> set[str]:
     return {steps[i]["channel"] for i in positions if i < len(steps)}
 
 
-def key_pools(conn: Connection, campaign, channels: set[str], *, run: int | None = None) -> dict[str, list[PoolMember]]:
-    """Each channel's key pool; with `run`, keys failed in that run are marked."""
+def key_pools(conn: Connection, campaign, channels: set[str], *, run: int | None = None,
+              marks: bool = False) -> dict[str, list[PoolMember]]:
+    """Each channel's key pool; with `run`, keys failed in that run are flagged; with
+    `marks`, keys failed in the campaign's current run carry their mark (KeyMark: code,
+    message, whether a probe may clear it, whether a person answered it), as a start or
+    resume weighs them (domain.key_checks)."""
     pools: dict[str, list[PoolMember]] = {channel: [] for channel in channels}
-    for r in integration_store.pool_rows(conn, campaign, channels, run):
-        pools[r["channel"]].append(pool_member(r))
+    failures = integration_store.failed_keys(conn, campaign["id"], campaign["run"]) if marks else {}
+    for r in integration_store.pool_rows(conn, campaign, channels, campaign["run"] if marks else run):
+        pools[r["channel"]].append(pool_member(r, failures.get(r["id"])))
     return pools
 
 
-def pool_member(row) -> PoolMember:
-    return PoolMember(row["id"], row["health"], row["enabled"], bool(row["failed_in_run"]))
+def pool_member(row, failure: dict | None = None) -> PoolMember:
+    mark = None
+    if failure is not None:
+        updated = row.get("credentials_updated_at")
+        mark = KeyMark(row["id"], row["label"], failure["error_code"], failure["error_message"],
+                       key_mark_kind(failure["error_code"]), answered=updated is not None and updated > failure["at"])
+    return PoolMember(row["id"], row["health"], row["enabled"], bool(row["failed_in_run"]), mark)
 
 
 def place_hold(conn: Connection, campaign_id: str, channel: str, reason: PauseReason, details: dict,
@@ -113,7 +126,9 @@ def failing_keys(conn: Connection, campaign_id: str, run: int, members: list[Poo
         out.append({"integration_id": m.integration_id,
                     "label": f["label"] if f else labels.get(m.integration_id),
                     "code": f["error_code"] if f else None, "message": f["error_message"] if f else None,
-                    "at": f["at"].astimezone(UTC).isoformat() if f else None})
+                    "at": f["at"].astimezone(UTC).isoformat() if f else None,
+                    # auth: a resume's connection test may clear it; account: a person must (issue 21)
+                    "kind": key_mark_kind(f["error_code"]).value if f else None})
     return out
 
 
@@ -141,15 +156,18 @@ def remaining_channels(conn: Connection, campaign_id: str, steps: list[dict]) ->
     return set() if first is None else {s["channel"] for s in steps[first:]}
 
 
-def gate_report(conn: Connection, campaign, steps: list[dict]) -> GateReport:
+def gate_report(conn: Connection, campaign, steps: list[dict], probes: Mapping[str, ProbeResult] | None = None,
+                probe_timeout: float = 0.0) -> GateReport:
     """The one gate check (domain.gates.evaluate_gates) on the campaign as it is now, over
     every channel a step ahead of an unfinished lead uses (a hold on a channel not due yet
-    is lifted only once that channel passes too)."""
+    is lifted only once that channel passes too). A key marked failed in the campaign's
+    run counts only if `probes` (services.key_checks) cleared its mark."""
     workspace = get_workspace(conn, campaign["workspace_id"])
     return evaluate_gates(subscription_active=workspace["subscription_status"] == "active",
                           status=campaign["status"],
-                          pools=key_pools(conn, campaign, remaining_channels(conn, campaign["id"], steps)),
-                          templates=template_gate_facts(conn, campaign, steps))
+                          pools=key_pools(conn, campaign, remaining_channels(conn, campaign["id"], steps), marks=True),
+                          templates=template_gate_facts(conn, campaign, steps), probes=probes,
+                          probe_timeout=probe_timeout)
 
 
 def template_gate_facts(conn: Connection, campaign, steps: list[dict]) -> list[TemplateFact]:
@@ -220,7 +238,8 @@ def hold_for_subscription(conn: Connection, workspace_id: str, now: datetime, ac
 SWEEPER = Actor.system("sweeper")
 
 
-def sweep_campaign(conn: Connection, campaign_id: str, now: datetime) -> str | None:
+def sweep_campaign(conn: Connection, campaign_id: str, now: datetime,
+                   probes: Mapping[str, ProbeResult] | None = None) -> str | None:
     """Lift the campaign's holds whose cause is cleared (same gate check as resume), with
     actor system. Returns "resume" when the campaign is paused for such a cause and may now
     run again (the caller resumes it through the gates: a new run), else None.
@@ -234,7 +253,7 @@ def sweep_campaign(conn: Connection, campaign_id: str, now: datetime) -> str | N
         return None  # a person paused it, or a cause only a person clears
     steps = campaign_store.get_steps(conn, campaign_id)
     holds = {h["channel"]: h for h in campaign_store.get_holds(conn, campaign_id)}
-    report = gate_report(conn, campaign, steps)
+    report = gate_report(conn, campaign, steps, probes)
     decision = sweep_holds({c: h["reason"] for c, h in holds.items()}, report)
     for channel, reason in decision.replace.items():
         lift_hold(conn, campaign_id, holds[channel], now, SWEEPER)

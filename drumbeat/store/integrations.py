@@ -99,6 +99,29 @@ def mark_key_failed(conn: Connection, campaign_id: str, run: int, integration_id
                                                  error_code=code, error_message=message, at=now))
 
 
+def carry_key_failures(conn: Connection, campaign_id: str, from_run: int, to_run: int,
+                       integration_ids: list[str]) -> None:
+    """Keys whose mark stays into a new run (a resume whose probe did not clear it): the
+    same failure (code, message, when) is their mark in `to_run`."""
+    if not integration_ids:
+        return
+    rows = conn.execute(select(key_failures).where(
+        key_failures.c.campaign_id == campaign_id, key_failures.c.run == from_run,
+        key_failures.c.integration_id.in_(integration_ids))).mappings().all()
+    for r in rows:
+        mark_key_failed(conn, campaign_id, to_run, r["integration_id"], r["error_code"], r["error_message"], r["at"])
+
+
+def marked_rows(conn: Connection, campaign_id: str, run: int) -> list:
+    """The integrations marked failed in the campaign's run, enabled and active (those a
+    probe could bring back)."""
+    query = (select(integrations).join(key_failures, key_failures.c.integration_id == integrations.c.id)
+             .where(key_failures.c.campaign_id == campaign_id, key_failures.c.run == run,
+                    integrations.c.enabled.is_(True), integrations.c.health == "active")
+             .order_by(integrations.c.id))
+    return list(conn.execute(query).mappings())
+
+
 def apply_health_event(conn: Connection, integration_id: str, event: str) -> bool:
     """Set the integration's health after a health event; False when nothing changed."""
     current = conn.execute(select(integrations.c.health).where(integrations.c.id == integration_id)).scalar()

@@ -124,7 +124,8 @@ def _gate_text(gate: dict) -> str:
 
 def gates_view(gates: list[dict]) -> list[dict]:
     return [{"gate": g.get("gate"), "channel": g.get("channel"), "ok": bool(g.get("ok")),
-             "reason": g.get("reason") or "", "text": _gate_text(g)} for g in gates]
+             "reason": g.get("reason") or "", "text": _gate_text(g), "integration_id": g.get("integration_id"),
+             "error": g.get("error")} for g in gates]
 
 
 # The fixes that happen on an integration's page: the link the stop's explanation offers.
@@ -394,8 +395,11 @@ def key_trouble_view(trouble: dict | None) -> dict | None:
                          "message": f["error_message"] or "", "campaign_id": f["campaign_id"],
                          "campaign_name": f["campaign_name"], "state": state, "paused": f["status"] == "paused"})
     updated = trouble["credentials_updated_at"]
+    # A billing or account failure is cleared at resume only once a person saved the
+    # credentials after it (issue 21): a connection test that passes is not enough.
+    account = sorted({f["error_code"] for f in trouble["failures"] if f.get("kind") == "account" and f["error_code"]})
     return {"failures": failures, "answered": trouble["answered"], "updated_at": fmt_time(updated) if updated else None,
-            "paused": [f for f in failures if f["paused"]]}
+            "paused": [f for f in failures if f["paused"]], "account_codes": account if not trouble["answered"] else []}
 
 
 # Why an address is on the suppression list, in the dashboard's words.

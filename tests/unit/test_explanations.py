@@ -121,3 +121,13 @@ def test_a_manual_pause_with_the_unsubscribe_gate_open_is_still_a_persons_pause(
     details = {"gates": [{"gate": "unsubscribe", "ok": True, "reason": None}]}
 
     assert explain("manual", details).text == "Paused by a person; resume it to send again."
+
+
+def test_a_key_that_failed_with_a_billing_or_account_error_asks_a_person_to_confirm_the_fix():
+    billing = {**KEY, "code": "twilio:20005", "message": "Account not active", "kind": "account"}
+
+    text = explain("all_keys_failed", {"channel": "sms", "keys": [billing]}).text
+
+    assert "billing or account matter" in text and "save the key's credentials again to confirm" in text
+    auth = explain("all_keys_failed", {"channel": "sms", "keys": [{**KEY, "kind": "auth"}]}).text
+    assert auth.endswith("update the key, then resume.")

@@ -64,3 +64,25 @@ def test_an_integration_that_never_failed_shows_no_banner(ctx, client, users, wh
     sign_in(client, "owner@acme.test")
     page = client.get(f"/integrations/{iid}").text
     assert "key-trouble" not in page and "key-fixed" not in page
+
+
+def test_a_billing_failure_that_tests_fine_again_asks_for_the_secret_to_be_saved_before_resume(ctx, client, users,
+                                                                                             whatsapp_server):
+    """Issue 21: a passing test does not clear a billing or account failure at resume, and
+    the page says so instead of "the key answers again"."""
+    owner = users["owner"]["principal"]
+    iid = whatsapp_key(ctx, owner, whatsapp_server)
+    cid = new_campaign(ctx, owner)
+    add_leads(ctx, cid, 3)
+    svc.start(ctx, owner, cid)
+    whatsapp_server.fail_key(TOKEN, code=131042, message="Business eligibility payment issue")
+    asyncio.run(Worker(ctx, build_adapters(), concurrency=1, tick_seconds=3600).drain())
+    assert svc.get_campaign(ctx, owner, cid)["paused_reason"] == "all_keys_failed"
+    whatsapp_server.restore_key(TOKEN)
+    sign_in(client, "owner@acme.test")
+
+    tested = client.post(f"/integrations/{iid}/test", data={"csrf": page_csrf(client)})
+    assert "Connected." in tested.text and 'data-testid="key-fixed"' not in tested.text
+    assert 'data-testid="key-trouble" data-state="account"' in tested.text
+    assert "<code>whatsapp:131042</code>" in tested.text and "re-type the key's secret below" in tested.text
+    assert f'href="/campaigns/{cid}" data-testid="resume-link"' in tested.text

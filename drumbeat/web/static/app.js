@@ -35,8 +35,13 @@
 
   function gateLine(g) {
     var where = g.channel ? " (" + g.channel + ")" : "";
+    /* A key that failed its connection test links to its page, where it is updated. */
+    var fix = !g.ok && g.gate === "key_pool" && g.integration_id
+      ? el("a", {href: "/integrations/" + encodeURIComponent(g.integration_id), "data-testid": "gate-key-link"},
+           "Open the key") : null;
     return el("li", {class: g.ok ? "gate-ok" : "gate-failed", "data-gate": g.gate},
-      (g.ok ? "✓ " : "✗ ") + g.gate + where + ": " + (g.ok ? "ok" : (g.reason || "closed")));
+      (g.ok ? "✓ " : "✗ ") + g.gate + where + ": " + (g.ok ? "ok" : (g.reason || "closed")),
+      fix ? " " : null, fix);
   }
 
   function showAlert(error) {

@@ -93,6 +93,10 @@ def _message(error: dict) -> str:
         return "Required."
     if kind in ("int_parsing", "int_from_float", "int_type"):
         return "Enter a whole number."
+    if kind == "greater_than_equal" and "ge" in limits:
+        return f"Must be at least {limits['ge']}."
+    if kind == "less_than_equal" and "le" in limits:
+        return f"Must be at most {limits['le']}."
     if kind in ("too_long", "string_too_long") and isinstance(error.get("input"), str) and "max_length" in limits:
         return f"Must be at most {limits['max_length']} characters."
     msg = error["msg"].removeprefix("Value error, ")

@@ -109,8 +109,9 @@ def field_errors(exc: ValidationError, body: dict) -> dict[str, list[str]]:
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
         if loc[0] in WORD_FIELDS and len(loc) > 1 and loc[1].isdigit():
-            field = loc[0]
-            message = f"“{body[field][int(loc[1])]}”: {_message(error)[:1].lower()}{_message(error)[1:]}"
+            field, word, said = loc[0], body[loc[0]][int(loc[1])], _message(error)
+            shown = word if len(word) <= 40 else word[:40] + "…"
+            message = f"“{shown}”: {said[:1].lower()}{said[1:]}"
         else:
             field = ".".join(loc[:2])
             field = field if field in FIELD_LABELS else loc[0]

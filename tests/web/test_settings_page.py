@@ -206,5 +206,13 @@ def test_in_chromium_an_owner_edits_the_words_and_the_cap_and_sees_the_toast(ctx
     assert settings_of(ctx, owner) == {
         "opt_out_words": ["Abmelden", "Halt"], "opt_in_words": [], "contact_cap": {"max": 3, "days": 7},
         "auto_replies": {"stop": "Sie bekommen keine Nachrichten mehr.", "help": None}}
+
+    # A viewer reads the same settings, with no form.
+    tab.get_by_role("button", name="Sign out").click()
+    sign_in_with_password(tab, server, "viewer@acme.test")
+    tab.goto(f"{server}/settings")
+    expect(tab.get_by_test_id("view-cap")).to_have_text("At most 3 messages to one person in any 7 days")
+    expect(tab.get_by_role("button", name="Save settings")).to_have_count(0)
+    problems["settings read-only"] = serious_violations(tab, source)
     failing = {name: found for name, found in problems.items() if found}
     assert not failing, "\n".join(f"{name}:\n  " + "\n  ".join(found) for name, found in failing.items())

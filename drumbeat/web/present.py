@@ -52,6 +52,7 @@ DONE_TEXTS = {**ACTION_DONE, "created": "Integration added.", "saved": "Saved.",
               "imported": "Leads imported.", "campaign-saved": "Campaign saved.",
               "suppression-added": "Address added to the suppression list.",
               "suppression-deleted": "Suppression deleted.",
+              "settings-saved": "Workspace settings saved.",
               "again": "Already done: this form was sent before, so nothing was done twice."}
 
 

@@ -247,7 +247,8 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_dashboard_page(ctx, u
     pages = {"campaigns": "/campaigns", "leads": f"/campaigns/{ids['draft']}/leads",
              "lead": f"/campaigns/{ids['draft']}/leads/{lead_id}", "integrations": "/integrations",
              "integration": f"/integrations/{integration_id}", "preview": f"/campaigns/{ids['draft']}/preview",
-             "notifications": "/notifications", "lead opted out": f"/campaigns/{stopped_campaign}/leads/{stopped}"}
+             "notifications": "/notifications", "lead opted out": f"/campaigns/{stopped_campaign}/leads/{stopped}",
+             "workspace settings": "/settings"}
     pages.update({f"campaign {status}": f"/campaigns/{cid}" for status, cid in ids.items()})
     # Issue 19's forms: the cancel confirmation page, a toast, a failed key's banner.
     pages.update({"cancel page": f"/campaigns/{ids['sending']}/cancel", "toast": "/campaigns?done=again",

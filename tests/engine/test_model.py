@@ -115,6 +115,15 @@ class Databases:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def pick(data, items: list):
+    """One of items, or None when there are none. Always one draw of the same shape: what
+    the engine did (its order depends on real time and concurrency) may differ between
+    runs of the same example, and a draw shaped by it makes Hypothesis report the
+    strategy as flaky (FlakyStrategyDefinition) instead of testing."""
+    i = data.draw(st.integers(min_value=0, max_value=999))
+    return items[i % len(items)] if items else None
+
+
 def engine_model(databases: Databases):
     class EngineModel(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -142,7 +151,7 @@ def engine_model(databases: Databases):
             self.blocked_since: dict = {}  # channel -> since when paused or held (fake time)
             self.intervals: list[tuple] = []  # (channel, from, to) of past pauses and holds
             self.dead_claims: set[int] = set()
-            self.maybe_doubted = False  # a lead may be in doubt (the resolve rule's precondition)
+            self.maybe_doubted = False  # a lead may be in doubt (else the resolve rule does nothing)
             self.resolved: Counter = Counter()  # in-doubt leads resolved, by action
             self.steps_run = 0
             self._snap: dict | None = None
@@ -381,7 +390,7 @@ def engine_model(databases: Databases):
         @rule(data=st.data())
         def restore_key(self, data):
             self.began()
-            key = data.draw(st.sampled_from(sorted(self.failing)))
+            key = pick(data, sorted(self.failing))
             integration_service.update_integration(self.ctx, self.p, self.keys[key], {"config": {"fail": None}})
             del self.failing[key]
 
@@ -439,12 +448,13 @@ def engine_model(databases: Databases):
             assert len(jobs) <= n
             self.dead_claims |= {job.claimed.lead["id"] for job in jobs}
 
-        @precondition(lambda self: self.dead_claims)
         @rule(answer=st.sampled_from([None, "retry", "mark_sent"]))
         def recover_leases(self, answer):
             """Past the dead worker's lease, another worker recovers its leads: in doubt (the
             sandbox does not deduplicate), never re-sent; the operator may answer at once."""
             self.began()
+            if not self.dead_claims:  # not a precondition: it depends on what the engine claimed
+                return
             self.clock.advance(seconds=LEASE + 1)
             resent = self.engine_round(self._worker(4).recover_expired_leases)
             assert resent == []
@@ -458,14 +468,14 @@ def engine_model(databases: Databases):
                     self.resolve(lead, answer)
             self.dead_claims = set()
 
-        @precondition(lambda self: self.maybe_doubted)
         @rule(data=st.data(), action=st.sampled_from(["retry", "mark_sent"]))
         def resolve_in_doubt(self, data, action):
             self.began()
-            doubted = [r for r in self.lead_rows() if r["state"] == "in_doubt"]
+            doubted = [r for r in self.lead_rows() if r["state"] == "in_doubt"] if self.maybe_doubted else []
+            lead = pick(data, doubted)
             self.maybe_doubted = len(doubted) > 1
-            if doubted:
-                self.resolve(data.draw(st.sampled_from(doubted)), action)
+            if lead is not None:
+                self.resolve(lead, action)
 
         def resolve(self, lead: dict, action: str) -> None:
             """The operator answers "was it sent?" for a lead in doubt: retry sends the step
@@ -486,10 +496,9 @@ def engine_model(databases: Databases):
         @rule(data=st.data(), kind=st.sampled_from(["delivered", "read", "failed", "reply", "delivered"]))
         def receipt(self, data, kind):
             self.began()
-            sent = [a for a in self.attempt_rows() if a["provider_message_id"]]
-            if not sent:
+            a = pick(data, [a for a in self.attempt_rows() if a["provider_message_id"]])
+            if a is None:
                 return
-            a = data.draw(st.sampled_from(sent))
             integration = receipts.integration_for_callback(self.ctx, a["integration_id"], "sandbox")
             lead = next(r for r in self.lead_rows() if r["id"] == a["lead_id"])
             if kind == "reply":

@@ -66,7 +66,7 @@ def _model_errors(exc: ValidationError) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "email"
-        if error["type"] in ("missing", "string_too_short", "too_short") and error.get("input") in ("", None):
+        if error.get("input") in ("", None):
             message = "Required."
         elif field == "role":
             message = "Choose one of the roles."

@@ -268,3 +268,41 @@ def test_revoking_the_token_a_session_was_opened_with_ends_that_session(ctx, cli
     assert done.status_code == 303
     after = client.get("/tokens", follow_redirects=False)
     assert after.status_code == 303 and after.headers["location"].startswith("/login")
+
+
+def test_a_removed_users_entries_still_name_them_and_the_audit_log_filters_by_them(ctx, client, users):
+    owner = users["owner"]["principal"]
+    operator = users["operator"]
+    access.create_token(ctx, operator["principal"])  # something they did, while they could
+    access.remove_user(ctx, owner, operator["id"])
+    sign_in(client, "owner@acme.test")
+    page = client.get("/audit").text
+    assert f'<option value="{operator["id"]}">operator@acme.test (removed)</option>' in page
+    filtered = client.get(f"/audit?actor={operator['id']}").text
+    entries = [html.unescape(t) for t in re.findall(
+        r'data-testid="audit-entry"[^>]*><td>.*?</td>\s*<td>(.*?)</td></tr>', filtered, re.S)]
+    assert entries == ["operator@acme.test created an API token of operator@acme.test"], entries
+    assert f"user {operator['id']}" not in page
+    answer = client.get(f"/api/v1/audit?actor={operator['id']}",
+                        headers={"Authorization": f"Bearer {users['owner']['token']}"})
+    assert answer.status_code == 200 and len(answer.json()["items"]) == 1
+    assert client.get("/api/v1/audit?actor=" + "0" * 32,
+                      headers={"Authorization": f"Bearer {users['owner']['token']}"}).status_code == 404
+
+
+def test_an_owner_who_removes_themselves_is_signed_out_and_one_who_steps_down_leaves_the_users_page(
+        ctx, client, users):
+    owner = users["owner"]["principal"]
+    for other in ("operator", "viewer"):  # three owners: two stay when one steps down
+        access.change_role(ctx, owner, users[other]["id"], "owner")
+    sign_in(client, "owner@acme.test")
+    done = post(client, "/users", f"/users/{owner.user_id}/role", {"role": "operator"}, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/campaigns?done=role-changed"
+    assert client.get("/users").status_code == 403
+    sign_in(client, "operator@acme.test")  # the new owner
+    confirm = client.get(f"/users/{users['operator']['id']}/remove").text
+    action = f"/users/{users['operator']['id']}/remove"
+    gone = client.post(action, data={"csrf": page_csrf(client), "form_nonce": form_nonce(confirm, action)},
+                       follow_redirects=False)
+    assert gone.status_code == 303 and gone.headers["location"] == "/login"
+    assert client.get("/campaigns", follow_redirects=False).headers["location"].startswith("/login")

@@ -56,6 +56,7 @@ def test_the_owner_finds_users_and_tokens_in_the_navigation_others_find_tokens_o
         assert "/users" not in nav and '<a href="/tokens">API tokens</a>' in nav, role
         page = client.get("/users")
         assert page.status_code == 403 and "owner role" in page.text
+        assert client.get(f"/users/{users['owner']['user_id']}/remove").status_code == 403
 
 
 def test_the_users_page_lists_every_user_with_their_role_and_one_form_per_action(ctx, client, users):
@@ -301,8 +302,29 @@ def test_an_owner_who_removes_themselves_is_signed_out_and_one_who_steps_down_le
     assert client.get("/users").status_code == 403
     sign_in(client, "operator@acme.test")  # the new owner
     confirm = client.get(f"/users/{users['operator']['id']}/remove").text
+    assert 'data-testid="remove-yourself"' in confirm
     action = f"/users/{users['operator']['id']}/remove"
     gone = client.post(action, data={"csrf": page_csrf(client), "form_nonce": form_nonce(confirm, action)},
                        follow_redirects=False)
     assert gone.status_code == 303 and gone.headers["location"] == "/login"
     assert client.get("/campaigns", follow_redirects=False).headers["location"].startswith("/login")
+
+
+@pytest.mark.parametrize("path", ["/users", "/users/{user_id}/role", "/users/{user_id}/remove"])
+def test_an_operator_is_refused_every_users_action_and_nothing_changes(ctx, client, users, path):
+    owner = users["owner"]["principal"]
+    before = (roles_of(ctx, owner), access.list_tokens(ctx, owner)["items"])
+    sign_in(client, "operator@acme.test")
+    data = {"csrf": page_csrf(client), "email": "friend@acme.test", "role": "owner", "sign_in": "link"}
+    refused = client.post(path.format(user_id=users["viewer"]["id"]), data=data, follow_redirects=False)
+    assert refused.status_code == 403 and "owner role" in refused.text
+    assert (roles_of(ctx, owner), access.list_tokens(ctx, owner)["items"]) == before
+
+
+def test_a_viewer_is_refused_the_revoke_confirmation_of_even_their_own_token(ctx, client, users):
+    own = access.list_tokens(ctx, users["viewer"]["principal"])["items"][0]["id"]
+    sign_in(client, "viewer@acme.test")
+    assert client.get(f"/tokens/{own}/revoke").status_code == 403
+    refused = client.post(f"/tokens/{own}/revoke", data={"csrf": page_csrf(client)}, follow_redirects=False)
+    assert refused.status_code == 403
+    assert api(client, users["viewer"]["token"]).status_code == 200

@@ -104,10 +104,12 @@ def _users_page(request: Request, s: Session, status: int = 200, *, typed: dict 
 
 
 def sign_in_link(request: Request, token: str) -> str:
-    """The sign-in page with the token in the fragment: a browser never sends a fragment to
-    the server (nor in a Referer), and app.js signs in with it; without JavaScript the
-    person pastes the token into the page's token field."""
-    return f"{str(request.base_url).rstrip('/')}/login#token={quote(token, safe='')}"
+    """The sign-in page (at the public URL when one is set, as the notifications' links)
+    with the token in the fragment: a browser never sends a fragment to the server (nor in
+    a Referer), and app.js signs in with it; without JavaScript the person pastes the token
+    into the page's token field."""
+    base = _ctx(request).public_url or str(request.base_url)
+    return f"{base.rstrip('/')}/login#token={quote(token, safe='')}"
 
 
 @router.get(USERS, response_class=HTMLResponse)

@@ -97,7 +97,7 @@ def test_an_invitation_with_a_sign_in_link_shows_the_link_once_and_the_link_sign
     assert answer.status_code == 200 and 'data-testid="toast">ops2@acme.test added as operator.<' in answer.text
     link = re.search(r'id="f-invite-link" value="([^"]+)"', answer.text).group(1)
     token = re.search(r'id="f-invite-token" value="([^"]+)"', answer.text).group(1)
-    assert link == f"http://testserver/login#token={token}" and token.startswith("dbt_")
+    assert link == f"{ctx.public_url}/login#token={token}" and token.startswith("dbt_")
     assert roles_of(ctx, owner)["ops2@acme.test"] == "operator"
     assert api(client, token).status_code == 200
     assert token not in client.get("/users").text  # shown in the answer only

@@ -147,6 +147,12 @@ def test_in_chromium_an_owner_changes_a_role_and_cannot_remove_the_last_owner(
     try:
         newcomer = other.new_page()
         newcomer.goto(link)
+        expect(newcomer.get_by_test_id("toast")).to_have_text(
+            "Your sign-in link filled in the token: press Sign in with token.")
+        assert "#" not in newcomer.url  # the token is out of the address bar and the history entry
+        sign_in_button = newcomer.get_by_role("button", name="Sign in with token")
+        expect(sign_in_button).to_be_focused()
+        sign_in_button.click()
         expect(newcomer).to_have_url(re.compile(r"/campaigns$"))
         expect(newcomer.get_by_text("new@acme.test")).to_be_visible()
     finally:

@@ -582,7 +582,9 @@
    Users and API tokens pages: a new token or sign-in link sits in a read-only field the
    person can select and copy without JavaScript; here a Copy button appears beside it and
    a click in the field selects it whole. The sign-in page: a link /login#token=… (the
-   fragment never reaches the server) fills the token form and signs in with it. */
+   fragment never reaches the server) fills the token form; the person presses the button
+   (never submitted by itself, so a link crafted by someone else cannot quietly sign a
+   person into another account). */
 (function () {
   "use strict";
   function say(text) {
@@ -623,6 +625,7 @@
   if (match && tokenForm) {
     if (window.history.replaceState) window.history.replaceState(null, "", window.location.pathname + window.location.search);
     tokenForm.querySelector('input[name="token"]').value = decodeURIComponent(match[1]);
-    if (tokenForm.requestSubmit) tokenForm.requestSubmit(); else tokenForm.submit();
+    tokenForm.querySelector('button[type="submit"]').focus();
+    say("Your sign-in link filled in the token: press Sign in with token.");
   }
 })();

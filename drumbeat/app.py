@@ -20,7 +20,17 @@ from drumbeat.api import (
 from drumbeat.api.limits import BodySizeLimit
 from drumbeat.services.context import Context
 from drumbeat.services.sign_ins import SignInThrottle
-from drumbeat.web import audit_pages, builder, imports, integration_forms, pages, settings, suppressions, unsubscribe
+from drumbeat.web import (
+    access_pages,
+    audit_pages,
+    builder,
+    imports,
+    integration_forms,
+    pages,
+    settings,
+    suppressions,
+    unsubscribe,
+)
 
 
 def create_app(ctx: Context, *, max_body_bytes: int = 20 * 1024 * 1024,
@@ -37,6 +47,7 @@ def create_app(ctx: Context, *, max_body_bytes: int = 20 * 1024 * 1024,
     app.include_router(integration_forms.router)  # before pages: /integrations/new is not an integration id
     app.include_router(imports.router)  # before pages: /campaigns/{id}/leads/import is not a lead
     app.include_router(audit_pages.router)
+    app.include_router(access_pages.router)
     app.include_router(unsubscribe.router)  # public: an email's unsubscribe link, no session
     app.include_router(suppressions.router)
     app.include_router(settings.router)

@@ -18,6 +18,7 @@ from drumbeat.domain.exceptions import NotFound, ValidationFailed
 from drumbeat.services.context import Actor, Context, Principal
 from drumbeat.services.leads import parse_cursor
 from drumbeat.store import audit as store
+from drumbeat.store import workspaces as workspace_store
 
 
 def record(conn: Connection, workspace_id: str, actor: Principal | Actor, action: str, object_type: str,
@@ -68,6 +69,17 @@ def list_events(ctx: Context, principal: Principal, *, limit: int = 50, cursor: 
     more = len(rows) > limit
     rows = rows[:limit]
     return {"items": [entry_view(r) for r in rows], "next_cursor": str(rows[-1]["id"]) if more else None}
+
+
+def people(ctx: Context, principal: Principal) -> list[dict]:
+    """Whose entries the log can be filtered by: the workspace's users, then those removed
+    (still named by the log), each {"id", "email", "removed"}, by email."""
+    with ctx.db.begin() as conn:
+        current = workspace_store.list_users(conn, principal.workspace_id)
+        former = store.former_users(conn, principal.workspace_id)
+    return ([{"id": u["id"], "email": u["email"], "removed": False} for u in current]
+            + sorted(({"id": k, "email": v, "removed": True} for k, v in former.items()),
+                     key=lambda u: (u["email"], u["id"])))
 
 
 def described(ctx: Context, principal: Principal, items: list[dict]) -> list[dict]:

@@ -70,4 +70,19 @@ def names(conn: Connection, workspace_id: str, *, user_ids: set[str], campaign_i
             rows = conn.execute(select(table.c.id, column).where(table.c.workspace_id == workspace_id,
                                                                  table.c.id.in_(ids)))
             out[kind] = {r[0]: r[1] for r in rows}
+    missing = user_ids - set(out["user"])
+    if missing:  # removed users: named as the log itself recorded them
+        out["user"].update({k: v for k, v in former_users(conn, workspace_id).items() if k in missing})
     return out
+
+
+def former_users(conn: Connection, workspace_id: str) -> dict[str, str]:
+    """Users of the workspace who were removed, {id: email}, as their own entries (added,
+    removed) recorded them: the log still names them after their row is gone."""
+    query = (select(audit_events.c.object_id, audit_events.c.details)
+             .where(audit_events.c.workspace_id == workspace_id, audit_events.c.object_type == "user",
+                    audit_events.c.action == "deleted", audit_events.c.object_id.not_in(
+                        select(users.c.id).where(users.c.workspace_id == workspace_id)))
+             .order_by(audit_events.c.id))
+    return {object_id: details["email"] for object_id, details in conn.execute(query)
+            if isinstance(details, dict) and isinstance(details.get("email"), str)}

@@ -53,6 +53,9 @@ DONE_TEXTS = {**ACTION_DONE, "created": "Integration added.", "saved": "Saved.",
               "suppression-added": "Address added to the suppression list.",
               "suppression-deleted": "Suppression deleted.",
               "settings-saved": "Workspace settings saved.",
+              "role-changed": "Role changed.",
+              "user-removed": "User removed: signed out and their API tokens revoked.",
+              "token-revoked": "API token revoked: it no longer works.",
               "again": "Already done: this form was sent before, so nothing was done twice."}
 
 

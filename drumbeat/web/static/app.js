@@ -577,3 +577,55 @@
   var summary = document.querySelector('[data-testid="error-summary"]');
   if (summary) summary.focus();
 })();
+
+/* --- secrets shown once, and the sign-in link (issue 23) ---------------------------------
+   Users and API tokens pages: a new token or sign-in link sits in a read-only field the
+   person can select and copy without JavaScript; here a Copy button appears beside it and
+   a click in the field selects it whole. The sign-in page: a link /login#token=… (the
+   fragment never reaches the server) fills the token form; the person presses the button
+   (never submitted by itself, so a link crafted by someone else cannot quietly sign a
+   person into another account). */
+(function () {
+  "use strict";
+  function say(text) {
+    var box = document.getElementById("toast");
+    if (!box) return;
+    box.textContent = text;
+    var close = box.parentNode.querySelector("[data-dismiss-toast]");
+    if (close) close.hidden = false;
+  }
+
+  function copyFrom(input) {
+    input.focus();
+    input.select();
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(input.value).then(function () { return true; },
+        function () { return document.execCommand("copy"); });
+    }
+    return Promise.resolve(document.execCommand("copy"));
+  }
+
+  document.querySelectorAll("[data-copy]").forEach(function (button) {
+    var input = document.getElementById(button.getAttribute("data-copy"));
+    if (!input) return;
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      copyFrom(input).then(function (ok) {
+        say(ok ? "Copied to the clipboard." : "Select the text and copy it with Ctrl+C (⌘C).");
+      });
+    });
+  });
+
+  document.addEventListener("focusin", function (ev) {
+    if (ev.target.matches && ev.target.matches("input[data-select-all]")) ev.target.select();
+  });
+
+  var match = /^#token=([^&]+)/.exec(window.location.hash);
+  var tokenForm = document.getElementById("token-form");
+  if (match && tokenForm) {
+    if (window.history.replaceState) window.history.replaceState(null, "", window.location.pathname + window.location.search);
+    tokenForm.querySelector('input[name="token"]').value = decodeURIComponent(match[1]);
+    tokenForm.querySelector('button[type="submit"]').focus();
+    say("Your sign-in link filled in the token: press Sign in with token.");
+  }
+})();

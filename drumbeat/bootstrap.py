@@ -35,14 +35,15 @@ def build_context(settings: Settings | None = None, *, run_migrations: bool = Tr
                    probe_timeout_seconds=settings.probe_timeout_seconds)
 
 
-def build_adapters(client: httpx.AsyncClient | None = None, *, concurrency: int = 32) -> dict[str, ChannelAdapter]:
+def build_adapters(client: httpx.AsyncClient | None = None, *, concurrency: int = 32,
+                   public_url: str | None = None) -> dict[str, ChannelAdapter]:
     """One adapter per provider, shared by every campaign a worker serves. The HTTP adapters
     share one client that keeps a connection open for each of the `concurrency` calls a
     worker may have in flight (channels/transport.py); pass one in to choose its timeouts or
     transport."""
     from drumbeat.channels import registry
 
-    return registry.adapters(client if client is not None else registry.client(max(32, concurrency)))
+    return registry.adapters(client if client is not None else registry.client(max(32, concurrency)), public_url)
 
 
 async def close_adapters(adapters: dict[str, ChannelAdapter]) -> None:
@@ -56,6 +57,6 @@ def build_worker(ctx: Context, settings: Settings, *, concurrency: int = 32):
     from drumbeat.engine.metrics import process_metrics
     from drumbeat.engine.worker import Worker
 
-    return Worker(ctx, build_adapters(concurrency=concurrency), concurrency=concurrency,
+    return Worker(ctx, build_adapters(concurrency=concurrency, public_url=settings.public_url), concurrency=concurrency,
                   tick_seconds=settings.tick_seconds, lease_seconds=settings.lease_seconds,
                   metrics=process_metrics())

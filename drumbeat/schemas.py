@@ -735,6 +735,15 @@ SCHEDULE_EXAMPLE = {"timezone": "Europe/Berlin", "days": ["mon", "tue", "wed", "
                     "window_start": "09:00", "window_end": "18:00"}
 
 
+InDoubtPolicyName = Annotated[Literal["ask", "retry_after_silence"], Field(
+    description="What happens to an in-doubt attempt that no provider status or look-up settled: `ask` (a person "
+    "decides) or `retry_after_silence` (sent once more after `in_doubt_silence_seconds`, only on an integration "
+    "that delivered provider statuses within the last hour)")]
+InDoubtSilence = Annotated[int, Field(ge=1, le=30 * 86400, description=(
+    "Seconds an in-doubt attempt waits for a provider status or look-up hit (from its lease's end) before the "
+    "policy applies"))]
+
+
 class CampaignCreate(Request):
     model_config = examples({"name": "Spring promo", "steps": CAMPAIGN_STEPS_EXAMPLE,
                              "integration_ids": [EXAMPLE_IDS["integration"]], "schedule": SCHEDULE_EXAMPLE,
@@ -746,6 +755,8 @@ class CampaignCreate(Request):
     schedule: ScheduleIn = Field(default_factory=ScheduleIn)
     limits: LimitsIn = Field(default_factory=LimitsIn)
     failure_policy: FailurePolicyIn = Field(default_factory=FailurePolicyIn)
+    in_doubt_policy: InDoubtPolicyName = "ask"
+    in_doubt_silence_seconds: InDoubtSilence = 900
 
     def stored(self) -> dict:
         return {
@@ -755,6 +766,8 @@ class CampaignCreate(Request):
             "limits": self.limits.model_dump(mode="json"),
             "failure_policy": self.failure_policy.model_dump(mode="json"),
             "integration_ids": self.integration_ids,
+            "in_doubt_policy": self.in_doubt_policy,
+            "in_doubt_silence_seconds": self.in_doubt_silence_seconds,
         }
 
 
@@ -771,6 +784,8 @@ class CampaignUpdate(Request):
     schedule: ScheduleIn = None  # type: ignore[assignment]
     limits: LimitsIn = None  # type: ignore[assignment]
     failure_policy: FailurePolicyIn = None  # type: ignore[assignment]
+    in_doubt_policy: InDoubtPolicyName = None  # type: ignore[assignment]
+    in_doubt_silence_seconds: InDoubtSilence = None  # type: ignore[assignment]
 
     def stored(self) -> dict:
         out: dict[str, Any] = {}
@@ -890,7 +905,8 @@ CAMPAIGN_EXAMPLE = {
     "schedule": {**SCHEDULE_EXAMPLE, "randomize_within_window": False, "start_at": None},
     "limits": {"daily_cap": 500, "weekly_cap": None, "rate_per_second": None, "ramp": None},
     "failure_policy": {"window": 50, "threshold": 0.5, "min_samples": 20},
-    "integration_ids": [EXAMPLE_IDS["integration"]], "created_at": EXAMPLE_AT,
+    "integration_ids": [EXAMPLE_IDS["integration"]], "in_doubt_policy": "ask", "in_doubt_silence_seconds": 900,
+    "created_at": EXAMPLE_AT,
     "started_at": "2026-03-02T10:05:00+00:00", "finished_at": None,
     "next_send_at": "2026-03-03T08:00:00+00:00", "next_send_reason": "daily_cap",
     "caps": {"today": 500, "this_week": 500, "daily_cap": 500, "weekly_cap": None, "ramp_cap": None},
@@ -920,6 +936,8 @@ class CampaignPublic(BaseModel):
     limits: Limits
     failure_policy: FailurePolicy
     integration_ids: list[str] | None
+    in_doubt_policy: Literal["ask", "retry_after_silence"] = "ask"
+    in_doubt_silence_seconds: int = 900
     created_at: UtcTime
     started_at: UtcTime | None
     finished_at: UtcTime | None

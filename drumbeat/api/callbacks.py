@@ -107,7 +107,8 @@ async def twilio(integration_id: str, request: Request, ctx: ContextDep, backgro
                                           request.headers.get("X-Twilio-Signature")):
         raise ApiError("unauthorized", "missing or invalid X-Twilio-Signature")
     due: list[consent.AutoReply] = []
-    receipts.apply_events(ctx, integration, inbound.twilio_events(form), auto_replies=due)
+    receipts.apply_events(ctx, integration, inbound.twilio_events(form, request.query_params.get("attempt")),
+                          auto_replies=due)
     if due:
         background.add_task(consent.send_auto_replies, integration.credential(), due)
     # An empty TwiML answer: acknowledged (auto-replies go through the REST API, above).

@@ -21,6 +21,9 @@ class StatusEvent:
     error_code: str | None = None
     error_message: str | None = None
     hard_bounce: bool = False  # email: the address does not exist (suppress it), not a full mailbox
+    # The attempt's idempotency key, where the provider echoes it (WhatsApp's
+    # biz_opaque_callback_data, the `attempt` of Twilio's StatusCallback URL).
+    attempt_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class ReplyEvent:
     address: str
     message_id: str | None = None  # the message replied to, where the provider says
     texts: tuple[str, ...] = ()
+    inbound_id: str | None = None  # the provider's id of this inbound message (a duplicate has the same)
 
 
 @dataclass(frozen=True)
@@ -134,15 +138,19 @@ def whatsapp_events(payload: dict) -> list[Event]:
                 status = _dict(status)
                 if status.get("id") and status.get("status") in ("sent", "delivered", "read", "failed"):
                     error = _dict((_list(status.get("errors")) or [{}])[0])
+                    opaque = status.get("biz_opaque_callback_data")
                     events.append(StatusEvent(
                         str(status["id"]), status["status"],
                         f"whatsapp:{error['code']}" if error.get("code") is not None else None,
-                        error.get("message") or error.get("title")))
+                        error.get("message") or error.get("title"),
+                        attempt_key=opaque if isinstance(opaque, str) and opaque else None))
             for message in _list(value.get("messages")):
                 message = _dict(message)
                 if message.get("from") and message.get("type") != "system":
                     replied_to = _dict(message.get("context")).get("id")
-                    events.append(ReplyEvent("phone", _e164(message["from"]), replied_to, _whatsapp_texts(message)))
+                    inbound_id = message.get("id")
+                    events.append(ReplyEvent("phone", _e164(message["from"]), replied_to, _whatsapp_texts(message),
+                                             str(inbound_id) if inbound_id else None))
     return events
 
 
@@ -197,16 +205,19 @@ TWILIO_STATUS = {
 }
 
 
-def twilio_events(form: dict[str, str]) -> list[Event]:
-    """A status callback (MessageSid + MessageStatus, or CallSid + CallStatus) or an inbound message."""
+def twilio_events(form: dict[str, str], attempt: str | None = None) -> list[Event]:
+    """A status callback (MessageSid + MessageStatus, or CallSid + CallStatus) or an inbound
+    message. `attempt`: the key our StatusCallback URL carries (`?attempt=`)."""
     sid = form.get("MessageSid") or form.get("SmsSid") or form.get("CallSid")
     status = form.get("MessageStatus") or form.get("CallStatus") or form.get("SmsStatus")
     if status == "received" or (status is None and form.get("Body") is not None):
         texts = (form["Body"],) if form.get("Body") else ()
-        return [ReplyEvent("phone", _e164(form["From"]), texts=texts)] if form.get("From") else []
+        return [ReplyEvent("phone", _e164(form["From"]), texts=texts, inbound_id=sid or None)] \
+            if form.get("From") else []
     if sid and status in TWILIO_STATUS:
         code = form.get("ErrorCode")
-        return [StatusEvent(sid, TWILIO_STATUS[status], f"twilio:{code}" if code else None, form.get("ErrorMessage"))]
+        return [StatusEvent(sid, TWILIO_STATUS[status], f"twilio:{code}" if code else None, form.get("ErrorMessage"),
+                            attempt_key=attempt or None)]
     return []
 
 

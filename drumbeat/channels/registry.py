@@ -22,12 +22,13 @@ from drumbeat.domain.errors import ErrorClass, SendResult
 from drumbeat.domain.leads import PROVIDER_CONNECT_TIMEOUT_SECONDS, PROVIDER_IO_TIMEOUT_SECONDS
 
 
-def adapters(client: httpx.AsyncClient) -> dict[str, ChannelAdapter]:
-    """One adapter per provider; the HTTP ones share `client`."""
+def adapters(client: httpx.AsyncClient, public_url: str | None = None) -> dict[str, ChannelAdapter]:
+    """One adapter per provider; the HTTP ones share `client`. With `public_url`, Twilio's
+    StatusCallback names each attempt (API.md v1.1)."""
     return {
         "sandbox": SandboxAdapter(),
         "whatsapp_cloud": WhatsAppCloudAdapter(client),
-        "twilio": TwilioAdapter(client),
+        "twilio": TwilioAdapter(client, public_url),
         "smtp": SmtpAdapter(),
         "unipile": UnipileAdapter(client),
     }

@@ -6,7 +6,11 @@ REST API 2010-04-01, HTTP Basic (account_sid, auth_token), form-encoded:
 - voice: `POST {base_url}/2010-04-01/Accounts/{sid}/Calls.json` with `To`, `From` and
          `Twiml` = `<Response><Say language="…">{escaped body}</Say></Response>`
          (the step template's `language`, when set);
-- both:  `StatusCallback` = config.status_callback when set (delivery receipts).
+- both:  `StatusCallback` = `{public_url}/webhooks/twilio/{integration_id}?attempt=<key>` when
+         DRUMBEAT_PUBLIC_URL is set (the status names the attempt: a crash's in-doubt attempt
+         is settled by it), else config.status_callback when set (delivery receipts).
+In-doubt look-up (`find_messages`): `GET .../Messages.json?To=&From=&DateSent>=` (the
+attempt's day; `From` left out for a Messaging Service, which picks the number itself).
 The connection test (`probe`) reads the account, `GET {base_url}/2010-04-01/Accounts/{sid}.json`;
 an account whose `status` is not `active` (suspended, closed) cannot send: key-level,
 code `twilio:account_<status>`.
@@ -17,6 +21,9 @@ table TWILIO). Twilio does not deduplicate a repeated create.
 
 from __future__ import annotations
 
+from datetime import date
+from email.utils import parsedate_to_datetime
+from urllib.parse import quote
 from xml.sax.saxutils import escape, quoteattr
 
 import httpx
@@ -25,6 +32,7 @@ from drumbeat.channels.base import Credential, OutboundMessage
 from drumbeat.channels.errors import TWILIO, classify, misconfigured, no_address, no_answer, refused, retry_after
 from drumbeat.channels.transport import endpoint
 from drumbeat.domain.errors import ErrorClass, SendResult
+from drumbeat.domain.in_doubt import ProviderMessage
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
 PROVIDER = "twilio"
@@ -35,7 +43,12 @@ def twiml(body: str, language: str | None = None) -> str:
     return f"<Response>{say}{escape(body)}</Say></Response>"
 
 
-def form(channel: str, message: OutboundMessage, config: dict) -> dict[str, str]:
+def status_callback(public_url: str, integration_id: str, attempt_key: str) -> str:
+    """The StatusCallback URL that names the attempt (Twilio signs the full URL it calls)."""
+    return f"{public_url.rstrip('/')}/webhooks/twilio/{integration_id}?attempt={quote(attempt_key, safe='')}"
+
+
+def form(channel: str, message: OutboundMessage, config: dict, callback: str | None = None) -> dict[str, str]:
     sender = str(config.get("from") or "")
     data = {"To": message.to}
     if channel != "voice" and sender.startswith("MG"):
@@ -46,7 +59,9 @@ def form(channel: str, message: OutboundMessage, config: dict) -> dict[str, str]
         data["Twiml"] = twiml(message.body, (message.template or {}).get("language"))
     else:
         data["Body"] = message.body
-    if config.get("status_callback"):
+    if callback:
+        data["StatusCallback"] = callback
+    elif config.get("status_callback"):
         data["StatusCallback"] = str(config["status_callback"])
     return data
 
@@ -54,8 +69,9 @@ def form(channel: str, message: OutboundMessage, config: dict) -> dict[str, str]
 class TwilioAdapter:
     dedupes_by_idempotency_key = False  # Messages/Calls create has no idempotency key
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, public_url: str | None = None) -> None:
         self.client = client
+        self.public_url = public_url
 
     async def send(self, credential: Credential, message: OutboundMessage) -> SendResult:
         creds, config = credential.credentials or {}, credential.config or {}
@@ -70,8 +86,11 @@ class TwilioAdapter:
         resource = "Calls.json" if channel == "voice" else "Messages.json"
         url = f"{(config.get('base_url') or DEFAULT_BASE_URL).rstrip('/')}/2010-04-01/Accounts/{sid}/{resource}"
         secrets = [token]
+        callback = status_callback(self.public_url, credential.integration_id, message.idempotency_key) \
+            if self.public_url and message.idempotency_key else None
         try:
-            answer = await self.client.post(endpoint(url), data=form(channel, message, config), auth=(sid, token))
+            answer = await self.client.post(endpoint(url), data=form(channel, message, config, callback),
+                                            auth=(sid, token))
         except (httpx.UnsupportedProtocol, httpx.InvalidURL):
             return misconfigured(PROVIDER, "a valid config.base_url")
         except httpx.RequestError as exc:
@@ -116,3 +135,45 @@ def _field(answer: httpx.Response, name: str):
     except (ValueError, AttributeError):
         return None
     return value if value not in ("", None) else None
+
+
+PAGE_SIZE = 1000  # Twilio's largest page
+
+
+async def find_messages(client: httpx.AsyncClient, credential: Credential, *, to: str, day: date
+                        ) -> list[ProviderMessage] | SendResult:
+    """The account's messages to `to` sent from the integration's sender since `day` (one
+    page of up to 1,000), or the refusal."""
+    creds, config = credential.credentials or {}, credential.config or {}
+    sid, token = creds.get("account_sid"), creds.get("auth_token")
+    if not sid or not token:
+        return misconfigured(PROVIDER, "credentials.account_sid and credentials.auth_token")
+    sender = str(config.get("from") or "")
+    params = {"To": to, "DateSent>": day.isoformat(), "PageSize": str(PAGE_SIZE)}
+    if sender and not sender.startswith("MG"):
+        params["From"] = sender
+    url = f"{(config.get('base_url') or DEFAULT_BASE_URL).rstrip('/')}/2010-04-01/Accounts/{sid}/Messages.json"
+    try:
+        answer = await client.get(endpoint(url), params=params, auth=(sid, token))
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+        return misconfigured(PROVIDER, "a valid config.base_url")
+    except httpx.RequestError as exc:
+        return no_answer(PROVIDER, exc, [token])
+    if not answer.is_success:
+        return _refusal(answer, [token])
+    try:
+        rows = answer.json().get("messages")
+    except (ValueError, AttributeError):
+        rows = None
+    if not isinstance(rows, list):
+        return refused(f"{PROVIDER}:http_{answer.status_code}", ErrorClass.TRANSIENT, "not a list of messages")
+    return [ProviderMessage(str(r.get("sid")), r.get("body"), r.get("from"), r.get("messaging_service_sid"),
+                            _time(r.get("date_created")), r.get("status")) for r in rows if isinstance(r, dict)]
+
+
+def _time(value):
+    """Twilio's RFC 2822 dates ("Sat, 05 Dec 2026 16:20:01 +0000")."""
+    try:
+        return parsedate_to_datetime(value) if isinstance(value, str) and value else None
+    except (TypeError, ValueError):
+        return None

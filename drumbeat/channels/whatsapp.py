@@ -51,8 +51,12 @@ def recipient(address: str) -> str:
 
 
 def payload(message: OutboundMessage) -> dict:
+    """The send's body; `biz_opaque_callback_data` carries the attempt's key, which Meta
+    echoes in every status of the message (a crash's in-doubt attempt is settled by it)."""
     template = message.template or {}
     base = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": recipient(message.to)}
+    if message.idempotency_key:
+        base["biz_opaque_callback_data"] = message.idempotency_key
     if is_whatsapp_template("whatsapp", template):
         return {**base, "type": "template", "template": template_object(template)}
     return {**base, "type": "text", "text": {"body": message.body, "preview_url": False}}

@@ -9,6 +9,11 @@ EVENTS = ("campaign.paused", "campaign.resumed", "campaign.hold_placed", "campai
           "campaign.completed", "campaign.failed", "lead.in_doubt")
 
 
+# New in-doubt leads, and what became of them (details.outcome): settled by the provider's
+# records, retried by the in_doubt_policy, or left for a person.
+IN_DOUBT_ACTIONS = ("leads_in_doubt", "in_doubt_settled", "in_doubt_retried", "in_doubt_left")
+
+
 def event_for(action: str, to_status: str | None) -> str | None:
     """The event a timeline entry raises, if any."""
     if action == "test_send":  # it names the status it left unchanged: no news about the campaign
@@ -17,7 +22,7 @@ def event_for(action: str, to_status: str | None) -> str | None:
         return "campaign.hold_placed"
     if action == "hold_lifted":
         return "campaign.hold_lifted"
-    if action == "leads_in_doubt":
+    if action in IN_DOUBT_ACTIONS:
         return "lead.in_doubt"
     if action == "resume":
         return "campaign.resumed"

@@ -6,6 +6,8 @@ resume the campaigns those causes paused, through the same gate check as the Res
 button (a new run). It never lifts `manual`, `all_keys_failed`, `high_failure_rate`,
 `template_rejected` or `account_restricted`; a cause that keeps coming back (three
 automatic lifts in 24 hours) is left to a person (services.holds.sweep_campaign).
+It settles in-doubt attempts where the provider's records can (Twilio look-ups) and
+applies each campaign's in_doubt_policy to those nothing settled (services.in_doubt).
 It also places the leads a re-clamp parked, an opening at a time
 (services.campaigns.place_parked_leads), and deletes lead imports' rejected rows once
 they are 7 days old (services.leads.prune_imports).
@@ -26,6 +28,7 @@ from drumbeat.clock import utcnow
 from drumbeat.domain.exceptions import InvalidTransition, ResumeBlocked
 from drumbeat.domain.lifecycle import Action
 from drumbeat.domain.reasons import AUTO_LIFTABLE, PauseReason
+from drumbeat.services import in_doubt
 from drumbeat.services.campaigns import place_parked_leads, run_through_gates
 from drumbeat.services.context import Context
 from drumbeat.services.holds import SWEEPER, sweep_campaign
@@ -47,6 +50,7 @@ class SweepReport:
     folded: int = 0  # campaigns whose count deltas were folded
     placed: int = 0  # parked leads the re-clamp placed
     pruned_imports: int = 0  # lead imports past their 7 days, deleted with their rejected rows
+    in_doubt: in_doubt.InDoubtReport | None = None  # in-doubt attempts looked up, settled, retried, left
 
 
 class Sweeper:
@@ -92,6 +96,7 @@ class Sweeper:
                     except (ResumeBlocked, InvalidTransition):
                         pass  # changed since we looked: the next sweep sees it again
             report.placed = place_parked_leads(self.ctx)
+            report.in_doubt = in_doubt.sweep(self.ctx)
             report.pruned_imports = prune_imports(self.ctx)
             with self.ctx.db.begin() as conn:  # keep the maintained counts a few rows per metric
                 report.folded = counts.fold(conn)

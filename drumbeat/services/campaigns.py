@@ -161,6 +161,8 @@ def _view(row, metrics: dict[str, int], holds: list[dict], steps: list[dict], er
         "limits": row["limits"],
         "failure_policy": row["failure_policy"],
         "integration_ids": row["integration_ids"],
+        "in_doubt_policy": row["in_doubt_policy"],
+        "in_doubt_silence_seconds": row["in_doubt_silence_seconds"],
         "created_at": row["created_at"],
         "started_at": row["started_at"],
         "finished_at": row["finished_at"],
@@ -400,7 +402,8 @@ def create_campaign(ctx: Context, principal: Principal, data: dict) -> dict:
 
 
 EDITABLE_IN = frozenset({Status.DRAFT, Status.SCHEDULED, Status.PAUSED})
-SETTINGS = ("name", "schedule", "limits", "failure_policy", "integration_ids")
+SETTINGS = ("name", "schedule", "limits", "failure_policy", "integration_ids", "in_doubt_policy",
+            "in_doubt_silence_seconds")
 
 
 def update_campaign(ctx: Context, principal: Principal, campaign_id: str, patch: dict) -> dict:
@@ -720,7 +723,8 @@ def duplicate(ctx: Context, principal: Principal, campaign_id: str, include_lead
         row = _load(conn, principal, campaign_id)
         data = {"name": f"{row['name']} (copy)"[:200], "steps": store.get_steps(conn, campaign_id),
                 "schedule": {**row["schedule"], "start_at": None}, "limits": row["limits"],
-                "failure_policy": row["failure_policy"], "integration_ids": row["integration_ids"]}
+                "failure_policy": row["failure_policy"], "integration_ids": row["integration_ids"],
+                "in_doubt_policy": row["in_doubt_policy"], "in_doubt_silence_seconds": row["in_doubt_silence_seconds"]}
         new_id = store.insert_campaign(conn, principal.workspace_id, data, now)
         store.add_timeline(conn, new_id, now=now, action="duplicate", to_status=Status.DRAFT, actor_type="user",
                            actor_id=principal.user_id, token_id=principal.token_id,

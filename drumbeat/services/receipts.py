@@ -1,12 +1,18 @@
 """Provider callbacks applied: receipts, replies, accepted invitations, account health.
 
 Idempotent by construction: receipts only move forward (domain.receipts), and a reply
-or a failure only changes a lead that can still change.
+or a failure only changes a lead that can still change. And by record: a status or an
+inbound message that changed something is noted (provider_events, keyed by the
+provider's ids) in the same transaction, so the same delivery again changes nothing.
+A status naming an attempt still `sending` or `in_doubt` settles it (services.in_doubt).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from drumbeat.channels.base import Credential
 from drumbeat.channels.inbound import (
@@ -22,12 +28,13 @@ from drumbeat.channels.inbound import (
 from drumbeat.domain.exceptions import NotFound
 from drumbeat.domain.leads import AttemptStatus, LeadState
 from drumbeat.domain.receipts import status_after_receipt
-from drumbeat.services import consent, templates
+from drumbeat.services import consent, in_doubt, templates
 from drumbeat.services.consent import AutoReply
 from drumbeat.services.context import Actor, Context
 from drumbeat.services.holds import hold_after_health_change
 from drumbeat.services.suppressions import suppress_refused_address
 from drumbeat.store import campaigns as campaign_store
+from drumbeat.store import in_doubt as in_doubt_store
 from drumbeat.store import integrations as integration_store
 from drumbeat.store import receipts as store
 from drumbeat.store.leads import release_invitation_wait
@@ -64,25 +71,73 @@ def apply_events(ctx: Context, integration: CallbackIntegration, events: list[Ev
     answers the workspace set for what came in (STOP, HELP) are appended to `auto_replies`
     when a list is given, for the caller to send once the changes are committed."""
     changed = 0
+    if any(isinstance(event, StatusEvent) for event in events):
+        with ctx.db.begin() as conn:  # statuses arrive here: silence on this integration means something
+            in_doubt_store.note_status_received(conn, integration.id, ctx.clock())
     for event in events:
-        with ctx.db.begin() as conn:
-            now = ctx.clock()
-            if isinstance(event, StatusEvent):
-                changed += _apply_status(conn, integration, event, now)
-            elif isinstance(event, ReplyEvent):
-                changed += _apply_reply(conn, integration, event, now, auto_replies)
-            elif isinstance(event, AcceptedEvent):
-                changed += _apply_acceptance(conn, integration, event, now)
-            elif isinstance(event, AccountEvent):
-                changed += _apply_account(conn, integration, event, now)
-            elif isinstance(event, TemplateStatusEvent):
-                changed += templates.apply_template_status(conn, integration.id, event, now)
-            elif isinstance(event, QualityEvent):
-                changed += templates.apply_quality(conn, integration.id, event, now)
+        for tries in range(1, DEADLOCK_TRIES + 1):
+            replies: list[AutoReply] = []
+            try:
+                changed += _apply_once(ctx, integration, event, replies if auto_replies is not None else None)
+            except IntegrityError:
+                break  # the same event applied meanwhile by a concurrent delivery: nothing changes
+            except DBAPIError as exc:  # a deadlock victim (a status and lease recovery locking the same rows)
+                if tries == DEADLOCK_TRIES or getattr(exc.orig, "pgcode", None) not in RETRIED_PGCODES:
+                    raise
+                continue
+            if auto_replies is not None:
+                auto_replies.extend(replies)
+            break
     return {"events": len(events), "changed": changed}
 
 
+DEADLOCK_TRIES = 3
+RETRIED_PGCODES = ("40P01", "40001")  # deadlock detected, serialization failure
+
+
+def event_key(event: Event) -> str | None:
+    """The provider's identity of a status or an inbound message (None: not deduplicated)."""
+    if isinstance(event, StatusEvent):
+        text = f"status\x00{event.message_id}\x00{event.status}\x00{event.attempt_key or ''}"
+    elif isinstance(event, ReplyEvent) and event.inbound_id:
+        text = f"message\x00{event.inbound_id}"
+    else:
+        return None
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _apply_once(ctx: Context, integration: CallbackIntegration, event: Event,
+                auto_replies: list[AutoReply] | None) -> int:
+    key = event_key(event)
+    with ctx.db.begin() as conn:
+        now = ctx.clock()
+        if key is not None and in_doubt_store.seen(conn, integration.id, key):
+            return 0
+        if isinstance(event, StatusEvent):
+            changed = _apply_status(conn, integration, event, now)
+        elif isinstance(event, ReplyEvent):
+            changed = _apply_reply(conn, integration, event, now, auto_replies)
+        elif isinstance(event, AcceptedEvent):
+            changed = _apply_acceptance(conn, integration, event, now)
+        elif isinstance(event, AccountEvent):
+            changed = _apply_account(conn, integration, event, now)
+        elif isinstance(event, TemplateStatusEvent):
+            changed = templates.apply_template_status(conn, integration.id, event, now)
+        elif isinstance(event, QualityEvent):
+            changed = templates.apply_quality(conn, integration.id, event, now)
+        else:
+            changed = 0
+        # Noted only when it changed something: a status for a message not recorded yet may
+        # apply when the provider delivers it again.
+        if key is not None and changed:
+            in_doubt_store.remember(conn, integration.id, key, now)
+        return changed
+
+
 def _apply_status(conn, integration: CallbackIntegration, event: StatusEvent, now) -> int:
+    settled = in_doubt.settle_by_status(conn, integration.id, event, now)
+    if settled is not None:
+        return settled
     attempt = store.attempt_by_message(conn, integration.id, event.message_id)
     if attempt is None:
         return 0  # not ours, or not recorded yet: ignored (API.md)

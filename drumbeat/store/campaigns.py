@@ -33,7 +33,8 @@ def insert_campaign(conn: Connection, workspace_id: str, data: dict, now: dateti
         id=campaign_id, workspace_id=workspace_id, name=data["name"], status="draft",
         pause_details={}, schedule=data["schedule"], limits=data["limits"],
         failure_policy=data["failure_policy"], integration_ids=data.get("integration_ids"),
-        created_at=now,
+        in_doubt_policy=data.get("in_doubt_policy") or "ask",
+        in_doubt_silence_seconds=data.get("in_doubt_silence_seconds") or 900, created_at=now,
     ))
     replace_steps(conn, campaign_id, data["steps"])
     return campaign_id

@@ -374,7 +374,10 @@ def _insert_sending_attempts(conn: Connection, campaign_id: str, run: int, rows:
     return conn.execute(insert(attempts).returning(attempts.c.id, attempts.c.lead_id), values).all()
 
 
-_ATTEMPT_OUTCOME = (update(attempts).where(attempts.c.id == bindparam("a_id"))
+# Only an attempt still unsettled takes the worker's answer: one a provider status already
+# settled (store.in_doubt) keeps the provider's word; both orders leave one outcome.
+_ATTEMPT_OUTCOME = (update(attempts).where(attempts.c.id == bindparam("a_id"),
+                                           attempts.c.status.in_((AttemptStatus.SENDING, AttemptStatus.IN_DOUBT)))
                     .values(status=bindparam("a_status"), provider_message_id=bindparam("a_provider_message_id"),
                             error_code=bindparam("a_error_code"), error_class=bindparam("a_error_class"),
                             error_message=bindparam("a_error_message"),
@@ -494,9 +497,11 @@ def expired_leases(conn: Connection, now: datetime, limit: int = 1000) -> list[d
 
 
 def mark_in_doubt(conn: Connection, lead_ids: list[int], attempt_ids: list[int], now: datetime) -> None:
+    """The attempts keep the lease they were sent under (a look-up matches inside it)."""
     if attempt_ids:
+        lease = select(leads.c.lease_expires_at).where(leads.c.id == attempts.c.lead_id).scalar_subquery()
         conn.execute(update(attempts).where(attempts.c.id.in_(attempt_ids), attempts.c.status == AttemptStatus.SENDING)
-                     .values(status=AttemptStatus.IN_DOUBT, updated_at=now))
+                     .values(status=AttemptStatus.IN_DOUBT, lease_expires_at=lease, updated_at=now))
     if lead_ids:
         conn.execute(update(leads).where(leads.c.id.in_(lead_ids))
                      .values(state=LeadState.IN_DOUBT, lease_owner=None, lease_expires_at=None, updated_at=now))

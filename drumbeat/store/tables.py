@@ -147,6 +147,9 @@ integrations = Table(
     # When the secrets last changed (migration 0014): a key failure before it is one the
     # owner has answered. Null: unchanged since the integration was added.
     Column("credentials_updated_at", UTCDateTime),
+    # When the provider last delivered a status callback, at most a minute behind (migration
+    # 0019): in-doubt silence proves something only where statuses arrive.
+    Column("last_status_at", UTCDateTime),
     CheckConstraint("health IN ('active', 'disconnected', 'restricted')", name="health"),
 )
 
@@ -185,6 +188,9 @@ campaigns = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
+    # What the sweeper does with in-doubt attempts no provider record settles (migration 0019).
+    Column("in_doubt_policy", String(30), nullable=False, server_default="ask"),
+    Column("in_doubt_silence_seconds", Integer, nullable=False, server_default="900"),
     CheckConstraint(
         "status IN ('draft', 'scheduled', 'sending', 'paused', 'completed', 'failed', 'canceled')",
         name="status",
@@ -313,6 +319,10 @@ attempts = Table(
     Column("counted_failure", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Kept when the attempt goes in doubt: the lease it was sent under (migration 0019).
+    Column("lease_expires_at", UTCDateTime),
+    # How an in-doubt attempt was judged: provider_status, lookup, retried, left (for a person).
+    Column("doubt_resolution", String(20)),
     CheckConstraint(
         "status IN ('sending', 'sent', 'delivered', 'read', 'failed', 'key_error', 'in_doubt')",
         name="status",
@@ -556,4 +566,15 @@ form_submissions = Table(
     Column("workspace_id", String(32), nullable=False),
     Column("result_url", Text),
     Column("used_at", UTCDateTime, nullable=False, index=True),
+)
+
+# --- in-doubt settling (issue 21; migration 0019) -------------------------------------------
+
+# Provider events already applied (a status, an inbound message), by a key of the event:
+# the same delivery twice changes nothing the second time. Pruned after a week.
+provider_events = Table(
+    "provider_events", metadata,
+    Column("integration_id", String(32), primary_key=True),
+    Column("event_key", String(64), primary_key=True),
+    Column("received_at", UTCDateTime, nullable=False, index=True),
 )

@@ -118,7 +118,8 @@ def test_the_campaign_object_has_exactly_the_fields_of_the_contract(client, owne
         "pause_details", "holds", "steps", "schedule", "limits", "failure_policy", "integration_ids",
         "created_at", "started_at", "finished_at", "next_send_at", "next_send_reason", "caps", "progress",
         "breakdown", "errors", "missing_variables",
-        "pause_explanation"}  # additive (issue 19): the pause in plain words
+        "pause_explanation",  # additive (issue 19): the pause in plain words
+        "in_doubt_policy", "in_doubt_silence_seconds"}  # additive (issue 21, API.md v1.1)
     assert set(campaign["caps"]) == {"today", "this_week", "daily_cap", "weekly_cap", "ramp_cap"}
     assert set(campaign["breakdown"]) == {"sent", "delivered", "read", "replied", "failed"}
 

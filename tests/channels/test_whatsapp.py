@@ -40,7 +40,9 @@ async def test_a_text_message_is_accepted_with_its_wamid(whatsapp_server, http):
     assert call.path == "/v23.0/106540352242922/messages"
     assert call.headers["authorization"] == f"Bearer {TOKEN}"
     assert call.headers["content-type"] == "application/json"
+    # biz_opaque_callback_data: the attempt's key, echoed in the message's statuses (issue 21)
     assert call.body == {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "4915112345678",
+                         "biz_opaque_callback_data": "lead1:0:1",
                          "type": "text", "text": {"body": "Hi Ada", "preview_url": False}}
     assert call.answer["messages"][0]["id"] == result.provider_message_id
 
@@ -52,7 +54,7 @@ async def test_a_step_naming_a_template_sends_a_template_message(whatsapp_server
     assert result.accepted
     (call,) = whatsapp_server.requests
     assert call.body == {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "4915112345678",
-                         "type": "template",
+                         "biz_opaque_callback_data": "lead1:0:1", "type": "template",
                          "template": {"name": "promo", "language": {"code": "en_US"}, "components": components}}
 
 

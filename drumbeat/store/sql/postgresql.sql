@@ -1,5 +1,5 @@
 -- write_attempt_outcomes --
--- Record a batch of provider answers in one statement (arrays, one element per attempt), and the attempt of each provider message id (written again unchanged when an outcome is recorded twice).
+-- Record a batch of provider answers in one statement (arrays, one element per attempt), and the attempt of each provider message id; an attempt a provider status already settled keeps it (written once, whichever comes first).
 WITH answered AS (
   UPDATE attempts AS a
      SET status = o.status, provider_message_id = o.provider_message_id, error_code = o.error_code,
@@ -9,7 +9,7 @@ WITH answered AS (
                 CAST(:codes AS text[]), CAST(:classes AS text[]), CAST(:texts AS text[]),
                 CAST(:counted AS boolean[]))
          AS o(id, status, provider_message_id, error_code, error_class, error_message, counted_failure)
-   WHERE a.id = o.id
+   WHERE a.id = o.id AND a.status IN ('sending', 'in_doubt')
   RETURNING a.id, a.provider_message_id
 )
 INSERT INTO provider_messages (attempt_id, provider_message_id)

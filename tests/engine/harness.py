@@ -29,7 +29,7 @@ from drumbeat.store.db import make_engine, migrate
 from drumbeat.store.secrets import SecretBox
 from drumbeat.store.tables import attempts, leads
 from tests.conftest import PUBLIC_URL
-from tests.fakes.providers import FakeHTTPProvider, FakeSmtp, FakeWhatsApp
+from tests.fakes.providers import FakeHTTPProvider, FakeSmtp, FakeTwilio, FakeWhatsApp
 from tests.pg_cluster import throwaway_cluster
 
 WORKABLE = ("not_contacted", "in_progress")
@@ -212,14 +212,27 @@ def attempts_written_between(ctx: Context, after: datetime, before: datetime) ->
 # --- the provider side ------------------------------------------------------------------
 
 def whatsapp_key(ctx: Context, principal: Principal, fake: FakeWhatsApp, token: str = "tok-1",
-                 label: str = "main") -> str:
-    """A WhatsApp Cloud API integration pointed at the fake server."""
+                 label: str = "main", app_secret: str | None = None) -> str:
+    """A WhatsApp Cloud API integration pointed at the fake server (with the app secret
+    its status webhooks are signed with, when given)."""
+    secrets = {"access_token": token, **({"app_secret": app_secret} if app_secret else {})}
     with ctx.db.begin() as conn:
         return integration_store.insert_integration(
             conn, principal.workspace_id,
             {"channel": "whatsapp", "provider": "whatsapp_cloud", "label": label,
              "config": {"phone_number_id": "1001", "base_url": f"{fake.base_url}/v23.0"}},
-            ctx.box.seal({"access_token": token}), ctx.clock())
+            ctx.box.seal(secrets), ctx.clock())
+
+
+def twilio_key(ctx: Context, principal: Principal, fake: FakeTwilio, sid: str = "AC" + "1" * 32,
+               sender: str = "+15005550006", label: str = "sms") -> str:
+    """A Twilio SMS integration pointed at the fake server."""
+    with ctx.db.begin() as conn:
+        return integration_store.insert_integration(
+            conn, principal.workspace_id,
+            {"channel": "sms", "provider": "twilio", "label": label,
+             "config": {"from": sender, "base_url": fake.base_url}},
+            ctx.box.seal({"account_sid": sid, "auth_token": "auth-token"}), ctx.clock())
 
 
 def smtp_key(ctx: Context, principal: Principal, fake: FakeSmtp, label: str = "mail") -> str:

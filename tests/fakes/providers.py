@@ -5,7 +5,11 @@
                     `GET /{version}/{waba_id}/message_templates` (pages; `set_templates`,
                     `fail_templates_page`); `template_status_update`, `phone_number_quality_update`
                     and `post_meta_webhook` build and sign Meta's WABA webhooks
-- `FakeTwilio`    — Twilio 2010-04-01 `Messages.json`, `Calls.json` and `GET Accounts/{sid}.json`
+                    With `send_statuses(url, app_secret)`, a `sent` status follows each accepted
+                    message (like Meta: shortly after, echoing `biz_opaque_callback_data`,
+                    signed with X-Hub-Signature-256, retried until our webhook answers 200)
+- `FakeTwilio`    — Twilio 2010-04-01 `Messages.json` (create, and list: `GET` with `To`,
+                    `From`, `DateSent>` over what it accepted), `Calls.json` and `GET Accounts/{sid}.json`
 - `FakeUnipile`   — Unipile `GET /api/v1/users/{id}`, `POST /api/v1/users/invite`, `POST /api/v1/chats`,
                     `GET /api/v1/accounts/{id}`
 - `FakeSmtp`      — an aiosmtpd SMTP server with AUTH and scriptable refusals
@@ -149,6 +153,7 @@ class FakeHTTPProvider:
         self.requests: list[Call] = []
         self.rules: list[Rule] = []
         self.latency = 0.0
+        self.dropping = False  # sends do not reach the provider (answer)
         self._server: _ThreadedUvicorn | None = None
         self._counter = 0
 
@@ -182,6 +187,7 @@ class FakeHTTPProvider:
             self.requests.clear()
             self.rules.clear()
             self.latency = 0.0
+            self.dropping = False
 
     # --- scripting -------------------------------------------------------------------
     def normalise(self, to: str) -> str:
@@ -305,7 +311,17 @@ class FakeHTTPProvider:
         return None
 
     async def answer(self, call: Call, accept: Callable[[], tuple[int, dict]]) -> JSONResponse:
-        """Record the call, wait `latency`, then answer it from the rules or `accept()`."""
+        """Record the call, wait `latency`, then answer it from the rules or `accept()`.
+        While `dropping`, a send never reaches the provider: not recorded, answered with
+        a server error after `latency` (a sender killed meanwhile never learns it)."""
+        if self.dropping and call.is_send:
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            status = self.status_for(self.server_error_code)
+            body = self.error_body(self.server_error_code, None, status)
+            with self._lock:
+                call.status, call.answer = status, body
+            return JSONResponse(body, status_code=status)
         self._record(call)
         if self.latency:
             await asyncio.sleep(self.latency)
@@ -414,12 +430,67 @@ class FakeWhatsApp(FakeHTTPProvider):
         super().__init__()
         self.catalogues: dict[str, list[dict]] = {}
         self.page_failures: dict[int, tuple[Any, float | None]] = {}
+        self.status_target: tuple[str, str] | None = None  # (webhook URL, app secret)
+        self.status_delay = 0.05
+        self.statuses_delivered = 0  # status webhooks our server answered 200
+        self._status_tasks: set[asyncio.Task] = set()
 
     def reset(self) -> None:
         super().reset()
         with self._lock:
             self.catalogues: dict[str, list[dict]] = {}
             self.page_failures: dict[int, tuple[Any, float | None]] = {}
+            self.status_target = None
+            self.status_delay = 0.05
+            self.statuses_delivered = 0
+
+    # --- status webhooks, as Meta sends them -------------------------------------------------
+    def send_statuses(self, url: str, app_secret: str, *, delay: float | tuple[float, float] = 0.05) -> None:
+        """From now on, `delay` seconds after accepting a message (or a random delay in that
+        range), POST its `sent` status to `url` (our /webhooks/whatsapp/{integration_id}),
+        signed with `app_secret`."""
+        with self._lock:
+            self.status_target, self.status_delay = (url, app_secret), delay
+
+    def statuses_pending(self) -> int:
+        return sum(1 for t in self._status_tasks if not t.done())
+
+    async def _status_after(self, call: Call, target: tuple[str, str], delay: float) -> None:
+        """Once the send is answered (even if the sender hung up meanwhile), its status."""
+        import hashlib
+        import hmac
+        import json
+
+        import httpx
+
+        while call.status is None:
+            await asyncio.sleep(0.01)
+        if not call.accepted:
+            return
+        import random
+
+        await asyncio.sleep(random.uniform(*delay) if isinstance(delay, tuple) else delay)
+        message = call.answer["messages"][0]
+        status = {"id": message["id"], "status": "sent", "timestamp": str(int(time.time())),
+                  "recipient_id": call.to}
+        if call.body.get("biz_opaque_callback_data"):
+            status["biz_opaque_callback_data"] = call.body["biz_opaque_callback_data"]
+        body = json.dumps(meta_webhook("messages", {"messaging_product": "whatsapp", "metadata": {
+            "display_phone_number": "15550100000", "phone_number_id": call.account}, "statuses": [status]})).encode()
+        url, secret = target
+        headers = {"Content-Type": "application/json",
+                   "X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
+        async with httpx.AsyncClient(timeout=10) as http:
+            for attempt in range(100):  # Meta retries a webhook that did not answer 200
+                try:
+                    answer = await http.post(url, content=body, headers=headers)
+                    if answer.status_code == 200:
+                        with self._lock:
+                            self.statuses_delivered += 1
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(min(2.0, 0.1 * 2 ** attempt))
 
     def set_templates(self, waba_id: str, templates: list[dict]) -> None:
         """The business account's templates, in Meta's shape (name, language, status, ...)."""
@@ -495,7 +566,15 @@ class FakeWhatsApp(FakeHTTPProvider):
                          "contacts": [{"input": body["to"], "wa_id": call.to}],
                          "messages": [{"id": wamid, "message_status": "accepted"}]}
 
-        return await self.answer(call, accept)
+        with self._lock:
+            target, delay = self.status_target, self.status_delay
+        if target is None:
+            return await self.answer(call, accept)
+        task = asyncio.get_running_loop().create_task(self._status_after(call, target, delay))
+        self._status_tasks.add(task)
+        task.add_done_callback(self._status_tasks.discard)
+        # Shielded: a sender killed mid-call does not take back what the provider received.
+        return await asyncio.shield(self.answer(call, accept))
 
 
 def _whatsapp_problem(body: dict) -> str | None:
@@ -586,6 +665,7 @@ class FakeTwilio(FakeHTTPProvider):
 
     def routes(self) -> list[Route]:
         return [Route("/2010-04-01/Accounts/{sid}/Messages.json", self.messages, methods=["POST"]),
+                Route("/2010-04-01/Accounts/{sid}/Messages.json", self.list_messages, methods=["GET"]),
                 Route("/2010-04-01/Accounts/{sid}/Calls.json", self.calls_json, methods=["POST"]),
                 Route("/2010-04-01/Accounts/{sid}.json", self.account, methods=["GET"])]
 
@@ -602,6 +682,29 @@ class FakeTwilio(FakeHTTPProvider):
 
     async def messages(self, request: Request) -> JSONResponse:
         return await self._create(request, "sms")
+
+    async def list_messages(self, request: Request) -> JSONResponse:
+        """`ListMessage`: the messages this account was answered 201 for, newest first,
+        filtered by `To`, `From` and `DateSent>` (a day, YYYY-MM-DD) like Twilio's."""
+        sid = request.path_params["sid"]
+        user, password = _basic(request.headers.get("authorization", ""))
+        query = dict(request.query_params)
+        call = Call(self.name, "GET", request.url.path, "lookup", user, sid, query.get("To"), query,
+                    dict(request.headers), None)
+        if not user or not password or user != sid:
+            return self.refuse(call, 401, self.error_body(20003, None, 401))
+        with self._lock:
+            sent = [c.answer for c in self.requests
+                    if c.kind == "sms" and c.account == sid and c.accepted and c.answer]
+        since = query.get("DateSent>")
+        found = [m for m in reversed(sent)
+                 if (not query.get("To") or m["to"] == query["To"])
+                 and (not query.get("From") or m.get("from") == query["From"])
+                 and (not since or time.strftime("%Y-%m-%d", time.strptime(m["date_created"][5:25],
+                                                                           "%d %b %Y %H:%M:%S")) >= since)]
+        size = int(query.get("PageSize") or 50)
+        return self.refuse(call, 200, {"messages": found[:size], "page": 0, "page_size": size,
+                                       "next_page_uri": None, "uri": request.url.path})
 
     async def calls_json(self, request: Request) -> JSONResponse:
         return await self._create(request, "voice")

@@ -183,3 +183,96 @@ def test_the_same_inbound_stop_delivered_twice_changes_nothing_the_second_time(c
     once = consent_rows()
     assert meta.post(stop)["changed"] == 0
     assert consent_rows() == once
+
+
+# --- the campaign's in_doubt_policy -------------------------------------------------------------
+
+def campaign_body(**extra) -> dict:
+    return {"name": "Doubts", "steps": [{"channel": "whatsapp", "template": {"body": "Hi"}}], **extra}
+
+
+def test_in_doubt_policy_is_a_campaign_field_and_a_silence_below_one_second_is_refused(client, owner):
+    headers = owner["headers"]
+    created = client.post("/api/v1/campaigns", json=campaign_body(), headers=headers).json()
+    assert (created["in_doubt_policy"], created["in_doubt_silence_seconds"]) == ("ask", 900)
+    for bad in ({"in_doubt_silence_seconds": 0}, {"in_doubt_policy": "guess"}):
+        answer = client.post("/api/v1/campaigns", json=campaign_body(**bad), headers=headers)
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "validation_error"
+        answer = client.patch(f"/api/v1/campaigns/{created['id']}", json=bad, headers=headers)
+        assert answer.status_code == 422
+    patched = client.patch(f"/api/v1/campaigns/{created['id']}", headers=headers, json={
+        "in_doubt_policy": "retry_after_silence", "in_doubt_silence_seconds": 1}).json()
+    assert (patched["in_doubt_policy"], patched["in_doubt_silence_seconds"]) == ("retry_after_silence", 1)
+    again = client.get(f"/api/v1/campaigns/{created['id']}", headers=headers).json()
+    assert again["in_doubt_policy"] == "retry_after_silence"
+
+
+def sweep_setup(ctx, client, policy, *, statuses: bool):
+    from sqlalchemy import update
+
+    from drumbeat.store.tables import campaigns, integrations
+
+    meta = Meta(ctx, client)
+    with ctx.db.begin() as conn:
+        conn.execute(update(campaigns).where(campaigns.c.id == meta.campaign)
+                     .values(in_doubt_policy=policy, in_doubt_silence_seconds=60))
+        if statuses:
+            conn.execute(update(integrations).where(integrations.c.id == meta.key)
+                         .values(last_status_at=datetime.now(UTC) - timedelta(minutes=5)))
+    return meta
+
+
+def actions(ctx, campaign_id) -> list[tuple[str, str, dict]]:
+    with ctx.db.connect() as conn:
+        return [(r.action, r.actor_id, r.details) for r in conn.execute(
+            select(timeline).where(timeline.c.campaign_id == campaign_id, timeline.c.action.like("in_doubt_%"))
+            .order_by(timeline.c.id))]
+
+
+def test_retry_after_silence_retries_an_unsettled_attempt_once_where_statuses_arrive(ctx, client):
+    from drumbeat.services import in_doubt
+
+    meta = sweep_setup(ctx, client, "retry_after_silence", statuses=True)
+    lead_id, attempt_id, _ = doubtful_lead(ctx, meta.campaign, meta.key)  # in doubt since March: silence passed
+    report = in_doubt.sweep(ctx)
+    assert report.retried == [lead_id]
+    lead = row(ctx, leads, lead_id)
+    assert lead["state"] == "not_contacted" and lead["next_action_at"] <= datetime.now(UTC)
+    assert row(ctx, attempts, attempt_id)["doubt_resolution"] == "retried"  # kept as the record
+    assert actions(ctx, meta.campaign)[-1][:2] == ("in_doubt_retried", "in_doubt_policy")
+    assert in_doubt.sweep(ctx).retried == []  # judged once
+    # The retry went in doubt too: a second retry of the step is not the policy's to make.
+    with ctx.db.begin() as conn:
+        conn.execute(insert(attempts).values(
+            lead_id=lead_id, campaign_id=meta.campaign, step=0, channel="whatsapp", integration_id=meta.key, run=1,
+            idempotency_key=f"{lead_id}:0:2", status="in_doubt", created_at=T0, updated_at=T0,
+            lease_expires_at=T0 + timedelta(minutes=2)))
+        conn.execute(leads.update().where(leads.c.id == lead_id).values(state="in_doubt"))
+    report = in_doubt.sweep(ctx)
+    assert (report.retried, report.left) == ([], [lead_id])
+    assert actions(ctx, meta.campaign)[-1][2]["outcome"] == "left_for_a_person"
+
+
+def test_without_provider_statuses_or_with_ask_the_attempt_is_left_for_a_person(ctx, client):
+    from drumbeat.services import in_doubt
+
+    for policy, statuses in (("retry_after_silence", False), ("ask", True)):
+        meta = sweep_setup(ctx, client, policy, statuses=statuses)
+        lead_id, _, _ = doubtful_lead(ctx, meta.campaign, meta.key)
+        report = in_doubt.sweep(ctx)
+        assert (report.retried, report.left) == ([], [lead_id])
+        assert row(ctx, leads, lead_id)["state"] == "in_doubt"
+        assert actions(ctx, meta.campaign)[-1][0] == "in_doubt_left"
+
+
+def test_nothing_is_judged_before_the_silence_has_passed(ctx, client):
+    from drumbeat.services import in_doubt
+
+    meta = sweep_setup(ctx, client, "retry_after_silence", statuses=True)
+    lead_id, attempt_id, _ = doubtful_lead(ctx, meta.campaign, meta.key)
+    with ctx.db.begin() as conn:
+        conn.execute(attempts.update().where(attempts.c.id == attempt_id)
+                     .values(lease_expires_at=datetime.now(UTC) - timedelta(seconds=5)))
+    report = in_doubt.sweep(ctx)
+    assert (report.retried, report.left) == ([], [])
+    assert row(ctx, leads, lead_id)["state"] == "in_doubt" and actions(ctx, meta.campaign) == []

@@ -84,8 +84,13 @@ def run_whatsapp(ctx, db_url, secret_key, tmp_path, fake, **policy) -> tuple[dic
                    lease_seconds="4", sweep_seconds="1") as fleet:
             left = kill_during_campaign(ctx, fleet, fake, cid, deadline)
             # every send answered and recorded, every status the provider owes delivered
-            fleet.wait_while(lambda: not (quiescent(ctx, cid) and fake.statuses_pending() == 0), deadline)
-            fleet.wait_while(lambda: not quiescent(ctx, cid), deadline)
+            try:
+                fleet.wait_while(lambda: not (quiescent(ctx, cid) and fake.statuses_pending() == 0), deadline)
+                fleet.wait_while(lambda: not quiescent(ctx, cid), deadline)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: states {leads_by_state(ctx, cid)}, statuses pending "
+                                     f"{fake.statuses_pending()}, delivered {fake.statuses_delivered}, "
+                                     f"settled {resolutions(ctx, cid)}, logs in {tmp_path}") from None
         return leads_by_state(ctx, cid), receipts(ctx, cid, fake), resolutions(ctx, cid), left, fleet
     finally:
         app.stop()

@@ -116,11 +116,14 @@ def unjudged(conn: Connection, limit: int = 500) -> list[dict]:
                     campaigns.c.in_doubt_policy, campaigns.c.in_doubt_silence_seconds,
                     integrations.c.provider, integrations.c.config, integrations.c.credentials_encrypted,
                     integrations.c.last_status_at)
-             .join(leads, and_(leads.c.id == attempts.c.lead_id, leads.c.state == LeadState.IN_DOUBT,
-                               leads.c.current_step == attempts.c.step))
-             .join(campaigns, campaigns.c.id == attempts.c.campaign_id)
+             .select_from(campaigns)
+             # in doubt leads by campaign (ix_leads_campaign_state), their attempts by lead
+             # (ix_attempts_lead): attempts have no index on status
+             .join(leads, and_(leads.c.campaign_id == campaigns.c.id, leads.c.state == LeadState.IN_DOUBT))
+             .join(attempts, and_(attempts.c.lead_id == leads.c.id, attempts.c.step == leads.c.current_step))
              .outerjoin(integrations, integrations.c.id == attempts.c.integration_id)
-             .where(attempts.c.status == AttemptStatus.IN_DOUBT, attempts.c.doubt_resolution.is_(None))
+             .where(campaigns.c.status.in_(("sending", "paused")), attempts.c.status == AttemptStatus.IN_DOUBT,
+                    attempts.c.doubt_resolution.is_(None))
              .order_by(attempts.c.id).limit(limit))
     return [dict(r) for r in conn.execute(query).mappings()]
 

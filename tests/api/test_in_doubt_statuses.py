@@ -215,7 +215,7 @@ def sweep_setup(ctx, client, policy, *, statuses: bool):
     meta = Meta(ctx, client)
     with ctx.db.begin() as conn:
         conn.execute(update(campaigns).where(campaigns.c.id == meta.campaign)
-                     .values(in_doubt_policy=policy, in_doubt_silence_seconds=60))
+                     .values(in_doubt_policy=policy, in_doubt_silence_seconds=60, status="sending"))
         if statuses:
             conn.execute(update(integrations).where(integrations.c.id == meta.key)
                          .values(last_status_at=datetime.now(UTC) - timedelta(minutes=5)))

@@ -18,19 +18,24 @@ from __future__ import annotations
 
 import os
 import random
+import socket
+import subprocess
+import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import func, select
 
-from drumbeat.app import create_app
 from drumbeat.services import campaigns as svc
 from drumbeat.services import in_doubt
 from drumbeat.store.tables import attempts
 from tests.conftest import postgresql_only
 from tests.engine.harness import Fleet, leads_by_state, quiescent, receipts, twilio_key, whatsapp_key
 from tests.factory import add_leads, new_campaign, workspace
-from tests.fakes.providers import _ThreadedUvicorn
+from tests.fakes.providers import free_port
 
 LEADS = 3_000
 KILLS = 10
@@ -65,16 +70,40 @@ def kill_during_campaign(ctx, fleet: Fleet, fake, campaign_id: str, deadline: fl
     return leads_by_state(ctx, campaign_id).get("not_contacted", 0)
 
 
-def run_whatsapp(ctx, db_url, secret_key, tmp_path, fake, **policy) -> tuple[dict, object, Counter, int, Fleet]:
-    app = _ThreadedUvicorn(create_app(ctx))
-    app.start()
+@contextmanager
+def api_server(db_url: str, secret_key: str, log: Path) -> Iterator[str]:
+    """`drumbeat serve --no-worker` in a process of its own (the webhooks' receiver, as
+    deployed; in the test process it would share one interpreter with the fakes)."""
+    port = free_port()
+    env = {**os.environ, "DRUMBEAT_DATABASE_URL": db_url, "DRUMBEAT_SECRET_KEY": secret_key}
+    proc = subprocess.Popen([sys.executable, "-m", "drumbeat.cli", "serve", "--no-worker", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
     try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run_whatsapp(ctx, db_url, secret_key, tmp_path, fake, **policy) -> tuple[dict, object, Counter, int, Fleet]:
+    with api_server(db_url, secret_key, tmp_path / "api.log") as app_url:
         p = workspace(ctx)
         key = whatsapp_key(ctx, p, fake, app_secret=APP_SECRET)
         # Meta's `sent` comes shortly after acceptance, here sometimes only after a killed
         # worker's lease (4 s) ran out: both the `sending` and the `in_doubt` paths settle.
         delays = (0.05, 0.5) if policy else (0.05, 7.0)
-        fake.send_statuses(f"http://127.0.0.1:{app.port}/webhooks/whatsapp/{key}", APP_SECRET, delay=delays)
+        fake.send_statuses(f"{app_url}/webhooks/whatsapp/{key}", APP_SECRET, delay=delays)
         fake.latency = 0.3
         cid = new_campaign(ctx, p, **policy)
         add_leads(ctx, cid, LEADS)
@@ -92,8 +121,6 @@ def run_whatsapp(ctx, db_url, secret_key, tmp_path, fake, **policy) -> tuple[dic
                                      f"{fake.statuses_pending()}, delivered {fake.statuses_delivered}, "
                                      f"settled {resolutions(ctx, cid)}, logs in {tmp_path}") from None
         return leads_by_state(ctx, cid), receipts(ctx, cid, fake), resolutions(ctx, cid), left, fleet
-    finally:
-        app.stop()
 
 
 @postgresql_only  # worker processes racing over one database: the PostgreSQL deployment

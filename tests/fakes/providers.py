@@ -434,6 +434,7 @@ class FakeWhatsApp(FakeHTTPProvider):
         self.status_delay = 0.05
         self.statuses_delivered = 0  # status webhooks our server answered 200
         self._status_tasks: set[asyncio.Task] = set()
+        self._status_client = None
 
     def reset(self) -> None:
         super().reset()
@@ -455,7 +456,8 @@ class FakeWhatsApp(FakeHTTPProvider):
     def statuses_pending(self) -> int:
         return sum(1 for t in self._status_tasks if not t.done())
 
-    async def _status_after(self, call: Call, target: tuple[str, str], delay: float) -> None:
+    async def _status_after(self, answered: asyncio.Future, call: Call, target: tuple[str, str],
+                            delay: float | tuple[float, float]) -> None:
         """Once the send is answered (even if the sender hung up meanwhile), its status."""
         import hashlib
         import hmac
@@ -463,8 +465,7 @@ class FakeWhatsApp(FakeHTTPProvider):
 
         import httpx
 
-        while call.status is None:
-            await asyncio.sleep(0.01)
+        await asyncio.wait([answered])
         if not call.accepted:
             return
         import random
@@ -480,17 +481,19 @@ class FakeWhatsApp(FakeHTTPProvider):
         url, secret = target
         headers = {"Content-Type": "application/json",
                    "X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
-        async with httpx.AsyncClient(timeout=10) as http:
-            for attempt in range(100):  # Meta retries a webhook that did not answer 200
-                try:
-                    answer = await http.post(url, content=body, headers=headers)
-                    if answer.status_code == 200:
-                        with self._lock:
-                            self.statuses_delivered += 1
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(min(2.0, 0.1 * 2 ** attempt))
+        if self._status_client is None:  # one client (its connections kept) in the server's loop
+            self._status_client = httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=16))
+        http = self._status_client
+        for attempt in range(100):  # Meta retries a webhook that did not answer 200
+            try:
+                answer = await http.post(url, content=body, headers=headers)
+                if answer.status_code == 200:
+                    with self._lock:
+                        self.statuses_delivered += 1
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(min(2.0, 0.1 * 2 ** attempt))
 
     def set_templates(self, waba_id: str, templates: list[dict]) -> None:
         """The business account's templates, in Meta's shape (name, language, status, ...)."""
@@ -570,11 +573,12 @@ class FakeWhatsApp(FakeHTTPProvider):
             target, delay = self.status_target, self.status_delay
         if target is None:
             return await self.answer(call, accept)
-        task = asyncio.get_running_loop().create_task(self._status_after(call, target, delay))
+        answered = asyncio.ensure_future(self.answer(call, accept))
+        task = asyncio.get_running_loop().create_task(self._status_after(answered, call, target, delay))
         self._status_tasks.add(task)
         task.add_done_callback(self._status_tasks.discard)
         # Shielded: a sender killed mid-call does not take back what the provider received.
-        return await asyncio.shield(self.answer(call, accept))
+        return await asyncio.shield(answered)
 
 
 def _whatsapp_problem(body: dict) -> str | None:

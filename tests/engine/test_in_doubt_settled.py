@@ -108,7 +108,7 @@ def run_whatsapp(ctx, db_url, secret_key, tmp_path, fake, **policy) -> tuple[dic
         cid = new_campaign(ctx, p, **policy)
         add_leads(ctx, cid, LEADS)
         svc.start(ctx, p, cid)
-        deadline = time.monotonic() + 150
+        deadline = time.monotonic() + 240
         with Fleet(db_url, secret_key, tmp_path, 3, concurrency=CONCURRENCY, tick_seconds="0.05",
                    lease_seconds="4", sweep_seconds="1") as fleet:
             left = kill_during_campaign(ctx, fleet, fake, cid, deadline)
@@ -167,7 +167,7 @@ def test_twilio_look_ups_settle_every_crashed_send_the_provider_received(
     cid = new_campaign(ctx, p, steps=SMS_STEP)
     add_leads(ctx, cid, LEADS)
     svc.start(ctx, p, cid)
-    deadline = time.monotonic() + 150
+    deadline = time.monotonic() + 240
     with Fleet(db_url, secret_key, tmp_path, 3, concurrency=CONCURRENCY, tick_seconds="0.05",
                lease_seconds="4", sweep_seconds="1") as fleet:
         left = kill_during_campaign(ctx, fleet, twilio_server, cid, deadline)

@@ -377,7 +377,8 @@ def _insert_sending_attempts(conn: Connection, campaign_id: str, run: int, rows:
 # Only an attempt still unsettled takes the worker's answer: one a provider status already
 # settled (store.in_doubt) keeps the provider's word; both orders leave one outcome.
 _ATTEMPT_OUTCOME = (update(attempts).where(attempts.c.id == bindparam("a_id"),
-                                           attempts.c.status.in_((AttemptStatus.SENDING, AttemptStatus.IN_DOUBT)))
+                                           or_(attempts.c.status == AttemptStatus.SENDING,  # no IN: executemany
+                                               attempts.c.status == AttemptStatus.IN_DOUBT))
                     .values(status=bindparam("a_status"), provider_message_id=bindparam("a_provider_message_id"),
                             error_code=bindparam("a_error_code"), error_class=bindparam("a_error_class"),
                             error_message=bindparam("a_error_message"),

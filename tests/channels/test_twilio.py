@@ -160,3 +160,33 @@ async def test_a_missing_sender_is_key_level_without_a_call(twilio_server, http)
 
 def test_twilio_does_not_deduplicate_by_idempotency_key():
     assert TwilioAdapter.dedupes_by_idempotency_key is False
+
+
+# --- in-doubt settling (issue 21) -----------------------------------------------------------
+
+async def test_with_a_public_url_the_status_callback_names_the_attempt(twilio_server, http):
+    adapter = TwilioAdapter(http, public_url="https://drumbeat.example/")
+    await adapter.send(credential(twilio_server, status_callback="https://elsewhere.example/cb"), sms())
+    (sent,) = twilio_server.requests
+    assert sent.body["StatusCallback"] == "https://drumbeat.example/webhooks/twilio/int-tw-1?attempt=lead1%3A0%3A1"
+
+
+async def test_the_look_up_lists_the_messages_to_the_recipient_from_the_sender_since_the_day(twilio_server, http):
+    from datetime import UTC, datetime
+
+    from drumbeat.channels.twilio import find_messages
+
+    adapter = TwilioAdapter(http)
+    first = await adapter.send(credential(twilio_server), sms("one"))
+    await adapter.send(credential(twilio_server, sender="+15005550007"), sms("other sender"))
+    await adapter.send(credential(twilio_server), sms("someone else", to="+4915100000000"))
+    today = datetime.now(UTC).date()
+    found = await find_messages(http, credential(twilio_server), to=TO, day=today)
+    assert [(m.sid, m.body, m.sender) for m in found] == [(first.provider_message_id, "one", "+15005550006")]
+    assert found[0].created_at is not None and found[0].created_at.tzinfo is not None
+    (lookup,) = [c for c in twilio_server.requests if c.kind == "lookup"]
+    assert lookup.body == {"To": TO, "From": "+15005550006", "DateSent>": today.isoformat(), "PageSize": "1000"}
+    no_token = Credential("int-tw-1", "twilio", "sms", {"account_sid": SID, "auth_token": ""},
+                          {"base_url": twilio_server.base_url})
+    refused = await find_messages(http, no_token, to=TO, day=today)
+    assert not isinstance(refused, list) and refused.error_class is ErrorClass.KEY

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from drumbeat.api.deps import ContextDep, Owner
@@ -23,8 +23,9 @@ class WebhookCreate(Request):
                              "events": ["campaign.paused", "campaign.completed"]})
 
     url: Annotated[str, Field(pattern=r"^https?://\S+$", max_length=500)]
-    # Signs every delivery (HMAC-SHA256); kept encrypted, shown masked.
-    secret: Annotated[str, Field(min_length=8, max_length=500)]
+    # Signs every delivery (HMAC-SHA256); kept encrypted, shown masked. Left out: a
+    # `whsec_` secret is generated and shown once, in the 201 answer.
+    secret: Annotated[str | None, Field(min_length=8, max_length=500)] = None
     events: Annotated[list[EventName], Field(min_length=1, max_length=20)]
 
 
@@ -60,13 +61,14 @@ class DeliveryPublic(BaseModel):
     id: str
     event: str
     campaign_id: str
-    state: Literal["pending", "delivered"]
+    state: Literal["pending", "delivered", "failed"]
     attempts: int
     last_status_code: int | None
     last_error: str | None
     next_attempt_at: Instant | None
     created_at: Instant
     delivered_at: Instant | None
+    failed_at: Instant | None  # given up: its last try failed too
     log: list[DeliveryTry]
 
 
@@ -75,6 +77,7 @@ class DeliveriesPublic(BaseModel):
         "id": "3", "event": "campaign.paused", "campaign_id": EXAMPLE_IDS["campaign"], "state": "delivered",
         "attempts": 2, "last_status_code": 200, "last_error": None, "next_attempt_at": None,
         "created_at": "2026-03-02T16:40:00+00:00", "delivered_at": "2026-03-02T16:40:31+00:00",
+        "failed_at": None,
         "log": [{"attempt": 1, "status_code": 502, "error": "HTTP 502", "at": "2026-03-02T16:40:01+00:00"},
                 {"attempt": 2, "status_code": 200, "error": None, "at": "2026-03-02T16:40:31+00:00"}]}],
         "next_cursor": None})
@@ -85,8 +88,17 @@ class DeliveriesPublic(BaseModel):
 
 @router.post("", status_code=201, response_model=WebhookPublic, responses=error_responses(403, 422))
 def create_webhook(body: WebhookCreate, principal: Owner, ctx: ContextDep):
-    """Send the listed events to `url`, signed with `secret` (header `X-Drumbeat-Signature`)."""
+    """Send the listed events to `url`, signed with `secret` (headers `X-Drumbeat-Signature`
+    and the Standard Webhooks `webhook-signature`). Without `secret`, a `whsec_` secret is
+    generated and returned whole in this answer only (masked from then on)."""
     return notifications.create_webhook(ctx, principal, body.url, body.secret, list(body.events))
+
+
+@router.delete("/{webhook_id}", status_code=204, response_class=Response, responses=error_responses(403, 404))
+def delete_webhook(webhook_id: ObjectId, principal: Owner, ctx: ContextDep):
+    """Stop sending events there: the webhook and its pending deliveries and log are deleted."""
+    notifications.delete_webhook(ctx, principal, webhook_id)
+    return Response(status_code=204)
 
 
 @router.get("", response_model=WebhooksPublic, responses=error_responses(403))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from drumbeat.domain.backoff import RandomSource, jittered
 from drumbeat.domain.errors import ErrorClass
 
 
@@ -91,8 +92,12 @@ def retry_not_before(doubted_attempt_at: datetime, now: datetime) -> datetime:
     return max(now, doubted_attempt_at + LONGEST_PROVIDER_CALL + RETRY_MARGIN)
 
 
-def transient_backoff(retries: int) -> timedelta:
-    return timedelta(seconds=min(300, 5 * 2**retries))
+def transient_backoff(retries: int, rng: RandomSource | None = None) -> timedelta:
+    """The wait before a transient error's retry: growing, capped at five minutes; with a
+    random source, shortened by up to half at random (domain.backoff.jittered), so sends
+    that failed together (a provider's brief outage) are not all retried in one instant."""
+    nominal = min(300, 5 * 2**retries)
+    return timedelta(seconds=jittered(nominal, rng) if rng is not None else nominal)
 
 
 def apply_outcome(
@@ -105,11 +110,13 @@ def apply_outcome(
     next_step_delay: timedelta | None = None,
     retry_after: timedelta | None = None,
     opt_out: bool = False,
+    rng: RandomSource | None = None,
 ) -> LeadChange:
     """The lead after one attempt of its current step (DESIGN.md §3).
 
     `error_class` None means the provider accepted the message. Key-level, rate-limited
-    and campaign-level answers never charge the lead: it keeps its state and step.
+    and campaign-level answers never charge the lead: it keeps its state and step. With
+    `rng`, a transient error's retry is jittered (transient_backoff).
     """
     if error_class is None:
         nxt = lead.current_step + 1
@@ -126,7 +133,8 @@ def apply_outcome(
         if lead.retries >= MAX_TRANSIENT_RETRIES:
             failed = LeadProgress(LeadState.FAILED, lead.current_step, lead.next_action_at, lead.retries)
             return LeadChange(failed, AttemptStatus.FAILED, True, error_code)
-        later = LeadProgress(lead.state, lead.current_step, now + transient_backoff(lead.retries), lead.retries + 1)
+        later = LeadProgress(lead.state, lead.current_step, now + transient_backoff(lead.retries, rng),
+                            lead.retries + 1)
         return LeadChange(later, AttemptStatus.FAILED, False, error_code)
     if error_class is ErrorClass.RATE:
         later = LeadProgress(lead.state, lead.current_step, now + (retry_after or timedelta(seconds=1)), lead.retries)

@@ -1,29 +1,42 @@
 """Delivers the outbox of outbound webhooks, and the emails to owners and operators (DESIGN.md §8).
 
-Each delivery is POSTed as the JSON body stored with it, signed
-`X-Drumbeat-Signature: sha256=<hex HMAC-SHA256 of the body with the webhook's secret>`.
+Each delivery is POSTed as the JSON body stored with it, signed twice:
+`X-Drumbeat-Signature: sha256=<hex HMAC-SHA256 of the body with the webhook's secret>`,
+and the Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature:
+v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, made by the reference
+`standardwebhooks` library), whose timestamp lets a receiver refuse a replayed delivery.
 A 2xx answer delivers it; anything else (or no answer) is logged and retried with
-exponential backoff. Only the oldest pending delivery of a (webhook, campaign) queue is
+exponential, jittered backoff, up to MAX_WEBHOOK_TRIES tries: then it is marked failed
+(domain.backoff). Only the oldest pending delivery of a (webhook, campaign) queue is
 tried, so a campaign's events arrive in order; the outbox lives in the database, so a
 restart loses nothing (a delivery cut off mid-request is sent again: at least once).
+While the database is away the loop probes it at least once a second and logs once per
+outage, not once per probe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
+import math
+import random
+import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 import httpx
 import structlog
+from sqlalchemy.exc import DBAPIError
+from standardwebhooks import Webhook as StandardWebhook
 
 from drumbeat.config import LOCAL_URL
-from drumbeat.domain.events import email_for, retry_delay
+from drumbeat.domain.backoff import Outage, outage_probe_delay, retry_delay, webhook_retry_delay
+from drumbeat.domain.events import email_for
 from drumbeat.services.context import Context
 from drumbeat.store import notifications as store
 
@@ -32,6 +45,25 @@ log = structlog.get_logger()
 
 def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+WHSEC_PREFIX = "whsec_"
+
+
+def signing_key(secret: str) -> bytes:
+    """The Standard Webhooks key: the base64-decoded part of a `whsec_` secret (as the
+    specification's secrets are written), else the secret's UTF-8 bytes (API.md). The
+    library takes the bytes as they are, so either kind signs through it."""
+    if secret.startswith(WHSEC_PREFIX):
+        part = secret[len(WHSEC_PREFIX):]
+        return base64.b64decode(part + "=" * (-len(part) % 4))
+    return secret.encode()
+
+
+def standard_headers(secret: str, message_id: str, at: datetime, body: bytes) -> dict[str, str]:
+    """`webhook-id`, `webhook-timestamp` (this try's, in whole seconds) and `webhook-signature`."""
+    return {"webhook-id": message_id, "webhook-timestamp": str(math.floor(at.timestamp())),
+            "webhook-signature": StandardWebhook(signing_key(secret)).sign(message_id, at, body)}
 
 
 @dataclass(frozen=True)
@@ -57,8 +89,12 @@ class SmtpServer:
 class Notifier:
     def __init__(self, ctx: Context, *, client: httpx.AsyncClient | None = None, tick_seconds: float = 1.0,
                  base_delay: float = 2.0, max_delay: float = 600.0, timeout: float = 10.0,
-                 smtp_url: str | None = None, public_url: str | None = None) -> None:
+                 smtp_url: str | None = None, public_url: str | None = None,
+                 rng: random.Random | None = None) -> None:
         self.ctx = ctx
+        self.rng = rng or random.Random()
+        self.outage = Outage()
+        self.probe_first, self.probe_at_most = 0.1, 1.0  # domain.backoff.outage_probe_delay
         self.smtp = SmtpServer.from_url(smtp_url) if smtp_url else None
         self.public_url = (public_url or LOCAL_URL).rstrip("/")
         self.client = client
@@ -73,14 +109,27 @@ class Notifier:
             self.client = httpx.AsyncClient(timeout=self.timeout)
         try:
             while not stop.is_set():
+                pause = self.tick
                 try:
                     busy = await self.deliver_due()
-                except Exception as exc:  # the database went away: try again next tick
+                    lasted = self.outage.recovered(time.monotonic())
+                    if lasted is not None:
+                        log.info("notifier: database reachable again", outage_seconds=round(lasted, 3))
+                except DBAPIError as exc:
+                    # The database went away: probe it with a growing, jittered pause (at most a
+                    # second), and say so once per outage, not once per probe (issue 21).
+                    if self.outage.failed(time.monotonic()):
+                        log.warning("notifier: database unreachable, probing",
+                                    error=type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__)
+                    busy = 0
+                    pause = outage_probe_delay(self.outage.failures, self.rng, first=self.probe_first,
+                                               at_most=self.probe_at_most)
+                except Exception as exc:  # not the database: try again next tick
                     log.warning("notifier error", error=type(exc).__name__)
                     busy = 0
                 if not busy:
                     try:
-                        await asyncio.wait_for(stop.wait(), timeout=self.tick)
+                        await asyncio.wait_for(stop.wait(), timeout=pause)
                     except TimeoutError:
                         pass
         finally:
@@ -128,7 +177,7 @@ class Notifier:
         except (aiosmtplib.SMTPException, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
             log.info("notification email failed", email_id=email["id"], attempt=attempt, error=error)
-        wait = timedelta(seconds=retry_delay(attempt, base=self.base_delay, cap=self.max_delay))
+        wait = timedelta(seconds=retry_delay(attempt, self.rng, base=self.base_delay, cap=self.max_delay))
         with self.ctx.db.begin() as conn:
             store.record_email_try(conn, email["id"], attempt=attempt, state="pending" if error else "sent",
                                    error=error, next_attempt_at=now + wait, now=now)
@@ -136,8 +185,10 @@ class Notifier:
     async def _deliver(self, delivery: dict) -> None:
         body = delivery["body"].encode()
         secret = self.ctx.box.open(delivery["secret_encrypted"])["secret"]
+        # webhook-id is the delivery's id, the same on every try (a receiver dedupes by it).
         headers = {"Content-Type": "application/json", "X-Drumbeat-Signature": signature(secret, body),
-                   "X-Drumbeat-Event": delivery["event"], "X-Drumbeat-Delivery": str(delivery["id"])}
+                   "X-Drumbeat-Event": delivery["event"], "X-Drumbeat-Delivery": str(delivery["id"]),
+                   **standard_headers(secret, str(delivery["id"]), self.ctx.clock(), body)}
         status, error = None, None
         try:
             response = await self.client.post(delivery["url"], content=body, headers=headers, timeout=self.timeout)
@@ -148,9 +199,12 @@ class Notifier:
             error = f"{type(exc).__name__}: {exc}"[:500]
         attempt = delivery["attempts"] + 1
         now = self.ctx.clock()
-        wait = timedelta(seconds=retry_delay(attempt, base=self.base_delay, cap=self.max_delay))
+        wait = webhook_retry_delay(attempt, self.rng, base=self.base_delay, cap=self.max_delay)
         with self.ctx.db.begin() as conn:
             store.record_try(conn, delivery["id"], attempt=attempt, status_code=status, error=error,
-                             delivered=error is None, next_attempt_at=now + wait, now=now)
-        if error:
+                             delivered=error is None, gave_up=error is not None and wait is None,
+                             next_attempt_at=now + timedelta(seconds=wait or 0), now=now)
+        if error and wait is None:
+            log.warning("webhook delivery given up", delivery_id=delivery["id"], attempt=attempt, error=error)
+        elif error:
             log.info("webhook delivery failed", delivery_id=delivery["id"], attempt=attempt, error=error)

@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 
 from drumbeat.clock import utcnow
+from drumbeat.domain.backoff import Outage, outage_probe_delay
 from drumbeat.domain.exceptions import InvalidTransition, ResumeBlocked
 from drumbeat.domain.lifecycle import Action
 from drumbeat.domain.reasons import AUTO_LIFTABLE, PauseReason
@@ -36,6 +40,10 @@ from drumbeat.store import counts
 from drumbeat.store.locks import exclusive
 
 log = structlog.get_logger()
+
+def _error_name(exc: DBAPIError) -> str:
+    return type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__
+
 
 KEPT = frozenset(r.value for r in PauseReason if r not in AUTO_LIFTABLE)
 
@@ -55,15 +63,28 @@ class Sweeper:
         self.period = period_seconds
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.sweeps = 0  # sweeps done by this process, for observers
+        self.swept_at: float | None = None  # when the last one ended (time.monotonic()), for observers
+        self.outage = Outage()
+        self.rng = random.Random()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            pause = self.period
             try:
                 self.sweep_once()
-            except Exception as exc:  # the database went away: try again next period
+                lasted = self.outage.recovered(time.monotonic())
+                if lasted is not None:
+                    log.info("sweeper: database reachable again", outage_seconds=round(lasted, 3))
+            except DBAPIError as exc:
+                # The database went away: probe it at least once a second (not a whole period
+                # later), logging once per outage rather than once per probe (issue 21).
+                if self.outage.failed(time.monotonic()):
+                    log.warning("sweeper: database unreachable, probing", error=_error_name(exc))
+                pause = min(self.period, outage_probe_delay(self.outage.failures, self.rng))
+            except Exception as exc:  # a bug, not an outage: a sweep a period later, not a probe a second
                 log.warning("sweep failed", error=type(exc).__name__)
             try:
-                await asyncio.wait_for(stop.wait(), timeout=self.period)
+                await asyncio.wait_for(stop.wait(), timeout=pause)
             except TimeoutError:
                 pass
 
@@ -96,6 +117,7 @@ class Sweeper:
             with self.ctx.db.begin() as conn:  # keep the maintained counts a few rows per metric
                 report.folded = counts.fold(conn)
             self.sweeps += 1
+            self.swept_at = time.monotonic()
         if report.resumed:
             log.info("sweeper resumed campaigns", campaigns=len(report.resumed), campaign_ids=report.resumed)
         return report

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from drumbeat.channels.base import ChannelAdapter, Credential
+from drumbeat.domain.backoff import outage_probe_delay
 from drumbeat.domain.contact_cap import ContactCap
 from drumbeat.domain.errors import ErrorClass, SendResult
 from drumbeat.domain.leads import (
@@ -166,7 +167,10 @@ class Worker:
                 log.warning("database error, retrying", error=type(exc.orig).__name__ if exc.orig else "DBAPIError",
                             attempt=failures)
             if not worked:
-                pause = self.tick if not failures else min(30.0, 0.2 * 2**failures)
+                # During an outage the database is probed at least once a second (jittered, so
+                # workers that failed together do not all reconnect at once): a worker is back
+                # at work within about a second of the database (issue 21, quick recovery).
+                pause = self.tick if not failures else outage_probe_delay(failures, self.rng)
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=pause)
                 except TimeoutError:
@@ -575,7 +579,7 @@ class Worker:
                 step_count=len(steps), error_class=res.error_class, error_code=res.error_code, now=now,
                 next_step_delay=timedelta(seconds=steps[nxt]["delay_seconds"]) if nxt < len(steps) else None,
                 retry_after=timedelta(seconds=res.retry_after_seconds) if res.retry_after_seconds else None,
-                opt_out=res.opt_out,
+                opt_out=res.opt_out, rng=self.rng,
             )
             attempt_rows.append({"id": job.claimed.attempt_id, "status": change.attempt_status,
                                  "provider_message_id": res.provider_message_id, "error_code": res.error_code,

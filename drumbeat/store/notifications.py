@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from drumbeat.domain.events import event_for
 from drumbeat.store.ids import new_id
@@ -24,7 +24,7 @@ from drumbeat.store.tables import (
     webhooks,
 )
 
-PENDING, DELIVERED = "pending", "delivered"
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
 
 # --- webhooks ---------------------------------------------------------------------------
@@ -41,6 +41,15 @@ def list_webhooks(conn: Connection, workspace_id: str) -> list[dict]:
     rows = conn.execute(select(webhooks).where(webhooks.c.workspace_id == workspace_id)
                         .order_by(webhooks.c.created_at, webhooks.c.id)).mappings()
     return [dict(r) for r in rows]
+
+
+def delete_webhook(conn: Connection, webhook_id: str) -> None:
+    """The webhook, its deliveries and their log (deleted explicitly: SQLite enforces no
+    ON DELETE CASCADE without its foreign-key pragma)."""
+    ids = select(webhook_deliveries.c.id).where(webhook_deliveries.c.webhook_id == webhook_id)
+    conn.execute(delete(webhook_delivery_log).where(webhook_delivery_log.c.delivery_id.in_(ids)))
+    conn.execute(delete(webhook_deliveries).where(webhook_deliveries.c.webhook_id == webhook_id))
+    conn.execute(delete(webhooks).where(webhooks.c.id == webhook_id))
 
 
 def get_webhook(conn: Connection, workspace_id: str, webhook_id: str):
@@ -112,12 +121,16 @@ def _lease(conn: Connection, table, ids: list[int], now: datetime, lease: timede
 
 
 def record_try(conn: Connection, delivery_id: int, *, attempt: int, status_code: int | None, error: str | None,
-               delivered: bool, next_attempt_at: datetime, now: datetime) -> None:
+               delivered: bool, next_attempt_at: datetime, now: datetime, gave_up: bool = False) -> None:
+    """Log one try; the delivery is delivered, failed (`gave_up`: its tries ran out, and the
+    next delivery of its queue becomes the head), or pending until `next_attempt_at`."""
     conn.execute(insert(webhook_delivery_log).values(delivery_id=delivery_id, attempt=attempt,
                                                      status_code=status_code, error=error, at=now))
     values: dict = {"attempts": attempt, "last_status_code": status_code, "last_error": error, "locked_until": None}
     if delivered:
         values.update(state=DELIVERED, delivered_at=now)
+    elif gave_up:
+        values.update(state=FAILED, failed_at=now)
     else:
         values.update(next_attempt_at=next_attempt_at)
     conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id).values(**values))

@@ -444,7 +444,7 @@ webhook_deliveries = Table(
     Column("campaign_id", String(32), nullable=False),
     Column("event", String(40), nullable=False),
     Column("body", Text, nullable=False),
-    Column("state", String(20), nullable=False),  # pending | delivered
+    Column("state", String(20), nullable=False),  # pending | delivered | failed (its tries ran out)
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("locked_until", UTCDateTime),  # a notifier is delivering it
@@ -452,7 +452,8 @@ webhook_deliveries = Table(
     Column("last_error", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime),
-    CheckConstraint("state IN ('pending', 'delivered')", name="state"),
+    Column("failed_at", UTCDateTime),  # given up after domain.backoff.MAX_WEBHOOK_TRIES tries (migration 0020)
+    CheckConstraint("state IN ('pending', 'delivered', 'failed')", name="state"),
     Index("ix_webhook_deliveries_pending", "state", "webhook_id", "campaign_id", "id"),
 )
 

@@ -1,10 +1,12 @@
 """Outbound webhooks: registered by the owner, fed by a durable outbox written with each
 event, delivered signed, retried with backoff while the receiver is down, in order per
-campaign, with a delivery log (API.md; DESIGN.md §8)."""
+campaign, with a delivery log (API.md; DESIGN.md §8); signed the Standard Webhooks way too,
+deletable, and given up after their last try (issue 21)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -13,6 +15,11 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+from standardwebhooks import Webhook as StandardWebhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from drumbeat.domain.backoff import MAX_WEBHOOK_TRIES
 from drumbeat.engine.notifier import Notifier
 from drumbeat.services import integrations as integration_service
 from drumbeat.services.context import Principal
@@ -34,16 +41,18 @@ class Receiver:
     def __init__(self, port: int) -> None:
         self.port = port
         self.received: list[tuple[dict, str, bytes]] = []
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []  # path, every header, body
         self.server: ThreadingHTTPServer | None = None
 
-    def up(self) -> None:
-        received = self.received
+    def up(self, status: int = 204) -> None:
+        received, requests = self.received, self.requests
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 received.append((json.loads(body), self.headers["X-Drumbeat-Signature"], body))
-                self.send_response(204)
+                requests.append((self.path, dict(self.headers.items()), body))
+                self.send_response(status)
                 self.end_headers()
 
             def log_message(self, *args):
@@ -58,10 +67,11 @@ class Receiver:
             self.server.server_close()
 
 
-def register(client, headers, url: str, events=None):
-    return client.post(f"{API}/webhooks", json={"url": url, "secret": SECRET, "events": events or [
+def register(client, headers, url: str, events=None, secret: str | None = SECRET):
+    return client.post(f"{API}/webhooks", json={"url": url, "events": events or [
         "campaign.paused", "campaign.resumed", "campaign.hold_placed", "campaign.hold_lifted",
-        "campaign.completed", "campaign.failed", "lead.in_doubt"]}, headers=headers)
+        "campaign.completed", "campaign.failed", "lead.in_doubt"], **({"secret": secret} if secret else {})},
+        headers=headers)
 
 
 def notify(ctx, rounds: int) -> None:
@@ -171,3 +181,128 @@ def test_events_wait_while_the_receiver_is_down_then_all_arrive_in_order_signed(
         assert sig == "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
     log = client.get(f"{API}/webhooks/{hook['id']}/deliveries", headers=headers).json()["items"]
     assert all(d["state"] == "delivered" and d["last_status_code"] == 204 for d in log)
+
+
+# --- Standard Webhooks, deletion, and deliveries that are given up (issue 21) ------------
+
+def _paused_campaign(client, ctx, headers) -> str:
+    create_sandbox(client, headers, "sms")
+    campaign = create_campaign(client, headers)
+    enroll(ctx, campaign["id"])
+    assert act(client, headers, campaign["id"], "start").status_code == 200
+    assert act(client, headers, campaign["id"], "pause").status_code == 200  # one campaign.paused event
+    return campaign["id"]
+
+
+def _deliveries(client, headers, hook_id: str) -> list[dict]:
+    response = client.get(f"{API}/webhooks/{hook_id}/deliveries", headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+def test_a_webhook_made_without_a_secret_gets_a_whsec_secret_shown_once(client, owner):
+    created = register(client, owner["headers"], "https://hooks.example.com/drumbeat", secret=None)
+    assert created.status_code == 201, created.text
+    secret = created.json()["secret"]
+    assert secret.startswith("whsec_") and len(base64.b64decode(secret[len("whsec_"):])) == 32
+    listed = client.get(f"{API}/webhooks", headers=owner["headers"]).json()["items"]
+    assert listed[0]["secret"] == "****" + secret[-4:]  # masked from then on
+    other = register(client, owner["headers"], "https://hooks.example.com/other", secret=None).json()["secret"]
+    assert other != secret
+
+
+def test_deliveries_carry_standard_webhooks_headers_that_the_reference_library_verifies(client, owner, ctx):
+    receiver = Receiver(free_port())
+    url = f"http://127.0.0.1:{receiver.port}"
+    generated = register(client, owner["headers"], f"{url}/generated", secret=None).json()
+    plain = register(client, owner["headers"], f"{url}/plain").json()  # SECRET: no whsec_ prefix
+    _paused_campaign(client, ctx, owner["headers"])
+    receiver.up()
+    try:
+        notify(ctx, rounds=3)
+    finally:
+        receiver.down()
+    by_path = {path: (headers, body) for path, headers, body in receiver.requests}
+    assert set(by_path) == {"/generated", "/plain"}
+    # The reference verifier: a whsec_ secret as the spec writes it; any other as its UTF-8 bytes.
+    for path, verifier in (("/generated", StandardWebhook(generated["secret"])),
+                           ("/plain", StandardWebhook(SECRET.encode()))):
+        headers, body = by_path[path]
+        assert verifier.verify(body, headers)["event"] == "campaign.paused"
+        assert headers["webhook-id"] == headers["X-Drumbeat-Delivery"]
+        assert abs(int(headers["webhook-timestamp"]) - time.time()) < 300
+        assert headers["webhook-signature"].startswith("v1,")
+        # The signature covers the id and the time, not only the body: a captured delivery
+        # replayed later with a fresh timestamp, or as another message, is refused.
+        for changed in ({"webhook-timestamp": str(int(headers["webhook-timestamp"]) + 60)},
+                        {"webhook-id": headers["webhook-id"] + "0"}):
+            with pytest.raises(WebhookVerificationError):
+                verifier.verify(body, {**headers, **changed})
+        with pytest.raises(WebhookVerificationError):
+            verifier.verify(body.replace(b"paused", b"resumed"), headers)
+    # ...and the old signature still stands beside it.
+    headers, body = by_path["/plain"]
+    assert headers["X-Drumbeat-Signature"] == "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert [d["state"] for d in _deliveries(client, owner["headers"], plain["id"])] == ["delivered"]
+
+
+def test_the_owner_deletes_a_webhook_and_its_pending_deliveries_go_nowhere(client, owner, ctx):
+    receiver = Receiver(free_port())
+    hook = register(client, owner["headers"], f"http://127.0.0.1:{receiver.port}/hook").json()
+    kept = register(client, owner["headers"], f"http://127.0.0.1:{receiver.port}/kept").json()
+    _paused_campaign(client, ctx, owner["headers"])
+    assert len(_deliveries(client, owner["headers"], hook["id"])) == 1  # pending
+
+    assert client.delete(f"{API}/webhooks/{hook['id']}", headers=owner["headers"]).status_code == 204
+
+    assert [w["id"] for w in client.get(f"{API}/webhooks", headers=owner["headers"]).json()["items"]] == [kept["id"]]
+    assert client.get(f"{API}/webhooks/{hook['id']}/deliveries", headers=owner["headers"]).status_code == 404
+    assert client.delete(f"{API}/webhooks/{hook['id']}", headers=owner["headers"]).status_code == 404
+    receiver.up()
+    try:
+        notify(ctx, rounds=3)
+    finally:
+        receiver.down()
+    assert [path for path, _, _ in receiver.requests] == ["/kept"]
+    entry = client.get(f"{API}/audit", params={"object_type": "webhook"}, headers=owner["headers"]).json()["items"][0]
+    assert (entry["action"], entry["object_id"]) == ("deleted", hook["id"])
+    assert entry["details"]["url"] == hook["url"]
+
+
+def test_only_the_owner_deletes_and_another_workspaces_webhook_is_not_found_like_an_unknown_one(client, owner, ctx):
+    hook = register(client, owner["headers"], "https://hooks.example.com/drumbeat").json()
+    operator = client.post(f"{API}/users", json={"email": "op@acme.test", "role": "operator"},
+                           headers=owner["headers"]).json()
+    assert client.delete(f"{API}/webhooks/{hook['id']}",
+                         headers={"Authorization": f"Bearer {operator['token']}"}).status_code == 403
+    rival = {"Authorization": f"Bearer {init_workspace(ctx, 'Rival', 'boss@rival.test')['token']}"}
+
+    foreign = client.delete(f"{API}/webhooks/{hook['id']}", headers=rival)
+    unknown = client.delete(f"{API}/webhooks/{'0' * 32}", headers=rival)
+
+    assert foreign.status_code == unknown.status_code == 404
+    assert foreign.json()["error"]["code"] == unknown.json()["error"]["code"] == "not_found"
+    assert [w["id"] for w in client.get(f"{API}/webhooks", headers=owner["headers"]).json()["items"]] == [hook["id"]]
+
+
+def test_a_delivery_is_given_up_after_its_last_try_and_the_next_of_its_campaign_goes_on(client, owner, ctx):
+    receiver = Receiver(free_port())
+    hook = register(client, owner["headers"], f"http://127.0.0.1:{receiver.port}/hook").json()
+    cid = _paused_campaign(client, ctx, owner["headers"])
+    assert act(client, owner["headers"], cid, "resume").status_code == 200  # a second event, queued behind
+    receiver.up(status=500)  # answers, but never 2xx
+    try:
+        deadline = time.monotonic() + 60
+        while any(d["state"] == "pending" for d in _deliveries(client, owner["headers"], hook["id"])):
+            assert time.monotonic() < deadline
+            notify(ctx, rounds=5)
+    finally:
+        receiver.down()
+    resumed, paused = _deliveries(client, owner["headers"], hook["id"])  # newest first
+    for delivery in (paused, resumed):
+        assert delivery["state"] == "failed" and delivery["failed_at"] is not None
+        assert delivery["attempts"] == MAX_WEBHOOK_TRIES and len(delivery["log"]) == MAX_WEBHOOK_TRIES
+        assert {t["status_code"] for t in delivery["log"]} == {500}
+        assert delivery["next_attempt_at"] is None and delivery["delivered_at"] is None
+    assert resumed["log"][0]["at"] >= paused["failed_at"]  # in order: the second waited for the first
+    assert len(receiver.requests) == 2 * MAX_WEBHOOK_TRIES  # and nothing was tried after the last try

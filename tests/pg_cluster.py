@@ -69,6 +69,10 @@ class Cluster:
     def start(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.logfile), "-w", "-t", "30", "start")
 
+    def start_nowait(self) -> None:
+        """Start the server and return at once: the caller finds out when it accepts connections."""
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.logfile), "-W", "start")
+
     def restart(self, mode: str) -> None:
         """`fast`: sessions terminated, clean shutdown; `immediate`: killed, crash recovery at start."""
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.logfile), "-w", "-t", "30", "-m", mode, "restart")

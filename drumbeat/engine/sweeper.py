@@ -63,7 +63,9 @@ class Sweeper:
         self.period = period_seconds
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.sweeps = 0  # sweeps done by this process, for observers
-        self.swept_at: float | None = None  # when the last one ended (time.monotonic()), for observers
+        # When run's last sweep ended without a database error, swept or found another process
+        # sweeping (time.monotonic()), for observers.
+        self.swept_at: float | None = None
         self.outage = Outage()
         self.rng = random.Random()
 
@@ -72,7 +74,8 @@ class Sweeper:
             pause = self.period
             try:
                 self.sweep_once()
-                lasted = self.outage.recovered(time.monotonic())
+                self.swept_at = time.monotonic()
+                lasted = self.outage.recovered(self.swept_at)
                 if lasted is not None:
                     log.info("sweeper: database reachable again", outage_seconds=round(lasted, 3))
             except DBAPIError as exc:
@@ -117,7 +120,6 @@ class Sweeper:
             with self.ctx.db.begin() as conn:  # keep the maintained counts a few rows per metric
                 report.folded = counts.fold(conn)
             self.sweeps += 1
-            self.swept_at = time.monotonic()
         if report.resumed:
             log.info("sweeper resumed campaigns", campaigns=len(report.resumed), campaign_ids=report.resumed)
         return report

@@ -47,6 +47,16 @@ class NotingSandbox(SandboxAdapter):
         return await super().send(credential, message)
 
 
+class CountingWorker(Worker):
+    """The worker, counting its rounds begun (each reads the database: a probe during an outage)."""
+
+    tries = 0
+
+    async def step(self) -> bool:
+        self.tries += 1
+        return await super().step()
+
+
 class CountingNotifier(Notifier):
     """The notifier, counting its rounds (each reads the outbox: a probe during an outage)."""
 
@@ -63,7 +73,7 @@ class Process:
     def __init__(self, url: str, secret_key: str, name: str, concurrency: int) -> None:
         self.ctx = Context(db=make_engine(url), box=SecretBox(secret_key))
         self.sandbox = NotingSandbox()
-        self.worker = Worker(self.ctx, {"sandbox": self.sandbox}, concurrency=concurrency, owner=name)
+        self.worker = CountingWorker(self.ctx, {"sandbox": self.sandbox}, concurrency=concurrency, owner=name)
         self.notifier = CountingNotifier(self.ctx)
         self.sweeper = Sweeper(self.ctx, owner=name)  # the default period: 60 s
         self.loop = asyncio.new_event_loop()
@@ -92,6 +102,7 @@ class Recovery:
     outage_seconds: float
     workers: list[float] = field(default_factory=list)  # seconds from accepting connections to its first send
     sweepers: list[float] = field(default_factory=list)  # ...to its first sweep
+    worker_probes: list[int] = field(default_factory=list)  # rounds each worker began while the server was down
     notifier_rounds: list[int] = field(default_factory=list)  # rounds each notifier ran while the server was down
     notifier_logs: list[str] = field(default_factory=list)  # every notifier's log lines, in order
     worker_errors_logged: int = 0
@@ -159,12 +170,14 @@ def _restart(cluster: Cluster, running: list[Process], result: Recovery, deadlin
     cluster.stop("immediate")
     down_at = time.monotonic()
     rounds_before = [proc.notifier.rounds for proc in running]
+    tries_before = [proc.worker.tries for proc in running]
     for proc in running:  # a sweep due during the outage
         proc.start(proc.sweeper)
     time.sleep(max(0.0, down_at + outage_seconds - time.monotonic()))  # the outage itself
     cluster.start_nowait()
     up_at = _accepting(cluster, deadline)
     result.notifier_rounds = [proc.notifier.rounds - n for proc, n in zip(running, rounds_before, strict=True)]
+    result.worker_probes = [proc.worker.tries - n for proc, n in zip(running, tries_before, strict=True)]
 
     def back() -> bool:
         return all(any(t >= up_at for t in proc.sandbox.started) and (proc.sweeper.swept_at or 0) >= up_at

@@ -1063,3 +1063,20 @@ def error_fields(error: dict) -> list[dict]:
         inside = _INDEX.sub(r".\1", path).lstrip(".")
         out.append({"field": f"{base}.{inside}" if inside else base, "message": message})
     return out
+
+
+# --- outbound webhooks (api/webhooks.py and the notifications page) ---------------------
+
+EventName = Literal["campaign.paused", "campaign.resumed", "campaign.hold_placed", "campaign.hold_lifted",
+                    "campaign.completed", "campaign.failed", "lead.in_doubt"]
+
+
+class WebhookCreate(Request):
+    model_config = examples({"url": "https://hooks.example.com/drumbeat", "secret": "s3cret-s3cret",
+                             "events": ["campaign.paused", "campaign.completed"]})
+
+    url: Annotated[str, Field(pattern=r"^https?://\S+$", max_length=500)]
+    # Signs every delivery (HMAC-SHA256); kept encrypted, shown masked. Left out: a
+    # `whsec_` secret is generated and shown once, in the 201 answer.
+    secret: Annotated[str | None, Field(min_length=8, max_length=500)] = None
+    events: Annotated[list[EventName], Field(min_length=1, max_length=20)]

@@ -70,3 +70,17 @@ def list_deliveries(ctx: Context, principal: Principal, webhook_id: str, *, limi
              "created_at": d["created_at"], "delivered_at": d["delivered_at"], "failed_at": d["failed_at"],
              "log": [{"attempt": e["attempt"], "status_code": e["status_code"], "error": e["error"], "at": e["at"]}
                      for e in d["log"]]} for d in rows]
+
+
+TEST_EVENT = "webhook.test"
+
+
+def send_test(ctx: Context, principal: Principal, webhook_id: str) -> None:
+    """Queue a `webhook.test` delivery: sent, signed, retried and logged like any other
+    (its own queue, beside the campaigns')."""
+    now = ctx.clock()
+    with ctx.db.begin() as conn:
+        row = store.get_webhook(conn, principal.workspace_id, webhook_id)
+        if row is None:
+            raise NotFound("webhook not found", {"id": webhook_id})
+        store.enqueue_test(conn, row["id"], row["url"], TEST_EVENT, now)

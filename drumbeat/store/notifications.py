@@ -88,6 +88,14 @@ def enqueue_for_timeline(conn: Connection, campaign_id: str, *, action: str, to_
     return len(targets)
 
 
+def enqueue_test(conn: Connection, webhook_id: str, url: str, event: str, now: datetime) -> None:
+    """A test delivery: no campaign (its queue is the webhook's own, campaign id '')."""
+    body = json.dumps({"event": event, "at": now.isoformat(), "webhook": {"id": webhook_id, "url": url}},
+                      separators=(",", ":"))
+    conn.execute(insert(webhook_deliveries).values(webhook_id=webhook_id, campaign_id="", event=event, body=body,
+                                                    state=PENDING, attempts=0, next_attempt_at=now, created_at=now))
+
+
 def lease_due_heads(conn: Connection, now: datetime, lease: timedelta, limit: int = 100) -> list[dict]:
     """Lease the oldest undelivered delivery of each (webhook, campaign) queue when it is
     due and nobody holds it: deliveries of one campaign go out one at a time, in order."""

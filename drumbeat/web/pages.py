@@ -772,31 +772,3 @@ def _test_refusal(exc: DomainError) -> dict:
         return {"message": f"No test send: the campaign is {exc.details.get('from')}, and a finished campaign "
                            "sends nothing."}
     return {"message": exc.message}
-
-
-# --- notifications ----------------------------------------------------------------------
-
-@router.get("/notifications", response_class=HTMLResponse)
-def notification_list(request: Request):
-    s = _session(request)
-    if s is None:
-        return _to_login(request)
-    hooks, error = _webhooks(_ctx(request), s.principal)
-    return _page(request, s, "notifications.html", hooks=hooks, error=error)
-
-
-def _webhooks(ctx: Context, principal: Principal) -> tuple[list[dict] | None, str | None]:
-    """Outbound webhooks and their recent deliveries (services.notifications, issue 5)."""
-    try:
-        from drumbeat.services import notifications
-    except ImportError:  # a build without outbound webhooks
-        return None, "Outbound webhooks are not available in this build."
-    hooks = []
-    for hook in _items(notifications.list_webhooks(ctx, principal)):
-        deliveries = _items(notifications.list_deliveries(ctx, principal, hook["id"], limit=20))
-        hooks.append({**hook, "deliveries": deliveries})
-    return hooks, None
-
-
-def _items(result) -> list[dict]:
-    return list(result["items"] if isinstance(result, dict) else result)

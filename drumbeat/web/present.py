@@ -53,6 +53,8 @@ DONE_TEXTS = {**ACTION_DONE, "created": "Integration added.", "saved": "Saved.",
               "suppression-added": "Address added to the suppression list.",
               "suppression-deleted": "Suppression deleted.",
               "settings-saved": "Workspace settings saved.",
+              "webhook-test-queued": "Test delivery queued: it goes out within a few seconds; see its tries below.",
+              "webhook-deleted": "Webhook deleted.",
               "again": "Already done: this form was sent before, so nothing was done twice."}
 
 

@@ -20,7 +20,18 @@ from drumbeat.domain.exceptions import DomainError
 from drumbeat.domain.roles import Role
 from drumbeat.schemas import EventName, WebhookCreate
 from drumbeat.services import notifications
-from drumbeat.web.pages import Session, _ctx, _guard_post, _page, _problem, _session, _status_of, _to_login
+from drumbeat.web.pages import (
+    Session,
+    _again,
+    _ctx,
+    _guard_post,
+    _once,
+    _page,
+    _problem,
+    _session,
+    _status_of,
+    _to_login,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -82,9 +93,16 @@ async def add_webhook(request: Request):
     except ValidationError as exc:
         errors = _field_errors(exc)
         return await run_in_threadpool(lambda: _notifications_page(request, guard, 422, typed=typed, errors=errors))
-    created = await run_in_threadpool(notifications.create_webhook, _ctx(request), guard.principal, body.url, None,
-                                      list(body.events))
-    return await run_in_threadpool(lambda: _notifications_page(request, guard, 201, created=created,
+    try:  # once per form: a double click adds one webhook, not two
+        done = await run_in_threadpool(
+            _once, request, guard, str(form.get("form_nonce", "")),
+            lambda c: notifications.create_webhook(c, guard.principal, body.url, None, list(body.events)),
+            lambda _: PAGE)
+    except DomainError as exc:  # a forged or foreign form nonce (403)
+        return _problem(request, guard, exc.code, exc.message, _status_of(exc))
+    if done.repeated:
+        return _again(request, guard, done, PAGE)
+    return await run_in_threadpool(lambda: _notifications_page(request, guard, 201, created=done.result,
                                                                toast="Webhook added."))
 
 
@@ -94,13 +112,18 @@ async def send_test(request: Request, webhook_id: str):
     guard = _guard_post(request, str(form.get("csrf", "")), request.headers.get("x-csrf-token"), Role.OWNER)
     if not isinstance(guard, Session):
         return guard
-    try:
-        await run_in_threadpool(notifications.send_test, _ctx(request), guard.principal, webhook_id)
+    url = f"{PAGE}?done=webhook-test-queued#webhook-{webhook_id}"
+    try:  # once per form: a double click queues one test delivery
+        done = await run_in_threadpool(
+            _once, request, guard, str(form.get("form_nonce", "")),
+            lambda c: notifications.send_test(c, guard.principal, webhook_id), lambda _: PAGE)
     except DomainError as exc:
         if exc.code == "not_found":
             return _problem(request, guard, "not_found", NOT_FOUND, 404)
         return _problem(request, guard, exc.code, exc.message, _status_of(exc))
-    return RedirectResponse(f"{PAGE}?done=webhook-test-queued#webhook-{webhook_id}", status_code=303)
+    if done.repeated:
+        return _again(request, guard, done, PAGE)
+    return RedirectResponse(url, status_code=303)
 
 
 def _owner(request: Request) -> Session | Response:

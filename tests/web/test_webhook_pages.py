@@ -62,6 +62,27 @@ def test_an_owner_adds_a_webhook_and_sees_its_generated_secret_once(ctx, client,
     assert secret not in again and "****" + secret[-4:] in again  # once, then masked
 
 
+def test_the_same_form_posted_twice_adds_one_webhook_and_queues_one_test_delivery(ctx, client, users):
+    owner = users["owner"]["principal"]
+    sign_in(client, "owner@acme.test")
+    page = client.get("/notifications").text
+    nonce = re.search(r'name="form_nonce" value="([^"]+)"', page).group(1)
+    form = {"csrf": page_csrf(client), "form_nonce": nonce, "url": HOOK, "events": ["campaign.paused"]}
+    assert client.post("/notifications/webhooks", data=form).status_code == 201
+    again = client.post("/notifications/webhooks", data=form, follow_redirects=False)
+    assert again.status_code == 303 and "done=again" in again.headers["location"]
+    [hook] = notifications.list_webhooks(ctx, owner)
+    page = client.get("/notifications").text
+    nonces = re.findall(rf'action="/notifications/webhooks/{hook["id"]}/test" class="inline">\s*'
+                        r'<input type="hidden" name="csrf" value="[^"]+"><input type="hidden" name="form_nonce" '
+                        r'value="([^"]+)"', page)
+    test = {"csrf": page_csrf(client), "form_nonce": nonces[0]}
+    for _ in range(2):
+        assert client.post(f"/notifications/webhooks/{hook['id']}/test", data=test,
+                           follow_redirects=False).status_code == 303
+    assert [d["event"] for d in notifications.list_deliveries(ctx, owner, hook["id"])] == ["webhook.test"]
+
+
 def test_invalid_fields_are_shown_beside_them_as_typed_and_nothing_is_added(ctx, client, users):
     sign_in(client, "owner@acme.test")
     response = client.post("/notifications/webhooks", data={"csrf": page_csrf(client), "url": "ftp://x y"})

@@ -13,6 +13,7 @@ from drumbeat.api import (
     leads,
     openapi,
     ops,
+    replies,
     tokens,
     users,
     webhooks,
@@ -29,7 +30,7 @@ def create_app(ctx: Context, *, max_body_bytes: int = 20 * 1024 * 1024,
     app.state.ctx = ctx
     app.state.login_throttle = SignInThrottle(ctx)  # counts in the database: shared by every process
     errors.install(app)
-    for module in (users, tokens, integrations, campaigns, leads, webhooks, audit):
+    for module in (users, tokens, integrations, campaigns, leads, replies, webhooks, audit):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(callbacks.router)
     app.include_router(ops.router)

@@ -16,7 +16,7 @@ from drumbeat.domain.consent import SuppressionReason
 from drumbeat.domain.exceptions import ValidationFailed
 from drumbeat.domain.leads import LeadState
 from drumbeat.schemas import error_responses, examples, one_or_more
-from drumbeat.services import erasures, leads, suppressions
+from drumbeat.services import erasures, lead_export, leads, suppressions
 
 router = APIRouter(tags=["leads"])
 
@@ -124,13 +124,36 @@ class AttemptOut(BaseModel):
     updated_at: datetime
 
 
+class ConversationItem(BaseModel):
+    """One message of a lead's conversation: ours (an attempt) or theirs (a reply)."""
+
+    direction: Literal["out", "in"] = Field(description="`out`: our message (an attempt); `in`: their reply")
+    at: datetime = Field(description="when we sent it, or when their reply came")
+    channel: str
+    step: int | None = Field(description="the step (from 0) it belongs to")
+    text: str | None = Field(description="their reply's text; for our messages null (the rendered text is not "
+                                         "kept)")
+    status: str | None = Field(description="our message's attempt status; null for a reply")
+    reply_id: str | None = Field(description="the reply's id (POST /replies/{id}/handled); null for ours")
+    kind: Literal["reply", "opt_out", "opt_in"] | None = Field(description="what a reply was; null for ours")
+    handled: bool | None = Field(description="whether the reply is marked handled; null for ours")
+    media: dict[str, Any] | None = Field(description="a reply's media reference (WhatsApp, Twilio)")
+
+
 class LeadDetail(LeadOut):
     model_config = examples({**LEAD_EXAMPLE, "attempts": [{
         "step": 0, "channel": "whatsapp", "integration_id": "5eb4feab2f804d2daed9e008e923df08", "status": "read",
         "provider_message_id": "wamid.HBgLNDkxNTEyMzQ1Njc4OQ", "error_code": None, "error_class": None,
-        "error_message": None, "created_at": "2026-03-02T10:05:03Z", "updated_at": "2026-03-02T10:06:00Z"}]})
+        "error_message": None, "created_at": "2026-03-02T10:05:03Z", "updated_at": "2026-03-02T10:06:00Z"}],
+        "conversation": [
+            {"direction": "out", "at": "2026-03-02T10:05:03Z", "channel": "whatsapp", "step": 0, "text": None,
+             "status": "read", "reply_id": None, "kind": None, "handled": None, "media": None},
+            {"direction": "in", "at": "2026-03-02T10:07:00Z", "channel": "whatsapp", "step": 0,
+             "text": "Sounds good, call me tomorrow", "status": None, "reply_id": "17", "kind": "reply",
+             "handled": False, "media": None}]})
 
     attempts: list[AttemptOut]
+    conversation: list[ConversationItem] = Field(description="our messages and their replies, oldest first")
 
 
 class LeadPage(BaseModel):
@@ -311,6 +334,23 @@ def list_leads(campaign_id: str, principal: Viewer, ctx: ContextDep,
                q: Annotated[str | None, Query(description="part of a phone, email, URL or name")] = None,
                limit: Limit = 50, cursor: Cursor = None):
     return leads.list_leads(ctx, principal, campaign_id, state=state, q=q, limit=limit, cursor=cursor)
+
+
+@router.get("/campaigns/{campaign_id}/leads.csv", response_class=Response, responses={
+    200: {"description": "Every lead of the campaign, by id, streamed. `step`: the lead's current step (from 0); "
+                         "`variant`: the variant of its last attempt (empty without variants); `last_status`: its "
+                         "last attempt's status; `replied_at`: its first reply; `opted_out_reason`: the reason of "
+                         "the suppression entry that holds an opted-out lead. A cell starting with =, +, -, @, a tab "
+                         "or a carriage return gets a leading ' (spreadsheet formula injection; phones appear as "
+                         "'+49…).",
+          "content": {"text/csv": {"schema": {"type": "string"}, "example": (
+              ",".join(lead_export.HEADER) + "\r\n1,'+4915123456789,ada@example.com,,Ada,Lovelace,replied,1,,"
+              "read,,2026-03-02T10:07:00Z,\r\n")}}}, **error_responses(404)})
+def export_leads(campaign_id: str, principal: Viewer, ctx: ContextDep):
+    """Every lead of the campaign as CSV, streamed a page at a time (flat memory at any size)."""
+    pieces = lead_export.leads_csv(ctx, principal, campaign_id)
+    return StreamingResponse(pieces, media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="leads-{campaign_id}.csv"'})
 
 
 @router.get("/campaigns/{campaign_id}/leads/{lead_id}", response_model=LeadDetail, responses=error_responses(404))

@@ -27,12 +27,18 @@ class StatusEvent:
 class ReplyEvent:
     """An inbound message from a lead: `field` names the lead address it matches. `texts`:
     what the person sent, read for consent keywords (STOP, START): a message's text, or a
-    quick-reply button's text and payload."""
+    quick-reply button's text and payload. `text` is what the inbox shows (the message, the
+    button's text, a media caption), `media` the provider's reference to an attachment
+    ({"type", "id"|"url", "mime_type"?, "filename"?}), `inbound_id` the provider's id of
+    this message (a webhook delivered twice is kept once)."""
 
     field: str  # phone | email | linkedin_url
     address: str
     message_id: str | None = None  # the message replied to, where the provider says
     texts: tuple[str, ...] = ()
+    text: str | None = None
+    media: dict | None = None
+    inbound_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,7 +148,11 @@ def whatsapp_events(payload: dict) -> list[Event]:
                 message = _dict(message)
                 if message.get("from") and message.get("type") != "system":
                     replied_to = _dict(message.get("context")).get("id")
-                    events.append(ReplyEvent("phone", _e164(message["from"]), replied_to, _whatsapp_texts(message)))
+                    texts = _whatsapp_texts(message)
+                    media = _whatsapp_media(message)
+                    shown = texts[0] if texts else (media or {}).get("caption")
+                    events.append(ReplyEvent("phone", _e164(message["from"]), _text_or_none(replied_to), texts,
+                                             text=shown, media=media, inbound_id=_text_or_none(message.get("id"))))
     return events
 
 
@@ -162,6 +172,25 @@ def _whatsapp_texts(message: dict) -> tuple[str, ...]:
     else:
         found = []
     return tuple(t for t in found if isinstance(t, str) and t)
+
+
+WHATSAPP_MEDIA = ("image", "audio", "video", "document", "sticker")
+
+
+def _whatsapp_media(message: dict) -> dict | None:
+    """The reference Meta gives to a media message (its media id, to download with the
+    access token), with the caption and file name where there are."""
+    kind = message.get("type")
+    if kind not in WHATSAPP_MEDIA:
+        return None
+    body = _dict(message.get(kind))
+    media = {"type": kind, **{k: str(body[k]) for k in ("id", "mime_type", "caption", "filename")
+                              if isinstance(body.get(k), str | int) and body.get(k) != ""}}
+    return media
+
+
+def _text_or_none(value) -> str | None:
+    return str(value) if isinstance(value, str | int) and str(value) else None
 
 
 def _template_status(value: dict) -> list[Event]:
@@ -203,7 +232,10 @@ def twilio_events(form: dict[str, str]) -> list[Event]:
     status = form.get("MessageStatus") or form.get("CallStatus") or form.get("SmsStatus")
     if status == "received" or (status is None and form.get("Body") is not None):
         texts = (form["Body"],) if form.get("Body") else ()
-        return [ReplyEvent("phone", _e164(form["From"]), texts=texts)] if form.get("From") else []
+        media = ({"type": form.get("MediaContentType0") or "media", "url": form["MediaUrl0"]}
+                 if form.get("MediaUrl0") else None)
+        return [ReplyEvent("phone", _e164(form["From"]), texts=texts, text=form.get("Body") or None, media=media,
+                           inbound_id=sid or None)] if form.get("From") else []
     if sid and status in TWILIO_STATUS:
         code = form.get("ErrorCode")
         return [StatusEvent(sid, TWILIO_STATUS[status], f"twilio:{code}" if code else None, form.get("ErrorMessage"))]
@@ -231,7 +263,9 @@ def unipile_events(payload: dict) -> list[Event]:
         sender = _dict(payload.get("sender"))
         profile = sender.get("attendee_profile_url") or payload.get("sender_profile_url")
         if profile and not payload.get("is_sender"):
-            return [ReplyEvent("linkedin_url", normalize_profile(profile))]
+            text = payload.get("message") if isinstance(payload.get("message"), str) else None
+            return [ReplyEvent("linkedin_url", normalize_profile(profile), text=text or None,
+                               inbound_id=_text_or_none(payload.get("message_id")))]
     return []
 
 
@@ -240,7 +274,9 @@ def email_events(payload: dict) -> list[Event]:
     a bounce's `"kind": "hard"|"soft"` (API.md v1.1) says whether the address is gone."""
     kind, message_id, sender = payload.get("type"), payload.get("message_id"), payload.get("from")
     if kind == "reply" and (sender or message_id):
-        return [ReplyEvent("email", str(sender or "").strip().lower(), message_id)]
+        text = next((payload[k] for k in ("text", "body") if isinstance(payload.get(k), str) and payload[k]), None)
+        return [ReplyEvent("email", str(sender or "").strip().lower(), message_id, text=text,
+                           inbound_id=_text_or_none(payload.get("id") or payload.get("inbound_id")))]
     if kind == "bounce" and message_id:
         reason = payload.get("reason")
         return [StatusEvent(str(message_id), "failed", "email:bounce", str(reason) if reason is not None else None,

@@ -23,6 +23,7 @@ class ObjectType(StrEnum):
     SUPPRESSION = "suppression"
     WORKSPACE = "workspace"
     CAMPAIGN = "campaign"
+    REPLY = "reply"  # a lead's reply in the inbox, marked handled (issue 22)
 
 
 class ActorType(StrEnum):
@@ -97,6 +98,8 @@ def _object_words(object_type: str, object_id: str, details: dict, name: str | N
         return f"an API token of {owner}" if owner else "an API token"
     if object_type == ObjectType.SUPPRESSION:
         return f"the suppression of {_address(details, object_id)}"
+    if object_type == ObjectType.REPLY:
+        return f"a reply in campaign '{name or details.get('campaign_name') or details.get('campaign_id') or '?'}'"
     return f"workspace '{details['name']}'" if details.get("name") else "the workspace"
 
 
@@ -171,6 +174,8 @@ def describe(entry: dict, *, actor_email: str | None = None, object_name: str | 
         return f"{who} removed {what} ({n} API token{'' if n == 1 else 's'} revoked, signed out everywhere)"
     if action == DELETED:
         return f"{who} {'revoked' if kind == ObjectType.TOKEN else 'removed'} {what}"
+    if action == UPDATED and kind == ObjectType.REPLY and "handled" in (details.get("changes") or {}):
+        return f"{who} marked {what} as handled"
     if action == UPDATED and kind == ObjectType.USER and set(details.get("changes") or {}) == {"role"}:
         role = details["changes"]["role"]
         return f"{who} made {what} {role['to']} (was {role['from']})"

@@ -2,13 +2,14 @@
 
 A cell that starts with `=`, `+`, `-` or `@` is a formula to Excel, LibreOffice and
 Google Sheets: a lead's name `=HYPERLINK(...)` in a downloaded file would run when the
-operator opens it (CSV injection). Such a cell gets a leading single quote, which the
-spreadsheet shows as text and hides.
+operator opens it (CSV injection). A tab or carriage return first lets some spreadsheets
+skip to the formula behind it (OWASP's list). Such a cell gets a leading single quote,
+which the spreadsheet shows as text and hides.
 """
 
 from __future__ import annotations
 
-FORMULA_STARTS = ("=", "+", "-", "@")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_cell(value: object) -> str:

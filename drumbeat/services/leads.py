@@ -55,6 +55,7 @@ from drumbeat.services.context import Context, Principal
 from drumbeat.store import campaigns as campaign_store
 from drumbeat.store import imports as import_store
 from drumbeat.store import leads as store
+from drumbeat.store import replies as reply_store
 from drumbeat.store.ids import new_id
 
 ADDRESS_FIELDS = ("phone", "email", "linkedin_url")
@@ -739,7 +740,27 @@ def _lead_detail(conn, campaign_id: str, lead_id: int) -> dict | None:
     row = store.get_lead(conn, campaign_id, lead_id)
     if row is None:
         return None
-    return {**lead_view(row), "attempts": [attempt_view(a) for a in store.lead_attempts(conn, lead_id)]}
+    attempts = store.lead_attempts(conn, lead_id)
+    return {**lead_view(row), "attempts": [attempt_view(a) for a in attempts],
+            "conversation": conversation(conn, lead_id, attempts)}
+
+
+# --- a lead's conversation ---------------------------------------------------------------
+
+# Attempts that never left us (the key was refused) are no message to the person.
+NOT_A_MESSAGE = ("key_error",)
+
+
+def conversation(conn, lead_id: int, attempts: list[dict]) -> list[dict]:
+    """Our messages (the lead's attempts; `text` is null: the rendered text is not kept)
+    and their replies, oldest first (ours first at the same instant)."""
+    ours = [{"direction": "out", "at": a["created_at"], "channel": a["channel"], "step": a["step"],
+             "text": a.get("text"), "status": a["status"], "reply_id": None, "kind": None, "handled": None,
+             "media": None} for a in attempts if a["status"] not in NOT_A_MESSAGE]
+    theirs = [{"direction": "in", "at": r["at"], "channel": r["channel"], "step": r["step"], "text": r["text"],
+               "status": None, "reply_id": str(r["id"]), "kind": r["kind"], "handled": bool(r["handled"]),
+               "media": r["media"]} for r in reply_store.lead_replies(conn, lead_id)]
+    return sorted(ours + theirs, key=lambda m: (m["at"], m["direction"] == "in"))
 
 
 def get_lead(ctx: Context, principal: Principal, campaign_id: str, lead_id: str) -> dict:

@@ -22,7 +22,7 @@ from drumbeat.channels.inbound import (
 from drumbeat.domain.exceptions import NotFound
 from drumbeat.domain.leads import AttemptStatus, LeadState
 from drumbeat.domain.receipts import status_after_receipt
-from drumbeat.services import consent, templates
+from drumbeat.services import consent, replies, templates
 from drumbeat.services.consent import AutoReply
 from drumbeat.services.context import Actor, Context
 from drumbeat.services.holds import hold_after_health_change
@@ -107,9 +107,12 @@ def _apply_status(conn, integration: CallbackIntegration, event: StatusEvent, no
 
 def _apply_reply(conn, integration: CallbackIntegration, event: ReplyEvent, now,
                  auto_replies: list[AutoReply] | None = None) -> int:
-    """A reply stops the sequence of every lead with that address this integration wrote to.
-    An SMS or WhatsApp message that is an opt-out or opt-in word is consent, not a reply
-    (services.consent): the number is suppressed, or a STOP's entry lifted."""
+    """A reply stops the sequence of every lead with that address this integration wrote to
+    (and of the lead whose message it quotes). An SMS or WhatsApp message that is an
+    opt-out or opt-in word is consent, not a reply (services.consent): the number is
+    suppressed, or a STOP's entry lifted. Either way the message is kept (services.replies),
+    flagged with what it was; a webhook delivered again changes nothing the second time."""
+    kind = "reply"
     if event.field == "phone" and integration.channel in CONSENT_CHANNELS and integration.workspace_id:
         kind = consent.apply_keyword(conn, integration.workspace_id, integration_id=integration.id,
                                      channel=integration.channel, phone=event.address, texts=event.texts, now=now)
@@ -117,12 +120,15 @@ def _apply_reply(conn, integration: CallbackIntegration, event: ReplyEvent, now,
             answer = consent.auto_reply(conn, integration.workspace_id, kind, event.address, event.texts)
             if answer:
                 auto_replies.append(answer)
-        if kind != "reply":
-            return 1
+    kept = replies.record_inbound(conn, workspace_id=integration.workspace_id, integration_id=integration.id,
+                                  channel=integration.channel, event=event, kind=kind, now=now)
+    if kind != "reply":
+        return 1
     candidates = store.leads_contacted_through(conn, integration.id, event.field, event.address)
     if event.field == "linkedin_url":
         candidates = [(i, url) for i, url in candidates if normalize_profile(url) == event.address]
-    return len(store.end_lead(conn, [i for i, _ in candidates], LeadState.REPLIED, store.REPLYABLE, now))
+    lead_ids = {i for i, _ in candidates} | ({kept["lead_id"]} if kept else set())
+    return len(store.end_lead(conn, sorted(lead_ids), LeadState.REPLIED, store.REPLYABLE, now))
 
 
 def _apply_acceptance(conn, integration: CallbackIntegration, event: AcceptedEvent, now) -> int:

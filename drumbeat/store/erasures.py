@@ -8,7 +8,7 @@ from sqlalchemy import Connection, or_, select, update
 
 from drumbeat.domain.erasure import ERASED_LEAD_FIELDS
 from drumbeat.store.leads import suppression_hash
-from drumbeat.store.tables import attempts, campaigns, consent_events, leads, suppressions
+from drumbeat.store.tables import attempts, campaigns, consent_events, leads, replies, suppressions
 
 
 def leads_with(conn: Connection, workspace_id: str, *, phone: str | None, email: str | None) -> list[int]:
@@ -18,13 +18,15 @@ def leads_with(conn: Connection, workspace_id: str, *, phone: str | None, email:
 
 
 def erase_leads(conn: Connection, lead_ids: list[int], now: datetime) -> None:
-    """Personal fields replaced, and the providers' error texts of their attempts blanked
-    (a refusal may quote the address); states, steps and codes stay."""
+    """Personal fields replaced, the providers' error texts of their attempts blanked (a
+    refusal may quote the address) and what they wrote in replies forgotten; states, steps,
+    codes and when they replied stay."""
     for start in range(0, len(lead_ids), 1000):
         chunk = lead_ids[start:start + 1000]
         conn.execute(update(leads).where(leads.c.id.in_(chunk)).values(**ERASED_LEAD_FIELDS, updated_at=now))
         conn.execute(update(attempts).where(attempts.c.lead_id.in_(chunk), attempts.c.error_message.is_not(None))
                      .values(error_message=None))
+        conn.execute(update(replies).where(replies.c.lead_id.in_(chunk)).values(text=None, media=None))
 
 
 def blank_consent_events(conn: Connection, workspace_id: str, lead_ids: list[int], *, address: str) -> int:

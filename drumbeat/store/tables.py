@@ -557,3 +557,50 @@ form_submissions = Table(
     Column("result_url", Text),
     Column("used_at", UTCDateTime, nullable=False, index=True),
 )
+
+# --- replies (API.md v1.1, Learning what works; migration 0021) ---------------------------
+
+# Every inbound message from a lead, with what it said (escaped wherever shown, never
+# logged) and, for WhatsApp media, the provider's reference. `step` and `attempt_id`: the
+# attempt it answers (the one it quotes, else the lead's last before it). `kind`: what
+# consent made of it. A webhook delivered twice keeps one row (ux_replies_provider_message).
+replies = Table(
+    "replies", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("workspace_id", String(32), ForeignKey("workspaces.id"), nullable=False),
+    Column("campaign_id", String(32), ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("lead_id", BigId, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt_id", BigId),
+    Column("step", Integer),
+    Column("channel", String(20), nullable=False),
+    Column("integration_id", String(32)),
+    Column("provider_message_id", String(200)),
+    Column("kind", String(10), nullable=False, server_default="reply"),
+    Column("text", Text),
+    Column("media", Json),
+    Column("at", UTCDateTime, nullable=False),
+    Column("handled", Boolean, nullable=False, server_default=text("false")),
+    Column("handled_at", UTCDateTime),
+    Column("handled_by", String(32)),
+    CheckConstraint("kind IN ('reply', 'opt_out', 'opt_in')", name="kind"),
+    Index("ix_replies_newest", "workspace_id", "id"),
+    Index("ix_replies_campaign", "campaign_id", "id"),
+    Index("ix_replies_lead", "lead_id", "id"),
+    Index("ux_replies_provider_message", "integration_id", "provider_message_id", unique=True,
+          postgresql_where=text("provider_message_id IS NOT NULL"),
+          sqlite_where=text("provider_message_id IS NOT NULL")),
+)
+
+# An inbound message no lead of the integration matched: kept as a provider event only,
+# never attached to a guess; no text, the sender as a keyed hash (domain.consent.address_hash).
+ignored_inbound = Table(
+    "ignored_inbound", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("workspace_id", String(32)),
+    Column("integration_id", String(32), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("reason", String(40), nullable=False),
+    Column("address_hash", String(64)),
+    Column("provider_message_id", String(200)),
+    Column("at", UTCDateTime, nullable=False, index=True),
+)

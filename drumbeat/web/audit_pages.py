@@ -18,7 +18,8 @@ PER_PAGE = 50
 
 OBJECT_TYPE_LABELS = {ObjectType.CAMPAIGN: "Campaigns", ObjectType.INTEGRATION: "Integrations",
                       ObjectType.USER: "Users", ObjectType.TOKEN: "API tokens", ObjectType.WEBHOOK: "Webhooks",
-                      ObjectType.SUPPRESSION: "Suppressions", ObjectType.WORKSPACE: "Workspace"}
+                      ObjectType.SUPPRESSION: "Suppressions", ObjectType.WORKSPACE: "Workspace",
+                      ObjectType.REPLY: "Replies"}
 
 
 @router.get("/audit", response_class=HTMLResponse)

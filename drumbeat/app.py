@@ -22,6 +22,7 @@ from drumbeat.api.limits import BodySizeLimit
 from drumbeat.services.context import Context
 from drumbeat.services.sign_ins import SignInThrottle
 from drumbeat.web import audit_pages, builder, imports, integration_forms, pages, settings, suppressions, unsubscribe
+from drumbeat.web import replies as reply_pages
 
 
 def create_app(ctx: Context, *, max_body_bytes: int = 20 * 1024 * 1024,
@@ -40,6 +41,7 @@ def create_app(ctx: Context, *, max_body_bytes: int = 20 * 1024 * 1024,
     app.include_router(audit_pages.router)
     app.include_router(unsubscribe.router)  # public: an email's unsubscribe link, no session
     app.include_router(suppressions.router)
+    app.include_router(reply_pages.router)  # before pages: /campaigns/{id}/leads.csv is not a lead list
     app.include_router(settings.router)
     app.include_router(pages.router)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, max_streamed_bytes=max_streamed_bytes)

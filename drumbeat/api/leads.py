@@ -344,8 +344,8 @@ def list_leads(campaign_id: str, principal: Viewer, ctx: ContextDep,
                          "or a carriage return gets a leading ' (spreadsheet formula injection; phones appear as "
                          "'+49…).",
           "content": {"text/csv": {"schema": {"type": "string"}, "example": (
-              ",".join(lead_export.HEADER) + "\r\n1,'+4915123456789,ada@example.com,,Ada,Lovelace,replied,1,,"
-              "read,,2026-03-02T10:07:00Z,\r\n")}}}, **error_responses(404)})
+              ",".join(lead_export.HEADER) + "\n1,'+4915123456789,ada@example.com,,Ada,Lovelace,replied,1,,"
+              "read,,2026-03-02T10:07:00Z,\n")}}}, **error_responses(404)})
 def export_leads(campaign_id: str, principal: Viewer, ctx: ContextDep):
     """Every lead of the campaign as CSV, streamed a page at a time (flat memory at any size)."""
     pieces = lead_export.leads_csv(ctx, principal, campaign_id)

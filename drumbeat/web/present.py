@@ -53,6 +53,7 @@ DONE_TEXTS = {**ACTION_DONE, "created": "Integration added.", "saved": "Saved.",
               "suppression-added": "Address added to the suppression list.",
               "suppression-deleted": "Suppression deleted.",
               "settings-saved": "Workspace settings saved.",
+              "reply-handled": "Reply marked handled.",
               "again": "Already done: this form was sent before, so nothing was done twice."}
 
 

@@ -5,17 +5,21 @@ missing role check would show as a real change."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import insert, select
 
 from drumbeat.services import campaigns as svc
-from drumbeat.services import integrations, workspaces
+from drumbeat.services import integrations, replies, workspaces
 from drumbeat.services import leads as lead_svc
+from drumbeat.store.tables import campaigns
+from drumbeat.store.tables import replies as reply_table
 from drumbeat.web import builder, imports, integration_forms, pages, settings
+from drumbeat.web import replies as reply_pages
 from tests.factory import add_leads, new_campaign, sandbox_key
 from tests.web.conftest import page_csrf, sign_in
 
 # Posts a viewer may make: signing in and out, and the builder's SMS segment counter (reads only).
 FOR_EVERYONE = {"/login", "/logout", "/campaigns/builder/sms-size"}
-WEB_POSTS = sorted({route.path for module in (builder, integration_forms, imports, pages, settings)
+WEB_POSTS = sorted({route.path for module in (builder, integration_forms, imports, pages, settings, reply_pages)
                     for route in module.router.routes if "POST" in route.methods} - FOR_EVERYONE)
 
 
@@ -23,7 +27,7 @@ def test_the_dashboard_has_the_post_routes_this_check_expects():
     assert {"/campaigns/new", "/campaigns/{campaign_id}/actions/{action}", "/integrations/new",
             "/integrations/{integration_id}/enabled", "/campaigns/{campaign_id}/leads/import/{token}",
             "/campaigns/{campaign_id}/test", "/integrations/{integration_id}/templates/sync",
-            "/settings"} <= set(WEB_POSTS)
+            "/settings", "/replies/{reply_id}/handled"} <= set(WEB_POSTS)
 
 
 @pytest.mark.parametrize("path", WEB_POSTS)
@@ -34,10 +38,12 @@ def test_a_viewer_is_refused_every_action_with_a_403_page_and_nothing_changes(ct
     add_leads(ctx, cid, 2)
     svc.start(ctx, owner, cid)
     lead_id = lead_svc.list_leads(ctx, owner, cid, limit=1)["items"][0]["id"]
+    reply_id = _a_reply(ctx, cid, int(lead_id))
     before = (svc.list_campaigns(ctx, owner)["items"], integrations.list_integrations(ctx, owner),
-              workspaces.get_workspace(ctx, owner))
+              workspaces.get_workspace(ctx, owner), replies.list_replies(ctx, owner)["items"])
     sign_in(client, "viewer@acme.test")
-    url = path.format(campaign_id=cid, action="pause", lead_id=lead_id, integration_id=iid, token="0" * 32)
+    url = path.format(campaign_id=cid, action="pause", lead_id=lead_id, integration_id=iid, token="0" * 32,
+                      reply_id=reply_id)
     data = {"csrf": page_csrf(client), "enabled": "false", "event": "disconnected", "confirm": "Spring promo",
             "resolution": "mark_sent", "step": "0", "to.phone": "+14155550100", "name": "Viewer's",
             "provider": "sandbox", "channel": "sms", "label": "Viewer's", "op": "draft", "config": "{}",
@@ -46,9 +52,19 @@ def test_a_viewer_is_refused_every_action_with_a_403_page_and_nothing_changes(ct
     assert response.status_code == 403, (url, response.status_code)
     assert "text/html" in response.headers["content-type"] and "role" in response.text
     after = (svc.list_campaigns(ctx, owner)["items"], integrations.list_integrations(ctx, owner),
-             workspaces.get_workspace(ctx, owner))
+             workspaces.get_workspace(ctx, owner), replies.list_replies(ctx, owner)["items"])
     assert [c["status"] for c in after[0]] == [c["status"] for c in before[0]] == ["sending"]
     assert after[1] == before[1] and after[2] == before[2]
+    assert after[3] == before[3] and [r["handled"] for r in after[3]] == [False]
+
+
+def _a_reply(ctx, campaign_id: str, lead_id: int) -> str:
+    """A kept reply of that lead (as the inbound path keeps one), for the inbox's action."""
+    with ctx.db.begin() as conn:
+        workspace_id = conn.execute(select(campaigns.c.workspace_id).where(campaigns.c.id == campaign_id)).scalar_one()
+        return str(conn.execute(insert(reply_table).values(
+            workspace_id=workspace_id, campaign_id=campaign_id, lead_id=lead_id, channel="whatsapp", kind="reply",
+            text="hello", at=ctx.clock(), handled=False).returning(reply_table.c.id)).scalar_one())
 
 
 def test_only_an_owner_sees_enable_and_disable_on_the_integration_list(ctx, client, users):

@@ -69,7 +69,7 @@ def inbox(request: Request, campaign: str = "", channel: str = "", handled: str 
     return _page(request, s, "replies.html", rows=rows, filters=filters, campaign=campaign, channel=channel,
                  handled=handled, handled_choices=HANDLED_CHOICES, channels=present.CHANNEL_WORDS,
                  campaigns=[(c["id"], c["name"]) for c in choices], next_link=next_link, selected=selected,
-                 lead=lead, lead_row=present.lead_row(lead) if lead else None, here=here)
+                 lead=lead, lead_who=_who(lead, lead["id"]) if lead else "", here=here)
 
 
 def _who(lead: dict, lead_id: str) -> str:

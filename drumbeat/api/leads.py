@@ -291,7 +291,8 @@ async def import_leads_csv(
 
 @router.get("/imports/{import_id}/rejected.csv", response_class=Response, responses={
     200: {"description": "Every rejected row: `row`, the CSV's own columns, `reasons`. A cell starting with "
-                         "=, +, - or @ gets a leading ' (spreadsheet formula injection).",
+                         "=, +, -, @, a tab or a carriage return gets a leading ' (spreadsheet formula "
+                         "injection).",
           "content": {"text/csv": {"schema": {"type": "string"}, "example": (
               "row,phone,first_name,plan,reasons\n"
               "2,not-a-phone,Bob,free,phone: must be an international number starting with + or 00\n")}}},
@@ -405,7 +406,8 @@ async def import_suppressions(request: Request, principal: Operator, ctx: Contex
 
 @router.get("/suppressions/export", response_class=Response, tags=["suppressions"], responses={
     200: {"description": "The whole list: `phone`, `email`, `reason`, `created_at`. A cell starting with "
-                         "=, +, - or @ gets a leading ' (spreadsheet formula injection; phones appear as '+49…).",
+                         "=, +, -, @, a tab or a carriage return gets a leading ' (spreadsheet formula "
+                         "injection; phones appear as '+49…).",
           "content": {"text/csv": {"schema": {"type": "string"}, "example": (
               "phone,email,reason,created_at\n'+4915123456789,,stop_keyword,2026-03-02T10:00:00Z\n"
               ",ada@example.com,import,2026-03-02T10:05:00Z\n")}}}, **error_responses()})

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
-from sqlalchemy import insert, select  # noqa: E402
+from sqlalchemy import insert  # noqa: E402
 
 from bench.import_csv import free_port, peak_rss_mb  # noqa: E402
 from drumbeat.app import create_app  # noqa: E402
@@ -70,10 +70,9 @@ def fill(ctx: Context, workspace_id: str, campaign_id: str, other_id: str, n: in
                 rows.append({**rows[-1], "campaign_id": other_id, "phone": f"+1666{i:07d}", "email": None,
                              "state": "not_contacted", "last_error": None})
         with ctx.db.begin() as conn:
-            conn.execute(insert(leads), rows)
-            ids = conn.execute(select(leads.c.id, leads.c.state, leads.c.phone)
-                               .where(leads.c.campaign_id == campaign_id, leads.c.phone.in_(
-                                   [r["phone"] for r in rows if r["campaign_id"] == campaign_id]))).all()
+            inserted = conn.execute(insert(leads).returning(leads.c.id, leads.c.state, leads.c.phone,
+                                                            leads.c.campaign_id, sort_by_parameter_order=True), rows)
+            ids = [(i, state, phone) for i, state, phone, campaign in inserted if campaign == campaign_id]
             tried = [(lead_id, state) for lead_id, state, _ in ids if lead_id % 10 == 0]
             if tried:
                 conn.execute(insert(attempts), [{

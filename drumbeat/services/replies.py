@@ -24,8 +24,16 @@ from drumbeat.store import campaigns as campaign_store
 from drumbeat.store import replies as store
 
 CHANNELS = tuple(c.value for c in Channel)
-KINDS = ("reply", "opt_out", "opt_in")
 MAX_TEXT = 10_000  # characters kept of one message (an email body may be long)
+
+
+def storable(value: str | None, limit: int = MAX_TEXT) -> str | None:
+    """Text as both databases keep it: no NUL (PostgreSQL refuses it in text and JSON), no
+    lone surrogate (not UTF-8), at most `limit` characters; None for nothing left."""
+    if value is None:
+        return None
+    text = str(value).replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:limit]
+    return text or None
 
 
 def record_inbound(conn: Connection, *, workspace_id: str | None, integration_id: str, channel: str,
@@ -33,7 +41,8 @@ def record_inbound(conn: Connection, *, workspace_id: str | None, integration_id
     """Keep one inbound message in the caller's transaction. Returns the lead it belongs to
     ({"lead_id", "campaign_id", "reply_id"}; reply_id None for a webhook delivered again),
     or None when it matched no lead (then kept as an ignored provider event)."""
-    found = store.quoted_attempt(conn, integration_id, event.message_id) if event.message_id else None
+    quoted, inbound_id = storable(event.message_id, 200), storable(event.inbound_id, 200)
+    found = store.quoted_attempt(conn, integration_id, quoted) if quoted else None
     if found is None:
         same_profile = ((lambda url: normalize_profile(url) == event.address) if event.field == "linkedin_url"
                         else None)
@@ -44,16 +53,16 @@ def record_inbound(conn: Connection, *, workspace_id: str | None, integration_id
     if found is None or (workspace_id is not None and
                          store.workspace_of_campaign(conn, found["campaign_id"]) != workspace_id):
         store.insert_ignored(conn, workspace_id=workspace_id, integration_id=integration_id, channel=channel,
-                             field=event.field, address=event.address, provider_message_id=event.inbound_id,
+                             field=event.field, address=event.address, provider_message_id=inbound_id,
                              reason="unknown_lead", at=now)
         return None
-    text = event.text[:MAX_TEXT] if event.text else None
+    media = {storable(k, 40) or "?": storable(v, 2000) for k, v in event.media.items()} if event.media else None
     reply_id = store.insert_reply(conn, {
         "workspace_id": workspace_id or store.workspace_of_campaign(conn, found["campaign_id"]),
         "campaign_id": found["campaign_id"], "lead_id": found["lead_id"], "attempt_id": found["attempt_id"],
         "step": found["step"], "channel": channel, "integration_id": integration_id,
-        "provider_message_id": event.inbound_id[:200] if event.inbound_id else None, "kind": kind,
-        "text": text, "media": event.media, "at": now, "handled": False})
+        "provider_message_id": inbound_id, "kind": kind, "text": storable(event.text), "media": media, "at": now,
+        "handled": False})
     return {"lead_id": found["lead_id"], "campaign_id": found["campaign_id"], "reply_id": reply_id}
 
 

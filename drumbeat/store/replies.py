@@ -70,11 +70,11 @@ def insert_ignored(conn: Connection, *, workspace_id: str | None, integration_id
     if field in ("phone", "email") and address:
         try:
             hashed = address_hash(address_key(conn), **{field: address})
-        except RuntimeError:
+        except (RuntimeError, UnicodeEncodeError):  # no key bound; not text an address can be
             hashed = None
     conn.execute(insert(ignored_inbound).values(
         workspace_id=workspace_id, integration_id=integration_id, channel=channel, reason=reason,
-        address_hash=hashed, provider_message_id=(provider_message_id or None) and provider_message_id[:200], at=at))
+        address_hash=hashed, provider_message_id=provider_message_id, at=at))
 
 
 LISTED = (replies, campaigns.c.name.label("campaign_name"), leads.c.first_name, leads.c.last_name, leads.c.phone,

@@ -277,6 +277,9 @@ leads = Table(
         postgresql_where=text(WORKABLE_PREDICATE), sqlite_where=text(WORKABLE_PREDICATE),
     ),
     Index("ix_leads_campaign_state", "campaign_id", "state", "id"),  # lists of leads by state, paged by id
+    # Every lead of a campaign in id order, a keyset page at a time (the leads export, the
+    # unfiltered list): without it each page sorts the campaign's remaining leads (migration 0021).
+    Index("ix_leads_campaign_id", "campaign_id", "id"),
     # Invitations waiting for acceptance, expired every tick (migration 0007).
     Index("ix_leads_awaiting", "campaign_id", "next_action_at",
           postgresql_where=text(f"awaiting IS NOT NULL AND {WORKABLE_PREDICATE}"),

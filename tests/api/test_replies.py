@@ -259,3 +259,17 @@ def test_a_reply_without_any_lead_state_change_is_still_kept_for_a_finished_lead
         kept = conn.execute(select(replies.c.lead_id, replies.c.text)).all()
         state = conn.execute(select(leads.c.state).where(leads.c.id == lead_id)).scalar_one()
     assert [tuple(r) for r in kept] == [(lead_id, "late answer")] and state == "failed"
+
+
+def test_text_no_database_can_keep_is_cleaned_not_a_500(ctx, client):
+    wa = WhatsApp(ctx, client)
+    sent_lead(ctx, wa.campaign, wa.key, message_id="wamid.out1")
+    raw = ('{"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", '
+           '"value": {"messages": [{"from": "14155550100", "id": "wamid.nul", "type": "image", "image": '
+           '{"id": "7\\u0000", "caption": "a\\u0000b \\ud800 ' + "x" * 20_000 + '"}}]}}]}]}').encode()
+    answer = client.post(f"/webhooks/whatsapp/{wa.key}", content=raw, headers={
+        "Content-Type": "application/json", "X-Hub-Signature-256": sign_sha256(raw, "meta-secret")})
+    assert answer.status_code == 200, answer.text
+    with ctx.db.connect() as conn:
+        text, media = conn.execute(select(replies.c.text, replies.c.media)).one()
+    assert text.startswith("ab ? xxx") and len(text) == 10_000 and media["id"] == "7"

@@ -12,6 +12,9 @@ Revises: 0018
 - `ignored_inbound`: an inbound message that matched no lead the integration wrote to,
   kept as a provider event only (no text, the sender as a keyed hash): never attached to
   a guessed lead.
+- `ix_leads_campaign_id`: a campaign's leads in id order, so the leads export (and the
+  unfiltered lead list) reads each keyset page from the index instead of sorting every
+  remaining lead of the campaign per page.
 """
 from typing import Sequence, Union
 
@@ -73,9 +76,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ignored_inbound")),
     )
     op.create_index("ix_ignored_inbound_at", "ignored_inbound", ["at"])
+    op.create_index("ix_leads_campaign_id", "leads", ["campaign_id", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_leads_campaign_id", table_name="leads")
     op.drop_index("ix_ignored_inbound_at", table_name="ignored_inbound")
     op.drop_table("ignored_inbound")
     op.drop_index("ux_replies_provider_message", table_name="replies")

@@ -16,6 +16,7 @@ from typing import Any
 
 from drumbeat.domain import sms
 from drumbeat.domain.channels import ADDRESS_FIELD, Channel
+from drumbeat.domain.variants import template_of, templates_of
 from drumbeat.domain.templates import (
     MESSAGE_TOO_LONG,
     MISSING_VARIABLE,
@@ -66,15 +67,18 @@ def sent_texts(channel: str, template: Mapping[str, Any]) -> list[str]:
 def needs_unsubscribe_url(step: Mapping[str, Any]) -> bool:
     """An email carries the link in its headers; any other message only where it says so."""
     return step["channel"] == Channel.EMAIL or any(
-        UNSUBSCRIBE_URL in variables(text) for text in sent_texts(step["channel"], step["template"]))
+        UNSUBSCRIBE_URL in variables(text) for template in templates_of(step)
+        for text in sent_texts(step["channel"], template))
 
 
 def compose(step: Mapping[str, Any], lead: Mapping[str, Any], *, to: str | None = None,
-            idempotency_key: str = "", unsubscribe_url: str | None = None) -> Composition:
+            idempotency_key: str = "", unsubscribe_url: str | None = None,
+            variant: int | None = None) -> Composition:
     """Render `step` for `lead` (its fields and attributes) with the lead's unsubscribe
     link (`{{unsubscribe_url}}`, an email's List-Unsubscribe). `to` overrides the lead's
-    address (a test send)."""
-    channel, template = step["channel"], dict(step["template"])
+    address (a test send). A step with variants renders variant `variant` (the lead's:
+    domain.variants.variant_of; the first when None)."""
+    channel, template = step["channel"], dict(template_of(step, variant if variant is not None else 0))
     values = lead_values(lead, unsubscribe_url=unsubscribe_url)
     missing = missing_variables(sent_texts(channel, template), values)
     if is_whatsapp_template(channel, template) and template.get("components"):

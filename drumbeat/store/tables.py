@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -204,6 +205,8 @@ steps = Table(
     Column("channel", String(20), nullable=False),
     Column("template", Json, nullable=False),
     Column("delay_seconds", Integer, nullable=False, server_default="0"),
+    # null, or [{"template", "weight"}, ...] (2 to 5; `template` then holds the first's) (migration 0022)
+    Column("variants", Json),
 )
 
 holds = Table(
@@ -313,6 +316,7 @@ attempts = Table(
     Column("counted_failure", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("variant", SmallInteger),  # the step's variant sent (domain.variants); null without (migration 0022)
     CheckConstraint(
         "status IN ('sending', 'sent', 'delivered', 'read', 'failed', 'key_error', 'in_doubt')",
         name="status",
@@ -351,6 +355,22 @@ campaign_counts = Table(
     Column("metric", String(120), nullable=False),
     Column("n", BigInteger, nullable=False),
     Index("ix_campaign_counts_campaign", "campaign_id", "metric"),
+)
+
+# Per campaign, step, variant (-1: the step has none) and UTC quarter hour ('YYYY-MM-DDTHH:MM'):
+# accepted sends (`sent`, with delivered and read inside it, as `breakdown`), counted
+# failures, and leads that turned replied or opted out (credited to their last attempt's
+# step and variant), kept by triggers (migration 0022) in the writing transaction. A value
+# is the SUM of its rows: PostgreSQL appends delta rows, folded by store.stats.fold.
+step_stats = Table(
+    "step_stats", metadata,
+    Column("campaign_id", String(32), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("variant", SmallInteger, nullable=False),
+    Column("quarter", String(16), nullable=False),
+    *(Column(name, BigInteger, nullable=False, server_default="0")
+      for name in ("sent", "delivered", "read", "failed", "replied", "opted_out")),
+    Index("ix_step_stats_campaign", "campaign_id", "quarter"),
 )
 
 timeline = Table(

@@ -28,6 +28,7 @@ from pydantic import (
     WithJsonSchema,
     create_model,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -41,6 +42,7 @@ from drumbeat.domain.messages import is_whatsapp_template
 from drumbeat.domain.reasons import PauseReason
 from drumbeat.domain.roles import Role
 from drumbeat.domain.templates import LEAD_FIELDS, UNSUBSCRIBE_URL, unknown_variables
+from drumbeat.domain.variants import MAX_VARIANTS, MIN_VARIANTS
 from drumbeat.domain.whatsapp_templates import located_strings, shape_problems
 
 MAX_INT = 2**31 - 1  # the widest integer column (PostgreSQL INTEGER)
@@ -680,43 +682,91 @@ class Template(Request):
         return components
 
 
+def _template_problems(channel: Channel, template: Template) -> list[tuple[str, str]]:
+    """What a template lacks for a step on `channel` (paths inside the template)."""
+    if channel == Channel.EMAIL and template.subject is None:
+        return [("subject", "an email step needs template.subject")]
+    if channel == Channel.LINKEDIN and template.action is None:
+        template.action = "message"
+    problems: list[tuple[str, str]] = []
+    wa_template = is_whatsapp_template(channel, template.model_dump(include={"name", "language"}))
+    if template.body is None and not wa_template:
+        problems.append(("body", "is required (only a WhatsApp template step, with name and language, "
+                                 "may leave it out)"))
+    if template.components is not None and not wa_template:
+        problems.append(("components", "belong to a WhatsApp template step (with name and language)"))
+    if template.html is not None and channel != Channel.EMAIL:
+        problems.append(("html", "belongs to an email step"))
+    if channel == Channel.SMS and template.body is not None:
+        size = sms.measure(template.body)
+        if size.segments > sms.MAX_SEGMENTS:
+            problems.append(("body", f"takes {size.segments} SMS segments ({size.encoding}) as written; "
+                                     f"at most {sms.MAX_SEGMENTS} are sent"))
+    return problems
+
+
+class Variant(Request):
+    template: Template
+    weight: Annotated[int, Field(ge=1, le=1_000_000, description="Positive; the variant's share is "
+                                                                   "weight / the sum of the step's weights")] = 1
+
+
 class Step(Request):
     channel: Channel
-    template: Template
+    template: Template | None = Field(default=None, description="The step's message; or give `variants`")
+    variants: Annotated[list[Variant], Field(min_length=MIN_VARIANTS, max_length=MAX_VARIANTS)] | None = Field(
+        default=None, description="2 to 5 messages tried against each other instead of `template`; a lead's "
+                                  "variant is fixed by its id and the step")
     delay_seconds: Annotated[int, Field(ge=0, le=MAX_INT)] = 0
 
     @field_validator("template")
     @classmethod
-    def _fits_channel(cls, template: Template, info: ValidationInfo) -> Template:
+    def _fits_channel(cls, template: Template | None, info: ValidationInfo) -> Template | None:
         channel = info.data.get("channel")
-        if channel is None:
+        if channel is None or template is None:
             return template  # the channel itself is refused
         if channel == Channel.EMAIL and template.subject is None:
             raise ValueError("an email step needs template.subject")
-        if channel == Channel.LINKEDIN and template.action is None:
-            template.action = "message"
-        problems: list[tuple[str, str]] = []
-        wa_template = is_whatsapp_template(channel, template.model_dump(include={"name", "language"}))
-        if template.body is None and not wa_template:
-            problems.append(("body", "is required (only a WhatsApp template step, with name and language, "
-                                     "may leave it out)"))
-        if template.components is not None and not wa_template:
-            problems.append(("components", "belong to a WhatsApp template step (with name and language)"))
-        if template.html is not None and channel != Channel.EMAIL:
-            problems.append(("html", "belongs to an email step"))
-        if channel == Channel.SMS and template.body is not None:
-            size = sms.measure(template.body)
-            if size.segments > sms.MAX_SEGMENTS:
-                problems.append(("body", f"takes {size.segments} SMS segments ({size.encoding}) as written; "
-                                         f"at most {sms.MAX_SEGMENTS} are sent"))
+        problems = _template_problems(channel, template)
         if problems:
             raise _template_error(problems)
         return template
 
+    @field_validator("variants")
+    @classmethod
+    def _variants_fit_channel(cls, variants: list[Variant] | None, info: ValidationInfo) -> list[Variant] | None:
+        channel = info.data.get("channel")
+        if channel is None or variants is None:
+            return variants
+        problems = [(f"[{i}].template.{path}", message) for i, v in enumerate(variants)
+                    for path, message in _template_problems(channel, v.template)]
+        if problems:
+            raise _template_error(problems)
+        return variants
+
+    @model_validator(mode="after")
+    def _template_or_variants(self):
+        if self.template is None and self.variants is None:
+            raise PydanticCustomError("template_problems", "{summary}", {
+                "summary": "template: is required (or give variants)", "problems": [("template", "is required "
+                                                                                   "(or give variants)")]})
+        if self.template is not None and self.variants is not None:
+            raise PydanticCustomError("template_problems", "{summary}", {
+                "summary": "variants: give either template or variants, not both",
+                "problems": [("variants", "give either template or variants, not both")]})
+        return self
+
     def stored(self) -> dict:
         """The step as services store it. An omitted delay stays omitted so that a PATCH
-        of a paused campaign can change templates without restating delays."""
-        out = {"channel": self.channel.value, "template": self.template.model_dump(exclude_none=True)}
+        of a paused campaign can change templates without restating delays. With variants,
+        `template` is the first variant's (what code that knows no variants reads)."""
+        if self.variants is not None:
+            variants = [{"template": v.template.model_dump(exclude_none=True), "weight": v.weight}
+                        for v in self.variants]
+            out = {"channel": self.channel.value, "template": variants[0]["template"], "variants": variants}
+        else:
+            assert self.template is not None
+            out = {"channel": self.channel.value, "template": self.template.model_dump(exclude_none=True)}
         if "delay_seconds" in self.model_fields_set:
             out["delay_seconds"] = self.delay_seconds
         return out
@@ -831,10 +881,23 @@ class HoldPublic(BaseModel):
     explanation: Explanation
 
 
+class VariantPublic(BaseModel):
+    template: dict[str, Any]
+    weight: int
+
+
 class StepPublic(BaseModel):
     channel: Channel
-    template: dict[str, Any]
+    template: dict[str, Any] = Field(description="The step's message (with variants: the first variant's)")
+    variants: list[VariantPublic] | None = Field(default=None, description="Left out: the step has no variants")
     delay_seconds: int
+
+    @model_serializer(mode="wrap")
+    def _without_no_variants(self, handler):
+        out = handler(self)
+        if out.get("variants") is None:
+            out.pop("variants", None)  # a step without variants reads as before v1.1
+        return out
 
 
 class Caps(BaseModel):
@@ -977,6 +1040,52 @@ class TimelinePublic(BaseModel):
     items: list[TimelineEntry]
 
 
+# --- statistics ---------------------------------------------------------------------------------
+
+class VariantStats(BaseModel):
+    variant: int | None = Field(description="The variant's index; null for a step without variants")
+    sent: int = Field(description="Accepted sends (delivered and read ones included)")
+    delivered: int = Field(description="Delivered (read ones included)")
+    read: int
+    replied: int = Field(description="Leads that replied after this step and variant was their last accepted send")
+    failed: int = Field(description="Counted failures (lead-level, or retries exhausted)")
+    opted_out: int
+    reply_rate: float | None = Field(description="replied / sent, from 0 to 1; null when nothing was sent")
+
+
+class StepStats(BaseModel):
+    step: int
+    channel: Channel
+    variants: list[VariantStats]
+
+
+class SeriesPoint(BaseModel):
+    at: datetime = Field(description="The bucket's start (the campaign zone's hour or midnight), in UTC")
+    sent: int
+    delivered: int
+    read: int
+    replied: int
+    failed: int
+
+
+class CampaignStats(BaseModel):
+    model_config = examples({"interval": "day", "timezone": "Europe/Berlin", "steps": [
+        {"step": 0, "channel": "sms", "variants": [
+            {"variant": 0, "sent": 500, "delivered": 480, "read": 0, "replied": 40, "failed": 3, "opted_out": 2,
+             "reply_rate": 0.08},
+            {"variant": 1, "sent": 498, "delivered": 477, "read": 0, "replied": 21, "failed": 5, "opted_out": 1,
+             "reply_rate": 0.0422}]}],
+        "series": [{"at": "2026-03-01T23:00:00Z", "sent": 998, "delivered": 957, "read": 0, "replied": 30,
+                    "failed": 8},
+                   {"at": "2026-03-02T23:00:00Z", "sent": 0, "delivered": 0, "read": 0, "replied": 31,
+                    "failed": 0}]})
+
+    interval: Literal["hour", "day"]
+    timezone: str = Field(description="The campaign's zone, whose hours or midnights start the buckets")
+    steps: list[StepStats]
+    series: list[SeriesPoint]
+
+
 # --- message content: preview and test send ----------------------------------------------------
 
 class SmsSizePublic(BaseModel):
@@ -993,6 +1102,7 @@ class ContentProblem(BaseModel):
 class StepPreview(BaseModel):
     step: int
     channel: Channel
+    variant: int | None = Field(default=None, description="The variant rendered (null: the step has none)")
     rendered: dict[str, Any] = Field(description='WhatsApp `{"payload"}` (the provider request body), SMS and '
                                                  'voice `{"text"}`, email `{"subject", "text", "html"}`, LinkedIn '
                                                  '`{"action", "text"}`')
@@ -1025,6 +1135,8 @@ class SendTestRequest(Request):
     step: Annotated[int, Field(ge=0, le=MAX_INT)]
     to: SendTestTo
     lead_id: Annotated[Text, Field(max_length=64)] | None = None
+    variant: Annotated[int, Field(ge=0, lt=MAX_VARIANTS)] | None = Field(
+        default=None, description="A step with variants: which one to send (default: the lead's own)")
 
 
 class SendTestResult(BaseModel):

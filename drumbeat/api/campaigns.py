@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query
@@ -13,6 +14,7 @@ from drumbeat.schemas import (
     CampaignPreview,
     CampaignPublic,
     CampaignsPublic,
+    CampaignStats,
     CampaignUpdate,
     CancelAction,
     DuplicateAction,
@@ -25,7 +27,7 @@ from drumbeat.schemas import (
     TimelinePublic,
     error_responses,
 )
-from drumbeat.services import campaigns, content, integrations
+from drumbeat.services import campaigns, content, integrations, stats
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 
@@ -90,13 +92,28 @@ def get_timeline(campaign_id: ObjectId, principal: Viewer, ctx: ContextDep):
     return {"items": campaigns.get_timeline(ctx, principal, campaign_id)}
 
 
+@router.get("/{campaign_id}/stats", response_model=CampaignStats, responses=error_responses(404, 422))
+def get_stats(campaign_id: ObjectId, principal: Viewer, ctx: ContextDep,
+              interval: Literal["hour", "day"] = "day",
+              from_: Annotated[datetime | None, Query(alias="from", description=(
+                  "Start of the series (default: when the campaign started); without an offset, the "
+                  "campaign's local time"))] = None,
+              to: Annotated[datetime | None, Query(description="End of the series, exclusive (default: now)")] = None):
+    """Per step and variant (whole campaign) and over time (buckets starting at the campaign
+    zone's hours or midnights, `at` in UTC, empty ones with zeros), from maintained counters."""
+    return stats.campaign_stats(ctx, principal, campaign_id, interval=interval, start=from_, end=to)
+
+
 # --- message content -----------------------------------------------------------------------------
 
 @router.get("/{campaign_id}/preview", response_model=CampaignPreview, responses=error_responses(404))
 def preview_campaign(campaign_id: ObjectId, principal: Viewer, ctx: ContextDep,
-                     lead_id: Annotated[str | None, Query(description="Default: the campaign's first lead")] = None):
-    """Every step rendered for one lead of the campaign, exactly as the worker would send it."""
-    return content.preview(ctx, principal, campaign_id, lead_id)
+                     lead_id: Annotated[str | None, Query(description="Default: the campaign's first lead")] = None,
+                     variant: Annotated[int | None, Query(ge=0, le=4, description=(
+                         "Steps with variants render this one (default: the lead's own)"))] = None):
+    """Every step rendered for one lead of the campaign, exactly as the worker would send it.
+    (Channel fallback, and so its `fallback` selector, is not built yet.)"""
+    return content.preview(ctx, principal, campaign_id, lead_id, variant)
 
 
 @router.post("/{campaign_id}/test", response_model=SendTestResult, responses=error_responses(403, 404, 409, 429))
@@ -106,7 +123,7 @@ def send_test(campaign_id: ObjectId, body: SendTestRequest, principal: Operator,
     untouched; the timeline gets a `test_send` entry. A message the worker would refuse for
     its content answers `failed` with that error, without calling the provider."""
     return content.send_test(ctx, principal, campaign_id, step=body.step, to=body.to.model_dump(),
-                             lead_id=body.lead_id)
+                             lead_id=body.lead_id, variant=body.variant)
 
 
 # --- lifecycle actions: each answers the campaign, or a 409 naming why not --------------------

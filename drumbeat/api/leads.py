@@ -113,6 +113,7 @@ class LeadOut(BaseModel):
 
 class AttemptOut(BaseModel):
     step: int
+    variant: int | None = Field(default=None, description="The step's variant sent (null: the step has none)")
     channel: str
     integration_id: str | None
     status: str
@@ -126,7 +127,8 @@ class AttemptOut(BaseModel):
 
 class LeadDetail(LeadOut):
     model_config = examples({**LEAD_EXAMPLE, "attempts": [{
-        "step": 0, "channel": "whatsapp", "integration_id": "5eb4feab2f804d2daed9e008e923df08", "status": "read",
+        "step": 0, "variant": None, "channel": "whatsapp", "integration_id": "5eb4feab2f804d2daed9e008e923df08",
+        "status": "read",
         "provider_message_id": "wamid.HBgLNDkxNTEyMzQ1Njc4OQ", "error_code": None, "error_class": None,
         "error_message": None, "created_at": "2026-03-02T10:05:03Z", "updated_at": "2026-03-02T10:06:00Z"}]})
 

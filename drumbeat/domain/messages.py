@@ -16,7 +16,6 @@ from typing import Any
 
 from drumbeat.domain import sms
 from drumbeat.domain.channels import ADDRESS_FIELD, Channel
-from drumbeat.domain.variants import template_of, templates_of
 from drumbeat.domain.templates import (
     MESSAGE_TOO_LONG,
     MISSING_VARIABLE,
@@ -26,6 +25,7 @@ from drumbeat.domain.templates import (
     render,
     variables,
 )
+from drumbeat.domain.variants import template_of, templates_of
 from drumbeat.domain.whatsapp_templates import render_components, rendered_problem, strings, template_object
 
 

@@ -32,7 +32,7 @@ from drumbeat.services.holds import SWEEPER, sweep_campaign
 from drumbeat.services.key_checks import probe_for_sweep
 from drumbeat.services.leads import prune_imports
 from drumbeat.store import campaigns as campaign_store
-from drumbeat.store import counts
+from drumbeat.store import counts, stats
 from drumbeat.store.locks import exclusive
 
 log = structlog.get_logger()
@@ -95,6 +95,7 @@ class Sweeper:
             report.pruned_imports = prune_imports(self.ctx)
             with self.ctx.db.begin() as conn:  # keep the maintained counts a few rows per metric
                 report.folded = counts.fold(conn)
+                stats.fold(conn)
             self.sweeps += 1
         if report.resumed:
             log.info("sweeper resumed campaigns", campaigns=len(report.resumed), campaign_ids=report.resumed)

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from drumbeat.channels.base import ChannelAdapter, Credential
+from drumbeat.domain import variants
 from drumbeat.domain.contact_cap import ContactCap
 from drumbeat.domain.errors import ErrorClass, SendResult
 from drumbeat.domain.leads import (
@@ -251,8 +252,9 @@ class Worker:
     async def _send(self, job: Job) -> Job:
         lead, step = job.claimed.lead, job.steps[job.claimed.step]
         message = job.claimed.message  # composed by the claim; a recovered attempt's is composed now
-        if message is None:
-            message = self._compose(job.campaign, step, lead, job.claimed.idempotency_key, self.ctx.clock()).message
+        if message is None:  # the same variant: a pure function of the lead and the step
+            message = self._compose(job.campaign, step, lead, job.claimed.idempotency_key, self.ctx.clock(),
+                                    variants.variant_of(step, job.claimed.step, lead["id"])).message
         adapter = self.adapters[job.credential.provider]
         try:
             with self.metrics.in_flight_of(step["channel"]).track_inprogress():
@@ -265,14 +267,15 @@ class Worker:
                                     error_message=type(exc).__name__)
         return job
 
-    def _compose(self, campaign: dict, step: dict, lead: dict, idempotency_key: str, now: datetime):
+    def _compose(self, campaign: dict, step: dict, lead: dict, idempotency_key: str, now: datetime,
+                 variant: int | None):
         """The lead's message, with its unsubscribe link where the step needs one (none
         without DRUMBEAT_PUBLIC_URL: the gates refuse such a campaign, and a template that
         uses `{{unsubscribe_url}}` then fails the lead for a missing variable)."""
         url = None
         if self._links is not None and needs_unsubscribe_url(step):
             url = self._links.url(campaign["workspace_id"], lead["id"], now.astimezone(UTC).date())
-        return compose(step, lead, idempotency_key=idempotency_key, unsubscribe_url=url)
+        return compose(step, lead, idempotency_key=idempotency_key, unsubscribe_url=url, variant=variant)
 
     # --- claim ----------------------------------------------------------------------
 
@@ -403,8 +406,13 @@ class Worker:
         contact_cap = ContactCap.from_setting(campaign.get("contact_cap"))
         unsendable: list[tuple[int, str]] = []  # (lead id, code): failed in the claim, never sent
 
+        def variant_of(lead: dict) -> int | None:
+            position = lead["current_step"]
+            return variants.variant_of(steps[position], position, lead["id"])
+
         def content(lead: dict, idempotency_key: str):
-            composition = self._compose(campaign, steps[lead["current_step"]], lead, idempotency_key, now)
+            composition = self._compose(campaign, steps[lead["current_step"]], lead, idempotency_key, now,
+                                        variant_of(lead))
             if composition.problem is not None:
                 unsendable.append((lead["id"], composition.problem[0]))
             return composition
@@ -417,7 +425,7 @@ class Worker:
                 conn, campaign_id=campaign["id"], run=campaign["run"], steps_open=steps_open, now=now,
                 limit=room, owner=self.owner, lease=self.lease, pick_integration=pick,
                 channel_of_step=lambda i: steps[i]["channel"], defer=defer, compose=content,
-                contact_cap=contact_cap)
+                contact_cap=contact_cap, variant_of=variant_of)
             if claimed is None:  # paused, resumed or finished meanwhile
                 self._campaigns_read_at = None
                 break

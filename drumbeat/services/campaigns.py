@@ -421,7 +421,8 @@ def update_campaign(ctx: Context, principal: Principal, campaign_id: str, patch:
                 store.replace_steps(conn, campaign_id, patch["steps"])
             elif status is Status.PAUSED and _only_templates_changed(store.get_steps(conn, campaign_id),
                                                                      patch["steps"]):
-                store.update_step_templates(conn, campaign_id, {i: s["template"] for i, s in enumerate(patch["steps"])})
+                store.update_step_templates(conn, campaign_id, {i: s["template"] for i, s in enumerate(patch["steps"])},
+                                            {i: s.get("variants") for i, s in enumerate(patch["steps"])})
             else:
                 raise InvalidTransition(status, "edit_steps")
         values = {k: patch[k] for k in SETTINGS if k in patch}
@@ -435,9 +436,16 @@ def update_campaign(ctx: Context, principal: Principal, campaign_id: str, patch:
 
 
 def _only_templates_changed(current: list[dict], new: list[dict]) -> bool:
+    """Same steps, channels and delays; and the same variants with the same weights (adding,
+    removing or reweighing a variant would move leads from one variant to another)."""
     return len(current) == len(new) and all(
         a["channel"] == b["channel"] and a["delay_seconds"] == b.get("delay_seconds", a["delay_seconds"])
+        and _weights(a) == _weights(b)
         for a, b in zip(current, new, strict=True))
+
+
+def _weights(step: dict) -> list[int] | None:
+    return [v["weight"] for v in step["variants"]] if step.get("variants") else None
 
 
 def schedule(ctx: Context, principal: Principal, campaign_id: str, start_at: datetime) -> dict:

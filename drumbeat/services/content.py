@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection
 
 from drumbeat.channels import registry, whatsapp
+from drumbeat.domain import variants
 from drumbeat.domain.channels import ADDRESS_FIELD, Channel
 from drumbeat.domain.errors import ErrorClass, SendResult
 from drumbeat.domain.exceptions import InvalidTransition, NotFound, RateLimited, ResumeBlocked, ValidationFailed
@@ -44,17 +45,34 @@ _NORMALIZE = {"phone": normalize_phone, "email": normalize_email, "linkedin_url"
 
 # --- preview ------------------------------------------------------------------------------
 
-def preview(ctx: Context, principal: Principal, campaign_id: str, lead_id: str | None = None) -> dict:
+def preview(ctx: Context, principal: Principal, campaign_id: str, lead_id: str | None = None,
+            variant: int | None = None) -> dict:
     """Every step rendered for one lead of the campaign (`lead_id`, else its first lead,
-    else empty lead fields)."""
+    else empty lead fields). A step with variants renders the lead's own variant, or
+    `variant` where given (a step without variants ignores it)."""
     with ctx.db.begin() as conn:
         load_campaign(conn, principal, campaign_id)
         steps = campaign_store.get_steps(conn, campaign_id)
         lead = _lead(conn, campaign_id, lead_id)
+    if variant is not None and not any(variant < len(s.get("variants") or []) for s in steps):
+        raise ValidationFailed([{"field": "variant", "message": "no step of the campaign has that variant"}])
     url = unsubscribe_url(ctx, principal.workspace_id, lead["id"] if lead else None)
-    return {"lead_id": str(lead["id"]) if lead else None,
-            "steps": [_step_preview(i, step, compose(step, lead or {}, unsubscribe_url=url))
-                      for i, step in enumerate(steps)]}
+    out = []
+    for i, step in enumerate(steps):
+        chosen = _variant(step, i, lead, variant if variant is not None and variant < len(step.get("variants") or [])
+                          else None)
+        out.append({**_step_preview(i, step, compose(step, lead or {}, unsubscribe_url=url, variant=chosen)),
+                    "variant": chosen})
+    return {"lead_id": str(lead["id"]) if lead else None, "steps": out}
+
+
+def _variant(step: dict, position: int, lead: dict | None, chosen: int | None) -> int | None:
+    """The variant to render: the one chosen, else the lead's own (the first without a lead)."""
+    if not variants.has_variants(step):
+        return None
+    if chosen is not None:
+        return chosen
+    return variants.variant_of(step, position, lead["id"] if lead else None)
 
 
 def unsubscribe_url(ctx: Context, workspace_id: str, lead_id: int | None) -> str | None:
@@ -100,7 +118,7 @@ def rendered(message: OutboundMessage) -> dict:
 # --- test send ----------------------------------------------------------------------------
 
 def send_test(ctx: Context, principal: Principal, campaign_id: str, *, step: int, to: dict,
-              lead_id: str | None = None) -> dict:
+              lead_id: str | None = None, variant: int | None = None) -> dict:
     """Send one rendered step (for `lead_id`, else the first lead, else empty lead fields)
     to the operator's own address now, through the campaign's first usable key on the
     step's channel and its real adapter, and answer the provider's verdict.
@@ -125,14 +143,21 @@ def send_test(ctx: Context, principal: Principal, campaign_id: str, *, step: int
         channel = steps[step]["channel"]
         kind, address = _recipient(channel, to)
         _refuse_suppressed(conn, principal.workspace_id, kind, address)
+        count = len(steps[step].get("variants") or [])
+        if variant is not None and variant >= count:
+            raise ValidationFailed([{"field": "variant", "message": f"the step has variants 0 to {count - 1}"
+                                     if count else "the step has no variants"}])
         lead = _lead(conn, campaign_id, lead_id)
+        chosen = _variant(steps[step], step, lead, variant)
         key = _first_usable_key(conn, campaign, channel)
         _reserve(conn, principal.workspace_id, now)
         composition = compose(steps[step], lead or {}, to=address,
                               idempotency_key=f"test.{campaign_id}.{step}.{secrets.token_hex(6)}",
-                              unsubscribe_url=unsubscribe_url(ctx, principal.workspace_id, None))
+                              unsubscribe_url=unsubscribe_url(ctx, principal.workspace_id, None), variant=chosen)
         details = {"step": step, "channel": channel, "to": mask_address(kind, address), "integration_id": key["id"],
                    "lead_id": str(lead["id"]) if lead else None}
+        if chosen is not None:
+            details["variant"] = chosen
         if composition.problem is not None:
             result = SendResult(error_class=ErrorClass.LEAD, error_code=composition.problem[0],
                                 error_message=composition.problem[1])

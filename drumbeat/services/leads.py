@@ -708,7 +708,7 @@ def lead_view(row: dict) -> dict:
 
 
 def attempt_view(row: dict) -> dict:
-    return {k: row[k] for k in ("step", "channel", "integration_id", "status", "provider_message_id",
+    return {k: row[k] for k in ("step", "variant", "channel", "integration_id", "status", "provider_message_id",
                                 "error_code", "error_class", "error_message", "created_at", "updated_at")}
 
 

@@ -43,15 +43,21 @@ def replace_steps(conn: Connection, campaign_id: str, new_steps: list[dict]) -> 
     conn.execute(delete(steps).where(steps.c.campaign_id == campaign_id))
     conn.execute(insert(steps), [
         {"campaign_id": campaign_id, "position": i, "channel": s["channel"],
-         "template": s["template"], "delay_seconds": s.get("delay_seconds", 0)}
+         "template": s["template"], "delay_seconds": s.get("delay_seconds", 0), "variants": s.get("variants")}
         for i, s in enumerate(new_steps)
     ])
 
 
-def update_step_templates(conn: Connection, campaign_id: str, templates: dict[int, dict]) -> None:
+def update_step_templates(conn: Connection, campaign_id: str, templates: dict[int, dict],
+                          variants: dict[int, list[dict] | None] | None = None) -> None:
+    """New templates for existing steps (and, per step given in `variants`, its variants'
+    templates: the caller keeps their number and weights)."""
     for position, template in templates.items():
+        values: dict = {"template": template}
+        if variants is not None and variants.get(position) is not None:
+            values["variants"] = variants[position]
         conn.execute(update(steps).where(steps.c.campaign_id == campaign_id, steps.c.position == position)
-                     .values(template=template))
+                     .values(**values))
 
 
 def get_campaign(conn: Connection, workspace_id: str, campaign_id: str, *, for_update: bool = False):
@@ -71,7 +77,10 @@ def steps_of(conn: Connection, campaign_ids: list[str]) -> dict[str, list[dict]]
     rows = conn.execute(select(steps).where(steps.c.campaign_id.in_(campaign_ids))
                         .order_by(steps.c.campaign_id, steps.c.position))
     for r in rows:
-        out[r.campaign_id].append({"channel": r.channel, "template": r.template, "delay_seconds": r.delay_seconds})
+        step = {"channel": r.channel, "template": r.template, "delay_seconds": r.delay_seconds}
+        if r.variants:
+            step["variants"] = r.variants
+        out[r.campaign_id].append(step)
     return out
 
 

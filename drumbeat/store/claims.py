@@ -114,11 +114,13 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
                     limit: int, owner: str, lease: timedelta, pick_integration,
                     channel_of_step, defer: Callable[[dict], datetime | None] | None = None,
                     compose: Composer | None = None,
-                    contact_cap: ContactCap | None = None) -> list[ClaimedAttempt] | None:
+                    contact_cap: ContactCap | None = None,
+                    variant_of: Callable[[dict], int | None] | None = None) -> list[ClaimedAttempt] | None:
     """Lease up to `limit` due leads whose current step is on an open channel and commit
     a `sending` attempt for each (the caller commits). `pick_integration(step)` returns
     the key to use, round robin over the channel's usable pool. None means the campaign
-    is no longer sending in this run (the caller's view of it is stale).
+    is no longer sending in this run (the caller's view of it is stale). `variant_of(lead)`
+    names the variant of its current step each attempt records (domain.variants).
 
     `defer(lead)` may move a claimed lead to a later time instead (its window is closed
     now): it is released at once with that next action time, no attempt starts, and it
@@ -216,7 +218,8 @@ def claim_due_leads(conn: Connection, *, campaign_id: str, run: int, steps_open:
     for lead in claimed:
         step = lead["current_step"]
         rows.append({"lead_id": lead["id"], "step": step, "channel": channel_of_step(step),
-                     "integration_id": pick_integration(step), "idempotency_key": _idempotency_key(lead)})
+                     "integration_id": pick_integration(step), "idempotency_key": _idempotency_key(lead),
+                     "variant": variant_of(lead) if variant_of is not None else None})
     attempt_of_lead = dict((lead_id, attempt_id) for attempt_id, lead_id in
                            _insert_sending_attempts(conn, campaign_id, run, rows, now))
     by_lead = {lead["id"]: lead for lead in claimed}
@@ -368,7 +371,7 @@ def _insert_sending_attempts(conn: Connection, campaign_id: str, run: int, rows:
         return conn.execute(queries("postgresql")["insert_sending_attempts"], {
             "campaign_id": campaign_id, "run": run, "now": now, **_columns(rows, {
                 "lead_ids": "lead_id", "steps": "step", "channels": "channel",
-                "integration_ids": "integration_id", "keys": "idempotency_key"})}).all()
+                "integration_ids": "integration_id", "keys": "idempotency_key", "variants": "variant"})}).all()
     values = [{**r, "campaign_id": campaign_id, "run": run, "status": AttemptStatus.SENDING,
                "created_at": now, "updated_at": now} for r in rows]
     return conn.execute(insert(attempts).returning(attempts.c.id, attempts.c.lead_id), values).all()

@@ -1,33 +1,47 @@
-"""Aggregates for operations metrics: each one indexed query, read at scrape time."""
+"""Reading the per step / variant / quarter-hour counters (tables.step_stats), and folding them.
+
+Triggers (migration 0022) keep the counters in the transaction that changes an attempt or
+a lead, so a read costs the campaign's counter rows, never its attempts: the statistics of
+a campaign with 1,000,000 leads read a few thousand rows at most.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import Connection, func, select
 
-from drumbeat.store import claims
-from drumbeat.store.tables import campaigns, holds, leads
+from drumbeat.store.sql import queries
+from drumbeat.store.tables import step_stats
+
+s = step_stats.c
+METRICS = ("sent", "delivered", "read", "failed", "replied", "opted_out")
+SERIES = ("sent", "delivered", "read", "replied", "failed")
 
 
-def campaigns_by_status(conn: Connection) -> list[tuple[str, str | None, int]]:
-    """(status, paused_reason, count) over every workspace."""
-    query = (select(campaigns.c.status, campaigns.c.paused_reason, func.count())
-             .group_by(campaigns.c.status, campaigns.c.paused_reason))
-    return [(s, r, n) for s, r, n in conn.execute(query)]
+def by_step_and_variant(conn: Connection, campaign_id: str) -> dict[tuple[int, int | None], dict[str, int]]:
+    """(step, variant or None) -> every metric, over the campaign's whole life."""
+    rows = conn.execute(select(s.step, s.variant, *(func.sum(getattr(s, m)) for m in METRICS))
+                        .where(s.campaign_id == campaign_id).group_by(s.step, s.variant))
+    return {(step, None if variant < 0 else variant): {m: int(v or 0) for m, v in zip(METRICS, values, strict=True)}
+            for step, variant, *values in rows}
 
 
-def holds_by_reason(conn: Connection) -> list[tuple[str, str, int]]:
-    """(channel, reason, count) of channels held right now."""
-    query = select(holds.c.channel, holds.c.reason, func.count()).group_by(holds.c.channel, holds.c.reason)
-    return [(c, r, n) for c, r, n in conn.execute(query)]
+def by_quarter(conn: Connection, campaign_id: str, first: str, end: str) -> dict[str, dict[str, int]]:
+    """UTC quarter key -> the series metrics, for quarters in [first, end)."""
+    rows = conn.execute(select(s.quarter, *(func.sum(getattr(s, m)) for m in SERIES))
+                        .where(s.campaign_id == campaign_id, s.quarter >= first, s.quarter < end)
+                        .group_by(s.quarter))
+    return {quarter: {m: int(v or 0) for m, v in zip(SERIES, values, strict=True)} for quarter, *values in rows}
 
 
-def due_leads(conn: Connection, now: datetime) -> list[tuple[str, int]]:
-    """(campaign id, leads due now) for sending campaigns: the engine's queue depth, what a
-    claim would take (parked leads wait for the re-clamp, not for a worker)."""
-    query = (select(leads.c.campaign_id, func.count())
-             .join(campaigns, campaigns.c.id == leads.c.campaign_id)
-             .where(campaigns.c.status == "sending", *claims.claimable(now))
-             .group_by(leads.c.campaign_id))
-    return [(c, n) for c, n in conn.execute(query)]
+def fold(conn: Connection, min_rows: int = 256) -> int:
+    """PostgreSQL: replace the delta rows of each campaign that gathered at least
+    `min_rows` by one row per (step, variant, quarter); rows committed meanwhile stay as
+    they are, so the sums never change. Returns the campaigns folded. (SQLite keeps one
+    row per key: nothing to do.)"""
+    if conn.dialect.name != "postgresql":
+        return 0
+    busy = list(conn.execute(select(s.campaign_id).group_by(s.campaign_id).having(func.count() >= min_rows))
+                .scalars())
+    for campaign_id in busy:
+        conn.execute(queries("postgresql")["fold_step_stats"], {"campaign_id": campaign_id})
+    return len(busy)

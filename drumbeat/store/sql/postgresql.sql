@@ -30,14 +30,14 @@ UPDATE leads AS l
    AND CASE WHEN l.{workable} THEN true ELSE false END;
 
 -- insert_sending_attempts --
--- Start a batch of attempts (status sending) in one statement; returns each attempt's lead.
+-- Start a batch of attempts (status sending, with the variant each sends) in one statement; returns each attempt's lead.
 INSERT INTO attempts (lead_id, campaign_id, step, channel, integration_id, run, idempotency_key, status,
-                      counted_failure, created_at, updated_at)
+                      counted_failure, created_at, updated_at, variant)
 SELECT o.lead_id, :campaign_id, o.step, o.channel, o.integration_id, :run, o.idempotency_key, 'sending',
-       false, :now, :now
+       false, :now, :now, o.variant
   FROM unnest(CAST(:lead_ids AS bigint[]), CAST(:steps AS int[]), CAST(:channels AS text[]),
-              CAST(:integration_ids AS text[]), CAST(:keys AS text[]))
-       AS o(lead_id, step, channel, integration_id, idempotency_key)
+              CAST(:integration_ids AS text[]), CAST(:keys AS text[]), CAST(:variants AS smallint[]))
+       AS o(lead_id, step, channel, integration_id, idempotency_key, variant)
 RETURNING id, lead_id;
 
 -- defer_claimed_leads --
@@ -100,3 +100,16 @@ UPDATE leads AS l
         OR EXISTS (SELECT 1 FROM suppressions AS s WHERE s.workspace_id = :workspace_id
                       AND s.address_hash IN (h.phone_hash, h.email_hash)))
 RETURNING l.id;
+
+-- fold_step_stats --
+-- Replace a campaign's statistics delta rows by one row per step, variant and quarter hour (rows committed meanwhile stay as they are).
+WITH gone AS (
+  DELETE FROM step_stats WHERE campaign_id = :campaign_id
+  RETURNING step, variant, quarter, sent, delivered, read, failed, replied, opted_out
+)
+INSERT INTO step_stats (campaign_id, step, variant, quarter, sent, delivered, read, failed, replied, opted_out)
+SELECT :campaign_id, step, variant, quarter, sum(sent), sum(delivered), sum(read), sum(failed), sum(replied),
+       sum(opted_out)
+  FROM gone GROUP BY step, variant, quarter
+HAVING sum(sent) <> 0 OR sum(delivered) <> 0 OR sum(read) <> 0 OR sum(failed) <> 0 OR sum(replied) <> 0
+    OR sum(opted_out) <> 0;

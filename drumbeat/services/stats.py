@@ -16,7 +16,7 @@ delivered and sent).
 from __future__ import annotations
 
 from bisect import bisect_right
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from drumbeat.domain import stats as rules
@@ -52,6 +52,19 @@ def campaign_stats(ctx: Context, principal: Principal, campaign_id: str, *, inte
             if starts else {}
     return {"interval": every.value, "timezone": zone,
             "steps": step_rows(steps, totals), "series": series(starts, quarters)}
+
+
+def recent_stats(ctx: Context, principal: Principal, campaign_id: str) -> dict | None:
+    """What the campaign page charts: by day over the last 30 days, by hour while the
+    campaign is younger than two days; None before it started."""
+    with ctx.db.connect() as conn:
+        started = load_campaign(conn, principal, campaign_id)["started_at"]
+    if started is None:
+        return None
+    now = ctx.clock()
+    young = now - started < timedelta(days=2)
+    start = max(started, now - (timedelta(hours=47) if young else timedelta(days=30)))
+    return campaign_stats(ctx, principal, campaign_id, interval="hour" if young else "day", start=start)
 
 
 def _instant(value: datetime, zone: str) -> datetime:

@@ -35,13 +35,14 @@ from drumbeat.services import (
     forms,
     integrations,
     leads,
+    stats,
     suppressions,
     workspaces,
 )
 from drumbeat.services import templates as catalogue
 from drumbeat.services.context import Context, Principal
 from drumbeat.services.sign_ins import SignInThrottle
-from drumbeat.web import present
+from drumbeat.web import charts, present
 from drumbeat.web.sessions import LOGIN_COOKIE, SESSION_COOKIE, SESSION_SECONDS, Signer
 
 HERE = Path(__file__).parent
@@ -401,7 +402,13 @@ def campaign_page(request: Request, campaign_id: str):
     except NotFound:
         return _problem(request, s, "not_found", "There is no such campaign in this workspace.", 404)
     return _page(request, s, "campaign.html", c=c, alert=None, reasons=present.EXPLANATION_TEXTS,
-                 opt_outs=_opt_outs(_ctx(request), s, c))
+                 opt_outs=_opt_outs(_ctx(request), s, c), perf=_performance(_ctx(request), s, campaign_id))
+
+
+def _performance(ctx: Context, s: Session, campaign_id: str) -> dict | None:
+    """The "What works" card of a campaign that has started (web.charts)."""
+    result = stats.recent_stats(ctx, s.principal, campaign_id)
+    return charts.performance(result, result["timezone"]) if result else None
 
 
 def _opt_outs(ctx: Context, s: Session, c: dict) -> list[tuple[str, int]]:

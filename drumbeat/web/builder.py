@@ -66,6 +66,7 @@ CHANNEL_KEYS = {"whatsapp": ("name", "language", "body", "components"), "sms": (
                 "email": ("subject", "body", "html"), "linkedin": ("action", "wait_seconds", "body")}
 SECTIONS = ("name", "steps", "integration_ids", "schedule", "limits", "failure_policy")
 # API paths whose input has another name on the form.
+FIRST_VARIANT = re.compile(r"^(steps\.\d+)\.variants\.0(?=\.template|\.weight)")
 STEP_TEMPLATE = re.compile(r"^(steps\.\d+)\.template$")
 STEP_DELAY = re.compile(r"^(steps\.\d+)\.delay_seconds$")
 STEP_COMPONENTS = re.compile(r"^steps\.(\d+)\.template\.components(?:\.(\d+\.parameters\.\d+))?")
@@ -77,7 +78,18 @@ ALIASES = {"failure_policy.threshold": "failure_policy.threshold_percent",
 
 def blank_step(channel: str = "whatsapp") -> dict:
     return {"channel": channel, "delay": "0", "delay_unit": "minutes", "catalogue": "",
-            **{k: "" for k in TEMPLATE_KEYS}, "action": "message", "params": {}, "fields": None}
+            **{k: "" for k in TEMPLATE_KEYS}, "action": "message", "params": {}, "fields": None,
+            "weight": "1", "variants": []}
+
+
+# A/B variants: the step's own template is variant A (its weight `steps.N.weight`); the
+# others are typed in rows named by their API index, `steps.N.variants.K.template.body`
+# (K from 1), with their own weight. They take the text inputs of the step's channel.
+VARIANT_KEYS = ("name", "language", "subject", "body")
+
+
+def blank_variant() -> dict:
+    return {**{k: "" for k in VARIANT_KEYS}, "weight": "1"}
 
 
 def blank_state() -> dict:
@@ -119,6 +131,10 @@ def state_of(view: dict) -> dict:
         row["components"] = json.dumps(t["components"], indent=2, ensure_ascii=False) if t.get("components") else ""
         row["action"] = t.get("action") or "message"
         row["catalogue"] = f"{t['name']}|{t['language']}" if t.get("name") and t.get("language") else ""
+        if step.get("variants"):
+            row["weight"] = str(step["variants"][0]["weight"])
+            row["variants"] = [{**{k: _text(v["template"].get(k)) for k in VARIANT_KEYS}, "weight": str(v["weight"])}
+                               for v in step["variants"][1:]]
         steps.append(row)
     sch, lim, fp = view["schedule"], view["limits"], view["failure_policy"]
     ramp = lim.get("ramp") or {}
@@ -149,6 +165,11 @@ def read_form(form) -> dict:
                **{k: get(p + "template." + k) for k in TEMPLATE_KEYS}, "fields": None,
                "params": {k[len(p + "param."):]: get(k) for k in form if k.startswith(p + "param.")}}
         row["action"] = row["action"] or "message"
+        row["weight"] = get(p + "weight").strip() or "1"
+        ks = sorted({int(k.split(".")[3]) for k in form if k.startswith(p + "variants.") and k.count(".") >= 4
+                     and k.split(".")[3].isdigit() and len(k.split(".")[3]) < 3})
+        row["variants"] = [{**{k: get(f"{p}variants.{v}.template.{k}") for k in VARIANT_KEYS},
+                            "weight": get(f"{p}variants.{v}.weight").strip()} for v in ks]
         steps.append(row)
     state = blank_state()
     state.update(name=get("name"), steps=steps, pool="chosen" if get("pool") == "chosen" else "all",
@@ -192,6 +213,10 @@ def payload_of(state: dict, problems: list[dict]) -> dict:
                 problems.append({"field": f"steps.{i}.template.components",
                                  "message": "is not valid JSON (a list of Meta's template components)"})
         step: dict[str, Any] = {"channel": row["channel"], "template": template}
+        if row.get("variants"):
+            others = [{"template": _present(v, [k for k in VARIANT_KEYS if k in keys]), "weight": v["weight"]}
+                      for v in row["variants"]]
+            step = {"channel": row["channel"], "variants": [{"template": template, "weight": row["weight"]}, *others]}
         try:
             amount = float(row["delay"] or "0")
             step["delay_seconds"] = round(amount * UNITS.get(row["delay_unit"], 60))
@@ -243,12 +268,16 @@ def place_errors(problems: list[dict], state: dict) -> dict[str, list[str]]:
         inputs |= {f"steps.{i}", f"steps.{i}.channel", f"steps.{i}.delay"}
         inputs |= {f"steps.{i}.template.{k}" for k in TEMPLATE_KEYS}
         inputs |= {f"steps.{i}.param.{f.key}" for f in row.get("fields") or []}
+        inputs |= {f"steps.{i}.weight", f"steps.{i}.variants"}
+        inputs |= {f"steps.{i}.variants.{k}.{name}" for k in range(1, len(row.get("variants") or []) + 1)
+                   for name in ("weight", *(f"template.{key}" for key in VARIANT_KEYS))}
     inputs |= {f"schedule.{k}" for k in ("timezone", "days", "window_start", "window_end", "start_at")}
     inputs |= {f"limits.{k}" for k in state["limits"]} | {f"failure_policy.{k}" for k in state["failure_policy"]}
     out: dict[str, list[str]] = {}
     for problem in problems:
         path = re.sub(r"\[(\d+)\]", r".\1", problem["field"])  # the catalogue check writes steps[0]
         path = ALIASES.get(path) or STEP_DELAY.sub(r"\1.delay", path)
+        path = FIRST_VARIANT.sub(r"\1", path)  # variant A is the step's own template and weight
         path = STEP_TEMPLATE.sub(r"\1", path)  # a whole-template problem belongs to its step
         message = _clean(problem["message"])
         if (param := _parameter_input(path, state)) is not None:
@@ -316,6 +345,13 @@ def field_labels(state: dict) -> dict[str, str]:
         labels[f"steps.{i}.delay"] = f"Step {i + 1} · Delay"
         for key, word in words.items():
             labels[f"steps.{i}.template.{key}"] = f"Step {i + 1} · {word}"
+        labels[f"steps.{i}.weight"] = f"Step {i + 1} · Variant A weight"
+        labels[f"steps.{i}.variants"] = f"Step {i + 1} · Variants"
+        for k in range(1, len(row.get("variants") or []) + 1):
+            name = chr(ord("A") + k)
+            labels[f"steps.{i}.variants.{k}.weight"] = f"Step {i + 1} · Variant {name} weight"
+            for key in VARIANT_KEYS:
+                labels[f"steps.{i}.variants.{k}.template.{key}"] = f"Step {i + 1} · Variant {name} {words[key].lower()}"
     return labels
 
 
@@ -468,10 +504,21 @@ async def _submit(request: Request, campaign_id: str | None) -> Response:
     op = str(form.get("op", "draft"))
     if view and view["status"] != "draft":  # the stored steps' channels and delays stay (the API's rule)
         state["steps"] = _keep_structure(state["steps"], state_of(view)["steps"])
-        if op == "add" or op.startswith("remove:"):
+        if op == "add" or op.startswith(("remove:", "variant:", "unvariant:")):
             return await run_in_threadpool(lambda: _form_page(request, s, state, view=view))
     if op == "add":
         state["steps"].append(blank_step(state["steps"][-1]["channel"] if state["steps"] else "whatsapp"))
+        return await run_in_threadpool(lambda: _form_page(request, s, state, view=view))
+    elif op.startswith("variant:"):  # one more variant of a step (at most five in all)
+        index = op[8:]
+        if index.isdigit() and int(index) < len(state["steps"]) and len(state["steps"][int(index)]["variants"]) < 4:
+            state["steps"][int(index)]["variants"].append(blank_variant())
+        return await run_in_threadpool(lambda: _form_page(request, s, state, view=view))
+    elif op.startswith("unvariant:"):
+        index, _, k = op[10:].partition(":")
+        if index.isdigit() and k.isdigit() and int(index) < len(state["steps"]) \
+                and 1 <= int(k) <= len(state["steps"][int(index)]["variants"]):
+            del state["steps"][int(index)]["variants"][int(k) - 1]
         return await run_in_threadpool(lambda: _form_page(request, s, state, view=view))
     elif op.startswith("remove:"):
         index = op[7:]
@@ -538,7 +585,11 @@ def _keep_structure(typed: list[dict], stored: list[dict]) -> list[dict]:
     out = []
     for i, row in enumerate(stored):
         mine = typed[i] if i < len(typed) else row
-        out.append({**mine, "channel": row["channel"], "delay": row["delay"], "delay_unit": row["delay_unit"]})
+        typed_variants = mine.get("variants") or []
+        variants = [{**(typed_variants[k] if k < len(typed_variants) else v), "weight": v["weight"]}
+                    for k, v in enumerate(row["variants"])]  # their number and weights are frozen too
+        out.append({**mine, "channel": row["channel"], "delay": row["delay"], "delay_unit": row["delay_unit"],
+                    "weight": row["weight"], "variants": variants})
     return out
 
 

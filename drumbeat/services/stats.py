@@ -91,8 +91,11 @@ def _variant_row(variant: int | None, metrics: dict[str, int]) -> dict:
 
 def series(starts: list[datetime], quarters: dict[str, dict[str, int]]) -> list[dict]:
     points = [{"at": at, **dict.fromkeys(store.SERIES, 0)} for at in starts]
+    # Bucket starts are quarter boundaries, and quarter keys sort as time does: compare keys,
+    # parse no dates (thousands of quarters per request).
+    start_keys = [rules.quarter_key(at) for at in starts]
     for key, metrics in quarters.items():
-        index = bisect_right(starts, rules.quarter_start(key)) - 1
+        index = bisect_right(start_keys, key) - 1
         if index < 0:
             continue
         for m, n in metrics.items():

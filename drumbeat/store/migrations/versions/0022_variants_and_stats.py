@@ -79,6 +79,10 @@ LAST_ATTEMPT = (f"SELECT a.campaign_id, a.step, a.variant FROM attempts AS a WHE
 PG_LEADS_FUNCTION = f"""
 CREATE FUNCTION drumbeat_stats_leads() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+  -- Most statements (claims, outcomes, re-clamps, cancel) end no lead this way: no join then.
+  IF NOT EXISTS (SELECT 1 FROM new_rows WHERE state IN {ENDED}) THEN
+    RETURN NULL;
+  END IF;
   INSERT INTO step_stats (campaign_id, step, variant, quarter, sent, delivered, read, failed, replied, opted_out)
   SELECT a.campaign_id, a.step, COALESCE(a.variant, -1), {_pg_quarter('n.updated_at')}, 0, 0, 0, 0,
          sum((n.state = 'replied')::int), sum((n.state = 'opted_out')::int)

@@ -7,7 +7,9 @@ a campaign with 1,000,000 leads read a few thousand rows at most.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, select
+from bisect import bisect_right
+
+from sqlalchemy import BigInteger, Connection, cast, func, select, text
 
 from drumbeat.store.sql import queries
 from drumbeat.store.tables import step_stats
@@ -19,15 +21,42 @@ SERIES = ("sent", "delivered", "read", "replied", "failed")
 
 def by_step_and_variant(conn: Connection, campaign_id: str) -> dict[tuple[int, int | None], dict[str, int]]:
     """(step, variant or None) -> every metric, over the campaign's whole life."""
-    rows = conn.execute(select(s.step, s.variant, *(func.sum(getattr(s, m)) for m in METRICS))
+    rows = conn.execute(select(s.step, s.variant, *_sums(METRICS))
                         .where(s.campaign_id == campaign_id).group_by(s.step, s.variant))
     return {(step, None if variant < 0 else variant): {m: int(v or 0) for m, v in zip(METRICS, values, strict=True)}
             for step, variant, *values in rows}
 
 
+def _sums(names) -> list:
+    # sum(bigint) is numeric on PostgreSQL: back to bigint, so rows arrive as ints, not Decimals.
+    return [cast(func.sum(getattr(s, m)), BigInteger) for m in names]
+
+
+def by_bucket(conn: Connection, campaign_id: str, start_keys: list[str], end: str) -> dict[int, dict[str, int]]:
+    """Bucket index -> the series metrics, for buckets starting at the quarters `start_keys`
+    (sorted) and the last one ending at `end`. PostgreSQL sums each bucket itself
+    (width_bucket over the keys: a row per bucket, not per quarter); SQLite's quarters are
+    summed here."""
+    if not start_keys:
+        return {}
+    if conn.dialect.name != "postgresql":
+        out: dict[int, dict[str, int]] = {}
+        for key, metrics in by_quarter(conn, campaign_id, start_keys[0], end).items():
+            index = bisect_right(start_keys, key) - 1
+            into = out.setdefault(index, dict.fromkeys(SERIES, 0))
+            for m, n in metrics.items():
+                into[m] += n
+        return out
+    bucket = func.width_bucket(s.quarter, text("CAST(:starts AS text[])")).label("b")
+    rows = conn.execute(select(bucket, *_sums(SERIES))
+                        .where(s.campaign_id == campaign_id, s.quarter >= start_keys[0], s.quarter < end)
+                        .group_by(bucket), {"starts": start_keys})
+    return {b - 1: {m: int(v or 0) for m, v in zip(SERIES, values, strict=True)} for b, *values in rows}
+
+
 def by_quarter(conn: Connection, campaign_id: str, first: str, end: str) -> dict[str, dict[str, int]]:
     """UTC quarter key -> the series metrics, for quarters in [first, end)."""
-    rows = conn.execute(select(s.quarter, *(func.sum(getattr(s, m)) for m in SERIES))
+    rows = conn.execute(select(s.quarter, *_sums(SERIES))
                         .where(s.campaign_id == campaign_id, s.quarter >= first, s.quarter < end)
                         .group_by(s.quarter))
     return {quarter: {m: int(v or 0) for m, v in zip(SERIES, values, strict=True)} for quarter, *values in rows}

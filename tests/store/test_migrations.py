@@ -73,3 +73,38 @@ def _json(value):
     import json
 
     return json.loads(value) if isinstance(value, str) else value
+
+
+def test_0022_counts_the_attempts_and_replies_already_there_and_the_downgrade_undoes_it(ctx):
+    from drumbeat.store import stats
+
+    _at(ctx.db, "0018", down=True)
+    with ctx.db.begin() as conn:
+        conn.execute(text("INSERT INTO workspaces (id, name, created_at) VALUES ('w1', 'w', '2026-01-01')"))
+        conn.execute(text("INSERT INTO campaigns (id, workspace_id, name, status, pause_details, schedule, limits,"
+                          " failure_policy, created_at) VALUES ('c1', 'w1', 'c', 'sending', '{}', '{}', '{}', '{}',"
+                          " '2026-01-01')"))
+        for n, (state, statuses) in enumerate([("replied", ["sent", "read"]), ("failed", ["failed"]),
+                                               ("completed", ["delivered"])]):
+            lead = conn.execute(text(
+                "INSERT INTO leads (campaign_id, phone, attributes, state, current_step, next_action_at, retries,"
+                " attempt_no, created_at, updated_at) VALUES ('c1', :phone, '{}', :state, 1, '2026-01-01', 0, 0,"
+                " '2026-01-01', '2026-01-02 10:20:00') RETURNING id"), {"phone": f"+1415555010{n}", "state": state}
+            ).scalar_one()
+            for step, status in enumerate(statuses):
+                conn.execute(text(
+                    "INSERT INTO attempts (lead_id, campaign_id, step, channel, integration_id, run, idempotency_key,"
+                    " status, counted_failure, created_at, updated_at) VALUES (:lead, 'c1', :step, 'sms', 'k1', 1,"
+                    " :key, :status, :counted, '2026-01-01 09:05:00', '2026-01-01')"),
+                    {"lead": lead, "step": step, "key": f"{lead}:{step}:1", "status": status,
+                     "counted": status == "failed"})
+    _at(ctx.db, "heads")
+    with ctx.db.begin() as conn:
+        totals = stats.by_step_and_variant(conn, "c1")
+        assert totals[(0, None)] == {"sent": 2, "delivered": 1, "read": 0, "failed": 1, "replied": 0, "opted_out": 0}
+        # The reply belongs to the replied lead's last accepted attempt (step 1, read).
+        assert totals[(1, None)] == {"sent": 1, "delivered": 1, "read": 1, "failed": 0, "replied": 1, "opted_out": 0}
+        assert set(stats.by_quarter(conn, "c1", "2026-01-01T09:00", "2026-01-03T00:00")) == {
+            "2026-01-01T09:00", "2026-01-02T10:15"}
+    _at(ctx.db, "0018", down=True)
+    _at(ctx.db, "heads")
